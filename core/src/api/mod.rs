@@ -1,0 +1,12 @@
+//! The `argoproj.io/v1alpha1` API as Rollouts reads and writes it.
+
+pub mod intstr;
+pub mod keys;
+pub mod parse;
+pub mod rollout;
+pub mod status;
+
+pub use intstr::IntOrString;
+pub use parse::SpecError;
+pub use rollout::*;
+pub use status::*;
