@@ -1,0 +1,1 @@
+//! Canary replica arithmetic (being written).
