@@ -1,7 +1,34 @@
-//! The pure core of Rollouts. See the crate README for the run-loop contract.
+//! The pure core of Rollouts: Argo Rollouts' controller as a deterministic state machine.
+//!
+//! # The run-loop contract
+//!
+//! ```text
+//! step(state, event, now) -> (state, actions)
+//! ```
+//!
+//! The caller (the controller shell, the simulator, a test) owns the loop:
+//!
+//! 1. Feed every observation of the rollout's objects as [`Event::Applied`] /
+//!    [`Event::Deleted`], and call with [`Event::Tick`] when a requested wake-up is due.
+//! 2. Execute the returned [`Action`]s in order. They are idempotent intentions with
+//!    deterministic names; executing one twice does no harm.
+//! 3. Keep at most one timer: the latest [`Action::WakeAt`] replaces the previous one.
+//! 4. When an action fails, send [`Event::ActionFailed`] and re-list the object.
+//!
+//! The core never reads a clock, the environment, files or randomness; maps are
+//! `BTreeMap`s; identical inputs give byte-identical outputs. It never panics: an invalid
+//! spec becomes an `InvalidSpec` condition naming the field.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod time;
+pub mod hash;
+pub mod objects;
 pub mod replicas;
+pub mod rollout;
+pub mod state;
+pub mod time;
+
+pub use rollout::step;
+pub use state::{Action, Event, Object, ObjectKind, State, WakeReason};
+pub use time::Timestamp;

@@ -1,0 +1,411 @@
+//! The reconcile context: the rollout, its ReplicaSets classified as new / stable / other,
+//! the status being computed, and the actions emitted so far.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+
+use super::pause::PauseCtx;
+use crate::api::{keys, Rollout, RolloutStatus};
+use crate::hash::pod_template_hash;
+use crate::objects::ReplicaSetExt;
+use crate::replicas::RsCounts;
+use crate::state::{Action, EventType, ReplicaSetPatch, State, WakeReason};
+use crate::time::{Seconds, Timestamp};
+
+/// One reconcile in progress.
+pub(super) struct Ctx<'s> {
+    pub now: Timestamp,
+    /// The rollout as read at the start (updated by our own metadata/status writes).
+    pub ro: Rollout,
+    /// The working state: our writes are applied to it as they are emitted.
+    pub state: &'s mut State,
+    /// Name of the ReplicaSet matching the current template.
+    pub new_rs: Option<String>,
+    /// Name of the ReplicaSet whose hash is `status.stableRS`.
+    pub stable_rs: Option<String>,
+    /// All ReplicaSets but the new one.
+    pub older_rs: Vec<String>,
+    /// All ReplicaSets but the new and the stable one.
+    pub other_rs: Vec<String>,
+    /// The hash of the current template.
+    pub template_hash: String,
+    /// The status being built (Argo's `newStatus`).
+    pub new_status: RolloutStatus,
+    pub pause: PauseCtx,
+    pub actions: Vec<Action>,
+    wake: Option<(Timestamp, WakeReason)>,
+    /// Set when the update restarted this reconcile (template or steps changed).
+    pub update_reset: bool,
+}
+
+impl<'s> Ctx<'s> {
+    pub fn new(state: &'s mut State, ro: Rollout, now: Timestamp) -> Self {
+        let template = ro.spec.template.clone().unwrap_or_default();
+        let template_hash = pod_template_hash(&template, ro.status.collision_count);
+        let mut ctx = Ctx {
+            now,
+            new_status: RolloutStatus {
+                restarted_at: ro.status.restarted_at,
+                canary: crate::api::CanaryStatus { weights: ro.status.canary.weights.clone(), ..Default::default() },
+                ..Default::default()
+            },
+            ro,
+            state,
+            new_rs: None,
+            stable_rs: None,
+            older_rs: Vec::new(),
+            other_rs: Vec::new(),
+            template_hash,
+            pause: PauseCtx::default(),
+            actions: Vec::new(),
+            wake: None,
+            update_reset: false,
+        };
+        ctx.classify();
+        if ctx.is_fully_promoted() && ctx.pause.is_aborted(&ctx.ro.status) {
+            ctx.pause.remove_abort();
+        }
+        ctx
+    }
+
+    /// Sorts the ReplicaSets into new / stable / other.
+    pub fn classify(&mut self) {
+        let mut all: Vec<&ReplicaSet> = self.state.replica_sets.values().collect();
+        all.sort_by(|a, b| (a.created(), a.name()).cmp(&(b.created(), b.name())));
+        let template = self.ro.spec.template.clone().unwrap_or_default();
+        let new_rs = all
+            .iter()
+            .find(|rs| rs.pod_hash() == self.template_hash)
+            .or_else(|| {
+                all.iter().find(|rs| {
+                    rs.spec
+                        .as_ref()
+                        .and_then(|s| s.template.as_ref())
+                        .is_some_and(|t| super::replicasets::templates_equal(t, &template, &self.ro))
+                })
+            })
+            .map(|rs| rs.name().to_string());
+        let stable_hash = self.ro.status.stable_rs.clone();
+        let stable_rs = if stable_hash.is_empty() {
+            None
+        } else {
+            all.iter().find(|rs| rs.pod_hash() == stable_hash).map(|rs| rs.name().to_string())
+        };
+        let names: Vec<String> = all.iter().map(|rs| rs.name().to_string()).collect();
+        self.older_rs = names.iter().filter(|n| Some(*n) != new_rs.as_ref()).cloned().collect();
+        self.other_rs = self
+            .older_rs
+            .iter()
+            .filter(|n| Some(*n) != stable_rs.as_ref())
+            .cloned()
+            .collect();
+        self.new_rs = new_rs;
+        self.stable_rs = stable_rs;
+    }
+
+    pub fn rs(&self, name: &str) -> Option<&ReplicaSet> {
+        self.state.replica_sets.get(name)
+    }
+
+    pub fn new_rs(&self) -> Option<&ReplicaSet> {
+        self.new_rs.as_deref().and_then(|n| self.rs(n))
+    }
+
+    pub fn stable_rs(&self) -> Option<&ReplicaSet> {
+        self.stable_rs.as_deref().and_then(|n| self.rs(n))
+    }
+
+    /// The hash of the new ReplicaSet, or the template hash when it does not exist yet.
+    pub fn new_hash(&self) -> String {
+        self.new_rs().map(|rs| rs.pod_hash().to_string()).unwrap_or_else(|| self.template_hash.clone())
+    }
+
+    pub fn all_rs(&self) -> impl Iterator<Item = &ReplicaSet> {
+        self.state.replica_sets.values()
+    }
+
+    pub fn counts(&self, name: Option<&str>) -> Option<RsCounts> {
+        name.and_then(|n| self.rs(n)).map(|rs| RsCounts {
+            spec: rs.spec_replicas(),
+            status_replicas: rs.status_replicas(),
+            available: rs.available(),
+        })
+    }
+
+    pub fn other_counts(&self) -> Vec<RsCounts> {
+        self.other_rs.iter().filter_map(|n| self.counts(Some(n))).collect()
+    }
+
+    pub fn stable_is_new(&self) -> bool {
+        self.stable_rs.is_some() && self.stable_rs == self.new_rs
+    }
+
+    pub fn replicas(&self) -> i32 {
+        self.ro.spec.replicas()
+    }
+
+    pub fn name(&self) -> &str {
+        self.ro.metadata.name.as_deref().unwrap_or("")
+    }
+
+    /// `status.stableRS == status.currentPodHash` (Argo's `IsFullyPromoted`).
+    pub fn is_fully_promoted(&self) -> bool {
+        self.ro.status.stable_rs == self.ro.status.current_pod_hash
+    }
+
+    /// Why progress is halted: a user pause or an inconclusive analysis.
+    pub fn halt_progress(&self) -> bool {
+        self.ro.spec.paused
+            || self
+                .ro
+                .status
+                .pause_conditions
+                .iter()
+                .any(|c| c.reason == crate::api::PauseReason::InconclusiveAnalysisRun)
+    }
+
+    /// The rollout's revision annotation as a number.
+    pub fn rollout_revision(&self) -> i64 {
+        self.ro
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(keys::REVISION))
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn event(&mut self, reason: &str, message: String) {
+        self.actions.push(Action::RecordEvent { kind: EventType::Normal, reason: reason.to_string(), message });
+    }
+
+    pub fn warning(&mut self, reason: &str, message: String) {
+        self.actions.push(Action::RecordEvent { kind: EventType::Warning, reason: reason.to_string(), message });
+    }
+
+    /// Asks to be woken at `at` (the earliest request wins).
+    pub fn wake_at(&mut self, at: Timestamp, reason: WakeReason) {
+        if at <= self.now {
+            return;
+        }
+        match self.wake {
+            Some((t, _)) if t <= at => {}
+            _ => self.wake = Some((at, reason)),
+        }
+    }
+
+    /// Applies and emits a ReplicaSet patch.
+    pub fn patch_rs(&mut self, name: &str, patch: ReplicaSetPatch) {
+        if let Some(rs) = self.state.replica_sets.get_mut(name) {
+            apply_rs_patch(rs, &patch);
+        }
+        self.actions.push(Action::PatchReplicaSet { name: name.to_string(), patch });
+    }
+
+    /// Argo's `scaleReplicaSetAndRecordEvent`: sets `spec.replicas` and the
+    /// `desired-replicas` annotation; returns whether the size changed.
+    pub fn scale_rs(&mut self, name: &str, new_scale: i32) -> bool {
+        let replicas = self.replicas();
+        let Some(rs) = self.rs(name) else { return false };
+        let old = rs.spec_replicas();
+        let desired = replicas.to_string();
+        let annotation_ok = rs.annotation(keys::DESIRED_REPLICAS) == Some(desired.as_str());
+        if old == new_scale && annotation_ok {
+            return false;
+        }
+        let revision = rs.revision().unwrap_or(0);
+        let has_deadline = rs.has_scale_down_deadline();
+        let mut patch = ReplicaSetPatch { replicas: Some(new_scale), ..Default::default() };
+        if !annotation_ok {
+            patch.annotations.insert(keys::DESIRED_REPLICAS.to_string(), Some(desired));
+        }
+        if new_scale == 0 && has_deadline && !self.should_delay_scale_down_on_abort() {
+            patch.annotations.insert(keys::SCALE_DOWN_DEADLINE.to_string(), None);
+        }
+        self.patch_rs(name, patch);
+        if old != new_scale {
+            let direction = if old < new_scale { "up" } else { "down" };
+            self.event(
+                "ScalingReplicaSet",
+                format!("Scaled {direction} ReplicaSet {name} (revision {revision}) from {old} to {new_scale}"),
+            );
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Adds `scale-down-deadline = now + delay`; a zero delay removes the annotation.
+    pub fn add_scale_down_delay(&mut self, name: &str, delay: Seconds) {
+        if delay.0 == 0 {
+            self.remove_scale_down_delay(name);
+            return;
+        }
+        let deadline = self.now.plus(delay);
+        let mut patch = ReplicaSetPatch::default();
+        patch.annotations.insert(keys::SCALE_DOWN_DEADLINE.to_string(), Some(deadline.to_rfc3339()));
+        self.patch_rs(name, patch);
+        self.wake_at(deadline, WakeReason::ScaleDownDeadline);
+    }
+
+    pub fn remove_scale_down_delay(&mut self, name: &str) {
+        if !self.rs(name).is_some_and(|rs| rs.has_scale_down_deadline()) {
+            return;
+        }
+        let mut patch = ReplicaSetPatch::default();
+        patch.annotations.insert(keys::SCALE_DOWN_DEADLINE.to_string(), None);
+        self.patch_rs(name, patch);
+    }
+
+    /// The parsed `scale-down-deadline` of a ReplicaSet.
+    pub fn scale_down_deadline(&self, name: &str) -> Option<Timestamp> {
+        self.rs(name)?.annotation(keys::SCALE_DOWN_DEADLINE).and_then(Timestamp::parse_rfc3339)
+    }
+
+    /// Argo's `shouldDelayScaleDownOnAbort`.
+    pub fn should_delay_scale_down_on_abort(&self) -> bool {
+        if !self.pause.is_aborted(&self.ro.status) || self.stable_rs.is_none() {
+            return false;
+        }
+        if let Some(c) = self.ro.spec.canary() {
+            if c.traffic_routing.is_none() {
+                return false;
+            }
+        }
+        let (delay, explicitly_set) = self.abort_scale_down_delay();
+        if delay.is_none() {
+            return false;
+        }
+        let dynamic = self.ro.spec.canary().is_some_and(|c| c.dynamic_stable_scale);
+        !(dynamic && !explicitly_set)
+    }
+
+    /// `abortScaleDownDelaySeconds` (None when 0: never scale down) and whether it was set.
+    pub fn abort_scale_down_delay(&self) -> (Option<Seconds>, bool) {
+        let set = self
+            .ro
+            .spec
+            .blue_green()
+            .and_then(|b| b.abort_scale_down_delay_seconds)
+            .or_else(|| self.ro.spec.canary().and_then(|c| c.abort_scale_down_delay_seconds));
+        let secs = set.unwrap_or(crate::api::defaults::ABORT_SCALE_DOWN_DELAY_SECONDS);
+        (if secs == 0 { None } else { Some(Seconds(i64::from(secs))) }, set.is_some())
+    }
+
+    /// `scaleDownDelayRevisionLimit` (unlimited by default).
+    pub fn scale_down_revision_limit(&self) -> i32 {
+        self.ro
+            .spec
+            .blue_green()
+            .and_then(|b| b.scale_down_delay_revision_limit)
+            .or_else(|| self.ro.spec.canary().and_then(|c| c.scale_down_delay_revision_limit))
+            .unwrap_or(i32::MAX)
+    }
+
+    /// Emits the wake-up, if any, and returns the actions.
+    pub fn finish(mut self) -> Vec<Action> {
+        if let Some((at, reason)) = self.wake.take() {
+            self.actions.push(Action::WakeAt { at, reason });
+        }
+        if let Some(r) = self.state.rollout.as_mut() {
+            r.metadata = self.ro.metadata.clone();
+        }
+        self.actions
+    }
+
+    /// Applies a merge patch to the Rollout's metadata annotations and emits it.
+    pub fn set_rollout_revision(&mut self, revision: &str) {
+        let current = self.ro.metadata.annotations.as_ref().and_then(|a| a.get(keys::REVISION)).cloned();
+        if current.as_deref() == Some(revision) {
+            return;
+        }
+        self.ro
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(keys::REVISION.to_string(), revision.to_string());
+        self.actions.push(Action::PatchRollout {
+            patch: serde_json::json!({"metadata": {"annotations": {keys::REVISION: revision}}}),
+        });
+        self.event("RolloutUpdated", format!("Rollout updated to revision {revision}"));
+    }
+
+    /// Dispatches to the strategy.
+    pub fn run(&mut self) {
+        if self.check_paused_conditions() {
+            return;
+        }
+        if self.is_scaling_event() {
+            self.sync_replicas_only();
+            return;
+        }
+        if self.ro.spec.blue_green().is_some() {
+            self.rollout_blue_green();
+        } else {
+            self.rollout_canary();
+        }
+    }
+
+    /// Argo's `isScalingEvent`: an active ReplicaSet was last scaled for another
+    /// `spec.replicas`.
+    fn is_scaling_event(&mut self) -> bool {
+        self.sync_replica_set_revision();
+        let replicas = self.replicas().to_string();
+        self.all_rs().filter(|rs| rs.spec_replicas() > 0).any(|rs| {
+            rs.annotation(keys::DESIRED_REPLICAS).is_some_and(|d| d.parse::<i32>().is_ok() && d != replicas)
+        })
+    }
+
+    /// Argo's `syncReplicasOnly`.
+    fn sync_replicas_only(&mut self) {
+        let mut new_status = self.ro.status.clone();
+        if self.ro.spec.blue_green().is_some() {
+            self.reconcile_blue_green_replica_sets();
+            let active = new_status.blue_green.active_selector.clone();
+            match self.all_rs().find(|rs| !active.is_empty() && rs.pod_hash() == active) {
+                Some(rs) => {
+                    new_status.hpa_replicas = rs.status_replicas();
+                    new_status.available_replicas = rs.available();
+                }
+                None => {
+                    new_status.hpa_replicas = self.all_rs().map(|r| r.status_replicas()).sum();
+                    new_status.available_replicas = self.all_rs().map(|r| r.available()).sum();
+                }
+            }
+        } else {
+            self.reconcile_canary_replica_sets();
+            new_status.available_replicas = self.all_rs().map(|r| r.available()).sum();
+            new_status.hpa_replicas = self.all_rs().map(|r| r.status_replicas()).sum();
+        }
+        self.persist_status(new_status);
+    }
+}
+
+/// Applies a patch to the working copy of a ReplicaSet.
+pub(super) fn apply_rs_patch(rs: &mut ReplicaSet, patch: &ReplicaSetPatch) {
+    if let Some(r) = patch.replicas {
+        rs.spec.get_or_insert_with(Default::default).replicas = Some(r);
+    }
+    if let Some(m) = patch.min_ready_seconds {
+        rs.spec.get_or_insert_with(Default::default).min_ready_seconds = Some(m);
+    }
+    if let Some(aff) = &patch.affinity {
+        let spec = rs.spec.get_or_insert_with(Default::default);
+        let template = spec.template.get_or_insert_with(Default::default);
+        template.spec.get_or_insert_with(Default::default).affinity = aff.as_deref().cloned();
+    }
+    if !patch.annotations.is_empty() {
+        let ann = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
+        for (k, v) in &patch.annotations {
+            match v {
+                Some(v) => {
+                    ann.insert(k.clone(), v.clone());
+                }
+                None => {
+                    ann.remove(k);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The rollout machine: `step(state, event, now) -> (state, actions)`.
+//!
+//! One call of [`step`] is one reconcile of one Rollout, in the order Argo Rollouts'
+//! controller reconciles (validation, pause conditions, scaling events, then the
+//! strategy). A reconcile makes at most one scaling move for a canary; the shell (or the
+//! simulator) executes the actions, and the watch events they cause bring the next
+//! reconcile.
+
+mod bluegreen;
+mod canary;
+mod context;
+mod pause;
+pub mod phase;
+mod replicasets;
+mod restart;
+mod services;
+mod status;
+pub mod validation;
+
+use serde_json::Value;
+
+use crate::api::parse::from_value_strict;
+use crate::api::{ConditionStatus, ConditionType, Rollout, RolloutSpec, RolloutStatus, SpecError};
+use crate::state::{Action, Event, EventType, Object, ObjectKind, State};
+use crate::time::Timestamp;
+use context::Ctx;
+
+pub use replicasets::templates_equal;
+
+/// Advances one rollout: applies `event` to `state`, reconciles, and returns the new state
+/// with the actions the shell must execute, in order.
+///
+/// `step` is total and deterministic: it never panics, never reads a clock (`now` is the
+/// caller's), and the same inputs give the same outputs.
+pub fn step(mut state: State, event: Event, now: Timestamp) -> (State, Vec<Action>) {
+    let mut actions = Vec::new();
+    let reconcile_now = observe(&mut state, event, now, &mut actions);
+    if reconcile_now {
+        actions.extend(reconcile(&mut state, now));
+    }
+    (state, actions)
+}
+
+/// Applies an event to the state. Returns whether a reconcile should follow.
+fn observe(state: &mut State, event: Event, now: Timestamp, actions: &mut Vec<Action>) -> bool {
+    match event {
+        Event::Applied(Object::Rollout(value)) => {
+            let (rollout, error) = decode_rollout(&value);
+            state.rollout = Some(rollout);
+            state.spec_error = error;
+        }
+        Event::Applied(Object::ReplicaSet(rs)) => {
+            if let Some(name) = rs.metadata.name.clone() {
+                state.replica_sets.insert(name, *rs);
+            }
+        }
+        Event::Applied(Object::Service(svc)) => {
+            if let Some(name) = svc.metadata.name.clone() {
+                state.services.insert(name, *svc);
+            }
+        }
+        Event::Applied(Object::Pod(pod)) => {
+            if let Some(name) = pod.metadata.name.clone() {
+                state.pods.insert(name, *pod);
+            }
+        }
+        Event::Deleted { kind, name } => match kind {
+            ObjectKind::Rollout => {
+                state.rollout = None;
+                state.spec_error = None;
+            }
+            ObjectKind::ReplicaSet => {
+                state.replica_sets.remove(&name);
+            }
+            ObjectKind::Service => {
+                state.services.remove(&name);
+            }
+            ObjectKind::Pod => {
+                state.pods.remove(&name);
+            }
+        },
+        Event::Tick => {}
+        Event::ActionFailed { action, error } => {
+            actions.extend(action_failed(state, &action, &error, now));
+            // The shell re-lists the object; reconciling before that would retry blindly.
+            return false;
+        }
+    }
+    true
+}
+
+/// Decodes a Rollout strictly; on failure keeps its metadata and status so the error can
+/// be reported in a condition.
+pub fn decode_rollout(value: &Value) -> (Rollout, Option<SpecError>) {
+    match from_value_strict::<Rollout>(value) {
+        Ok(r) => (r, None),
+        Err(e) => {
+            let metadata = value
+                .get("metadata")
+                .and_then(|m| serde_json::from_value(m.clone()).ok())
+                .unwrap_or_default();
+            let status = value
+                .get("status")
+                .and_then(|s| serde_json::from_value::<RolloutStatus>(s.clone()).ok())
+                .unwrap_or_default();
+            let rollout = Rollout {
+                api_version: crate::api::API_VERSION.to_string(),
+                kind: "Rollout".to_string(),
+                metadata,
+                spec: RolloutSpec::default(),
+                status,
+            };
+            (rollout, Some(e))
+        }
+    }
+}
+
+fn action_failed(state: &mut State, action: &Action, error: &str, now: Timestamp) -> Vec<Action> {
+    let mut out = Vec::new();
+    if let Action::CreateReplicaSet { replica_set } = action {
+        let name = replica_set.metadata.name.clone().unwrap_or_default();
+        // The optimistic copy never existed.
+        state.replica_sets.remove(&name);
+        let msg = format!("Failed to create new replica set {name:?}: {error}");
+        out.push(Action::RecordEvent {
+            kind: EventType::Warning,
+            reason: "ReplicaSetCreateError".into(),
+            message: msg.clone(),
+        });
+        if let Some(ro) = state.rollout.as_mut() {
+            let old = ro.status.clone();
+            let mut new = old.clone();
+            status::set_condition(
+                &mut new,
+                status::condition(ConditionType::Progressing, ConditionStatus::False, "ReplicaSetCreateError", &msg, now),
+            );
+            let (phase, message) = phase::calculate_phase(&ro.spec, &new);
+            new.phase = Some(phase);
+            new.message = message;
+            if let Some(a) = status::status_patch(&old, &new) {
+                out.push(a);
+                ro.status = new;
+            }
+        }
+    }
+    out
+}
+
+/// One reconcile of the rollout in `state`.
+fn reconcile(state: &mut State, now: Timestamp) -> Vec<Action> {
+    let Some(ro) = state.rollout.clone() else {
+        return Vec::new();
+    };
+    if ro.metadata.deletion_timestamp.is_some() {
+        return Vec::new();
+    }
+    if let Some(err) = state.spec_error.clone() {
+        return status::invalid_spec(state, &ro, &err.to_string(), now);
+    }
+    if ro.spec.replicas.is_none() {
+        // HPA needs spec.replicas; Argo writes the default into the spec.
+        if let Some(r) = state.rollout.as_mut() {
+            r.spec.replicas = Some(crate::api::defaults::REPLICAS);
+        }
+        return vec![Action::PatchRollout {
+            patch: serde_json::json!({"spec": {"replicas": crate::api::defaults::REPLICAS}}),
+        }];
+    }
+    if let Err(msg) = validation::validate(&ro, state) {
+        return status::invalid_spec(state, &ro, &msg, now);
+    }
+    let mut ctx = Ctx::new(state, ro, now);
+    ctx.run();
+    ctx.finish()
+}

@@ -1,0 +1,335 @@
+//! Spec validation (Argo's `ValidateRollout` and `ValidateRolloutReferencedResources`).
+//!
+//! The first error found is returned, formatted like a Kubernetes field error
+//! (`<path>: Invalid value: <value>: <detail>`), and becomes the message of the
+//! `InvalidSpec` condition.
+
+use std::fmt::Display;
+
+use crate::api::{keys, IntOrString, Rollout, StepKind};
+use crate::objects::{service_managed_by, service_selector};
+use crate::state::State;
+
+fn invalid(path: &str, value: impl Display, detail: &str) -> String {
+    format!("{path}: Invalid value: {value}: {detail}")
+}
+
+fn required(path: &str, detail: &str) -> String {
+    format!("{path}: Required value: {detail}")
+}
+
+fn unsupported(path: &str, what: &str) -> String {
+    format!("{path}: Forbidden: {what} is not supported by this version of Rollouts")
+}
+
+/// Validates the rollout and the Services it references.
+pub fn validate(ro: &Rollout, state: &State) -> Result<(), String> {
+    validate_spec(ro)?;
+    validate_references(ro, state)
+}
+
+/// Static validation of the spec.
+pub fn validate_spec(ro: &Rollout) -> Result<(), String> {
+    let spec = &ro.spec;
+    for (path, v) in [
+        ("spec.replicas", spec.replicas),
+        ("spec.minReadySeconds", Some(spec.min_ready_seconds)),
+        ("spec.revisionHistoryLimit", spec.revision_history_limit),
+        ("spec.progressDeadlineSeconds", spec.progress_deadline_seconds),
+    ] {
+        if let Some(v) = v.filter(|v| *v < 0) {
+            return Err(invalid(path, v, "must be greater than or equal to 0"));
+        }
+    }
+    if spec.progress_deadline_seconds() <= spec.min_ready_seconds {
+        return Err(invalid(
+            "spec.progressDeadlineSeconds",
+            spec.progress_deadline_seconds(),
+            "must be greater than minReadySeconds",
+        ));
+    }
+    if spec.workload_ref.is_some() {
+        return Err(unsupported("spec.workloadRef", "workloadRef"));
+    }
+    let Some(selector) = &spec.selector else {
+        return Err(required("spec.selector", "Rollout has missing field '.spec.selector'"));
+    };
+    let match_labels = selector.match_labels.clone().unwrap_or_default();
+    if match_labels.is_empty() && selector.match_expressions.as_ref().is_none_or(|e| e.is_empty()) {
+        return Err(invalid("spec.selector", "{}", "empty selector is invalid for deployment"));
+    }
+    let Some(template) = &spec.template else {
+        return Err(required("spec.template", "Rollout has missing field '.spec.template'"));
+    };
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    for (k, v) in &match_labels {
+        if labels.get(k) != Some(v) {
+            return Err(invalid(
+                "spec.template.metadata.labels",
+                format!("{labels:?}"),
+                "`selector` does not match template `labels`",
+            ));
+        }
+    }
+    let containers = template.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+    if containers.is_empty() {
+        return Err(required("spec.template.spec.containers", "a pod needs at least one container"));
+    }
+    for (i, c) in containers.iter().enumerate() {
+        if c.name.is_empty() {
+            return Err(required(&format!("spec.template.spec.containers[{i}].name"), "a container needs a name"));
+        }
+        if c.image.as_deref().is_none_or(str::is_empty) {
+            return Err(required(&format!("spec.template.spec.containers[{i}].image"), "a container needs an image"));
+        }
+    }
+    if let Some(limit) = spec.analysis.as_ref() {
+        for (path, v) in [
+            ("spec.analysis.successfulRunHistoryLimit", limit.successful_run_history_limit),
+            ("spec.analysis.unsuccessfulRunHistoryLimit", limit.unsuccessful_run_history_limit),
+        ] {
+            if let Some(v) = v.filter(|v| *v < 0) {
+                return Err(invalid(path, v, "must be greater than or equal to 0"));
+            }
+        }
+    }
+    match (&spec.strategy.canary, &spec.strategy.blue_green) {
+        (Some(_), Some(_)) => Err(invalid("spec.strategy", "canary, blueGreen", "Multiple Strategies can not be listed")),
+        (None, None) => Err(required(
+            "spec.strategy",
+            "Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'",
+        )),
+        (Some(_), None) => validate_canary(ro),
+        (None, Some(_)) => validate_blue_green(ro),
+    }
+}
+
+fn validate_anti_affinity(path: &str, a: &crate::api::AntiAffinity) -> Result<(), String> {
+    match (&a.preferred_during_scheduling_ignored_during_execution, &a.required_during_scheduling_ignored_during_execution)
+    {
+        (Some(_), Some(_)) | (None, None) => Err(invalid(
+            path,
+            "{...}",
+            "AntiAffinity must have exactly one of preferredDuringSchedulingIgnoredDuringExecution or requiredDuringSchedulingIgnoredDuringExecution",
+        )),
+        (Some(p), None) if !(1..=100).contains(&p.weight) => Err(invalid(
+            &format!("{path}.preferredDuringSchedulingIgnoredDuringExecution.weight"),
+            p.weight,
+            "AntiAffinity weight must be between 1 and 100",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn validate_blue_green(ro: &Rollout) -> Result<(), String> {
+    let Some(bg) = ro.spec.blue_green() else { return Ok(()) };
+    let p = "spec.strategy.blueGreen";
+    if bg.active_service.is_empty() {
+        return Err(required(&format!("{p}.activeService"), "Rollout has missing field '.spec.strategy.blueGreen.activeService'"));
+    }
+    if bg.active_service == bg.preview_service {
+        return Err(invalid(
+            &format!("{p}.activeService"),
+            format!("{:?}", bg.active_service),
+            "This rollout uses the same service for the active and preview services, but two different services are required.",
+        ));
+    }
+    if let Some(limit) = bg.scale_down_delay_revision_limit {
+        if limit > ro.spec.revision_history_limit() {
+            return Err(invalid(
+                &format!("{p}.scaleDownDelayRevisionLimit"),
+                limit,
+                "This rollout's revision history limit can not be smaller than the rollout's scale down limit",
+            ));
+        }
+    }
+    for (field, v) in [
+        ("previewReplicaCount", bg.preview_replica_count),
+        ("scaleDownDelaySeconds", bg.scale_down_delay_seconds),
+        ("abortScaleDownDelaySeconds", bg.abort_scale_down_delay_seconds),
+        ("autoPromotionSeconds", Some(bg.auto_promotion_seconds)),
+    ] {
+        if let Some(v) = v.filter(|v| *v < 0) {
+            return Err(invalid(&format!("{p}.{field}"), v, "must be greater than or equal to 0"));
+        }
+    }
+    if let Some(mu) = &bg.max_unavailable {
+        check_int_or_percent(&format!("{p}.maxUnavailable"), mu)?;
+    }
+    if let Some(a) = &bg.anti_affinity {
+        validate_anti_affinity(&format!("{p}.antiAffinity"), a)?;
+    }
+    if bg.pre_promotion_analysis.is_some() {
+        return Err(unsupported(&format!("{p}.prePromotionAnalysis"), "analysis"));
+    }
+    if bg.post_promotion_analysis.is_some() {
+        return Err(unsupported(&format!("{p}.postPromotionAnalysis"), "analysis"));
+    }
+    Ok(())
+}
+
+fn check_int_or_percent(path: &str, v: &IntOrString) -> Result<(), String> {
+    match v {
+        IntOrString::Int(n) if *n < 0 => Err(invalid(path, n, "must be greater than or equal to 0")),
+        IntOrString::Int(_) => Ok(()),
+        IntOrString::String(s) => match s.strip_suffix('%').unwrap_or(s).parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(()),
+            _ => Err(invalid(path, format!("{s:?}"), "must be an integer or a percentage such as \"25%\"")),
+        },
+    }
+}
+
+fn validate_canary(ro: &Rollout) -> Result<(), String> {
+    let Some(c) = ro.spec.canary() else { return Ok(()) };
+    let p = "spec.strategy.canary";
+    if let Some(s) = &c.max_surge {
+        check_int_or_percent(&format!("{p}.maxSurge"), s)?;
+    }
+    if let Some(u) = &c.max_unavailable {
+        check_int_or_percent(&format!("{p}.maxUnavailable"), u)?;
+    }
+    let zero = |v: &Option<IntOrString>| match v {
+        Some(IntOrString::Int(0)) => true,
+        Some(IntOrString::String(s)) => s.strip_suffix('%').unwrap_or(s).trim() == "0",
+        _ => false,
+    };
+    if zero(&c.max_surge) && zero(&c.max_unavailable) {
+        return Err(invalid(&format!("{p}.maxSurge"), 0, "MaxSurge and MaxUnavailable both can not be zero"));
+    }
+    if !c.canary_service.is_empty() && c.canary_service == c.stable_service {
+        return Err(invalid(
+            &format!("{p}.stableService"),
+            format!("{:?}", c.stable_service),
+            "This rollout uses the same service for the stable and canary services, but two different services are required.",
+        ));
+    }
+    if c.traffic_routing.is_some() {
+        return Err(unsupported(&format!("{p}.trafficRouting"), "traffic routing"));
+    }
+    if c.ping_pong.is_some() {
+        return Err(unsupported(&format!("{p}.pingPong"), "pingPong"));
+    }
+    if c.scale_down_delay_seconds.is_some() {
+        return Err(invalid(
+            &format!("{p}.scaleDownDelaySeconds"),
+            c.scale_down_delay_seconds.unwrap_or(0),
+            "Canary scaleDownDelaySeconds can only be used with traffic routing",
+        ));
+    }
+    if c.dynamic_stable_scale {
+        return Err(invalid(&format!("{p}.dynamicStableScale"), true, "Canary dynamicStableScale can only be used with traffic routing"));
+    }
+    if let Some(a) = &c.anti_affinity {
+        validate_anti_affinity(&format!("{p}.antiAffinity"), a)?;
+    }
+    if c.analysis.is_some() {
+        return Err(unsupported(&format!("{p}.analysis"), "analysis"));
+    }
+    let max_weight = ro.spec.max_traffic_weight();
+    for (i, step) in c.steps.iter().enumerate() {
+        let sp = format!("{p}.steps[{i}]");
+        let set = [
+            step.set_weight.is_some(),
+            step.pause.is_some(),
+            step.experiment.is_some(),
+            step.analysis.is_some(),
+            step.set_canary_scale.is_some(),
+            step.set_header_route.is_some(),
+            step.set_mirror_route.is_some(),
+            step.plugin.is_some(),
+        ]
+        .into_iter()
+        .filter(|b| *b)
+        .count();
+        if set == 0 {
+            return Err(invalid(
+                &sp,
+                "{}",
+                "Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause",
+            ));
+        }
+        if set > 1 {
+            return Err(invalid(
+                &sp,
+                "{...}",
+                "Step must have exactly one of the following set: experiment, setWeight, setCanaryScale, plugin or pause",
+            ));
+        }
+        match step.kind() {
+            StepKind::SetWeight(w) => {
+                if !(0..=max_weight).contains(&w) {
+                    return Err(invalid(
+                        &format!("{sp}.setWeight"),
+                        w,
+                        &format!("SetWeight needs to be between 0 and {max_weight}"),
+                    ));
+                }
+            }
+            StepKind::Pause(pause) => match pause.duration_seconds() {
+                Ok(Some(d)) if d.0 < 0 => {
+                    return Err(invalid(&format!("{sp}.pause.duration"), d.0, "Duration needs to be greater than 0"))
+                }
+                Err(e) => return Err(invalid(&format!("{sp}.pause.duration"), format!("{:?}", e.input), "Duration needs to be greater than 0")),
+                Ok(_) => {}
+            },
+            StepKind::SetCanaryScale(_) => {
+                return Err(invalid(&format!("{sp}.setCanaryScale"), "{...}", "SetCanaryScale requires TrafficRouting to be set"))
+            }
+            StepKind::SetHeaderRoute(_) | StepKind::SetMirrorRoute(_) => {
+                return Err(invalid(&sp, "{...}", "SetHeaderRoute and SetMirrorRoute require TrafficRouting to be set"))
+            }
+            StepKind::Analysis(_) => return Err(unsupported(&format!("{sp}.analysis"), "analysis")),
+            StepKind::Experiment(_) => return Err(unsupported(&format!("{sp}.experiment"), "experiment")),
+            StepKind::Plugin(_) => return Err(unsupported(&format!("{sp}.plugin"), "step plugins")),
+            StepKind::Empty => {}
+        }
+    }
+    Ok(())
+}
+
+/// The Services the rollout names must exist, select the template's pods, and not be
+/// managed by another rollout.
+fn validate_references(ro: &Rollout, state: &State) -> Result<(), String> {
+    let mut refs: Vec<(String, &str)> = Vec::new();
+    if let Some(bg) = ro.spec.blue_green() {
+        refs.push(("spec.strategy.blueGreen.activeService".into(), &bg.active_service));
+        refs.push(("spec.strategy.blueGreen.previewService".into(), &bg.preview_service));
+    } else if let Some(c) = ro.spec.canary() {
+        refs.push(("spec.strategy.canary.stableService".into(), &c.stable_service));
+        refs.push(("spec.strategy.canary.canaryService".into(), &c.canary_service));
+    }
+    let name = ro.metadata.name.as_deref().unwrap_or("");
+    let labels = ro
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    for (path, svc_name) in refs {
+        if svc_name.is_empty() {
+            continue;
+        }
+        let Some(svc) = state.services.get(svc_name) else {
+            return Err(invalid(&path, format!("{svc_name:?}"), &format!("service {svc_name:?} not found")));
+        };
+        if let Some(owner) = service_managed_by(svc) {
+            if owner != name {
+                return Err(invalid(&path, format!("{svc_name:?}"), &format!("Service {svc_name:?} is managed by another Rollout")));
+            }
+        }
+        for (k, v) in service_selector(svc) {
+            if k == keys::POD_TEMPLATE_HASH {
+                continue;
+            }
+            if labels.get(&k) != Some(&v) {
+                return Err(invalid(
+                    &path,
+                    format!("{svc_name:?}"),
+                    &format!("Service {svc_name:?} has unmatch label {k:?} in rollout"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

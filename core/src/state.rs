@@ -1,0 +1,254 @@
+//! The data `step` works on: [`State`] in, [`Event`] in, [`Action`]s out.
+//!
+//! Everything here is plain serde data, so a controller can record the `(now, event)`
+//! stream and the actions it got back, and a replay can check them byte for byte.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Affinity, Pod, Service};
+use serde::{Deserialize, Serialize};
+
+use crate::api::{Rollout, SpecError};
+use crate::time::Timestamp;
+
+/// Everything one rollout's decisions depend on.
+///
+/// The state holds what was observed in the cluster, plus the controller's own writes
+/// applied optimistically (a status patch, a scaled ReplicaSet), so that a timer firing
+/// before the watch delivers the write does not make the controller repeat itself. The
+/// next observation of an object replaces the optimistic copy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// The Rollout, if it has been observed and not deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    /// Why the observed Rollout manifest does not decode strictly (an unknown field, a
+    /// wrong type). The rollout then carries only its metadata and status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_error: Option<SpecError>,
+    /// ReplicaSets owned by (or matching) the rollout, by name.
+    #[serde(default)]
+    pub replica_sets: BTreeMap<String, ReplicaSet>,
+    /// Services in the rollout's namespace that it may reference, by name.
+    #[serde(default)]
+    pub services: BTreeMap<String, Service>,
+    /// Pods of the rollout's ReplicaSets, by name (needed for `restartAt`).
+    #[serde(default)]
+    pub pods: BTreeMap<String, Pod>,
+}
+
+/// A Kubernetes object the core is told about.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "object")]
+pub enum Object {
+    /// A Rollout, as raw JSON: the core decodes it strictly so that a malformed manifest
+    /// becomes an `InvalidSpec` condition rather than an event the shell cannot deliver.
+    Rollout(serde_json::Value),
+    /// A ReplicaSet.
+    ReplicaSet(Box<ReplicaSet>),
+    /// A Service.
+    Service(Box<Service>),
+    /// A Pod.
+    Pod(Box<Pod>),
+}
+
+/// The kind of an object, for deletions and failed actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ObjectKind {
+    /// `argoproj.io/v1alpha1` Rollout.
+    Rollout,
+    /// `apps/v1` ReplicaSet.
+    ReplicaSet,
+    /// `v1` Service.
+    Service,
+    /// `v1` Pod.
+    Pod,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Event {
+    /// An object was created or changed (a watch event, or an item of a re-list).
+    /// User commands arrive this way too: `promote`, `abort`, `retry` are patches of the
+    /// Rollout, exactly as Argo's kubectl plugin makes them.
+    Applied(Object),
+    /// An object was deleted.
+    Deleted {
+        /// Its kind.
+        kind: ObjectKind,
+        /// Its name.
+        name: String,
+    },
+    /// A wake-up the core asked for ([`Action::WakeAt`]), or a periodic resync.
+    Tick,
+    /// The shell could not carry out an action. The shell also re-lists the object the
+    /// action was about, so the core sees its real state again.
+    ActionFailed {
+        /// The action that failed.
+        action: Box<Action>,
+        /// The API server's message.
+        error: String,
+    },
+}
+
+/// An intention for the shell, idempotent and addressed by deterministic names.
+/// Actions are returned in the order the shell must execute them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    /// Create this ReplicaSet (owned by the rollout). If it already exists with the same
+    /// owner, the shell treats the create as done.
+    CreateReplicaSet {
+        /// The full object to create.
+        replica_set: Box<ReplicaSet>,
+    },
+    /// Merge-patch a ReplicaSet.
+    PatchReplicaSet {
+        /// ReplicaSet name.
+        name: String,
+        /// What to change.
+        patch: ReplicaSetPatch,
+    },
+    /// Delete a ReplicaSet (revision history cleanup).
+    DeleteReplicaSet {
+        /// ReplicaSet name.
+        name: String,
+    },
+    /// Set `spec.selector.rollouts-pod-template-hash` of a Service (strategic merge patch),
+    /// and the `managed-by-rollouts` annotation when `managed_by` is set.
+    SetServiceSelector {
+        /// Service name.
+        service: String,
+        /// The pod-template hash to select.
+        hash: String,
+        /// Rollout name to record in the managed-by annotation, when missing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        managed_by: Option<String>,
+    },
+    /// JSON-merge-patch the Rollout's `status` subresource. The patch sets removed fields
+    /// to `null`, as Argo's two-way merge patch does.
+    PatchRolloutStatus {
+        /// RFC 7386 merge patch of the form `{"status": {...}}`.
+        patch: serde_json::Value,
+    },
+    /// JSON-merge-patch the Rollout object itself (the revision annotation, defaulting
+    /// `spec.replicas`).
+    PatchRollout {
+        /// RFC 7386 merge patch.
+        patch: serde_json::Value,
+    },
+    /// Evict a pod through the Eviction API (restarts). A 429 is not an error: the pod is
+    /// left and the core asks again later.
+    EvictPod {
+        /// Pod name.
+        name: String,
+    },
+    /// Record a Kubernetes Event on the Rollout.
+    RecordEvent {
+        /// `Normal` or `Warning`.
+        #[serde(rename = "type")]
+        kind: EventType,
+        /// Machine-readable reason (`ScalingReplicaSet`, `RolloutStepCompleted`, ...).
+        reason: String,
+        /// Human-readable message.
+        message: String,
+    },
+    /// Call `step` with [`Event::Tick`] at `at` (or earlier, if something else happens).
+    /// At most one per step: the earliest time the core needs.
+    WakeAt {
+        /// When.
+        at: Timestamp,
+        /// Why.
+        reason: WakeReason,
+    },
+}
+
+impl Action {
+    /// Whether the action changes the cluster (everything but events and wake-ups).
+    pub fn is_mutating(&self) -> bool {
+        match self {
+            Action::CreateReplicaSet { .. }
+            | Action::PatchReplicaSet { .. }
+            | Action::DeleteReplicaSet { .. }
+            | Action::SetServiceSelector { .. }
+            | Action::PatchRolloutStatus { .. }
+            | Action::PatchRollout { .. }
+            | Action::EvictPod { .. } => true,
+            Action::RecordEvent { .. } | Action::WakeAt { .. } => false,
+        }
+    }
+}
+
+/// A merge patch of a ReplicaSet.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaSetPatch {
+    /// New `spec.replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Annotations to set (`Some`) or remove (`None`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, Option<String>>,
+    /// New `spec.minReadySeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready_seconds: Option<i32>,
+    /// New `spec.template.spec.affinity` (`Some(None)` removes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Option<Box<Affinity>>>,
+}
+
+impl ReplicaSetPatch {
+    /// The RFC 7386 merge patch for this change.
+    pub fn to_merge_patch(&self) -> serde_json::Value {
+        let mut root = serde_json::Map::new();
+        if !self.annotations.is_empty() {
+            let ann: serde_json::Map<String, serde_json::Value> = self
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().map_or(serde_json::Value::Null, serde_json::Value::String)))
+                .collect();
+            root.insert("metadata".into(), serde_json::json!({ "annotations": ann }));
+        }
+        let mut spec = serde_json::Map::new();
+        if let Some(r) = self.replicas {
+            spec.insert("replicas".into(), r.into());
+        }
+        if let Some(m) = self.min_ready_seconds {
+            spec.insert("minReadySeconds".into(), m.into());
+        }
+        if let Some(a) = &self.affinity {
+            let v = serde_json::to_value(a).unwrap_or(serde_json::Value::Null);
+            spec.insert("template".into(), serde_json::json!({ "spec": { "affinity": v } }));
+        }
+        if !spec.is_empty() {
+            root.insert("spec".into(), serde_json::Value::Object(spec));
+        }
+        serde_json::Value::Object(root)
+    }
+}
+
+/// Kubernetes Event type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    /// Informational.
+    Normal,
+    /// Something went wrong.
+    Warning,
+}
+
+/// Why the core wants to be woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum WakeReason {
+    /// A timed `pause` step ends.
+    PauseStepElapsed,
+    /// Blue-green `autoPromotionSeconds` ends.
+    AutoPromotion,
+    /// An old ReplicaSet's `scale-down-deadline` passes.
+    ScaleDownDeadline,
+    /// The progress deadline may pass without progress.
+    ProgressDeadline,
+    /// `spec.restartAt` is reached, or pods still need restarting.
+    Restart,
+}
