@@ -26,6 +26,7 @@ pub mod hash;
 pub mod objects;
 pub mod replicas;
 pub mod rollout;
+pub mod sim;
 pub mod state;
 pub mod time;
 

@@ -383,7 +383,7 @@ impl<'s> Ctx<'s> {
 }
 
 /// Applies a patch to the working copy of a ReplicaSet.
-pub(super) fn apply_rs_patch(rs: &mut ReplicaSet, patch: &ReplicaSetPatch) {
+pub(crate) fn apply_rs_patch(rs: &mut ReplicaSet, patch: &ReplicaSetPatch) {
     if let Some(r) = patch.replicas {
         rs.spec.get_or_insert_with(Default::default).replicas = Some(r);
     }

@@ -26,6 +26,7 @@ use crate::time::Timestamp;
 use context::Ctx;
 
 pub use replicasets::templates_equal;
+pub(crate) use context::apply_rs_patch;
 
 /// Advances one rollout: applies `event` to `state`, reconciles, and returns the new state
 /// with the actions the shell must execute, in order.

@@ -1,0 +1,567 @@
+//! The simulated cluster: an API server that stores objects, a ReplicaSet controller that
+//! creates and deletes pods, and pods that become ready after a delay.
+//!
+//! It answers the core's actions the way the real control plane would and turns every
+//! change into the watch events a controller would see.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde_json::{json, Value};
+
+use super::scenario::{ClusterSpec, Command};
+use crate::api::{keys, Rollout};
+use crate::objects::{to_kube_time, ReplicaSetExt};
+use crate::state::{Action, Event, Object, ObjectKind};
+use crate::time::Timestamp;
+
+/// A pod as the simulator tracks it.
+#[derive(Clone, Debug)]
+pub(super) struct SimPod {
+    pub replica_set: String,
+    pub created: Timestamp,
+    /// When it becomes ready; `None` for images that never do.
+    pub ready_at: Option<Timestamp>,
+    pub labels: BTreeMap<String, String>,
+    /// Whether its readiness has been announced with a watch event.
+    pub ready_announced: bool,
+}
+
+/// The simulated cluster.
+pub(super) struct Cluster {
+    pub now: Timestamp,
+    spec: ClusterSpec,
+    namespace: String,
+    /// Rollouts as stored JSON (spec, metadata, status).
+    pub rollouts: BTreeMap<String, Value>,
+    pub replica_sets: BTreeMap<String, ReplicaSet>,
+    pub services: BTreeMap<String, Service>,
+    pub pods: BTreeMap<String, SimPod>,
+    /// Objects of other kinds, kept for completeness (templates, ingresses).
+    pub others: BTreeMap<(String, String), Value>,
+    next_pod: u64,
+    /// Watch events not yet delivered, per rollout.
+    pub outbox: BTreeMap<String, Vec<Event>>,
+    /// Kubernetes Events recorded by the controller: (time, rollout, reason, message).
+    pub recorded: Vec<(Timestamp, String, String, String)>,
+}
+
+impl Cluster {
+    pub fn new(now: Timestamp, spec: ClusterSpec) -> Self {
+        Cluster {
+            now,
+            spec,
+            namespace: "default".into(),
+            rollouts: BTreeMap::new(),
+            replica_sets: BTreeMap::new(),
+            services: BTreeMap::new(),
+            pods: BTreeMap::new(),
+            others: BTreeMap::new(),
+            next_pod: 0,
+            outbox: BTreeMap::new(),
+            recorded: Vec::new(),
+        }
+    }
+
+    fn emit(&mut self, rollout: &str, event: Event) {
+        self.outbox.entry(rollout.to_string()).or_default().push(event);
+    }
+
+    fn emit_rollout(&mut self, name: &str) {
+        if let Some(v) = self.rollouts.get(name).cloned() {
+            self.emit(name, Event::Applied(Object::Rollout(v)));
+        }
+    }
+
+    fn emit_service(&mut self, name: &str) {
+        let Some(svc) = self.services.get(name).cloned() else { return };
+        let names: Vec<String> = self.rollouts.keys().cloned().collect();
+        for r in names {
+            self.emit(&r, Event::Applied(Object::Service(Box::new(svc.clone()))));
+        }
+    }
+
+    fn owner_of(rs: &ReplicaSet) -> Option<String> {
+        rs.metadata
+            .owner_references
+            .as_ref()?
+            .iter()
+            .find(|o| o.kind == "Rollout")
+            .map(|o| o.name.clone())
+    }
+
+    fn emit_rs(&mut self, name: &str) {
+        let Some(rs) = self.replica_sets.get(name).cloned() else { return };
+        if let Some(owner) = Self::owner_of(&rs) {
+            self.emit(&owner, Event::Applied(Object::ReplicaSet(Box::new(rs))));
+        }
+    }
+
+    fn rollout_of_rs(&self, rs: &str) -> Option<String> {
+        self.replica_sets.get(rs).and_then(Self::owner_of)
+    }
+
+    /// Creates or replaces an object from a manifest.
+    pub fn apply_manifest(&mut self, mut obj: Value) -> Result<(), String> {
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.entry("namespace").or_insert_with(|| json!("default"));
+        }
+        match kind.as_str() {
+            "Rollout" => {
+                let existing = self.rollouts.get(&name).cloned();
+                let changed = existing.as_ref().is_some_and(|old| old.get("spec") != obj.get("spec"));
+                let meta = obj.get_mut("metadata").and_then(Value::as_object_mut).ok_or("metadata must be a map")?;
+                match &existing {
+                    None => {
+                        meta.insert("uid".into(), json!(format!("uid-rollout-{name}")));
+                        meta.insert("generation".into(), json!(1));
+                        meta.insert("creationTimestamp".into(), json!(self.now.to_rfc3339()));
+                        if let Some(o) = obj.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
+                    Some(old) => {
+                        let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+                        for key in ["uid", "creationTimestamp"] {
+                            if let Some(v) = old.pointer(&format!("/metadata/{key}")) {
+                                meta.insert(key.into(), v.clone());
+                            }
+                        }
+                        // The revision annotation is the controller's; an apply keeps it.
+                        if let Some(rev) = old.pointer("/metadata/annotations/rollout.argoproj.io~1revision").cloned() {
+                            let ann = meta.entry("annotations").or_insert_with(|| json!({}));
+                            if let Some(a) = ann.as_object_mut() {
+                                a.entry(keys::REVISION).or_insert(rev);
+                            }
+                        }
+                        meta.insert("generation".into(), json!(if changed { generation + 1 } else { generation }));
+                        let status = old.get("status").cloned();
+                        if let Some(o) = obj.as_object_mut() {
+                            match status {
+                                Some(s) => o.insert("status".into(), s),
+                                None => o.remove("status"),
+                            };
+                        }
+                    }
+                }
+                self.rollouts.insert(name.clone(), obj);
+                self.emit_rollout(&name);
+                // A new controller lists everything at start.
+                if existing.is_none() {
+                    let services: Vec<String> = self.services.keys().cloned().collect();
+                    for s in services {
+                        if let Some(svc) = self.services.get(&s).cloned() {
+                            self.emit(&name, Event::Applied(Object::Service(Box::new(svc))));
+                        }
+                    }
+                }
+            }
+            "Service" => {
+                let svc: Service = serde_json::from_value(obj).map_err(|e| format!("Service {name}: {e}"))?;
+                self.services.insert(name.clone(), svc);
+                self.emit_service(&name);
+            }
+            _ => {
+                self.others.insert((kind, name), obj);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a user command the way Argo's kubectl plugin patches the Rollout.
+    pub fn command(&mut self, cmd: &Command) -> Result<(), String> {
+        if let Command::Apply(obj) = cmd {
+            return self.apply_manifest(obj.clone());
+        }
+        let name = match cmd {
+            Command::SetImage(c) => &c.rollout,
+            Command::Promote(c) => &c.rollout,
+            Command::Abort(c) | Command::Retry(c) | Command::Pause(c) | Command::Resume(c) | Command::Restart(c) => {
+                &c.rollout
+            }
+            Command::Undo(c) => &c.rollout,
+            Command::Scale(c) => &c.rollout,
+            Command::Apply(_) => unreachable_apply(),
+        }
+        .clone();
+        let obj = self.rollouts.get(&name).cloned().ok_or_else(|| format!("rollout {name:?} not found"))?;
+        let ro: Rollout = serde_json::from_value(obj.clone()).map_err(|e| format!("rollout {name:?}: {e}"))?;
+        let mut spec_patch: Option<Value> = None;
+        let mut status_patch: Option<Value> = None;
+        match cmd {
+            Command::SetImage(c) => {
+                let containers = obj
+                    .pointer("/spec/template/spec/containers")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let mut found = false;
+                let updated: Vec<Value> = containers
+                    .into_iter()
+                    .map(|mut ctr| {
+                        if c.container == "*" || ctr.get("name").and_then(Value::as_str) == Some(c.container.as_str()) {
+                            found = true;
+                            ctr["image"] = json!(c.image);
+                        }
+                        ctr
+                    })
+                    .collect();
+                if !found {
+                    return Err(format!("rollout {name:?} has no container {:?}", c.container));
+                }
+                spec_patch = Some(json!({"template": {"spec": {"containers": updated}}}));
+            }
+            Command::Promote(p) => {
+                if ro.spec.paused {
+                    spec_patch = Some(json!({"paused": false}));
+                }
+                let st = &ro.status;
+                if p.full {
+                    if st.current_pod_hash != st.stable_rs {
+                        status_patch = Some(json!({"promoteFull": true}));
+                    }
+                } else {
+                    let steps = ro.spec.steps().len() as i32;
+                    let idx = st.current_step_index.unwrap_or(0);
+                    let inconclusive = st
+                        .canary
+                        .current_step_analysis_run_status
+                        .as_ref()
+                        .is_some_and(|a| a.status == "Inconclusive");
+                    if ro.spec.canary().is_some() && inconclusive && !st.pause_conditions.is_empty() && st.controller_pause {
+                        status_patch = Some(json!({"pauseConditions": null, "controllerPause": false, "currentStepIndex": (idx + 1).min(steps)}));
+                    } else if !st.pause_conditions.is_empty() {
+                        status_patch = Some(json!({"pauseConditions": null}));
+                    } else if ro.spec.canary().is_some() && steps > 0 {
+                        status_patch = Some(json!({"pauseConditions": null, "currentStepIndex": (idx + 1).min(steps)}));
+                    }
+                }
+            }
+            Command::Abort(_) => status_patch = Some(json!({"abort": true})),
+            Command::Retry(_) => status_patch = Some(json!({"abort": false})),
+            Command::Pause(_) => spec_patch = Some(json!({"paused": true})),
+            Command::Resume(_) => spec_patch = Some(json!({"paused": false})),
+            Command::Restart(_) => spec_patch = Some(json!({"restartAt": self.now.to_rfc3339()})),
+            Command::Scale(s) => spec_patch = Some(json!({"replicas": s.replicas})),
+            Command::Undo(u) => {
+                let template = self.undo_template(&name, u.to_revision)?;
+                spec_patch = Some(json!({"template": template}));
+            }
+            Command::Apply(_) => {}
+        }
+        if let Some(p) = spec_patch {
+            self.patch_rollout(&name, &json!({"spec": p}));
+        }
+        if let Some(p) = status_patch {
+            self.patch_rollout(&name, &json!({"status": p}));
+        }
+        Ok(())
+    }
+
+    /// The pod template of the ReplicaSet at `revision` (default: the latest before the
+    /// current one), without the hash label, as `kubectl argo rollouts undo` takes it.
+    fn undo_template(&self, rollout: &str, revision: Option<i64>) -> Result<Value, String> {
+        let mut owned: Vec<&ReplicaSet> =
+            self.replica_sets.values().filter(|rs| Self::owner_of(rs).as_deref() == Some(rollout)).collect();
+        owned.sort_by_key(|rs| std::cmp::Reverse(rs.revision().unwrap_or(0)));
+        let target = match revision {
+            Some(r) => owned.iter().find(|rs| rs.revision() == Some(r)),
+            None => owned.get(1),
+        }
+        .ok_or_else(|| match revision {
+            Some(r) => format!("rollout {rollout:?} has no revision {r}"),
+            None => format!("rollout {rollout:?} has no previous revision"),
+        })?;
+        let mut t = serde_json::to_value(target.spec.as_ref().and_then(|s| s.template.clone())).unwrap_or(Value::Null);
+        if let Some(l) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+            l.remove(keys::POD_TEMPLATE_HASH);
+        }
+        // The injected anti-affinity is not part of the user's template.
+        if let Some(spec) = t.pointer_mut("/spec").and_then(Value::as_object_mut) {
+            spec.remove("affinity");
+        }
+        Ok(t)
+    }
+
+    /// Applies a JSON merge patch to a stored rollout, bumping the generation when the
+    /// spec changes, and emits the watch event.
+    fn patch_rollout(&mut self, name: &str, patch: &Value) {
+        let Some(obj) = self.rollouts.get_mut(name) else { return };
+        let old_spec = obj.get("spec").cloned();
+        merge_patch(obj, patch);
+        if obj.get("spec") != old_spec.as_ref() {
+            let g = obj.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+            obj["metadata"]["generation"] = json!(g + 1);
+        }
+        self.emit_rollout(name);
+    }
+
+    /// Carries out the controller's actions for `rollout`.
+    pub fn execute(&mut self, rollout: &str, actions: &[Action]) {
+        for a in actions {
+            match a {
+                Action::CreateReplicaSet { replica_set } => {
+                    let mut rs = (**replica_set).clone();
+                    let name = rs.metadata.name.clone().unwrap_or_default();
+                    if self.replica_sets.contains_key(&name) {
+                        continue;
+                    }
+                    rs.metadata.creation_timestamp = Some(to_kube_time(self.now));
+                    rs.metadata.uid = Some(format!("uid-rs-{name}"));
+                    rs.metadata.generation = Some(1);
+                    rs.status = Some(ReplicaSetStatus { observed_generation: Some(1), ..Default::default() });
+                    self.replica_sets.insert(name.clone(), rs);
+                    self.emit_rs(&name);
+                }
+                Action::PatchReplicaSet { name, patch } => {
+                    let Some(rs) = self.replica_sets.get_mut(name) else { continue };
+                    let old_spec = rs.spec.clone();
+                    crate::rollout::apply_rs_patch(rs, patch);
+                    if rs.spec != old_spec {
+                        let g = rs.metadata.generation.unwrap_or(1) + 1;
+                        rs.metadata.generation = Some(g);
+                        rs.status.get_or_insert_with(Default::default).observed_generation = Some(g);
+                    }
+                    self.emit_rs(name);
+                }
+                Action::DeleteReplicaSet { name } => {
+                    if self.replica_sets.remove(name).is_none() {
+                        continue;
+                    }
+                    let pods: Vec<String> =
+                        self.pods.iter().filter(|(_, p)| &p.replica_set == name).map(|(n, _)| n.clone()).collect();
+                    for p in pods {
+                        self.pods.remove(&p);
+                        self.emit(rollout, Event::Deleted { kind: ObjectKind::Pod, name: p });
+                    }
+                    self.emit(rollout, Event::Deleted { kind: ObjectKind::ReplicaSet, name: name.clone() });
+                }
+                Action::SetServiceSelector { service, hash, managed_by } => {
+                    let Some(svc) = self.services.get_mut(service) else { continue };
+                    svc.spec
+                        .get_or_insert_with(Default::default)
+                        .selector
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(keys::POD_TEMPLATE_HASH.to_string(), hash.clone());
+                    if let Some(owner) = managed_by {
+                        svc.metadata
+                            .annotations
+                            .get_or_insert_with(BTreeMap::new)
+                            .insert(keys::MANAGED_BY_ROLLOUTS.to_string(), owner.clone());
+                    }
+                    self.emit_service(service);
+                }
+                Action::PatchRolloutStatus { patch } | Action::PatchRollout { patch } => {
+                    self.patch_rollout(rollout, patch);
+                }
+                Action::EvictPod { name } => {
+                    if self.pods.remove(name).is_some() {
+                        self.emit(rollout, Event::Deleted { kind: ObjectKind::Pod, name: name.clone() });
+                    }
+                }
+                Action::RecordEvent { reason, message, .. } => {
+                    self.recorded.push((self.now, rollout.to_string(), reason.clone(), message.clone()));
+                }
+                Action::WakeAt { .. } => {}
+            }
+        }
+    }
+
+    fn image_behaviour(&self, images: &[String]) -> (bool, crate::time::Seconds) {
+        let mut ready = true;
+        let mut startup = self.spec.pod_startup;
+        for img in images {
+            if let Some(b) = self.spec.images.get(img) {
+                ready &= b.ready;
+                if let Some(s) = b.startup {
+                    startup = startup.max(s);
+                }
+            }
+        }
+        (ready, startup)
+    }
+
+    /// The ReplicaSet controller and the kubelet: reconciles pod counts and readiness,
+    /// then recomputes every ReplicaSet's status, emitting events for what changed.
+    pub fn sync(&mut self) {
+        let names: Vec<String> = self.replica_sets.keys().cloned().collect();
+        for name in names {
+            let Some(rs) = self.replica_sets.get(&name).cloned() else { continue };
+            let Some(owner) = Self::owner_of(&rs) else { continue };
+            let desired = rs.spec_replicas().max(0) as usize;
+            let mut mine: Vec<(String, SimPod)> =
+                self.pods.iter().filter(|(_, p)| p.replica_set == name).map(|(n, p)| (n.clone(), p.clone())).collect();
+            if mine.len() < desired {
+                let template = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
+                let labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+                let images: Vec<String> = template
+                    .spec
+                    .as_ref()
+                    .map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect())
+                    .unwrap_or_default();
+                let (ready, startup) = self.image_behaviour(&images);
+                for _ in mine.len()..desired {
+                    self.next_pod += 1;
+                    let pod_name = format!("{name}-{:05}", self.next_pod);
+                    let pod = SimPod {
+                        replica_set: name.clone(),
+                        created: self.now,
+                        ready_at: ready.then(|| self.now.plus(startup)),
+                        labels: labels.clone(),
+                        ready_announced: false,
+                    };
+                    self.pods.insert(pod_name.clone(), pod.clone());
+                    let kube = self.kube_pod(&pod_name, &pod);
+                    self.emit(&owner, Event::Applied(Object::Pod(Box::new(kube))));
+                }
+            } else if mine.len() > desired {
+                // The ReplicaSet controller deletes not-ready pods first, then the newest.
+                let now = self.now;
+                mine.sort_by(|(an, a), (bn, b)| {
+                    let ar = a.ready_at.is_some_and(|t| t <= now);
+                    let br = b.ready_at.is_some_and(|t| t <= now);
+                    ar.cmp(&br).then(b.created.cmp(&a.created)).then(bn.cmp(an))
+                });
+                for (pod_name, _) in mine.into_iter().take(self.pods_to_remove(&name, desired)) {
+                    self.pods.remove(&pod_name);
+                    self.emit(&owner, Event::Deleted { kind: ObjectKind::Pod, name: pod_name });
+                }
+            }
+        }
+        self.refresh_statuses();
+    }
+
+    fn pods_to_remove(&self, rs: &str, desired: usize) -> usize {
+        self.pods.values().filter(|p| p.replica_set == rs).count().saturating_sub(desired)
+    }
+
+    /// Pods whose readiness changed at this instant are re-announced, and ReplicaSet
+    /// statuses recomputed.
+    fn refresh_statuses(&mut self) {
+        let now = self.now;
+        let became_ready: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| !p.ready_announced && p.ready_at.is_some_and(|t| t <= now))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in became_ready {
+            let Some(pod) = self.pods.get_mut(&n) else { continue };
+            pod.ready_announced = true;
+            let pod = pod.clone();
+            if let Some(owner) = self.rollout_of_rs(&pod.replica_set) {
+                let kube = self.kube_pod(&n, &pod);
+                self.emit(&owner, Event::Applied(Object::Pod(Box::new(kube))));
+            }
+        }
+        let names: Vec<String> = self.replica_sets.keys().cloned().collect();
+        for name in names {
+            let Some(rs) = self.replica_sets.get(&name) else { continue };
+            let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+            let pods: Vec<&SimPod> = self.pods.values().filter(|p| p.replica_set == name).collect();
+            let replicas = pods.len() as i32;
+            let ready = pods.iter().filter(|p| p.ready_at.is_some_and(|t| t <= now)).count() as i32;
+            let available = pods
+                .iter()
+                .filter(|p| p.ready_at.is_some_and(|t| t.plus(crate::time::Seconds(i64::from(min_ready))) <= now))
+                .count() as i32;
+            let generation = rs.metadata.generation;
+            let status = ReplicaSetStatus {
+                replicas,
+                ready_replicas: Some(ready),
+                available_replicas: Some(available),
+                fully_labeled_replicas: Some(replicas),
+                observed_generation: generation,
+                conditions: None,
+                terminating_replicas: None,
+            };
+            if rs.status.as_ref() != Some(&status) {
+                if let Some(rs) = self.replica_sets.get_mut(&name) {
+                    rs.status = Some(status);
+                }
+                self.emit_rs(&name);
+            }
+        }
+    }
+
+    /// The next time a pod becomes ready or available, after now.
+    pub fn next_pod_transition(&self) -> Option<Timestamp> {
+        let now = self.now;
+        self.pods
+            .values()
+            .flat_map(|p| {
+                let min_ready = self
+                    .replica_sets
+                    .get(&p.replica_set)
+                    .and_then(|rs| rs.spec.as_ref())
+                    .and_then(|s| s.min_ready_seconds)
+                    .unwrap_or(0);
+                p.ready_at.into_iter().flat_map(move |r| [r, r.plus(crate::time::Seconds(i64::from(min_ready)))])
+            })
+            .filter(|t| *t > now)
+            .min()
+    }
+
+    fn kube_pod(&self, name: &str, pod: &SimPod) -> Pod {
+        let ready = pod.ready_at.is_some_and(|t| t <= self.now);
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(pod.labels.clone()),
+                creation_timestamp: Some(to_kube_time(pod.created)),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: "apps/v1".into(),
+                    kind: "ReplicaSet".into(),
+                    name: pod.replica_set.clone(),
+                    uid: format!("uid-rs-{}", pod.replica_set),
+                    controller: Some(true),
+                    block_owner_deletion: Some(true),
+                }]),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(PodStatus {
+                phase: Some(if ready { "Running" } else { "Pending" }.into()),
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    last_transition_time: Some(to_kube_time(if ready { pod.ready_at.unwrap_or(pod.created) } else { pod.created })),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        }
+    }
+}
+
+fn unreachable_apply() -> &'static String {
+    // `Command::Apply` returns early in `Cluster::command`; this keeps the match total.
+    static EMPTY: String = String::new();
+    &EMPTY
+}
+
+/// RFC 7386 JSON merge patch.
+pub(super) fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}

@@ -1,0 +1,206 @@
+//! The offline simulator: a simulated cluster, scripted user commands, and a virtual clock
+//! that jumps to the next thing that can happen. The controller logic is the very
+//! [`crate::step`] the real controller runs.
+
+mod cluster;
+pub mod scenario;
+pub mod timeline;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use scenario::{parse_scenario, Scenario};
+pub use timeline::{render_table, Entry};
+
+use crate::state::{Action, Event, State, WakeReason};
+use crate::time::{Seconds, Timestamp};
+use cluster::Cluster;
+
+/// Wall-clock time of `t = 0` in every simulation (2024-01-01T00:00:00Z).
+pub const SIMULATION_EPOCH: Timestamp = Timestamp::from_unix(1_704_067_200);
+/// How long a scenario without `until` may run before it is declared unsettled.
+pub const DEFAULT_LIMIT: Seconds = Seconds(24 * 3600);
+/// Reconciles allowed at one instant before the simulation gives up (a hot loop).
+const MAX_STEPS_PER_INSTANT: usize = 5_000;
+
+/// The result of a simulation. Serialized, it is the JSON timeline of `rollouts simulate
+/// --output json`: `scenario`, `timeline`, `final` (the contract), plus `outcome`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Simulation {
+    /// Scenario name.
+    pub scenario: String,
+    /// Every change, in time order.
+    pub timeline: Vec<Entry>,
+    /// The last entry of every rollout.
+    #[serde(rename = "final")]
+    pub final_state: BTreeMap<String, Entry>,
+    /// How the simulation ended.
+    pub outcome: Outcome,
+}
+
+/// How a simulation ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// Every rollout settled (nothing more would happen without a user).
+    pub settled: bool,
+    /// Seconds since the start when the simulation stopped.
+    pub t: i64,
+    /// Same, human form.
+    pub at: String,
+    /// Expectations that did not hold.
+    pub failed_expectations: Vec<String>,
+}
+
+/// Why a simulation could not run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    /// A scripted command could not be applied (no such rollout, no such container, ...).
+    #[error("events[{index}] at {at}: {message}")]
+    Command {
+        /// Index in `events`.
+        index: usize,
+        /// Its time.
+        at: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// An object could not be created.
+    #[error("objects[{index}]: {message}")]
+    Object {
+        /// Index in `objects`.
+        index: usize,
+        /// What went wrong.
+        message: String,
+    },
+    /// The controller kept acting at one instant without settling (a bug).
+    #[error("the controller did not settle at {at} (more than {MAX_STEPS_PER_INSTANT} reconciles)")]
+    HotLoop {
+        /// When.
+        at: String,
+    },
+}
+
+struct Controller {
+    state: State,
+    wake: Option<(Timestamp, WakeReason)>,
+}
+
+/// Runs a scenario to the end.
+pub fn simulate(scenario: &Scenario) -> Result<Simulation, SimError> {
+    let t0 = SIMULATION_EPOCH;
+    let mut cluster = Cluster::new(t0, scenario.cluster.clone());
+    for (index, obj) in scenario.objects.iter().enumerate() {
+        cluster.apply_manifest(obj.clone()).map_err(|message| SimError::Object { index, message })?;
+    }
+    let mut events: Vec<(usize, &scenario::ScenarioEvent)> = scenario.events.iter().enumerate().collect();
+    events.sort_by_key(|(i, e)| (e.at, *i));
+    let mut next_event = 0;
+    let limit = scenario.until.unwrap_or(DEFAULT_LIMIT);
+    let mut controllers: BTreeMap<String, Controller> = BTreeMap::new();
+    let mut timeline: Vec<Entry> = Vec::new();
+    let mut last: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut now = t0;
+    let settled;
+    loop {
+        let t = now.since(t0);
+        while let Some((index, ev)) = events.get(next_event) {
+            if ev.at > t {
+                break;
+            }
+            let cmd = ev.command().map_err(|message| SimError::Command { index: *index, at: ev.at.human(), message })?;
+            cluster
+                .command(&cmd)
+                .map_err(|message| SimError::Command { index: *index, at: ev.at.human(), message })?;
+            next_event += 1;
+        }
+        for (name, c) in controllers.iter_mut() {
+            if c.wake.is_some_and(|(at, _)| at <= now) {
+                c.wake = None;
+                cluster.outbox.entry(name.clone()).or_default().push(Event::Tick);
+            }
+        }
+        settle(&mut cluster, &mut controllers, now)?;
+        for name in cluster.rollouts.keys() {
+            if let Some(e) = timeline::entry(&cluster, name, t) {
+                if last.get(name).is_none_or(|l| !l.same_state(&e)) {
+                    last.insert(name.clone(), e.clone());
+                    timeline.push(e);
+                }
+            }
+        }
+        let next = [
+            events.get(next_event).map(|(_, e)| t0.plus(e.at)),
+            controllers.values().filter_map(|c| c.wake.map(|(at, _)| at)).min(),
+            cluster.next_pod_transition(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match next {
+            None => {
+                settled = true;
+                break;
+            }
+            Some(n) if n > t0.plus(limit) => {
+                settled = scenario.until.is_some() && all_quiet(&controllers, &cluster, next_event, &events, t0);
+                break;
+            }
+            Some(n) => now = n,
+        }
+    }
+    let end = if scenario.until.is_some() || !settled { limit } else { now.since(t0) };
+    let failed_expectations = scenario
+        .expect
+        .iter()
+        .filter_map(|e| timeline::check_expectation(e, &timeline).err())
+        .collect();
+    Ok(Simulation {
+        scenario: scenario.name.clone().unwrap_or_default(),
+        timeline,
+        final_state: last,
+        outcome: Outcome { settled, t: end.0, at: end.human(), failed_expectations },
+    })
+}
+
+/// Nothing is left to happen by itself (used when `until` cuts the run short).
+fn all_quiet(
+    controllers: &BTreeMap<String, Controller>,
+    cluster: &Cluster,
+    next_event: usize,
+    events: &[(usize, &scenario::ScenarioEvent)],
+    _t0: Timestamp,
+) -> bool {
+    controllers.values().all(|c| c.wake.is_none()) && cluster.next_pod_transition().is_none() && next_event >= events.len()
+}
+
+/// Delivers watch events and executes actions until nothing changes at `now`.
+fn settle(cluster: &mut Cluster, controllers: &mut BTreeMap<String, Controller>, now: Timestamp) -> Result<(), SimError> {
+    cluster.now = now;
+    let mut steps = 0usize;
+    loop {
+        cluster.sync();
+        let outbox = std::mem::take(&mut cluster.outbox);
+        if outbox.values().all(Vec::is_empty) {
+            return Ok(());
+        }
+        for (name, events) in outbox {
+            for event in events {
+                steps += 1;
+                if steps > MAX_STEPS_PER_INSTANT {
+                    return Err(SimError::HotLoop { at: now.since(SIMULATION_EPOCH).human() });
+                }
+                let c = controllers.entry(name.clone()).or_insert_with(|| Controller { state: State::default(), wake: None });
+                let state = std::mem::take(&mut c.state);
+                let (state, actions) = crate::step(state, event, now);
+                c.state = state;
+                c.wake = actions.iter().find_map(|a| match a {
+                    Action::WakeAt { at, reason } => Some((*at, *reason)),
+                    _ => None,
+                });
+                cluster.execute(&name, &actions);
+            }
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! The scenario file: objects the cluster starts with, how the simulated cluster behaves,
+//! scripted metric answers, user commands at simulated times, and optional expectations.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::api::parse::{line_of_path, yaml_error};
+use crate::api::SpecError;
+use crate::time::{parse_duration, Seconds};
+
+/// A parsed scenario.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scenario {
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Manifests the cluster starts with (Rollout, Service, ...).
+    #[serde(default)]
+    pub objects: Vec<Value>,
+    /// How the simulated cluster behaves.
+    #[serde(default)]
+    pub cluster: ClusterSpec,
+    /// Scripted metric-provider answers, by metric name (used by analysis).
+    #[serde(default)]
+    pub metrics: BTreeMap<String, Vec<Value>>,
+    /// User commands and manifest changes at simulated times.
+    #[serde(default)]
+    pub events: Vec<ScenarioEvent>,
+    /// Stop at this time; default: when every rollout has settled (at most 24 h).
+    #[serde(default, deserialize_with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub until: Option<Seconds>,
+    /// Checks on the timeline; `rollouts simulate` exits 1 when one fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<Expectation>,
+}
+
+/// `cluster:` — the simulated cluster's behaviour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// Time from pod creation to Ready (default 1s).
+    #[serde(default = "one_second", deserialize_with = "duration")]
+    pub pod_startup: Seconds,
+    /// Behaviour per image.
+    #[serde(default)]
+    pub images: BTreeMap<String, ImageBehaviour>,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec { pod_startup: Seconds(1), images: BTreeMap::new() }
+    }
+}
+
+fn one_second() -> Seconds {
+    Seconds(1)
+}
+
+/// Behaviour of pods running an image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageBehaviour {
+    /// `false`: pods of this image never become ready.
+    #[serde(default = "yes")]
+    pub ready: bool,
+    /// Overrides `podStartup` for this image.
+    #[serde(default, deserialize_with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub startup: Option<Seconds>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One scripted event: a time and exactly one command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScenarioEvent {
+    /// Simulated time from the start.
+    #[serde(deserialize_with = "duration")]
+    pub at: Seconds,
+    /// `kubectl argo rollouts set image ROLLOUT CONTAINER=IMAGE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_image: Option<SetImage>,
+    /// `promote [--full]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote: Option<Promote>,
+    /// `abort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<RolloutRef>,
+    /// `retry rollout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RolloutRef>,
+    /// `pause` (sets `spec.paused`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<RolloutRef>,
+    /// Clears `spec.paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<RolloutRef>,
+    /// `restart` (sets `spec.restartAt` to now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RolloutRef>,
+    /// `undo [--to-revision N]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<Undo>,
+    /// Sets `spec.replicas` (`kubectl scale`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<Scale>,
+    /// Creates or replaces any object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply: Option<Value>,
+}
+
+/// The command of a [`ScenarioEvent`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// See [`ScenarioEvent::set_image`].
+    SetImage(SetImage),
+    /// See [`ScenarioEvent::promote`].
+    Promote(Promote),
+    /// See [`ScenarioEvent::abort`].
+    Abort(RolloutRef),
+    /// See [`ScenarioEvent::retry`].
+    Retry(RolloutRef),
+    /// See [`ScenarioEvent::pause`].
+    Pause(RolloutRef),
+    /// See [`ScenarioEvent::resume`].
+    Resume(RolloutRef),
+    /// See [`ScenarioEvent::restart`].
+    Restart(RolloutRef),
+    /// See [`ScenarioEvent::undo`].
+    Undo(Undo),
+    /// See [`ScenarioEvent::scale`].
+    Scale(Scale),
+    /// See [`ScenarioEvent::apply`].
+    Apply(Value),
+}
+
+impl ScenarioEvent {
+    /// The single command of this event, or an error when there is none or several.
+    pub fn command(&self) -> Result<Command, String> {
+        let mut found: Vec<Command> = Vec::new();
+        if let Some(c) = &self.set_image {
+            found.push(Command::SetImage(c.clone()));
+        }
+        if let Some(c) = &self.promote {
+            found.push(Command::Promote(c.clone()));
+        }
+        if let Some(c) = &self.abort {
+            found.push(Command::Abort(c.clone()));
+        }
+        if let Some(c) = &self.retry {
+            found.push(Command::Retry(c.clone()));
+        }
+        if let Some(c) = &self.pause {
+            found.push(Command::Pause(c.clone()));
+        }
+        if let Some(c) = &self.resume {
+            found.push(Command::Resume(c.clone()));
+        }
+        if let Some(c) = &self.restart {
+            found.push(Command::Restart(c.clone()));
+        }
+        if let Some(c) = &self.undo {
+            found.push(Command::Undo(c.clone()));
+        }
+        if let Some(c) = &self.scale {
+            found.push(Command::Scale(c.clone()));
+        }
+        if let Some(c) = &self.apply {
+            found.push(Command::Apply(c.clone()));
+        }
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err("an event needs one command: setImage, promote, abort, retry, pause, resume, restart, undo, scale or apply".into()),
+            _ => Err("an event may hold only one command".into()),
+        }
+    }
+}
+
+/// Names a rollout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutRef {
+    /// Rollout name.
+    pub rollout: String,
+}
+
+/// `setImage`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetImage {
+    /// Rollout name.
+    pub rollout: String,
+    /// Container name (`*` for every container, as the CLI allows).
+    pub container: String,
+    /// New image.
+    pub image: String,
+}
+
+/// `promote`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Promote {
+    /// Rollout name.
+    pub rollout: String,
+    /// `--full`.
+    #[serde(default)]
+    pub full: bool,
+}
+
+/// `undo`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Undo {
+    /// Rollout name.
+    pub rollout: String,
+    /// Revision to go back to (default: the previous one).
+    #[serde(default)]
+    pub to_revision: Option<i64>,
+}
+
+/// `scale`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scale {
+    /// Rollout name.
+    pub rollout: String,
+    /// New `spec.replicas`.
+    pub replicas: i32,
+}
+
+/// A check on the rollout's state at a time: every key given must match the timeline
+/// entry in effect then (the last one at or before `at`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Expectation {
+    /// When (simulated time from the start).
+    #[serde(deserialize_with = "duration")]
+    pub at: Seconds,
+    /// Which rollout.
+    pub rollout: String,
+    /// Expected phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Expected message (exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Expected `currentStepIndex`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step_index: Option<i32>,
+    /// Expected `setWeight`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_weight: Option<i32>,
+    /// Expected `actualWeight`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual_weight: Option<i32>,
+    /// Expected `aborted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<bool>,
+    /// Expected pause reasons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_conditions: Option<Vec<String>>,
+    /// Expected ReplicaSets by revision: any of `desired`, `ready`, `available`, `role`,
+    /// `images`. A revision listed with `absent: true` must not exist.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replica_sets: BTreeMap<String, Value>,
+    /// The number of ReplicaSets the rollout owns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_set_count: Option<usize>,
+    /// The revision of the stable ReplicaSet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<i64>,
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Seconds, D::Error> {
+    let v = Value::deserialize(d)?;
+    let text = match &v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => return Err(serde::de::Error::custom(format!("expected a duration such as \"30s\", got {other}"))),
+    };
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Seconds>, D::Error> {
+    duration(d).map(Some)
+}
+
+/// Parses a scenario file. Errors name the field and, where known, the line.
+pub fn parse_scenario(text: &str) -> Result<Scenario, SpecError> {
+    let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&e))?;
+    for (i, ev) in scenario.events.iter().enumerate() {
+        if let Err(message) = ev.command() {
+            let path = format!("events[{i}]");
+            return Err(SpecError { line: line_of_event(text, i), path, message });
+        }
+    }
+    for (i, obj) in scenario.objects.iter().enumerate() {
+        check_object(obj).map_err(|mut e| {
+            e.line = line_of_path(text, &e.path);
+            e.path = format!("objects[{i}].{}", e.path);
+            e
+        })?;
+    }
+    for (i, ev) in scenario.events.iter().enumerate() {
+        if let Some(obj) = &ev.apply {
+            check_object(obj).map_err(|mut e| {
+                e.line = line_of_path(text, &e.path);
+                e.path = format!("events[{i}].apply.{}", e.path);
+                e
+            })?;
+        }
+    }
+    Ok(scenario)
+}
+
+/// Every object needs a kind and a name; Rollouts and Services must decode strictly.
+fn check_object(obj: &Value) -> Result<(), SpecError> {
+    let err = |path: &str, message: &str| SpecError { path: path.into(), message: message.into(), line: None };
+    let kind = obj.get("kind").and_then(Value::as_str).ok_or_else(|| err("kind", "missing kind"))?;
+    obj.get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| err("metadata.name", "missing name"))?;
+    match kind {
+        "Rollout" => crate::api::parse::from_value_strict::<crate::api::Rollout>(obj).map(|_| ()),
+        "Service" => crate::api::parse::from_value_strict::<k8s_openapi::api::core::v1::Service>(obj).map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
+/// Line of the i-th entry of `events:` (best effort).
+fn line_of_event(text: &str, index: usize) -> Option<usize> {
+    let start = text.lines().position(|l| l.trim_start().starts_with("events:"))?;
+    text.lines()
+        .enumerate()
+        .skip(start + 1)
+        .filter(|(_, l)| l.trim_start().starts_with("- "))
+        .nth(index)
+        .map(|(i, _)| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_reported_with_their_line() {
+        let text = "name: x\ncluster:\n  podStartup: 2s\n  podStrtup: 1s\n";
+        let e = parse_scenario(text).unwrap_err();
+        assert_eq!(e.line, Some(4));
+        assert!(e.to_string().contains("podStrtup"), "{e}");
+    }
+
+    #[test]
+    fn an_event_needs_exactly_one_command() {
+        let text = "events:\n  - {at: 1s}\n";
+        let e = parse_scenario(text).unwrap_err();
+        assert_eq!((e.path.as_str(), e.line), ("events[0]", Some(2)));
+    }
+
+    #[test]
+    fn a_typo_inside_a_rollout_names_the_field_and_line() {
+        let text = "objects:\n  - apiVersion: argoproj.io/v1alpha1\n    kind: Rollout\n    metadata: {name: a}\n    spec:\n      strategy:\n        canary:\n          stepz: []\n";
+        let e = parse_scenario(text).unwrap_err();
+        assert_eq!(e.path, "objects[0].spec.strategy.canary.stepz");
+        assert_eq!(e.line, Some(8));
+    }
+
+    #[test]
+    fn bad_durations_are_rejected() {
+        let e = parse_scenario("until: soon\n").unwrap_err();
+        assert!(e.to_string().contains("invalid duration"), "{e}");
+    }
+}

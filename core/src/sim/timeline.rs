@@ -1,0 +1,309 @@
+//! Timeline entries (the simulator's JSON contract), the table view, and expectations.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::cluster::Cluster;
+use super::scenario::Expectation;
+use crate::api::Rollout;
+use crate::objects::{service_selected_hash, ReplicaSetExt};
+use crate::replicas;
+use crate::time::Seconds;
+
+/// One ReplicaSet in an [`Entry`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RsEntry {
+    /// Name.
+    pub name: String,
+    /// Pod-template hash.
+    pub hash: String,
+    /// Revision number.
+    pub revision: i64,
+    /// `stable`, `canary`, `active`, `preview` or `old`.
+    pub role: String,
+    /// `spec.replicas`.
+    pub desired: i32,
+    /// Ready pods.
+    pub ready: i32,
+    /// Available pods.
+    pub available: i32,
+    /// Container images.
+    pub images: Vec<String>,
+}
+
+/// `{name, phase}` of an AnalysisRun or Experiment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunEntry {
+    /// Name.
+    pub name: String,
+    /// Phase.
+    pub phase: String,
+}
+
+/// The state of one rollout at a time. Written whenever a field other than the time
+/// changes. The keys are a contract: other tools read them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// Seconds since the start.
+    pub t: i64,
+    /// Same, human form (`1m30s`).
+    pub at: String,
+    /// Rollout name.
+    pub rollout: String,
+    /// Healthy / Progressing / Paused / Degraded.
+    pub phase: String,
+    /// Phase message.
+    pub message: String,
+    /// `status.currentStepIndex` (null without steps).
+    pub current_step_index: Option<i32>,
+    /// Number of canary steps.
+    pub step_count: i32,
+    /// The weight the steps ask for now (null for blue-green).
+    pub set_weight: Option<i32>,
+    /// The canary's share of available pods, in percent (blue-green: the active
+    /// service's share of the new ReplicaSet, 0 or 100).
+    pub actual_weight: i32,
+    /// `status.stableRS`.
+    pub stable_hash: String,
+    /// `status.currentPodHash`.
+    pub canary_hash: String,
+    /// Reasons of `status.pauseConditions`.
+    pub pause_conditions: Vec<String>,
+    /// `status.abort`.
+    pub aborted: bool,
+    /// ReplicaSets, newest revision first.
+    pub replica_sets: Vec<RsEntry>,
+    /// AnalysisRuns.
+    pub analysis_runs: Vec<RunEntry>,
+    /// Experiments.
+    pub experiments: Vec<RunEntry>,
+}
+
+impl Entry {
+    /// Whether two entries differ in anything but the time.
+    pub fn same_state(&self, other: &Entry) -> bool {
+        let mut a = self.clone();
+        a.t = other.t;
+        a.at = other.at.clone();
+        &a == other
+    }
+}
+
+/// Builds the entry for rollout `name` from the cluster's objects.
+pub(super) fn entry(cluster: &Cluster, name: &str, t: Seconds) -> Option<Entry> {
+    let obj = cluster.rollouts.get(name)?;
+    let (ro, _) = crate::rollout::decode_rollout(obj);
+    let st = &ro.status;
+    let is_bg = ro.spec.blue_green().is_some();
+    let active = ro
+        .spec
+        .blue_green()
+        .and_then(|b| cluster.services.get(&b.active_service))
+        .map(|s| service_selected_hash(s).to_string())
+        .unwrap_or_default();
+    let mut rss: Vec<RsEntry> = cluster
+        .replica_sets
+        .values()
+        .filter(|rs| {
+            rs.metadata.owner_references.iter().flatten().any(|o| o.kind == "Rollout" && o.name == name)
+        })
+        .map(|rs| {
+            let hash = rs.pod_hash().to_string();
+            let role = if is_bg {
+                if !active.is_empty() && hash == active {
+                    "active"
+                } else if hash == st.current_pod_hash {
+                    "preview"
+                } else {
+                    "old"
+                }
+            } else if !hash.is_empty() && hash == st.stable_rs {
+                "stable"
+            } else if hash == st.current_pod_hash {
+                "canary"
+            } else {
+                "old"
+            };
+            RsEntry {
+                name: rs.name().to_string(),
+                hash,
+                revision: rs.revision().unwrap_or(0),
+                role: role.to_string(),
+                desired: rs.spec_replicas(),
+                ready: rs.ready(),
+                available: rs.available(),
+                images: rs
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.as_ref())
+                    .and_then(|t| t.spec.as_ref())
+                    .map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    rss.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.name.cmp(&b.name)));
+    let steps = ro.spec.steps().len() as i32;
+    let actual_weight = actual_weight(&ro, &rss, &active);
+    Some(Entry {
+        t: t.0,
+        at: t.human(),
+        rollout: name.to_string(),
+        phase: st.phase.map(|p| p.as_str().to_string()).unwrap_or_else(|| "Progressing".into()),
+        message: st.message.clone(),
+        current_step_index: if steps > 0 { st.current_step_index } else { None },
+        step_count: steps,
+        set_weight: if is_bg { None } else { Some(replicas::current_set_weight(&ro.spec, st)) },
+        actual_weight,
+        stable_hash: st.stable_rs.clone(),
+        canary_hash: st.current_pod_hash.clone(),
+        pause_conditions: st.pause_conditions.iter().map(|p| p.reason.as_str().to_string()).collect(),
+        aborted: st.abort,
+        replica_sets: rss,
+        analysis_runs: Vec::new(),
+        experiments: Vec::new(),
+    })
+}
+
+/// The canary's share of available pods (percent, rounded half up); blue-green: 100 when
+/// the active service selects the current template, else 0.
+fn actual_weight(ro: &Rollout, rss: &[RsEntry], active: &str) -> i32 {
+    let current = &ro.status.current_pod_hash;
+    if ro.spec.blue_green().is_some() {
+        return if !current.is_empty() && active == current { 100 } else { 0 };
+    }
+    let total: i64 = rss.iter().map(|r| i64::from(r.available)).sum();
+    if total == 0 {
+        return 0;
+    }
+    let canary: i64 = rss.iter().filter(|r| &r.hash == current).map(|r| i64::from(r.available)).sum();
+    ((canary * 200 + total) / (2 * total)) as i32
+}
+
+/// Renders the timeline as aligned columns, one line per entry.
+pub fn render_table(entries: &[Entry]) -> String {
+    let header = ["TIME", "ROLLOUT", "PHASE", "STEP", "WEIGHT", "REPLICASETS (desired/ready/available)", "MESSAGE"];
+    let rows: Vec<[String; 7]> = entries
+        .iter()
+        .map(|e| {
+            let step = match e.current_step_index {
+                Some(i) => format!("{i}/{}", e.step_count),
+                None => "-".into(),
+            };
+            let weight = match e.set_weight {
+                Some(w) => format!("{w}/{}", e.actual_weight),
+                None => format!("-/{}", e.actual_weight),
+            };
+            let rss = e
+                .replica_sets
+                .iter()
+                .filter(|r| r.desired > 0 || r.ready > 0 || r.role != "old")
+                .map(|r| format!("r{} {} {}/{}/{}", r.revision, r.role, r.desired, r.ready, r.available))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut message = if e.aborted && !e.message.contains("abort") {
+                format!("aborted; {}", e.message)
+            } else {
+                e.message.clone()
+            };
+            if !e.pause_conditions.is_empty() && !message.contains(&e.pause_conditions[0]) {
+                message = format!("{message} [{}]", e.pause_conditions.join(","));
+            }
+            [e.at.clone(), e.rollout.clone(), e.phase.clone(), step, weight, rss, message]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(widths[i] - c.chars().count() + 2));
+            }
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// Checks one expectation against the timeline; `Err` says what differs.
+pub fn check_expectation(exp: &Expectation, timeline: &[Entry]) -> Result<(), String> {
+    let entry = timeline
+        .iter()
+        .filter(|e| e.rollout == exp.rollout && e.t <= exp.at.0)
+        .last()
+        .ok_or_else(|| format!("at {}: rollout {:?} has no state yet", exp.at.human(), exp.rollout))?;
+    let mut problems = Vec::new();
+    let mut check = |what: &str, want: Value, got: Value| {
+        if want != got {
+            problems.push(format!("{what}: expected {want}, got {got}"));
+        }
+    };
+    if let Some(p) = &exp.phase {
+        check("phase", p.clone().into(), entry.phase.clone().into());
+    }
+    if let Some(m) = &exp.message {
+        check("message", m.clone().into(), entry.message.clone().into());
+    }
+    if let Some(i) = exp.current_step_index {
+        check("currentStepIndex", i.into(), entry.current_step_index.into());
+    }
+    if let Some(w) = exp.set_weight {
+        check("setWeight", w.into(), entry.set_weight.into());
+    }
+    if let Some(w) = exp.actual_weight {
+        check("actualWeight", w.into(), entry.actual_weight.into());
+    }
+    if let Some(a) = exp.aborted {
+        check("aborted", a.into(), entry.aborted.into());
+    }
+    if let Some(p) = &exp.pause_conditions {
+        check("pauseConditions", serde_json::json!(p), serde_json::json!(entry.pause_conditions));
+    }
+    if let Some(n) = exp.replica_set_count {
+        check("replicaSetCount", n.into(), entry.replica_sets.len().into());
+    }
+    if let Some(r) = exp.stable_revision {
+        let got = entry.replica_sets.iter().find(|rs| rs.hash == entry.stable_hash).map(|rs| rs.revision);
+        check("stableRevision", r.into(), got.into());
+    }
+    for (rev, want) in &exp.replica_sets {
+        let got = entry.replica_sets.iter().find(|rs| rs.revision.to_string() == *rev);
+        let absent = want.get("absent").and_then(Value::as_bool).unwrap_or(false);
+        match (got, absent) {
+            (None, true) => {}
+            (Some(_), true) => problems.push(format!("revision {rev}: expected no ReplicaSet")),
+            (None, false) => problems.push(format!("revision {rev}: no such ReplicaSet")),
+            (Some(rs), false) => {
+                let got = serde_json::to_value(rs).unwrap_or(Value::Null);
+                for (k, v) in want.as_object().into_iter().flatten() {
+                    if got.get(k) != Some(v) {
+                        problems.push(format!(
+                            "revision {rev} {k}: expected {v}, got {}",
+                            got.get(k).cloned().unwrap_or(Value::Null)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("at {} ({}): {}", exp.at.human(), exp.rollout, problems.join("; ")))
+    }
+}
