@@ -43,9 +43,14 @@ impl Timestamp {
         i64::try_from(secs).ok().map(Timestamp)
     }
 
-    /// Formats as RFC 3339 with whole seconds, the way Kubernetes writes `Time`.
+    /// The latest instant RFC 3339 can write (9999-12-31T23:59:59Z).
+    pub const MAX_RFC3339: Timestamp = Timestamp(253_402_300_799);
+
+    /// Formats as RFC 3339 with whole seconds, the way Kubernetes writes `Time`. Instants
+    /// outside years 1970..=9999 are clamped into that range.
     pub fn to_rfc3339(self) -> String {
-        let t = UNIX_EPOCH + StdDuration::from_secs(self.0.max(0) as u64);
+        let secs = self.0.clamp(0, Self::MAX_RFC3339.0) as u64;
+        let t = UNIX_EPOCH + StdDuration::from_secs(secs);
         humantime::format_rfc3339_seconds(t).to_string()
     }
 
@@ -177,6 +182,12 @@ mod tests {
         let t = Timestamp::parse_rfc3339("2024-01-01T00:01:30Z").unwrap();
         assert_eq!(t.to_rfc3339(), "2024-01-01T00:01:30Z");
         assert_eq!(Timestamp::parse_rfc3339("2024-01-01T00:01:30.75Z"), Some(t));
+    }
+
+    #[test]
+    fn extreme_instants_format_without_panicking() {
+        assert_eq!(Timestamp(i64::MAX).to_rfc3339(), "9999-12-31T23:59:59Z");
+        assert_eq!(Timestamp(i64::MIN).to_rfc3339(), "1970-01-01T00:00:00Z");
     }
 
     #[test]

@@ -1,1 +1,3 @@
-//! Golden tests live in tests/.
+//! Golden tests of the simulator: see `tests/timelines.rs`. Snapshots live in
+//! `tests/snapshots/`; review changes with `cargo insta review` (or accept them with
+//! `INSTA_UPDATE=always cargo test -p rollouts-snapshots`).

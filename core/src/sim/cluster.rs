@@ -371,6 +371,27 @@ impl Cluster {
         }
     }
 
+    /// Every rollout's objects, as a controller starting now would list them.
+    pub fn objects_by_rollout(&self) -> BTreeMap<String, Vec<Object>> {
+        let mut out = BTreeMap::new();
+        for (name, obj) in &self.rollouts {
+            let mut objs = vec![Object::Rollout(obj.clone())];
+            for svc in self.services.values() {
+                objs.push(Object::Service(Box::new(svc.clone())));
+            }
+            for (rs_name, rs) in &self.replica_sets {
+                if Self::owner_of(rs).as_deref() == Some(name.as_str()) {
+                    objs.push(Object::ReplicaSet(Box::new(rs.clone())));
+                    for (pod_name, pod) in self.pods.iter().filter(|(_, p)| &p.replica_set == rs_name) {
+                        objs.push(Object::Pod(Box::new(self.kube_pod(pod_name, pod))));
+                    }
+                }
+            }
+            out.insert(name.clone(), objs);
+        }
+        out
+    }
+
     fn image_behaviour(&self, images: &[String]) -> (bool, crate::time::Seconds) {
         let mut ready = true;
         let mut startup = self.spec.pod_startup;

@@ -37,6 +37,11 @@ pub struct Simulation {
     pub final_state: BTreeMap<String, Entry>,
     /// How the simulation ended.
     pub outcome: Outcome,
+    /// Every rollout's objects as the cluster holds them at the end (the Rollout, its
+    /// ReplicaSets and pods, all Services), as watch events a fresh controller would
+    /// receive on start. Not part of the JSON output.
+    #[serde(skip)]
+    pub final_objects: BTreeMap<String, Vec<crate::state::Object>>,
 }
 
 /// How a simulation ended.
@@ -161,6 +166,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Simulation, SimError> {
         timeline,
         final_state: last,
         outcome: Outcome { settled, t: end.0, at: end.human(), failed_expectations },
+        final_objects: cluster.objects_by_rollout(),
     })
 }
 
