@@ -1,5 +1,6 @@
 //! The core may depend on data crates only: no async runtime, no Kubernetes client, no
 //! HTTP client, no randomness, nothing that reads the clock (DESIGN.md, "Dependency rule").
+#![allow(clippy::disallowed_methods)] // tests may read files and the environment
 
 use std::process::Command;
 

@@ -1,4 +1,5 @@
 //! The core contract: level-triggered, restart-safe, total, deterministic.
+#![allow(clippy::disallowed_methods)] // tests may read files and the environment
 
 use rollouts_core::api::{ConditionType, Rollout};
 use rollouts_core::sim::{parse_scenario, simulate, Simulation};

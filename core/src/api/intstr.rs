@@ -34,7 +34,7 @@ impl IntOrString {
                     .trim()
                     .parse()
                     .map_err(|_| IntOrPercentError { value: s.clone() })?;
-                let num = pct * i64::from(total);
+                let num = pct.saturating_mul(i64::from(total));
                 let floor = num.div_euclid(100);
                 let v = if round_up && num.rem_euclid(100) != 0 { floor + 1 } else { floor };
                 Ok(v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
@@ -55,5 +55,6 @@ mod tests {
         assert_eq!(s("25").scaled_value(10, true), Ok(3));
         assert_eq!(IntOrString::Int(2).scaled_value(10, true), Ok(2));
         assert!(s("abc").scaled_value(10, true).is_err());
+        assert!(s("9223372036854775807%").scaled_value(10, true).is_ok());
     }
 }

@@ -278,7 +278,7 @@ impl<'s> Ctx<'s> {
             return false;
         }
         let dynamic = self.ro.spec.canary().is_some_and(|c| c.dynamic_stable_scale);
-        !(dynamic && !explicitly_set)
+        !dynamic || explicitly_set
     }
 
     /// `abortScaleDownDelaySeconds` (None when 0: never scale down) and whether it was set.

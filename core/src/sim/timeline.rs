@@ -244,8 +244,7 @@ pub fn render_table(entries: &[Entry]) -> String {
 pub fn check_expectation(exp: &Expectation, timeline: &[Entry]) -> Result<(), String> {
     let entry = timeline
         .iter()
-        .filter(|e| e.rollout == exp.rollout && e.t <= exp.at.0)
-        .last()
+        .rfind(|e| e.rollout == exp.rollout && e.t <= exp.at.0)
         .ok_or_else(|| format!("at {}: rollout {:?} has no state yet", exp.at.human(), exp.rollout))?;
     let mut problems = Vec::new();
     let mut check = |what: &str, want: Value, got: Value| {
