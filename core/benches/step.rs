@@ -1,1 +1,70 @@
-fn main() {}
+//! Benchmarks: one `step` of a mid-update rollout with 10 steps and 5 ReplicaSets, and
+//! the seed walkthrough simulated end to end.
+#![allow(clippy::disallowed_methods)] // benchmarks read their fixture from disk
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use rollouts_core::sim::{parse_scenario, simulate, SIMULATION_EPOCH};
+use rollouts_core::time::Seconds;
+use rollouts_core::{step, Event, Object, State};
+
+/// A canary with 10 steps, updated four times (5 ReplicaSets), stopped while paused in
+/// the middle of the fifth revision's steps.
+const TEN_STEPS: &str = r#"
+objects:
+  - apiVersion: argoproj.io/v1alpha1
+    kind: Rollout
+    metadata: {name: bench}
+    spec:
+      replicas: 10
+      selector: {matchLabels: {app: bench}}
+      template:
+        metadata: {labels: {app: bench}}
+        spec: {containers: [{name: app, image: "app:1"}]}
+      strategy:
+        canary:
+          steps:
+            - setWeight: 10
+            - pause: {duration: 30s}
+            - setWeight: 20
+            - pause: {duration: 30s}
+            - setWeight: 40
+            - pause: {}
+            - setWeight: 60
+            - pause: {duration: 30s}
+            - setWeight: 80
+            - pause: {duration: 30s}
+events:
+  - {at: 1m, setImage: {rollout: bench, container: app, image: "app:2"}}
+  - {at: 2m, setImage: {rollout: bench, container: app, image: "app:3"}}
+  - {at: 3m, setImage: {rollout: bench, container: app, image: "app:4"}}
+  - {at: 4m, setImage: {rollout: bench, container: app, image: "app:5"}}
+until: 10m
+"#;
+
+fn paused_state() -> (State, rollouts_core::Timestamp) {
+    let sim = simulate(&parse_scenario(TEN_STEPS).expect("parses")).expect("simulates");
+    let now = SIMULATION_EPOCH.plus(Seconds(sim.outcome.t));
+    let objects = &sim.final_objects["bench"];
+    let mut state = State::default();
+    let (rollouts, rest): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| matches!(o, Object::Rollout(_)));
+    for o in rest.into_iter().chain(rollouts) {
+        state = step(state, Event::Applied(o.clone()), now).0;
+    }
+    assert_eq!(state.replica_sets.len(), 5, "the benchmark state has 5 ReplicaSets");
+    (state, now)
+}
+
+fn bench(c: &mut Criterion) {
+    let (state, now) = paused_state();
+    c.bench_function("step: tick, 10 steps, 5 ReplicaSets", |b| {
+        b.iter_batched(|| state.clone(), |s| step(s, Event::Tick, now), BatchSize::SmallInput)
+    });
+    let seed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/scenarios/seed-canary-walkthrough.yaml"))
+        .expect("seed fixture");
+    c.bench_function("simulate: seed walkthrough end to end", |b| {
+        b.iter(|| simulate(&parse_scenario(&seed).expect("parses")).expect("simulates"))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

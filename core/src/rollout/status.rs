@@ -90,6 +90,9 @@ pub(crate) fn merge_diff(old: &Value, new: &Value) -> Option<Value> {
 
 /// The status-subresource patch action from `old` to `new`, if anything changed.
 pub(super) fn status_patch(old: &RolloutStatus, new: &RolloutStatus) -> Option<Action> {
+    if old == new {
+        return None;
+    }
     let o = serde_json::to_value(old).unwrap_or(Value::Null);
     let n = serde_json::to_value(new).unwrap_or(Value::Null);
     merge_diff(&o, &n).map(|d| Action::PatchRolloutStatus { patch: serde_json::json!({ "status": d }) })
