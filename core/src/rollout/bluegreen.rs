@@ -152,11 +152,11 @@ impl Ctx<'_> {
             }
             let mut desired = 0;
             if !rs.has_scale_down_deadline() {
-                if annotated < limit {
+                // Divergence from Argo (upstream issue #1992): there, a delay of 0 leaves
+                // the old ReplicaSet up forever; here it is scaled down at once.
+                if annotated < limit && delay.0 > 0 {
                     annotated += 1;
                     desired = spec;
-                    // Quirk kept from Argo (upstream issue #1992): a delay of 0 leaves the
-                    // old ReplicaSet up without a deadline.
                     self.add_scale_down_delay(&name, delay);
                 }
             } else {

@@ -290,7 +290,7 @@ impl Ctx<'_> {
                 };
                 let cond =
                     condition(ConditionType::Progressing, ConditionStatus::False, "ProgressDeadlineExceeded", &msg, now);
-                let changed = set_condition(&mut s, cond);
+                set_condition(&mut s, cond);
                 if self.ro.spec.progress_deadline_abort && !self.pause.is_aborted(&old) && !self.is_fully_promoted() {
                     self.pause.add_abort(msg.clone());
                     self.warning("RolloutAborted", msg.clone());
@@ -299,8 +299,6 @@ impl Ctx<'_> {
                         &mut s,
                         condition(ConditionType::Progressing, ConditionStatus::False, "RolloutAborted", &message, now),
                     );
-                } else if changed {
-                    self.warning("ProgressDeadlineExceeded", msg);
                 }
             }
         }
