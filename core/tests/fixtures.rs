@@ -5,6 +5,7 @@
 //! has no `expect:` entries at all, or when any expectation does not hold. All scenarios are
 //! run before the test fails, and the failure message names every failing file with the
 //! expectations that did not hold.
+#![allow(clippy::disallowed_methods)] // tests read their fixtures
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -171,11 +171,17 @@ impl Ctx<'_> {
                     self.pause.add_pause(PauseReason::CanaryPauseStep);
                 }
             }
-            Some(cond) => {
-                if let Ok(Some(d)) = pause.duration_seconds() {
-                    self.wake_at(cond.start_time.plus(d), WakeReason::PauseStepElapsed);
-                }
-            }
+            Some(_) => self.pause_step_wake(),
+        }
+    }
+
+    /// Asks to be woken when the current timed pause step ends.
+    pub(super) fn pause_step_wake(&mut self) {
+        let Some(StepKind::Pause(pause)) = self.current_step().map(|s| s.kind()) else { return };
+        let Ok(Some(d)) = pause.duration_seconds() else { return };
+        let start = self.ro.status.pause_conditions.iter().find(|c| c.reason == PauseReason::CanaryPauseStep);
+        if let Some(c) = start {
+            self.wake_at(c.start_time.plus(d), WakeReason::PauseStepElapsed);
         }
     }
 
@@ -303,8 +309,14 @@ impl Ctx<'_> {
         if self.template_or_steps_changed() {
             self.reset_status(&mut s);
             let new_hash = self.new_rs().map(|r| r.pod_hash().to_string());
-            if new_hash.is_some() && new_hash.as_deref() == Some(self.ro.status.stable_rs.as_str()) && step_count > 0 {
-                self.event("SkipSteps", "Rollback to stable ReplicaSets".into());
+            let new_active = self.new_rs().is_some_and(|r| r.spec_replicas() > 0);
+            if new_hash.is_some() && new_hash.as_deref() == Some(self.ro.status.stable_rs.as_str()) {
+                if step_count > 0 {
+                    self.event("SkipSteps", "Rollback to stable ReplicaSets".into());
+                    s.current_step_index = Some(step_count);
+                }
+            } else if self.is_rollback_within_window() && new_active && step_count > 0 {
+                self.event("SkipSteps", "Rollback to active ReplicaSets within RollbackWindow".into());
                 s.current_step_index = Some(step_count);
             }
             let s = self.calculate_conditions(s);
@@ -312,7 +324,7 @@ impl Ctx<'_> {
             return;
         }
 
-        if self.ro.status.promote_full {
+        if self.ro.status.promote_full || self.is_rollback_within_window() {
             self.pause.clear_pauses();
             self.pause.remove_abort();
             if step_count > 0 {

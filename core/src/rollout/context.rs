@@ -347,12 +347,13 @@ impl<'s> Ctx<'s> {
         }
     }
 
-    /// Argo's `isScalingEvent`: an active ReplicaSet was last scaled for another
-    /// `spec.replicas`.
+    /// Argo's `isScalingEvent`: the active new or stable ReplicaSet was last scaled for
+    /// another `spec.replicas`. (Other ReplicaSets are not looked at: an intermediate one
+    /// still referenced by the status could otherwise hold the rollout in this mode.)
     fn is_scaling_event(&mut self) -> bool {
         self.sync_replica_set_revision();
         let replicas = self.replicas().to_string();
-        self.all_rs().filter(|rs| rs.spec_replicas() > 0).any(|rs| {
+        [self.new_rs(), self.stable_rs()].into_iter().flatten().filter(|rs| rs.spec_replicas() > 0).any(|rs| {
             rs.annotation(keys::DESIRED_REPLICAS).is_some_and(|d| d.parse::<i32>().is_ok() && d != replicas)
         })
     }
@@ -375,6 +376,8 @@ impl<'s> Ctx<'s> {
             }
         } else {
             self.reconcile_canary_replica_sets();
+            // A timed pause keeps its wake-up while the rollout is being scaled.
+            self.pause_step_wake();
             new_status.available_replicas = self.all_rs().map(|r| r.available()).sum();
             new_status.hpa_replicas = self.all_rs().map(|r| r.status_replicas()).sum();
         }

@@ -291,14 +291,11 @@ impl Ctx<'_> {
                 let cond =
                     condition(ConditionType::Progressing, ConditionStatus::False, "ProgressDeadlineExceeded", &msg, now);
                 set_condition(&mut s, cond);
+                // This reconcile records the timeout and sets `status.abort`; the next one
+                // writes the RolloutAborted condition, as Argo does.
                 if self.ro.spec.progress_deadline_abort && !self.pause.is_aborted(&old) && !self.is_fully_promoted() {
                     self.pause.add_abort(msg.clone());
-                    self.warning("RolloutAborted", msg.clone());
-                    let message = format!("Rollout aborted update to revision {}: {msg}", self.rollout_revision());
-                    set_condition(
-                        &mut s,
-                        condition(ConditionType::Progressing, ConditionStatus::False, "RolloutAborted", &message, now),
-                    );
+                    self.warning("RolloutAborted", msg);
                 }
             }
         }
