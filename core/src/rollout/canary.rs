@@ -163,7 +163,7 @@ impl Ctx<'_> {
             return;
         }
         let Some(step) = self.current_step().cloned() else { return };
-        let StepKind::Pause(pause) = step.kind() else { return };
+        let StepKind::Pause(_) = step.kind() else { return };
         let cond = self.ro.status.pause_conditions.iter().find(|c| c.reason == PauseReason::CanaryPauseStep).cloned();
         match cond {
             None => {
