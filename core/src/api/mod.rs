@@ -1,11 +1,13 @@
 //! The `argoproj.io/v1alpha1` API as Rollouts reads and writes it.
 
+pub mod analysis;
 pub mod intstr;
 pub mod keys;
 pub mod parse;
 pub mod rollout;
 pub mod status;
 
+pub use analysis::*;
 pub use intstr::IntOrString;
 pub use parse::SpecError;
 pub use rollout::*;
