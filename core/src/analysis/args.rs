@@ -1,0 +1,1 @@
+//! Template merging, argument merging and `{{args.*}}` resolution.

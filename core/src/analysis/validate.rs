@@ -1,0 +1,1 @@
+//! Metric validation (Argo's `ValidateMetrics`).
