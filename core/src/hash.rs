@@ -42,6 +42,11 @@ pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32
     safe_encode(h)
 }
 
+/// A short, safe-alphabet hash of any text (used to shorten generated names).
+pub fn short_hash(text: &str) -> String {
+    safe_encode(fnv32a(text.as_bytes(), FNV_OFFSET))
+}
+
 /// The hash of a canary step list (`status.currentStepHash`).
 pub fn steps_hash(steps: &[CanaryStep]) -> String {
     let json = serde_json::to_vec(steps).unwrap_or_default();

@@ -6,10 +6,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Affinity, Pod, Service};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Rollout, SpecError};
+use crate::analysis::run::MeasurementAnswer;
+use crate::api::{AnalysisRun, AnalysisTemplate, MetricProvider, Rollout, SecretKeyRef, SpecError};
 use crate::time::Timestamp;
 
 /// Everything one rollout's decisions depend on.
@@ -36,6 +38,19 @@ pub struct State {
     /// Pods of the rollout's ReplicaSets, by name (needed for `restartAt`).
     #[serde(default)]
     pub pods: BTreeMap<String, Pod>,
+    /// AnalysisRuns owned by the rollout, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub analysis_runs: BTreeMap<String, AnalysisRun>,
+    /// AnalysisTemplates in the rollout's namespace, by name, as decoded (a template with
+    /// an unknown field is kept as its error, reported when a rollout uses it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub analysis_templates: BTreeMap<String, Result<AnalysisTemplate, SpecError>>,
+    /// ClusterAnalysisTemplates, by name, as decoded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cluster_analysis_templates: BTreeMap<String, Result<AnalysisTemplate, SpecError>>,
+    /// Jobs created for the rollout's job metrics, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub jobs: BTreeMap<String, Job>,
 }
 
 /// A Kubernetes object the core is told about.
@@ -51,6 +66,14 @@ pub enum Object {
     Service(Box<Service>),
     /// A Pod.
     Pod(Box<Pod>),
+    /// An AnalysisRun, as raw JSON.
+    AnalysisRun(serde_json::Value),
+    /// An AnalysisTemplate, as raw JSON (decoded strictly by the core).
+    AnalysisTemplate(serde_json::Value),
+    /// A ClusterAnalysisTemplate, as raw JSON (decoded strictly by the core).
+    ClusterAnalysisTemplate(serde_json::Value),
+    /// A Job (job metrics).
+    Job(Box<Job>),
 }
 
 /// The kind of an object, for deletions and failed actions.
@@ -64,6 +87,14 @@ pub enum ObjectKind {
     Service,
     /// `v1` Pod.
     Pod,
+    /// `argoproj.io/v1alpha1` AnalysisRun.
+    AnalysisRun,
+    /// `argoproj.io/v1alpha1` AnalysisTemplate.
+    AnalysisTemplate,
+    /// `argoproj.io/v1alpha1` ClusterAnalysisTemplate.
+    ClusterAnalysisTemplate,
+    /// `batch/v1` Job.
+    Job,
 }
 
 /// What happened.
@@ -83,6 +114,17 @@ pub enum Event {
     },
     /// A wake-up the core asked for ([`Action::WakeAt`]), or a periodic resync.
     Tick,
+    /// The answer to an [`Action::Measure`].
+    Measured {
+        /// AnalysisRun name.
+        run: String,
+        /// Metric name.
+        metric: String,
+        /// The measurement number the action carried.
+        index: i32,
+        /// What the provider returned. Secret values must already be redacted (`*****`).
+        answer: MeasurementAnswer,
+    },
     /// The shell could not carry out an action. The shell also re-lists the object the
     /// action was about, so the core sees its real state again.
     ActionFailed {
@@ -145,6 +187,51 @@ pub enum Action {
         /// Pod name.
         name: String,
     },
+    /// Create this AnalysisRun (owned by the rollout).
+    CreateAnalysisRun {
+        /// The full object.
+        run: Box<AnalysisRun>,
+    },
+    /// JSON-merge-patch an AnalysisRun (its `status`, or `spec.terminate`).
+    PatchAnalysisRun {
+        /// AnalysisRun name.
+        name: String,
+        /// RFC 7386 merge patch.
+        patch: serde_json::Value,
+    },
+    /// Delete an AnalysisRun (history limits, or with its ReplicaSet).
+    DeleteAnalysisRun {
+        /// AnalysisRun name.
+        name: String,
+    },
+    /// Take a measurement and report it with [`Event::Measured`] (same run, metric and
+    /// index). Retried actions are harmless: an answer for a measurement no longer in
+    /// flight is ignored.
+    Measure {
+        /// AnalysisRun name.
+        run: String,
+        /// Metric name.
+        metric: String,
+        /// Measurement number.
+        index: i32,
+        /// The provider, every argument resolved except the secret ones.
+        provider: Box<MetricProvider>,
+        /// Arguments to read from Secrets in the run's namespace and substitute for their
+        /// `{{args.<name>}}` placeholders in `provider` before measuring. Their values must
+        /// never be logged, stored or reported (redact them as `*****`).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        secrets: BTreeMap<String, SecretKeyRef>,
+    },
+    /// Create a Job for a job metric (owned by the AnalysisRun).
+    CreateJob {
+        /// The full object.
+        job: Box<Job>,
+    },
+    /// Delete a job metric's Job (foreground), when its run terminates.
+    DeleteJob {
+        /// Job name.
+        name: String,
+    },
     /// Record a Kubernetes Event on the Rollout.
     RecordEvent {
         /// `Normal` or `Warning`.
@@ -175,7 +262,13 @@ impl Action {
             | Action::SetServiceSelector { .. }
             | Action::PatchRolloutStatus { .. }
             | Action::PatchRollout { .. }
-            | Action::EvictPod { .. } => true,
+            | Action::EvictPod { .. }
+            | Action::CreateAnalysisRun { .. }
+            | Action::PatchAnalysisRun { .. }
+            | Action::DeleteAnalysisRun { .. }
+            | Action::Measure { .. }
+            | Action::CreateJob { .. }
+            | Action::DeleteJob { .. } => true,
             Action::RecordEvent { .. } | Action::WakeAt { .. } => false,
         }
     }
@@ -251,4 +344,6 @@ pub enum WakeReason {
     ProgressDeadline,
     /// `spec.restartAt` is reached, or pods still need restarting.
     Restart,
+    /// An AnalysisRun's next measurement is due (interval, initial delay, retry).
+    Analysis,
 }

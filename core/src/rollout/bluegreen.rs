@@ -34,6 +34,7 @@ impl Ctx<'_> {
         self.reconcile_blue_green_replica_sets();
         self.reconcile_blue_green_pause();
         self.reconcile_active_service();
+        self.reconcile_analysis_runs();
         self.sync_status_blue_green();
     }
 
@@ -130,6 +131,16 @@ impl Ctx<'_> {
     /// Argo's `scaleDownOldReplicaSetsForBlueGreen` with the scale-down-delay helper.
     fn scale_down_old_replica_sets_blue_green(&mut self) {
         if self.ro.status.pause_conditions.iter().any(|c| c.reason == PauseReason::InconclusiveAnalysisRun) {
+            return;
+        }
+        let bg = self.ro.spec.blue_green().cloned().unwrap_or_default();
+        if bg.post_promotion_analysis.is_some()
+            && bg.scale_down_delay_seconds.is_none()
+            && !self.skip_post_promotion()
+            && !self.post_promotion_succeeded_now()
+        {
+            // Without a scale-down delay, the old ReplicaSet stays until post-promotion
+            // analysis has passed.
             return;
         }
         let mut others: Vec<String> =
@@ -232,6 +243,9 @@ impl Ctx<'_> {
             self.pause.remove_pause(PauseReason::BlueGreenPause);
             return;
         }
+        if !self.completed_pre_promotion_analysis() {
+            return;
+        }
         let cond = self.ro.status.pause_conditions.iter().find(|c| c.reason == PauseReason::BlueGreenPause).cloned();
         match cond {
             Some(cond) => {
@@ -263,7 +277,7 @@ impl Ctx<'_> {
         }
         let new_hash = new.pod_hash().to_string();
         let mut target = self.active_selector();
-        if self.is_fast_tracked() || self.completed_blue_green_pause() {
+        if self.is_fast_tracked() || (self.completed_blue_green_pause() && self.completed_pre_promotion_analysis()) {
             target = new_hash;
         }
         if self.ro.status.abort {
@@ -295,6 +309,15 @@ impl Ctx<'_> {
         }
         if self.pause.is_aborted(&self.ro.status) {
             return None;
+        }
+        if self.ro.spec.blue_green().is_some_and(|b| b.post_promotion_analysis.is_some()) {
+            // Moving back to a ReplicaSet still within its scale-down delay skips analysis.
+            if let Some(new) = self.new_rs().filter(|r| r.has_scale_down_deadline()) {
+                return Some(format!("Rollback to '{}' within scaleDownDelay", new.name()));
+            }
+            if !self.post_promotion_succeeded() {
+                return None;
+            }
         }
         Some("Completed blue-green update".into())
     }

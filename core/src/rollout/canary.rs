@@ -21,6 +21,12 @@ impl Ctx<'_> {
         }
         self.reconcile_revision_history_limit();
         self.reconcile_stable_and_canary_service();
+        self.reconcile_analysis_runs();
+        if self.pause.has_add_pause() {
+            // An inconclusive run paused the rollout: nothing moves until a person decides.
+            self.sync_status_canary();
+            return;
+        }
         if !self.reconcile_canary_replica_sets() {
             self.reconcile_canary_pause();
         }
@@ -211,10 +217,11 @@ impl Ctx<'_> {
                 self.stable_is_new(),
                 &self.other_counts(),
             ),
+            StepKind::Analysis(_) => self.step_run_succeeded(),
             // Header and mirror routes only apply with a traffic router, which validation
-            // rejects; analysis, experiment and plugin steps are refused by validation too.
+            // rejects; experiment and plugin steps are refused by validation too.
             StepKind::SetHeaderRoute(_) | StepKind::SetMirrorRoute(_) => true,
-            StepKind::Analysis(_) | StepKind::Experiment(_) | StepKind::Plugin(_) | StepKind::Empty => false,
+            StepKind::Experiment(_) | StepKind::Plugin(_) | StepKind::Empty => false,
         }
     }
 

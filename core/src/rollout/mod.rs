@@ -6,6 +6,7 @@
 //! simulator) executes the actions, and the watch events they cause bring the next
 //! reconcile.
 
+mod analysis;
 mod bluegreen;
 mod canary;
 mod context;
@@ -13,6 +14,7 @@ mod pause;
 pub mod phase;
 mod replicasets;
 mod restart;
+pub(crate) mod runs;
 mod services;
 mod status;
 pub mod validation;
@@ -20,7 +22,9 @@ pub mod validation;
 use serde_json::Value;
 
 use crate::api::parse::from_value_strict;
-use crate::api::{ConditionStatus, ConditionType, Rollout, RolloutSpec, RolloutStatus, SpecError};
+use crate::api::{
+    AnalysisRun, AnalysisTemplate, ConditionStatus, ConditionType, Rollout, RolloutSpec, RolloutStatus, SpecError,
+};
 use crate::state::{Action, Event, EventType, Object, ObjectKind, State};
 use crate::time::Timestamp;
 use context::Ctx;
@@ -65,6 +69,41 @@ fn observe(state: &mut State, event: Event, now: Timestamp, actions: &mut Vec<Ac
                 state.pods.insert(name, *pod);
             }
         }
+        Event::Applied(Object::AnalysisRun(value)) => {
+            // A run this version cannot decode is left out: the rollout then creates its own.
+            if let Ok(run) = from_value_strict::<AnalysisRun>(&value) {
+                if let Some(name) = run.metadata.name.clone() {
+                    state.analysis_runs.insert(name, run);
+                }
+            }
+        }
+        Event::Applied(Object::AnalysisTemplate(value)) => {
+            if let Some(name) = object_name(&value) {
+                state.analysis_templates.insert(name, from_value_strict::<AnalysisTemplate>(&value));
+            }
+        }
+        Event::Applied(Object::ClusterAnalysisTemplate(value)) => {
+            if let Some(name) = object_name(&value) {
+                state.cluster_analysis_templates.insert(name, from_value_strict::<AnalysisTemplate>(&value));
+            }
+        }
+        Event::Applied(Object::Job(job)) => {
+            if let Some(name) = job.metadata.name.clone() {
+                state.jobs.insert(name, *job);
+            }
+        }
+        Event::Measured { run, metric, index, answer } => {
+            let updated = state
+                .analysis_runs
+                .get(&run)
+                .and_then(|r| crate::analysis::run::record_answer(r, &metric, index, &answer, now).map(|s| (r.status.clone(), s)));
+            if let Some((old, new)) = updated {
+                actions.extend(runs::status_patch(&run, &old, &new));
+                if let Some(r) = state.analysis_runs.get_mut(&run) {
+                    r.status = new;
+                }
+            }
+        }
         Event::Deleted { kind, name } => match kind {
             ObjectKind::Rollout => {
                 state.rollout = None;
@@ -79,6 +118,18 @@ fn observe(state: &mut State, event: Event, now: Timestamp, actions: &mut Vec<Ac
             ObjectKind::Pod => {
                 state.pods.remove(&name);
             }
+            ObjectKind::AnalysisRun => {
+                state.analysis_runs.remove(&name);
+            }
+            ObjectKind::AnalysisTemplate => {
+                state.analysis_templates.remove(&name);
+            }
+            ObjectKind::ClusterAnalysisTemplate => {
+                state.cluster_analysis_templates.remove(&name);
+            }
+            ObjectKind::Job => {
+                state.jobs.remove(&name);
+            }
         },
         Event::Tick => {}
         Event::ActionFailed { action, error } => {
@@ -88,6 +139,10 @@ fn observe(state: &mut State, event: Event, now: Timestamp, actions: &mut Vec<Ac
         }
     }
     true
+}
+
+fn object_name(value: &Value) -> Option<String> {
+    value.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string)
 }
 
 /// Decodes a Rollout strictly; on failure keeps its metadata and status so the error can
@@ -147,8 +202,29 @@ fn action_failed(state: &mut State, action: &Action, error: &str, now: Timestamp
     out
 }
 
-/// One reconcile of the rollout in `state`.
+/// One reconcile: the rollout's AnalysisRuns advance first (in Argo a separate
+/// controller does that), then the rollout itself; one wake-up for both.
 fn reconcile(state: &mut State, now: Timestamp) -> Vec<Action> {
+    let (mut actions, run_wake) = runs::advance_runs(state, now);
+    let mut wake = run_wake.map(|at| (at, crate::state::WakeReason::Analysis));
+    for a in reconcile_rollout(state, now) {
+        match a {
+            Action::WakeAt { at, reason } => {
+                if wake.is_none_or(|(w, _)| at < w) {
+                    wake = Some((at, reason));
+                }
+            }
+            other => actions.push(other),
+        }
+    }
+    if let Some((at, reason)) = wake {
+        actions.push(Action::WakeAt { at, reason });
+    }
+    actions
+}
+
+/// One reconcile of the rollout in `state`.
+fn reconcile_rollout(state: &mut State, now: Timestamp) -> Vec<Action> {
     let Some(ro) = state.rollout.clone() else {
         return Vec::new();
     };

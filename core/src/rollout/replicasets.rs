@@ -365,8 +365,13 @@ impl Ctx<'_> {
             .map(|rs| rs.name().to_string())
             .collect();
         for name in doomed {
+            let hash = self.rs(&name).map(|rs| rs.pod_hash().to_string()).unwrap_or_default();
             self.state.replica_sets.remove(&name);
             self.actions.push(Action::DeleteReplicaSet { name });
+            // The ReplicaSet's runs go with it.
+            if !hash.is_empty() {
+                self.delete_runs_of_hash(&hash);
+            }
         }
         self.classify();
     }

@@ -6,7 +6,7 @@
 
 use std::fmt::Display;
 
-use crate::api::{keys, IntOrString, Rollout, StepKind};
+use crate::api::{keys, AnalysisRunArgument, Argument, IntOrString, Rollout, RolloutAnalysisTemplate, StepKind};
 use crate::objects::{service_managed_by, service_selector};
 use crate::state::State;
 
@@ -159,12 +159,6 @@ fn validate_blue_green(ro: &Rollout) -> Result<(), String> {
     if let Some(a) = &bg.anti_affinity {
         validate_anti_affinity(&format!("{p}.antiAffinity"), a)?;
     }
-    if bg.pre_promotion_analysis.is_some() {
-        return Err(unsupported(&format!("{p}.prePromotionAnalysis"), "analysis"));
-    }
-    if bg.post_promotion_analysis.is_some() {
-        return Err(unsupported(&format!("{p}.postPromotionAnalysis"), "analysis"));
-    }
     Ok(())
 }
 
@@ -222,9 +216,6 @@ fn validate_canary(ro: &Rollout) -> Result<(), String> {
     if let Some(a) = &c.anti_affinity {
         validate_anti_affinity(&format!("{p}.antiAffinity"), a)?;
     }
-    if c.analysis.is_some() {
-        return Err(unsupported(&format!("{p}.analysis"), "analysis"));
-    }
     let max_weight = ro.spec.max_traffic_weight();
     for (i, step) in c.steps.iter().enumerate() {
         let sp = format!("{p}.steps[{i}]");
@@ -278,7 +269,7 @@ fn validate_canary(ro: &Rollout) -> Result<(), String> {
             StepKind::SetHeaderRoute(_) | StepKind::SetMirrorRoute(_) => {
                 return Err(invalid(&sp, "{...}", "SetHeaderRoute and SetMirrorRoute require TrafficRouting to be set"))
             }
-            StepKind::Analysis(_) => return Err(unsupported(&format!("{sp}.analysis"), "analysis")),
+            StepKind::Analysis(_) => {}
             StepKind::Experiment(_) => return Err(unsupported(&format!("{sp}.experiment"), "experiment")),
             StepKind::Plugin(_) => return Err(unsupported(&format!("{sp}.plugin"), "step plugins")),
             StepKind::Empty => {}
@@ -287,9 +278,84 @@ fn validate_canary(ro: &Rollout) -> Result<(), String> {
     Ok(())
 }
 
+/// Every analysis the rollout runs: its field path, templates, arguments, and whether it
+/// runs in the background (which may measure forever).
+fn analyses(ro: &Rollout) -> Vec<(String, &[RolloutAnalysisTemplate], &[AnalysisRunArgument], bool)> {
+    let mut out: Vec<(String, &[RolloutAnalysisTemplate], &[AnalysisRunArgument], bool)> = Vec::new();
+    if let Some(bg) = ro.spec.blue_green() {
+        if let Some(a) = &bg.pre_promotion_analysis {
+            out.push(("spec.strategy.blueGreen.prePromotionAnalysis".into(), &a.templates, &a.args, false));
+        }
+        if let Some(a) = &bg.post_promotion_analysis {
+            out.push(("spec.strategy.blueGreen.postPromotionAnalysis".into(), &a.templates, &a.args, false));
+        }
+    } else if let Some(c) = ro.spec.canary() {
+        for (i, step) in c.steps.iter().enumerate() {
+            if let Some(a) = &step.analysis {
+                out.push((format!("spec.strategy.canary.steps[{i}].analysis"), &a.templates, &a.args, false));
+            }
+        }
+        if let Some(a) = &c.analysis {
+            out.push(("spec.strategy.canary.analysis".into(), &a.templates, &a.args, true));
+        }
+    }
+    out
+}
+
+/// The analysis templates a rollout references exist, merge without conflicts, get every
+/// argument they need, and (except background analysis) do not measure forever.
+fn validate_analysis_references(ro: &Rollout, state: &State) -> Result<(), String> {
+    for (path, templates, args, background) in analyses(ro) {
+        let path = format!("{path}.templates");
+        let names: Vec<&str> = templates.iter().map(|t| t.template_name.as_str()).collect();
+        let value = format!("{:?}", format!("templateNames: [{}]", names.join(" ")));
+        if templates.is_empty() {
+            return Err(required(&path, "at least one template is required"));
+        }
+        let (namespaced, cluster) = super::analysis::referenced_templates(state, templates)
+            .map_err(|e| invalid(&path, &value, &e))?;
+        let flat = crate::analysis::args::flatten_templates(&namespaced, &cluster).map_err(|e| invalid(&path, &value, &e))?;
+        if !background {
+            for m in &flat.metrics {
+                let count = match &m.count {
+                    None => 0,
+                    Some(IntOrString::Int(n)) => i64::from(*n),
+                    Some(IntOrString::String(s)) => s.parse::<i64>().unwrap_or(1),
+                };
+                if count == 0 && m.interval.as_deref().is_some_and(|i| !i.is_empty()) {
+                    let template = names.join(" ");
+                    return Err(invalid(
+                        &path,
+                        &value,
+                        &format!("AnalysisTemplate {template} has metric {} which runs indefinitely. Invalid value for count: 0", m.name),
+                    ));
+                }
+            }
+        }
+        let supplied: Vec<Argument> = args
+            .iter()
+            .map(|a| Argument {
+                name: a.name.clone(),
+                value: if a.value.is_some() || a.value_from.is_some() { Some(String::new()) } else { None },
+                value_from: None,
+            })
+            .collect();
+        crate::analysis::args::merge_args(&flat.args, &supplied).map_err(|e| invalid(&path, &value, &e))?;
+        for (i, a) in args.iter().enumerate() {
+            let Some(field) = a.value_from.as_ref().and_then(|v| v.field_ref.as_ref()) else { continue };
+            if field.field_path.starts_with("metadata") && super::analysis::field_value(ro, &field.field_path).is_err() {
+                let arg_path = format!("{}.args[{i}].valueFrom.fieldRef.fieldPath", path.trim_end_matches(".templates"));
+                return Err(invalid(&arg_path, format!("{:?}", field.field_path), "the field could not be resolved"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The Services the rollout names must exist, select the template's pods, and not be
 /// managed by another rollout.
 fn validate_references(ro: &Rollout, state: &State) -> Result<(), String> {
+    validate_analysis_references(ro, state)?;
     let mut refs: Vec<(String, &str)> = Vec::new();
     if let Some(bg) = ro.spec.blue_green() {
         refs.push(("spec.strategy.blueGreen.activeService".into(), &bg.active_service));

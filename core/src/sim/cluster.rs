@@ -39,8 +39,22 @@ pub(super) struct Cluster {
     pub replica_sets: BTreeMap<String, ReplicaSet>,
     pub services: BTreeMap<String, Service>,
     pub pods: BTreeMap<String, SimPod>,
-    /// Objects of other kinds, kept for completeness (templates, ingresses).
+    /// Objects of other kinds (Secrets, Ingresses, ...), by (kind, name).
     pub others: BTreeMap<(String, String), Value>,
+    /// AnalysisTemplates and ClusterAnalysisTemplates, by (kind, name).
+    pub templates: BTreeMap<(String, String), Value>,
+    /// AnalysisRuns as stored JSON.
+    pub analysis_runs: BTreeMap<String, Value>,
+    /// Jobs of job metrics.
+    pub jobs: BTreeMap<String, super::analysis::SimJob>,
+    /// Scripted metric answers, by metric name.
+    pub metrics: BTreeMap<String, Vec<Value>>,
+    /// How many answers each metric has given.
+    pub answers_given: BTreeMap<String, usize>,
+    /// Answers (and Job completions) due later: (when, rollout, event).
+    pub pending: Vec<(Timestamp, String, Event)>,
+    /// Problems with the scenario found while running (a metric without answers).
+    pub errors: Vec<String>,
     next_pod: u64,
     /// Watch events not yet delivered, per rollout.
     pub outbox: BTreeMap<String, Vec<Event>>,
@@ -49,7 +63,7 @@ pub(super) struct Cluster {
 }
 
 impl Cluster {
-    pub fn new(now: Timestamp, spec: ClusterSpec) -> Self {
+    pub fn new(now: Timestamp, spec: ClusterSpec, metrics: BTreeMap<String, Vec<Value>>) -> Self {
         Cluster {
             now,
             spec,
@@ -59,13 +73,25 @@ impl Cluster {
             services: BTreeMap::new(),
             pods: BTreeMap::new(),
             others: BTreeMap::new(),
+            templates: BTreeMap::new(),
+            analysis_runs: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            metrics,
+            answers_given: BTreeMap::new(),
+            pending: Vec::new(),
+            errors: Vec::new(),
             next_pod: 0,
             outbox: BTreeMap::new(),
             recorded: Vec::new(),
         }
     }
 
-    fn emit(&mut self, rollout: &str, event: Event) {
+    /// Time from pod creation to Ready.
+    pub(super) fn pod_startup(&self) -> crate::time::Seconds {
+        self.spec.pod_startup
+    }
+
+    pub(super) fn emit(&mut self, rollout: &str, event: Event) {
         self.outbox.entry(rollout.to_string()).or_default().push(event);
     }
 
@@ -158,12 +184,29 @@ impl Cluster {
                             self.emit(&name, Event::Applied(Object::Service(Box::new(svc))));
                         }
                     }
+                    let templates: Vec<((String, String), Value)> =
+                        self.templates.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    for ((kind, _), t) in templates {
+                        self.emit(&name, template_event(&kind, t));
+                    }
                 }
             }
             "Service" => {
                 let svc: Service = serde_json::from_value(obj).map_err(|e| format!("Service {name}: {e}"))?;
                 self.services.insert(name.clone(), svc);
                 self.emit_service(&name);
+            }
+            "AnalysisTemplate" | "ClusterAnalysisTemplate" => {
+                if kind == "ClusterAnalysisTemplate" {
+                    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.remove("namespace");
+                    }
+                }
+                self.templates.insert((kind.clone(), name), obj.clone());
+                let names: Vec<String> = self.rollouts.keys().cloned().collect();
+                for r in names {
+                    self.emit(&r, template_event(&kind, obj.clone()));
+                }
             }
             _ => {
                 self.others.insert((kind, name), obj);
@@ -363,6 +406,12 @@ impl Cluster {
                         self.emit(rollout, Event::Deleted { kind: ObjectKind::Pod, name: name.clone() });
                     }
                 }
+                Action::CreateAnalysisRun { .. }
+                | Action::PatchAnalysisRun { .. }
+                | Action::DeleteAnalysisRun { .. }
+                | Action::Measure { .. }
+                | Action::CreateJob { .. }
+                | Action::DeleteJob { .. } => self.execute_analysis(rollout, a),
                 Action::RecordEvent { reason, message, .. } => {
                     self.recorded.push((self.now, rollout.to_string(), reason.clone(), message.clone()));
                 }
@@ -386,6 +435,19 @@ impl Cluster {
                         objs.push(Object::Pod(Box::new(self.kube_pod(pod_name, pod))));
                     }
                 }
+            }
+            for t in self.templates.iter().map(|((kind, _), t)| template_event(kind, t.clone())) {
+                if let Event::Applied(o) = t {
+                    objs.push(o);
+                }
+            }
+            for run in self.analysis_runs.values() {
+                if run.pointer("/metadata/ownerReferences/0/name").and_then(Value::as_str) == Some(name.as_str()) {
+                    objs.push(Object::AnalysisRun(run.clone()));
+                }
+            }
+            for j in self.jobs.values().filter(|j| &j.rollout == name) {
+                objs.push(Object::Job(Box::new(j.job.clone())));
             }
             out.insert(name.clone(), objs);
         }
@@ -564,6 +626,14 @@ fn unreachable_apply() -> &'static String {
     // `Command::Apply` returns early in `Cluster::command`; this keeps the match total.
     static EMPTY: String = String::new();
     &EMPTY
+}
+
+fn template_event(kind: &str, obj: Value) -> Event {
+    if kind == "ClusterAnalysisTemplate" {
+        Event::Applied(Object::ClusterAnalysisTemplate(obj))
+    } else {
+        Event::Applied(Object::AnalysisTemplate(obj))
+    }
 }
 
 /// RFC 7386 JSON merge patch.

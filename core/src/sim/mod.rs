@@ -2,6 +2,7 @@
 //! that jumps to the next thing that can happen. The controller logic is the very
 //! [`crate::step`] the real controller runs.
 
+mod analysis;
 mod cluster;
 pub mod scenario;
 pub mod timeline;
@@ -79,6 +80,9 @@ pub enum SimError {
         /// What went wrong.
         message: String,
     },
+    /// The scenario is missing something the simulation needed.
+    #[error("{0}")]
+    Scenario(String),
     /// The controller kept acting at one instant without settling (a bug).
     #[error("the controller did not settle at {at} (more than {MAX_STEPS_PER_INSTANT} reconciles)")]
     HotLoop {
@@ -95,7 +99,7 @@ struct Controller {
 /// Runs a scenario to the end.
 pub fn simulate(scenario: &Scenario) -> Result<Simulation, SimError> {
     let t0 = SIMULATION_EPOCH;
-    let mut cluster = Cluster::new(t0, scenario.cluster.clone());
+    let mut cluster = Cluster::new(t0, scenario.cluster.clone(), scenario.metrics.clone());
     for (index, obj) in scenario.objects.iter().enumerate() {
         cluster.apply_manifest(obj.clone()).map_err(|message| SimError::Object { index, message })?;
     }
@@ -139,6 +143,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Simulation, SimError> {
             events.get(next_event).map(|(_, e)| t0.plus(e.at)),
             controllers.values().filter_map(|c| c.wake.map(|(at, _)| at)).min(),
             cluster.next_pod_transition(),
+            cluster.next_pending(),
         ]
         .into_iter()
         .flatten()
@@ -178,15 +183,22 @@ fn all_quiet(
     events: &[(usize, &scenario::ScenarioEvent)],
     _t0: Timestamp,
 ) -> bool {
-    controllers.values().all(|c| c.wake.is_none()) && cluster.next_pod_transition().is_none() && next_event >= events.len()
+    controllers.values().all(|c| c.wake.is_none())
+        && cluster.next_pod_transition().is_none()
+        && cluster.next_pending().is_none()
+        && next_event >= events.len()
 }
 
 /// Delivers watch events and executes actions until nothing changes at `now`.
 fn settle(cluster: &mut Cluster, controllers: &mut BTreeMap<String, Controller>, now: Timestamp) -> Result<(), SimError> {
     cluster.now = now;
+    cluster.deliver_pending();
     let mut steps = 0usize;
     loop {
         cluster.sync();
+        if let Some(e) = cluster.errors.first() {
+            return Err(SimError::Scenario(e.clone()));
+        }
         let outbox = std::mem::take(&mut cluster.outbox);
         if outbox.values().all(Vec::is_empty) {
             return Ok(());

@@ -161,9 +161,26 @@ pub(super) fn entry(cluster: &Cluster, name: &str, t: Seconds) -> Option<Entry> 
         pause_conditions: st.pause_conditions.iter().map(|p| p.reason.as_str().to_string()).collect(),
         aborted: st.abort,
         replica_sets: rss,
-        analysis_runs: Vec::new(),
+        analysis_runs: runs_of(cluster, name),
         experiments: Vec::new(),
     })
+}
+
+/// The rollout's AnalysisRuns, oldest first.
+fn runs_of(cluster: &Cluster, rollout: &str) -> Vec<RunEntry> {
+    let mut runs: Vec<(String, RunEntry)> = cluster
+        .analysis_runs
+        .values()
+        .filter(|r| r.pointer("/metadata/ownerReferences/0/name").and_then(Value::as_str) == Some(rollout))
+        .map(|r| {
+            let created = r.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("").to_string();
+            let name = r.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+            let phase = r.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending").to_string();
+            (created, RunEntry { name, phase })
+        })
+        .collect();
+    runs.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
+    runs.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The canary's share of available pods (percent, rounded half up); blue-green: 100 when
