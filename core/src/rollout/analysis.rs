@@ -305,7 +305,14 @@ impl Ctx<'_> {
         if self.ro.spec.blue_green().and_then(|b| b.pre_promotion_analysis.as_ref()).is_none() {
             return true;
         }
-        let name = self.new_status.blue_green.pre_promotion_analysis_run_status.as_ref().map(|s| s.name.clone());
+        // Before this reconcile's runs are settled, the run named in the status is current.
+        let name = self
+            .new_status
+            .blue_green
+            .pre_promotion_analysis_run_status
+            .as_ref()
+            .or(self.ro.status.blue_green.pre_promotion_analysis_run_status.as_ref())
+            .map(|s| s.name.clone());
         name.and_then(|n| self.state.analysis_runs.get(&n)).is_some_and(|r| run_phase(r) == Some(AnalysisPhase::Successful))
     }
 
