@@ -67,3 +67,24 @@ fn typos_are_rejected_with_their_path() {
         assert!(e.line.is_some(), "{e}");
     }
 }
+
+#[test]
+fn every_seed_analysis_template_decodes() {
+    let files = yaml_files("analysis");
+    assert!(files.len() >= 12, "the seed has at least twelve analysis examples");
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let t: rollouts_core::api::AnalysisTemplate =
+            from_yaml_strict(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!t.spec.metrics.is_empty(), "{}", path.display());
+    }
+}
+
+#[test]
+fn a_typo_in_a_metric_is_rejected_with_its_path() {
+    let text = std::fs::read_to_string(format!("{}/../fixtures/analysis/seed-error-rate.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let e = from_yaml_strict::<rollouts_core::api::AnalysisTemplate>(&text.replace("successCondition", "sucessCondition")).unwrap_err();
+    assert_eq!(e.path, "spec.metrics[0].sucessCondition");
+    let e = from_yaml_strict::<rollouts_core::api::AnalysisTemplate>(&text.replace("address:", "adress:")).unwrap_err();
+    assert_eq!(e.path, "spec.metrics[0].provider.prometheus.adress");
+}

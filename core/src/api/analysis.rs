@@ -80,12 +80,23 @@ pub struct AnalysisTemplateRef {
 pub struct Argument {
     /// Name, referenced as `{{args.<name>}}`.
     pub name: String,
-    /// Value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Value. Numbers and booleans are accepted and kept as their text (`value: 9090`, as
+    /// Argo's documentation writes it).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "scalar_as_string")]
     pub value: Option<String>,
     /// Where the value comes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_from: Option<ValueFrom>,
+}
+
+fn scalar_as_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!("expected a string, found {other}"))),
+    }
 }
 
 /// `valueFrom` of a template or run argument.
