@@ -114,63 +114,161 @@ impl Seconds {
 pub struct DurationError {
     /// The text that was given.
     pub input: String,
-    /// What is wrong with it.
-    pub reason: &'static str,
+    /// What is wrong with it, in Go's words (`time: unknown unit "x" in duration "1x"`).
+    pub reason: String,
 }
 
 /// Parses a duration the way Argo Rollouts does for `pause.duration`: a bare integer is
 /// seconds, otherwise Go's `time.ParseDuration` syntax (`30s`, `5m`, `1h30m`, `1.5h`,
 /// `500ms`). The result is truncated to whole seconds, as Go's `int32(d.Seconds())` does.
 pub fn parse_duration(input: &str) -> Result<Seconds, DurationError> {
-    let err = |reason| DurationError { input: input.to_string(), reason };
     let s = input.trim();
-    if s.is_empty() {
-        return Err(err("empty"));
-    }
     if let Ok(n) = s.parse::<i64>() {
         return Ok(Seconds(n));
     }
-    let (negative, mut rest) = match s.as_bytes()[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Ok(Seconds(0));
+    let nanos = parse_go_duration(s).map_err(|reason| DurationError { input: input.to_string(), reason })?;
+    Ok(Seconds(nanos / 1_000_000_000))
+}
+
+/// Parses a duration exactly as Go's `time.ParseDuration` does (what Argo uses for a
+/// metric's `interval` and `initialDelay`), returning nanoseconds. Unlike
+/// [`parse_duration`], a bare number other than `0` is an error; the error
+/// texts are Go's (`time: unknown unit "s-typo" in duration "60s-typo"`).
+pub fn parse_go_duration(input: &str) -> Result<i64, String> {
+    let invalid = || format!("time: invalid duration {}", time_quote(input));
+    let mut s = input;
+    let mut negative = false;
+    if let Some(rest) = s.strip_prefix('-') {
+        negative = true;
+        s = rest;
+    } else if let Some(rest) = s.strip_prefix('+') {
+        s = rest;
     }
-    if rest.is_empty() {
-        return Err(err("missing number"));
+    if s == "0" {
+        return Ok(0);
     }
-    let mut nanos: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| err("missing unit"))?;
-        if num_len == 0 {
-            return Err(err("expected a number"));
+    if s.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: u64 = 0;
+    while !s.is_empty() {
+        if !s.starts_with(|c: char| c == '.' || c.is_ascii_digit()) {
+            return Err(invalid());
         }
-        let value: f64 = rest[..num_len].parse().map_err(|_| err("bad number"))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(err("unknown unit (use ns, us, ms, s, m or h)")),
+        let int_len = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (int_digits, rest) = s.split_at(int_len);
+        let whole: u64 = if int_digits.is_empty() {
+            0
+        } else {
+            leading_int(int_digits).ok_or_else(invalid)?
         };
-        nanos += value * scale;
-        rest = &rest[unit_len..];
+        s = rest;
+        let mut fraction: u64 = 0;
+        let mut scale: f64 = 1.0;
+        let mut had_fraction = false;
+        if let Some(rest) = s.strip_prefix('.') {
+            let frac_len = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let (frac_digits, rest) = rest.split_at(frac_len);
+            had_fraction = !frac_digits.is_empty();
+            // Go keeps the digits that fit and ignores the rest (they are below a nanosecond).
+            for d in frac_digits.bytes() {
+                if fraction > (1u64 << 63) / 10 {
+                    break;
+                }
+                fraction = fraction * 10 + u64::from(d - b'0');
+                scale *= 10.0;
+            }
+            s = rest;
+        }
+        if int_digits.is_empty() && !had_fraction {
+            return Err(invalid());
+        }
+        let unit_len = s
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(s.len());
+        if unit_len == 0 {
+            return Err(format!(
+                "time: missing unit in duration {}",
+                time_quote(input)
+            ));
+        }
+        let (unit, rest) = s.split_at(unit_len);
+        s = rest;
+        let unit_nanos: u64 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => {
+                return Err(format!(
+                    "time: unknown unit {} in duration {}",
+                    time_quote(unit),
+                    time_quote(input)
+                ));
+            }
+        };
+        if whole > (1u64 << 63) / unit_nanos {
+            return Err(invalid());
+        }
+        let mut value = whole * unit_nanos;
+        if fraction > 0 {
+            value += (fraction as f64 * (unit_nanos as f64 / scale)) as u64;
+            if value > 1u64 << 63 {
+                return Err(invalid());
+            }
+        }
+        total = total
+            .checked_add(value)
+            .filter(|t| *t <= 1u64 << 63)
+            .ok_or_else(invalid)?;
     }
-    let secs = (nanos / 1e9).trunc();
-    if !secs.is_finite() || secs > i32::MAX as f64 {
-        return Err(err("out of range"));
+    if negative {
+        // -(1 << 63) is the one value that fits only when negative.
+        Ok(0i64.wrapping_sub_unsigned(total))
+    } else {
+        i64::try_from(total).map_err(|_| invalid())
     }
-    Ok(Seconds(if negative { -(secs as i64) } else { secs as i64 }))
+}
+
+/// Go's `leadingInt`: the digits as a number, `None` past 1 << 63.
+fn leading_int(digits: &str) -> Option<u64> {
+    let mut x: u64 = 0;
+    for d in digits.bytes() {
+        if x > (1u64 << 63) / 10 {
+            return None;
+        }
+        x = x * 10 + u64::from(d - b'0');
+        if x > 1u64 << 63 {
+            return None;
+        }
+    }
+    Some(x)
+}
+
+/// The `quote` of Go's time package: double quotes, `"` and `\` escaped, bytes outside
+/// printable ASCII as `\xNN`.
+fn time_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]

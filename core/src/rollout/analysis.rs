@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde_json::Value;
 
 use super::context::Ctx;
-use crate::analysis::args::{flatten_templates, merge_args};
+use crate::analysis::args::{flatten_templates, merge_args, merge_dry_run, merge_measurement_retention};
 use crate::api::{
     keys, AnalysisPhase, AnalysisRun, AnalysisRunArgument, AnalysisRunSpec, AnalysisTemplate, Argument,
     PauseReason, Rollout, RolloutAnalysis, RolloutAnalysisRunStatus, RolloutAnalysisTemplate, StepKind, ValueFrom,
@@ -541,10 +541,8 @@ fn build_run(
     if let Some(meta) = &analysis.analysis_run_metadata {
         annotations.extend(meta.annotations.clone());
     }
-    let mut dry_run = analysis.dry_run.clone();
-    dry_run.extend(flat.dry_run);
-    let mut retention = analysis.measurement_retention.clone();
-    retention.extend(flat.measurement_retention);
+    let dry_run = merge_dry_run(&analysis.dry_run, &flat.dry_run)?;
+    let retention = merge_measurement_retention(&analysis.measurement_retention, &flat.measurement_retention)?;
     Ok(AnalysisRun {
         api_version: crate::api::API_VERSION.to_string(),
         kind: "AnalysisRun".to_string(),
