@@ -192,9 +192,10 @@ fn all_quiet(
 /// Delivers watch events and executes actions until nothing changes at `now`.
 fn settle(cluster: &mut Cluster, controllers: &mut BTreeMap<String, Controller>, now: Timestamp) -> Result<(), SimError> {
     cluster.now = now;
-    cluster.deliver_pending();
     let mut steps = 0usize;
     loop {
+        // Answers due now include those to measurements started at this very instant.
+        cluster.deliver_pending();
         cluster.sync();
         if let Some(e) = cluster.errors.first() {
             return Err(SimError::Scenario(e.clone()));

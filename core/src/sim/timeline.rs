@@ -200,8 +200,8 @@ fn actual_weight(ro: &Rollout, rss: &[RsEntry], active: &str) -> i32 {
 
 /// Renders the timeline as aligned columns, one line per entry.
 pub fn render_table(entries: &[Entry]) -> String {
-    let header = ["TIME", "ROLLOUT", "PHASE", "STEP", "WEIGHT", "REPLICASETS (desired/ready/available)", "MESSAGE"];
-    let rows: Vec<[String; 7]> = entries
+    let header = ["TIME", "ROLLOUT", "PHASE", "STEP", "WEIGHT", "REPLICASETS (desired/ready/available)", "ANALYSIS", "MESSAGE"];
+    let rows: Vec<[String; 8]> = entries
         .iter()
         .map(|e| {
             let step = match e.current_step_index {
@@ -227,7 +227,16 @@ pub fn render_table(entries: &[Entry]) -> String {
             if !e.pause_conditions.is_empty() && !message.contains(&e.pause_conditions[0]) {
                 message = format!("{message} [{}]", e.pause_conditions.join(","));
             }
-            [e.at.clone(), e.rollout.clone(), e.phase.clone(), step, weight, rss, message]
+            // Runs are named `<rollout>-<hash>-<revision>[-<step>|-pre|-post]`.
+            let prefix = format!("{}-", e.rollout);
+            let runs = e
+                .analysis_runs
+                .iter()
+                .map(|r| format!("{} {}", r.name.strip_prefix(&prefix).unwrap_or(&r.name), r.phase))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let runs = if runs.is_empty() { "-".to_string() } else { runs };
+            [e.at.clone(), e.rollout.clone(), e.phase.clone(), step, weight, rss, runs, message]
         })
         .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
