@@ -274,6 +274,10 @@ pub struct Expectation {
     /// The revision of the stable ReplicaSet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_revision: Option<i64>,
+    /// The rollout's AnalysisRuns, oldest first: as many as listed, each matching the
+    /// keys given (`name`, `phase`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_runs: Option<Vec<Value>>,
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Seconds, D::Error> {

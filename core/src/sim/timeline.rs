@@ -306,6 +306,24 @@ pub fn check_expectation(exp: &Expectation, timeline: &[Entry]) -> Result<(), St
         let got = entry.replica_sets.iter().find(|rs| rs.hash == entry.stable_hash).map(|rs| rs.revision);
         check("stableRevision", r.into(), got.into());
     }
+    if let Some(runs) = &exp.analysis_runs {
+        if runs.len() != entry.analysis_runs.len() {
+            let got: Vec<String> = entry.analysis_runs.iter().map(|r| format!("{} {}", r.name, r.phase)).collect();
+            problems.push(format!("analysisRuns: expected {} run(s), got {} [{}]", runs.len(), got.len(), got.join(", ")));
+        } else {
+            for (i, (want, got)) in runs.iter().zip(&entry.analysis_runs).enumerate() {
+                let got = serde_json::to_value(got).unwrap_or(Value::Null);
+                for (k, v) in want.as_object().into_iter().flatten() {
+                    if got.get(k) != Some(v) {
+                        problems.push(format!(
+                            "analysisRuns[{i}] {k}: expected {v}, got {}",
+                            got.get(k).cloned().unwrap_or(Value::Null)
+                        ));
+                    }
+                }
+            }
+        }
+    }
     for (rev, want) in &exp.replica_sets {
         let got = entry.replica_sets.iter().find(|rs| rs.revision.to_string() == *rev);
         let absent = want.get("absent").and_then(Value::as_bool).unwrap_or(false);
