@@ -257,7 +257,10 @@ impl Ctx<'_> {
 
         let current = get_condition(&old, ConditionType::Progressing).cloned();
         let rs_name = self.new_rs.clone();
-        if !is_aborted {
+        // Progress is not estimated while paused: the Progressing condition says
+        // RolloutPaused (written by `check_paused_conditions`), and overwriting it here
+        // would make every reconcile flip it back and forth.
+        if !is_aborted && !is_paused {
             if self.rollout_healthy(&s) {
                 let msg = format!("ReplicaSet {:?} has successfully progressed.", rs_name.clone().unwrap_or_default());
                 set_condition(
