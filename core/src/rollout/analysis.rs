@@ -179,15 +179,13 @@ impl Ctx<'_> {
             return current;
         }
         let index = self.ro.status.current_step_index.unwrap_or(0);
-        let analysis = match self.current_step().map(|s| s.kind()) {
-            Some(StepKind::Analysis(a)) => a.clone(),
-            _ => {
-                if let Some(c) = &current {
-                    self.cancel_runs(&[run_name(c)]);
-                }
-                return None;
+        let Some(StepKind::Analysis(analysis)) = self.current_step().map(|s| s.kind()) else {
+            if let Some(c) = &current {
+                self.cancel_runs(&[run_name(c)]);
             }
+            return None;
         };
+        let analysis = analysis.clone();
         if self.needs_new_run(current.as_ref()) {
             return self.create_run(&analysis, RunKind::Step, Some(index));
         }

@@ -123,7 +123,16 @@ impl Cluster {
                     self.emit(rollout, Event::Deleted { kind: ObjectKind::Job, name: name.clone() });
                 }
             }
-            _ => {}
+            // Not analysis actions: `Cluster::execute` carries them out.
+            Action::CreateReplicaSet { .. }
+            | Action::PatchReplicaSet { .. }
+            | Action::DeleteReplicaSet { .. }
+            | Action::SetServiceSelector { .. }
+            | Action::PatchRolloutStatus { .. }
+            | Action::PatchRollout { .. }
+            | Action::EvictPod { .. }
+            | Action::RecordEvent { .. }
+            | Action::WakeAt { .. } => {}
         }
     }
 
