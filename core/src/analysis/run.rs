@@ -80,6 +80,10 @@ pub struct MeasurementAnswer {
     pub phase: Option<AnalysisPhase>,
     /// Provider metadata recorded on the measurement.
     pub metadata: BTreeMap<String, String>,
+    /// The shell could not resolve the measurement's secret arguments (a missing Secret
+    /// or key): the whole run becomes Error, as Argo's argument resolution does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_error: Option<String>,
 }
 
 /// A measurement to start now.
@@ -248,6 +252,18 @@ pub fn record_answer(
         .is_some_and(|m| m.finished_at.is_none());
     if result.phase.completed() || !in_flight || measurement_index(result) != index {
         return None;
+    }
+    if let Some(e) = &answer.args_error {
+        let message = format!("Unable to resolve metric arguments: {e}");
+        let measurement = result.measurements.last_mut()?;
+        measurement.phase = AnalysisPhase::Error;
+        measurement.message = message.clone();
+        measurement.finished_at = Some(now);
+        measurement.resume_at = None;
+        status.phase = Some(AnalysisPhase::Error);
+        status.message = message;
+        status.completed_at = Some(now);
+        return Some(status);
     }
     let (phase, message) = judge(run, metric, answer);
     let measurement = result.measurements.last_mut()?;

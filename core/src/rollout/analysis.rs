@@ -186,6 +186,14 @@ impl Ctx<'_> {
             return None;
         };
         let analysis = analysis.clone();
+        // A run from an earlier step (the user promoted past it) is not this step's run.
+        let current = match current {
+            Some(c) if c.metadata.labels.as_ref().and_then(|l| l.get(STEP_INDEX_LABEL)) != Some(&index.to_string()) => {
+                self.cancel_runs(&[run_name(&c)]);
+                None
+            }
+            other => other,
+        };
         if self.needs_new_run(current.as_ref()) {
             return self.create_run(&analysis, RunKind::Step, Some(index));
         }

@@ -328,7 +328,7 @@ impl Ctx<'_> {
         if self.ro.status.blue_green.scale_up_preview_check_point {
             return true;
         }
-        if !self.completed_blue_green_pause() {
+        if !self.completed_pre_promotion_analysis() || !self.completed_blue_green_pause() {
             return false;
         }
         self.new_rs().is_some_and(|rs| rs.available() == preview)

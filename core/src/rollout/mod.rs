@@ -38,16 +38,28 @@ pub(crate) use context::apply_rs_patch;
 /// `step` is total and deterministic: it never panics, never reads a clock (`now` is the
 /// caller's), and the same inputs give the same outputs.
 pub fn step(mut state: State, event: Event, now: Timestamp) -> (State, Vec<Action>) {
-    let mut actions = Vec::new();
-    let reconcile_now = observe(&mut state, event, now, &mut actions);
-    if reconcile_now {
+    let failed = matches!(event, Event::ActionFailed { .. });
+    let mut actions = observe(&mut state, event, now);
+    if !failed {
         actions.extend(reconcile(&mut state, now));
     }
     (state, actions)
 }
 
-/// Applies an event to the state. Returns whether a reconcile should follow.
-fn observe(state: &mut State, event: Event, now: Timestamp, actions: &mut Vec<Action>) -> bool {
+/// Applies an event to the state without reconciling, returning the actions the event
+/// itself calls for (a measurement answer's status patch, a failed create's condition).
+///
+/// A shell that receives several watch events for one rollout at once may `observe` them
+/// all and [`reconcile`] once, like a work queue coalescing keys: the reconcile then sees
+/// the newest version of every object, never an intermediate one. The result is the same
+/// as stepping the last of them, minus the intermediate reconciles.
+pub fn observe(state: &mut State, event: Event, now: Timestamp) -> Vec<Action> {
+    let mut actions = Vec::new();
+    apply_event(state, event, now, &mut actions);
+    actions
+}
+
+fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Vec<Action>) {
     match event {
         Event::Applied(Object::Rollout(value)) => {
             let (rollout, error) = decode_rollout(&value);
@@ -133,12 +145,11 @@ fn observe(state: &mut State, event: Event, now: Timestamp, actions: &mut Vec<Ac
         },
         Event::Tick => {}
         Event::ActionFailed { action, error } => {
+            // The shell re-lists the object; `step` does not reconcile before that, which
+            // would retry blindly.
             actions.extend(action_failed(state, &action, &error, now));
-            // The shell re-lists the object; reconciling before that would retry blindly.
-            return false;
         }
     }
-    true
 }
 
 fn object_name(value: &Value) -> Option<String> {
@@ -202,9 +213,9 @@ fn action_failed(state: &mut State, action: &Action, error: &str, now: Timestamp
     out
 }
 
-/// One reconcile: the rollout's AnalysisRuns advance first (in Argo a separate
+/// One reconcile (see [`observe`]): the rollout's AnalysisRuns advance first (in Argo a separate
 /// controller does that), then the rollout itself; one wake-up for both.
-fn reconcile(state: &mut State, now: Timestamp) -> Vec<Action> {
+pub fn reconcile(state: &mut State, now: Timestamp) -> Vec<Action> {
     let (mut actions, run_wake) = runs::advance_runs(state, now);
     let mut wake = run_wake.map(|at| (at, crate::state::WakeReason::Analysis));
     for a in reconcile_rollout(state, now) {

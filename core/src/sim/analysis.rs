@@ -161,6 +161,7 @@ impl Cluster {
             error: entry.get("error").and_then(Value::as_str).map(str::to_string),
             phase: entry.get("phase").and_then(|p| serde_json::from_value(p.clone()).ok()),
             metadata: BTreeMap::new(),
+            args_error: None,
         };
         (answer, after)
     }
@@ -183,7 +184,11 @@ impl Cluster {
             match value {
                 Some(v) => values.push(v),
                 None => {
-                    answer.error = Some(format!("secret {:?} has no key {:?}", r.name, r.key));
+                    // Argo's words for the same failure.
+                    answer.args_error = Some(match secret {
+                        None => format!("secrets \"{}\" not found", r.name),
+                        Some(_) => format!("key '{}' does not exist in secret '{}'", r.key, r.name),
+                    });
                     answer.value = Value::Null;
                 }
             }

@@ -205,21 +205,23 @@ fn settle(cluster: &mut Cluster, controllers: &mut BTreeMap<String, Controller>,
             return Ok(());
         }
         for (name, events) in outbox {
-            for event in events {
-                steps += 1;
-                if steps > MAX_STEPS_PER_INSTANT {
-                    return Err(SimError::HotLoop { at: now.since(SIMULATION_EPOCH).human() });
-                }
-                let c = controllers.entry(name.clone()).or_insert_with(|| Controller { state: State::default(), wake: None });
-                let state = std::mem::take(&mut c.state);
-                let (state, actions) = crate::step(state, event, now);
-                c.state = state;
-                c.wake = actions.iter().find_map(|a| match a {
-                    Action::WakeAt { at, reason } => Some((*at, *reason)),
-                    _ => None,
-                });
-                cluster.execute(&name, &actions);
+            if events.is_empty() {
+                continue;
             }
+            steps += 1;
+            if steps > MAX_STEPS_PER_INSTANT {
+                return Err(SimError::HotLoop { at: now.since(SIMULATION_EPOCH).human() });
+            }
+            let c = controllers.entry(name.clone()).or_insert_with(|| Controller { state: State::default(), wake: None });
+            // Like a controller's work queue: every watch event that arrived is applied,
+            // then one reconcile sees the newest version of everything.
+            let mut actions = Vec::new();
+            for event in events {
+                actions.extend(crate::rollout::observe(&mut c.state, event, now));
+            }
+            actions.extend(crate::rollout::reconcile(&mut c.state, now));
+            c.wake = actions.iter().find_map(|a| if let Action::WakeAt { at, reason } = a { Some((*at, *reason)) } else { None });
+            cluster.execute(&name, &actions);
         }
     }
 }
