@@ -14,6 +14,10 @@
 //!    deterministic names; executing one twice does no harm.
 //! 3. Keep at most one timer: the latest [`Action::WakeAt`] replaces the previous one.
 //! 4. When an action fails, send [`Event::ActionFailed`] and re-list the object.
+//! 5. Several watch events that arrived together may be applied with
+//!    [`rollout::observe`] and followed by a single [`rollout::reconcile`] (what `step`
+//!    does for one event): the reconcile then sees the newest version of every object,
+//!    not an intermediate one written by its own earlier actions.
 //!
 //! The core never reads a clock, the environment, files or randomness; maps are
 //! `BTreeMap`s; identical inputs give byte-identical outputs. It never panics: an invalid
@@ -31,6 +35,6 @@ pub mod sim;
 pub mod state;
 pub mod time;
 
-pub use rollout::step;
+pub use rollout::{observe, reconcile, step};
 pub use state::{Action, Event, Object, ObjectKind, State, WakeReason};
 pub use time::Timestamp;
