@@ -1,0 +1,121 @@
+//! Cluster access shared by the controller and the CLI: the client, the namespace, and the
+//! `ApiResource`s of Argo's kinds (handled as `DynamicObject`s: the core parses them).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, Config};
+
+/// The API group and version of Argo's kinds.
+pub const GROUP: &str = "argoproj.io";
+pub const VERSION: &str = "v1alpha1";
+
+fn argo(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, kind), plural)
+}
+
+/// `argoproj.io/v1alpha1` Rollout.
+pub fn rollout_resource() -> ApiResource {
+    argo("Rollout", "rollouts")
+}
+
+/// `argoproj.io/v1alpha1` AnalysisRun.
+pub fn analysis_run_resource() -> ApiResource {
+    argo("AnalysisRun", "analysisruns")
+}
+
+/// `argoproj.io/v1alpha1` AnalysisTemplate.
+pub fn analysis_template_resource() -> ApiResource {
+    argo("AnalysisTemplate", "analysistemplates")
+}
+
+/// `argoproj.io/v1alpha1` ClusterAnalysisTemplate (cluster scoped).
+pub fn cluster_analysis_template_resource() -> ApiResource {
+    argo("ClusterAnalysisTemplate", "clusteranalysistemplates")
+}
+
+/// The kubectl-style connection flags every cluster verb takes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KubeArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// The namespace (default: the context's namespace, then `default`).
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+/// A connected client and the namespace the command acts in.
+#[derive(Clone)]
+pub struct Connection {
+    pub client: Client,
+    pub namespace: String,
+}
+
+/// Why we could not connect; the message says which file or context.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot read kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot use kubeconfig {what}: {source}")]
+    Config {
+        what: String,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("no cluster configuration found (set --kubeconfig or KUBECONFIG): {0}")]
+    Infer(kube::config::InferConfigError),
+    #[error("cannot build a client: {0}")]
+    Client(kube::Error),
+}
+
+impl KubeArgs {
+    /// The client configuration these flags select.
+    pub async fn config(&self) -> Result<Config, ConnectError> {
+        let options = KubeConfigOptions {
+            context: self.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        let mut config = match &self.kubeconfig {
+            Some(path) => {
+                let kubeconfig =
+                    Kubeconfig::read_from(path).map_err(|source| ConnectError::Kubeconfig {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|source| ConnectError::Config {
+                        what: path.display().to_string(),
+                        source,
+                    })?
+            }
+            None if self.context.is_some() => Config::from_kubeconfig(&options)
+                .await
+                .map_err(|source| ConnectError::Config {
+                    what: format!("context {:?}", self.context.as_deref().unwrap_or_default()),
+                    source,
+                })?,
+            None => Config::infer().await.map_err(ConnectError::Infer)?,
+        };
+        if let Some(ns) = &self.namespace {
+            config.default_namespace = ns.clone();
+        }
+        Ok(config)
+    }
+
+    /// Connects and resolves the namespace.
+    pub async fn connect(&self) -> Result<Connection, ConnectError> {
+        let config = self.config().await?;
+        let namespace = config.default_namespace.clone();
+        let client = Client::try_from(config).map_err(ConnectError::Client)?;
+        Ok(Connection { client, namespace })
+    }
+}
