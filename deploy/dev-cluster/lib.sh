@@ -1,0 +1,121 @@
+# Shared by `up`, `down` and `kubelet` (sourced, not run).
+#
+# Environment (all optional):
+#   ROLLOUTS_DEV_CLUSTER_STATE   state dir (pids, certs, kubeconfig, logs, etcd data);
+#                                default ${XDG_RUNTIME_DIR:-/tmp}/rollouts-dev-cluster
+#   ROLLOUTS_DEV_CLUSTER_CACHE   cache root for the built binaries;
+#                                default ${XDG_CACHE_HOME:-$HOME/.cache}/rollouts-dev-cluster
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+K8S_VERSION=1.20.2
+CACHE_ROOT=${ROLLOUTS_DEV_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rollouts-dev-cluster}
+K8S_BIN=$CACHE_ROOT/kubernetes-$K8S_VERSION/bin
+STATE=${ROLLOUTS_DEV_CLUSTER_STATE:-${XDG_RUNTIME_DIR:-/tmp}/rollouts-dev-cluster}
+STATE=${STATE%/}
+# Started in this order, stopped in the reverse one.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager fake-kubelet)
+
+log() { echo "$(basename "$0"): $*" >&2; }
+die() { echo "$(basename "$0"): error: $*" >&2; exit 1; }
+
+# Serialises up/down/kubelet on one state dir. The lock file sits next to the state dir
+# (removing it while someone waits on it would break the exclusion), and fd 9 is closed for
+# every process we start.
+take_lock() {
+    mkdir -p "$(dirname "$STATE")"
+    exec 9>"$STATE.lock"
+    flock 9
+}
+
+# The pid recorded for a component, if that process is still alive and still runs the program
+# it was started with (a recycled pid belongs to someone else and is left alone).
+live_pid() {
+    local name=$1 pid exe
+    [[ -f $STATE/pids/$name && -f $STATE/pids/$name.exe ]] || return 1
+    pid=$(<"$STATE/pids/$name")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+    [[ ${exe% (deleted)} == "$(<"$STATE/pids/$name.exe")" ]] || return 1
+    echo "$pid"
+}
+
+# Stops one component (TERM, then KILL after 10s) and forgets its pid.
+stop_component() {
+    local name=$1 pid i
+    if pid=$(live_pid "$name"); then
+        kill -TERM "$pid" 2>/dev/null || true
+        # Not `kill -0`: an exited process stays a zombie until init reaps it; a zombie has
+        # no /proc/PID/exe.
+        for ((i = 0; i < 100; i++)); do
+            readlink "/proc/$pid/exe" >/dev/null 2>&1 || break
+            sleep 0.1
+        done
+        if readlink "/proc/$pid/exe" >/dev/null 2>&1; then
+            log "$name ($pid) ignored SIGTERM; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    rm -f "$STATE/pids/$name" "$STATE/pids/$name.exe"
+}
+
+# Starts PROGRAM detached (own session, no inherited stdout/lock fds), logging to
+# $STATE/logs/NAME.log, and records its pid and program once it runs it.
+start_component() {
+    local name=$1 program i exe pid
+    program=$(readlink -f "$2") || die "no program $2"
+    shift 2
+    mkdir -p "$STATE/pids" "$STATE/logs"
+    setsid "$program" "$@" </dev/null >>"$STATE/logs/$name.log" 2>&1 3>&- 9>&- &
+    pid=$!
+    echo "$program" >"$STATE/pids/$name.exe"
+    echo "$pid" >"$STATE/pids/$name"
+    # Until the forked shell has exec'd the program, /proc/PID/exe is bash.
+    for ((i = 0; i < 100; i++)); do
+        exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || break
+        [[ ${exe% (deleted)} == "$program" ]] && break
+        sleep 0.05
+    done
+}
+
+stop_all() {
+    local i
+    for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+        stop_component "${COMPONENTS[i]}"
+    done
+}
+
+# Reads the plane's settings written by `up`.
+load_env() {
+    [[ -f $STATE/env ]] || return 1
+    # shellcheck disable=SC1091
+    source "$STATE/env"
+}
+
+# GET on the apiserver with the admin token; prints the body.
+api_get() {
+    curl -fsS --max-time 5 -k -H "Authorization: Bearer $ADMIN_TOKEN" "https://127.0.0.1:$APISERVER_PORT$1"
+}
+
+# The fake kubelet binary: $ROLLOUTS_FAKE_KUBELET, else the workspace's debug build, (re)built
+# with cargo only when missing or older than its sources (cargo waits for the build-dir lock
+# while other builds run, so it is not called needlessly).
+fake_kubelet_binary() {
+    if [[ -n ${ROLLOUTS_FAKE_KUBELET:-} ]]; then
+        [[ -x $ROLLOUTS_FAKE_KUBELET ]] || die "ROLLOUTS_FAKE_KUBELET=$ROLLOUTS_FAKE_KUBELET is not executable"
+        echo "$ROLLOUTS_FAKE_KUBELET"
+        return
+    fi
+    local target=${CARGO_TARGET_DIR:-$REPO/target}
+    [[ $target == /* ]] || target=$REPO/$target
+    local bin=$target/debug/fake-kubelet
+    if [[ ! -x $bin || $REPO/shell/src/bin/fake-kubelet.rs -nt $bin || $REPO/shell/Cargo.toml -nt $bin || $REPO/Cargo.lock -nt $bin ]]; then
+        command -v cargo >/dev/null || die "cargo is missing: cannot build the fake kubelet (or set ROLLOUTS_FAKE_KUBELET)"
+        log "building the fake kubelet (cargo build -p rollouts --bin fake-kubelet)"
+        (cd "$REPO" && cargo build -q -p rollouts --bin fake-kubelet) >&2 ||
+            die "cargo build -p rollouts --bin fake-kubelet failed"
+        [[ -x $bin ]] || die "cargo built no $bin"
+        touch "$bin"
+    fi
+    echo "$bin"
+}
