@@ -5,4 +5,5 @@
 
 pub mod cli;
 pub mod controller;
+pub mod crds;
 pub mod kubeapi;

@@ -25,6 +25,7 @@ fn is_zero(n: &i32) -> bool {
 /// An AnalysisTemplate (namespaced) or ClusterAnalysisTemplate (cluster-scoped); both
 /// share the spec.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AnalysisTemplate {
     /// `argoproj.io/v1alpha1`.
@@ -43,6 +44,7 @@ pub struct AnalysisTemplate {
 
 /// `spec` of an AnalysisTemplate / ClusterAnalysisTemplate.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AnalysisTemplateSpec {
     /// Metrics to measure.
@@ -64,6 +66,7 @@ pub struct AnalysisTemplateSpec {
 
 /// A nested template reference.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AnalysisTemplateRef {
     /// Template name.
@@ -76,6 +79,7 @@ pub struct AnalysisTemplateRef {
 
 /// A template or run argument.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Argument {
     /// Name, referenced as `{{args.<name>}}`.
@@ -83,6 +87,7 @@ pub struct Argument {
     /// Value. Numbers and booleans are accepted and kept as their text (`value: 9090`, as
     /// Argo's documentation writes it).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "scalar_as_string")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<IntOrString>"))]
     pub value: Option<String>,
     /// Where the value comes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,6 +106,7 @@ fn scalar_as_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Str
 
 /// `valueFrom` of a template or run argument.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ValueFrom {
     /// A key of a Secret in the run's namespace (resolved by the shell, never shown).
@@ -113,6 +119,7 @@ pub struct ValueFrom {
 
 /// A Secret key.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretKeyRef {
     /// Secret name.
@@ -123,6 +130,7 @@ pub struct SecretKeyRef {
 
 /// A metric: what to measure, when, and how to judge the result.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metric {
     /// Unique within the run.
@@ -161,6 +169,7 @@ pub struct Metric {
 
 /// Exactly one provider.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricProvider {
     /// Prometheus query.
@@ -203,6 +212,7 @@ pub struct MetricProvider {
 
 /// The provider kinds, in Argo's selection order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ProviderKind {
     /// `prometheus`.
     Prometheus,
@@ -262,6 +272,7 @@ impl MetricProvider {
 
 /// A header for web and Prometheus requests.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WebMetricHeader {
     /// Header name.
@@ -272,6 +283,7 @@ pub struct WebMetricHeader {
 
 /// `prometheus`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrometheusMetric {
     /// Server URL.
@@ -291,6 +303,7 @@ pub struct PrometheusMetric {
     pub headers: Vec<WebMetricHeader>,
     /// SigV4, OAuth2 or basic authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub authentication: Option<Value>,
     /// A range query instead of an instant one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -299,6 +312,7 @@ pub struct PrometheusMetric {
 
 /// `prometheus.rangeQuery`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusRangeQueryArgs {
     /// Start (expression, e.g. `now() - duration("1h")`).
@@ -314,6 +328,7 @@ pub struct PrometheusRangeQueryArgs {
 
 /// `web`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebMetric {
     /// `GET` (default), `POST` or `PUT`.
@@ -342,11 +357,13 @@ pub struct WebMetric {
     pub insecure: bool,
     /// OAuth2 authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub authentication: Option<Value>,
 }
 
 /// `job`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobMetric {
     /// Labels and annotations copied onto the Job.
@@ -359,6 +376,7 @@ pub struct JobMetric {
 
 /// `datadog`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DatadogMetric {
     /// `v1` or `v2`.
@@ -381,6 +399,7 @@ pub struct DatadogMetric {
     pub aggregator: Option<String>,
     /// Secret with the credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub secret_ref: Option<Value>,
     /// Request timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -389,6 +408,7 @@ pub struct DatadogMetric {
 
 /// `wavefront`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WavefrontMetric {
     /// Server address.
@@ -401,6 +421,7 @@ pub struct WavefrontMetric {
 
 /// `newRelic`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewRelicMetric {
     /// Secret with the credentials (default `newrelic`).
@@ -416,6 +437,7 @@ pub struct NewRelicMetric {
 
 /// `kayenta`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KayentaMetric {
     /// Kayenta URL.
@@ -449,6 +471,7 @@ pub struct KayentaMetric {
 
 /// `kayenta.threshold`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KayentaThreshold {
     /// Score to pass.
@@ -461,6 +484,7 @@ pub struct KayentaThreshold {
 
 /// `kayenta.scopes[]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KayentaScope {
     /// Scope name.
@@ -475,6 +499,7 @@ pub struct KayentaScope {
 
 /// A Kayenta scope.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KayentaScopeDetail {
     /// Scope.
@@ -496,6 +521,7 @@ pub struct KayentaScopeDetail {
 
 /// `cloudWatch`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CloudWatchMetric {
     /// Query window (default 5m).
@@ -508,6 +534,7 @@ pub struct CloudWatchMetric {
 
 /// `cloudWatch.metricDataQueries[]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CloudWatchMetricDataQuery {
     /// Query id.
@@ -520,6 +547,7 @@ pub struct CloudWatchMetricDataQuery {
     pub label: Option<String>,
     /// The metric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub metric_stat: Option<Value>,
     /// Period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -531,6 +559,7 @@ pub struct CloudWatchMetricDataQuery {
 
 /// `graphite`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GraphiteMetric {
     /// Server address.
@@ -543,6 +572,7 @@ pub struct GraphiteMetric {
 
 /// `influxdb`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InfluxdbMetric {
     /// Secret with the credentials (default `influxdb`).
@@ -555,6 +585,7 @@ pub struct InfluxdbMetric {
 
 /// `skywalking`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SkyWalkingMetric {
     /// Server address.
@@ -570,6 +601,7 @@ pub struct SkyWalkingMetric {
 
 /// An AnalysisRun.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AnalysisRun {
     /// `argoproj.io/v1alpha1`.
@@ -591,6 +623,7 @@ pub struct AnalysisRun {
 
 /// `spec` of an AnalysisRun.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AnalysisRunSpec {
     /// Metrics (arguments still as placeholders).
@@ -615,6 +648,7 @@ pub struct AnalysisRunSpec {
 
 /// `ttlStrategy`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TtlStrategy {
     /// After any completion.
@@ -630,6 +664,7 @@ pub struct TtlStrategy {
 
 /// Phase of a run, a metric or a measurement.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum AnalysisPhase {
     /// Not started.
     #[default]
@@ -670,6 +705,7 @@ impl AnalysisPhase {
 
 /// `status` of an AnalysisRun.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisRunStatus {
     /// Run phase (absent before the first assessment).
@@ -683,9 +719,11 @@ pub struct AnalysisRunStatus {
     pub metric_results: Vec<MetricResult>,
     /// First assessment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>"))]
     pub started_at: Option<Timestamp>,
     /// Completion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>"))]
     pub completed_at: Option<Timestamp>,
     /// Totals over non-dry-run metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -697,6 +735,7 @@ pub struct AnalysisRunStatus {
 
 /// Metric counts by phase.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
     /// Metrics.
@@ -718,6 +757,7 @@ pub struct RunSummary {
 
 /// One metric's results.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MetricResult {
     /// Metric name.
@@ -761,6 +801,7 @@ pub struct MetricResult {
 
 /// One measurement.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Measurement {
     /// Phase.
@@ -770,9 +811,11 @@ pub struct Measurement {
     pub message: String,
     /// When it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>"))]
     pub started_at: Option<Timestamp>,
     /// When it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>"))]
     pub finished_at: Option<Timestamp>,
     /// The value, rendered as a string.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -782,5 +825,6 @@ pub struct Measurement {
     pub metadata: BTreeMap<String, String>,
     /// When to look at an in-flight measurement again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>"))]
     pub resume_at: Option<Timestamp>,
 }

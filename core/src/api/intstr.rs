@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// An integer or a string, serialized untagged exactly as Kubernetes does (`1` or `"25%"`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum IntOrString {
     /// A plain number.

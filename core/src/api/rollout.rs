@@ -26,6 +26,7 @@ pub const API_VERSION: &str = "argoproj.io/v1alpha1";
 
 /// A Rollout object: metadata, spec and status.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rollout {
     /// `argoproj.io/v1alpha1`.
@@ -47,6 +48,7 @@ pub struct Rollout {
 
 /// `spec` of a Rollout.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutSpec {
     /// Desired pods; nil means 1.
@@ -84,6 +86,7 @@ pub struct RolloutSpec {
     pub progress_deadline_abort: bool,
     /// Restart every pod created before this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>"))]
     pub restart_at: Option<Timestamp>,
     /// How many AnalysisRuns and Experiments to keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,6 +155,7 @@ impl RolloutSpec {
 
 /// `workloadRef`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectRef {
     /// API version of the referent.
@@ -170,6 +174,7 @@ pub struct ObjectRef {
 
 /// `rollbackWindow`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RollbackWindowSpec {
     /// Rollbacks to one of the last `revisions` revisions skip the steps.
@@ -179,6 +184,7 @@ pub struct RollbackWindowSpec {
 
 /// `spec.analysis`: history limits for runs and experiments.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AnalysisRunStrategy {
     /// Successful runs kept (default 5).
@@ -191,6 +197,7 @@ pub struct AnalysisRunStrategy {
 
 /// `spec.strategy`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutStrategy {
     /// Blue-green: a preview and an active Service.
@@ -203,6 +210,7 @@ pub struct RolloutStrategy {
 
 /// `spec.strategy.blueGreen`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BlueGreenStrategy {
     /// Service switched to the new ReplicaSet on promotion.
@@ -267,6 +275,7 @@ impl BlueGreenStrategy {
 
 /// `antiAffinity`: exactly one of the two.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AntiAffinity {
     /// A weighted, preferred anti-affinity term.
@@ -279,6 +288,7 @@ pub struct AntiAffinity {
 
 /// `preferredDuringSchedulingIgnoredDuringExecution` of [`AntiAffinity`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PreferredAntiAffinity {
     /// 1..=100.
@@ -287,11 +297,13 @@ pub struct PreferredAntiAffinity {
 
 /// `requiredDuringSchedulingIgnoredDuringExecution` of [`AntiAffinity`] (no fields).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequiredAntiAffinity {}
 
 /// Extra labels and annotations.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodTemplateMetadata {
     /// Labels to add.
@@ -304,6 +316,7 @@ pub struct PodTemplateMetadata {
 
 /// `spec.strategy.canary`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CanaryStrategy {
     /// Service whose selector gets the canary hash.
@@ -376,6 +389,7 @@ impl CanaryStrategy {
 
 /// `replicaProgressThreshold`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplicaProgressThreshold {
     /// `Percent` or `Pods`.
@@ -387,6 +401,7 @@ pub struct ReplicaProgressThreshold {
 
 /// `pingPong`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PingPongSpec {
     /// The ping service.
@@ -397,6 +412,7 @@ pub struct PingPongSpec {
 
 /// One canary step. Exactly one field must be set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CanaryStep {
     /// Canary weight (percent of `maxTrafficWeight`).
@@ -416,12 +432,15 @@ pub struct CanaryStep {
     pub set_canary_scale: Option<SetCanaryScale>,
     /// Header-based route (traffic routing only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub set_header_route: Option<serde_json::Value>,
     /// Mirror route (traffic routing only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub set_mirror_route: Option<serde_json::Value>,
     /// Step plugin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub plugin: Option<serde_json::Value>,
 }
 
@@ -513,6 +532,7 @@ impl CanaryStep {
 
 /// `pause`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutPause {
     /// Seconds (integer or bare-number string) or a Go duration (`30s`, `5m`).
@@ -533,6 +553,7 @@ impl RolloutPause {
 
 /// `setCanaryScale`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetCanaryScale {
     /// Canary replicas as a percentage of `spec.replicas`.
@@ -548,6 +569,7 @@ pub struct SetCanaryScale {
 
 /// `analysis` (step, pre/post-promotion).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutAnalysis {
     /// Templates merged into one run.
@@ -569,6 +591,7 @@ pub struct RolloutAnalysis {
 
 /// `strategy.canary.analysis`: [`RolloutAnalysis`] plus `startingStep`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutAnalysisBackground {
     /// Templates merged into one run.
@@ -593,6 +616,7 @@ pub struct RolloutAnalysisBackground {
 
 /// A template reference.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutAnalysisTemplate {
     /// Name of the AnalysisTemplate (or ClusterAnalysisTemplate).
@@ -605,6 +629,7 @@ pub struct RolloutAnalysisTemplate {
 
 /// An argument passed to an AnalysisRun.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AnalysisRunArgument {
     /// Argument name.
@@ -619,6 +644,7 @@ pub struct AnalysisRunArgument {
 
 /// `valueFrom` of a rollout argument.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ArgumentValueFrom {
     /// `Stable` or `Latest`.
@@ -631,6 +657,7 @@ pub struct ArgumentValueFrom {
 
 /// `fieldRef`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FieldRef {
     /// e.g. `metadata.labels['env']`.
@@ -639,6 +666,7 @@ pub struct FieldRef {
 
 /// `dryRun` entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DryRun {
     /// Metric name (a regular expression in Argo).
@@ -647,6 +675,7 @@ pub struct DryRun {
 
 /// `measurementRetention` entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeasurementRetention {
     /// Metric name (a regular expression in Argo).
@@ -657,6 +686,7 @@ pub struct MeasurementRetention {
 
 /// `experiment` step.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutExperimentStep {
     /// ReplicaSets the experiment runs.
@@ -678,6 +708,7 @@ pub struct RolloutExperimentStep {
 
 /// A template of an experiment step.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutExperimentTemplate {
     /// Template name.
@@ -698,11 +729,13 @@ pub struct RolloutExperimentTemplate {
     pub weight: Option<i32>,
     /// Generated service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub service: Option<serde_json::Value>,
 }
 
 /// An analysis of an experiment step.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutExperimentStepAnalysisTemplateRef {
     /// Name of this analysis.
@@ -723,34 +756,44 @@ pub struct RolloutExperimentStepAnalysisTemplateRef {
 /// `trafficRouting`. Router blocks are kept as JSON: this controller does not drive traffic
 /// routers yet, but manifests that use them must still load.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutTrafficRouting {
     /// Istio.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub istio: Option<serde_json::Value>,
     /// NGINX Ingress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub nginx: Option<serde_json::Value>,
     /// AWS ALB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub alb: Option<serde_json::Value>,
     /// SMI TrafficSplit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub smi: Option<serde_json::Value>,
     /// Ambassador.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub ambassador: Option<serde_json::Value>,
     /// AWS App Mesh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub app_mesh: Option<serde_json::Value>,
     /// Traefik.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub traefik: Option<serde_json::Value>,
     /// APISIX.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub apisix: Option<serde_json::Value>,
     /// Traffic router plugins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub plugins: Option<serde_json::Value>,
     /// Managed header/mirror routes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

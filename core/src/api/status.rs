@@ -16,6 +16,7 @@ fn is_zero(n: &i32) -> bool {
 
 /// `status` of a Rollout.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
     /// Set by the user (CLI `abort`) or by the controller on a failed analysis.
@@ -29,6 +30,7 @@ pub struct RolloutStatus {
     pub controller_pause: bool,
     /// When the controller reconciled the abort.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>"))]
     pub aborted_at: Option<Timestamp>,
     /// Hash of the current pod template.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -77,6 +79,7 @@ pub struct RolloutStatus {
     pub stable_rs: String,
     /// Last completed restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>"))]
     pub restarted_at: Option<Timestamp>,
     /// Full promotion requested.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -97,6 +100,7 @@ pub struct RolloutStatus {
 
 /// The rollout phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum RolloutPhase {
     /// Done and available.
     Healthy,
@@ -122,6 +126,7 @@ impl RolloutPhase {
 
 /// Why the controller paused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum PauseReason {
     /// An AnalysisRun ended Inconclusive.
     #[serde(rename = "InconclusiveAnalysisRun")]
@@ -151,16 +156,19 @@ impl PauseReason {
 
 /// A controller pause and when it began.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PauseCondition {
     /// Why.
     pub reason: PauseReason,
     /// Since when.
+    #[cfg_attr(feature = "schema", schemars(with = "k8s_openapi::apimachinery::pkg::apis::meta::v1::Time"))]
     pub start_time: Timestamp,
 }
 
 /// A status condition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutCondition {
     /// Condition type.
@@ -169,8 +177,10 @@ pub struct RolloutCondition {
     /// `True`, `False` or `Unknown`.
     pub status: ConditionStatus,
     /// Last time the condition was written with progress.
+    #[cfg_attr(feature = "schema", schemars(with = "k8s_openapi::apimachinery::pkg::apis::meta::v1::Time"))]
     pub last_update_time: Timestamp,
     /// Last time the status changed.
+    #[cfg_attr(feature = "schema", schemars(with = "k8s_openapi::apimachinery::pkg::apis::meta::v1::Time"))]
     pub last_transition_time: Timestamp,
     /// Machine-readable reason.
     pub reason: String,
@@ -180,6 +190,7 @@ pub struct RolloutCondition {
 
 /// Rollout condition types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ConditionType {
     /// The spec is invalid.
     InvalidSpec,
@@ -199,6 +210,7 @@ pub enum ConditionType {
 
 /// Condition status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ConditionStatus {
     /// Holds.
     True,
@@ -210,6 +222,7 @@ pub enum ConditionStatus {
 
 /// Canary-only status.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStatus {
     /// The current step's AnalysisRun.
@@ -238,6 +251,7 @@ impl CanaryStatus {
 
 /// Blue-green-only status.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BlueGreenStatus {
     /// Hash in the preview Service selector.
@@ -266,6 +280,7 @@ impl BlueGreenStatus {
 
 /// Name, phase and message of a current AnalysisRun.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutAnalysisRunStatus {
     /// Run name.
@@ -280,6 +295,7 @@ pub struct RolloutAnalysisRunStatus {
 
 /// Weights set on the traffic router.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficWeights {
     /// Canary destination.
@@ -296,6 +312,7 @@ pub struct TrafficWeights {
 
 /// One weighted destination.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WeightDestination {
     /// Weight.
@@ -311,19 +328,23 @@ pub struct WeightDestination {
 
 /// `status.duration`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutDurationStatus {
     /// When the current update started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>"))]
     pub rollout_started_at: Option<Timestamp>,
     /// When the current manual wait began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>"))]
     pub manual_pause_started_at: Option<Timestamp>,
     /// Seconds spent waiting for people.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub total_manual_pause_duration_seconds: i32,
     /// When the update finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>"))]
     pub finished_at: Option<Timestamp>,
     /// How it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -332,6 +353,7 @@ pub struct RolloutDurationStatus {
 
 /// How an update finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum CompletionStatus {
     /// Promoted through its steps.
     Promoted,
