@@ -119,3 +119,8 @@ impl KubeArgs {
         Ok(Connection { client, namespace })
     }
 }
+
+/// `argoproj.io/v1alpha1` Experiment (read by the CLI's tree view).
+pub fn experiment_resource() -> ApiResource {
+    argo("Experiment", "experiments")
+}

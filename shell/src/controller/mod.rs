@@ -1,22 +1,421 @@
 //! `rollouts controller`: kube-rs watches in, the core's actions out.
+//!
+//! - one watch per kind feeds the [`router::Router`], which caches objects and routes each
+//!   change to the rollout it concerns;
+//! - one [`worker`] task per rollout owns its `State`, coalesces what arrived, reconciles
+//!   once and executes the actions in order;
+//! - [`leader`] election on a Lease lets several replicas run, one acting;
+//! - `/metrics` and `/healthz` are served on 127.0.0.1 unless told otherwise.
 
+pub mod leader;
+pub mod measure;
+pub mod metrics;
 pub mod replay;
+pub mod router;
+pub mod trace;
+pub mod worker;
 
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::DynamicObject;
+use kube::client::ClientBuilder;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, Resource};
+use rollouts_core::state::{Event, Object, ObjectKind};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
-use crate::kubeapi::KubeArgs;
+use crate::kubeapi::{
+    analysis_run_resource, analysis_template_resource, cluster_analysis_template_resource, rollout_resource, KubeArgs,
+};
+use metrics::Metrics;
+use router::{RolloutKey, Routed, Router, Watched};
+
+/// The label that assigns an object to one controller instance (`--instance-id`).
+const INSTANCE_ID_LABEL: &str = "argo-rollouts.argoproj.io/controller-instance-id";
+/// Argo's Lease name.
+const LEASE_NAME: &str = "argo-rollouts-controller-lock";
+/// The reporting controller name on Kubernetes Events.
+const REPORTER: &str = "rollouts-controller";
 
 /// Flags of `rollouts controller`.
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
     #[command(flatten)]
     pub kube: KubeArgs,
+    /// Watch only the namespace of `--namespace` (or the kubeconfig's), not the whole cluster.
+    #[arg(long)]
+    pub namespaced: bool,
+    /// Where to serve Prometheus metrics (`/metrics`).
+    #[arg(long, default_value = "127.0.0.1:8090", value_name = "ADDR")]
+    pub metrics_addr: SocketAddr,
+    /// Where to serve the health check (`/healthz`); may equal `--metrics-addr`.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub healthz_addr: SocketAddr,
+    /// Take part in leader election, so that only one replica acts (`--leader-elect=false` to disable).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub leader_elect: bool,
+    /// Namespace of the election Lease (default: $POD_NAMESPACE, else `argo-rollouts`).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// How long a Lease is held without renewal before another replica may take it.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub leader_election_lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it gives up leading.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub leader_election_renew_deadline: Duration,
+    /// How often candidates try to take, and the leader to renew, the Lease.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub leader_election_retry_period: Duration,
+    /// Handle only objects labelled `argo-rollouts.argoproj.io/controller-instance-id=<ID>`
+    /// (without it: only objects without that label).
+    #[arg(long, value_name = "ID")]
+    pub instance_id: Option<String>,
+    /// Reconcile every rollout at least this often, even when nothing happens.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub rollout_resync: Duration,
+    /// Write every reconcile's events and actions to FILE as JSON lines (see `rollouts replay`).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub logformat: LogFormat,
+    /// Log level (`error`, `warn`, `info`, `debug`, or a tracing filter); $RUST_LOG wins.
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    pub loglevel: String,
+}
+
+/// `--logformat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Connect(#[from] crate::kubeapi::ConnectError),
+    #[error("cannot build a client: {0}")]
+    Client(kube::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot create the trace file {path}: {source}")]
+    Trace { path: String, source: std::io::Error },
+    #[error("leadership lost")]
+    LeadershipLost,
+    #[error("the watch streams ended")]
+    WatchesEnded,
 }
 
 /// Runs the controller until it is stopped.
-pub fn main(_args: ControllerArgs) -> ExitCode {
-    eprintln!("error: the controller is not built yet");
-    ExitCode::FAILURE
+pub fn main(args: ControllerArgs) -> ExitCode {
+    init_logging(&args);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "controller stopped");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(args: &ControllerArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.loglevel))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match args.logformat {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
+    // reqwest (metric providers) uses rustls with ring, like kube.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = args.kube.config().await?;
+    let namespace = config.default_namespace.clone();
+    let metrics = Metrics::new();
+    let client = ClientBuilder::try_from(config)
+        .map_err(ControllerError::Client)?
+        .with_layer(&metrics::CountRequests(metrics.clone()))
+        .build();
+    serve(&args, metrics.clone()).await?;
+
+    let (lost_tx, mut lost_rx) = tokio::sync::watch::channel(false);
+    if args.leader_elect {
+        let config = leader::LeaderConfig {
+            namespace: args
+                .leader_election_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "argo-rollouts".to_string()),
+            name: match &args.instance_id {
+                Some(id) => format!("{LEASE_NAME}-{id}"),
+                None => LEASE_NAME.to_string(),
+            },
+            identity: identity(),
+            lease_duration: args.leader_election_lease_duration,
+            renew_deadline: args.leader_election_renew_deadline,
+            retry_period: args.leader_election_retry_period,
+        };
+        let mut elector = leader::Elector::new(client.clone(), config);
+        tokio::select! {
+            () = elector.acquire() => {}
+            () = shutdown_signal() => return Ok(()),
+        }
+        tokio::spawn(elector.keep(lost_tx));
+    }
+
+    let trace = match &args.record {
+        Some(path) => Some(trace::Trace::create(path).map_err(|source| ControllerError::Trace {
+            path: path.display().to_string(),
+            source,
+        })?),
+        None => None,
+    };
+    let shared = Arc::new(worker::Shared {
+        client: client.clone(),
+        metrics,
+        recorder: Recorder::new(client.clone(), Reporter { controller: REPORTER.to_string(), instance: Some(identity()) }),
+        trace,
+        resync: args.rollout_resync,
+    });
+
+    let scope = args.namespaced.then_some(namespace);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Watched>();
+    let kinds = spawn_watches(&client, scope.as_deref(), args.instance_id.as_deref(), &tx);
+    drop(tx);
+    let mut router = Router::new(kinds);
+    let mut workers: BTreeMap<RolloutKey, mpsc::UnboundedSender<Event>> = BTreeMap::new();
+    tracing::info!(scope = scope.as_deref().unwrap_or("all namespaces"), "controller started; listing objects");
+    loop {
+        tokio::select! {
+            watched = rx.recv() => {
+                let Some(watched) = watched else { return Err(ControllerError::WatchesEnded) };
+                let was_started = router.started();
+                for routed in router.handle(watched) {
+                    dispatch(routed, &mut workers, &shared);
+                }
+                if !was_started && router.started() {
+                    tracing::info!(rollouts = workers.len(), objects = router.cached(), "caches synced; reconciling");
+                }
+            }
+            _ = lost_rx.changed() => return Err(ControllerError::LeadershipLost),
+            () = shutdown_signal() => {
+                tracing::info!("shutting down");
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn dispatch(routed: Routed, workers: &mut BTreeMap<RolloutKey, mpsc::UnboundedSender<Event>>, shared: &Arc<worker::Shared>) {
+    match routed {
+        Routed::Start(key, events) => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            for e in events {
+                let _ = tx.send(e);
+            }
+            tracing::debug!(rollout = %key, "worker started");
+            tokio::spawn(worker::run(key.clone(), rx, tx.downgrade(), shared.clone()));
+            workers.insert(key, tx);
+        }
+        Routed::Deliver(key, events) => {
+            if let Some(tx) = workers.get(&key) {
+                for e in events {
+                    let _ = tx.send(e);
+                }
+            }
+        }
+        Routed::Stop(key) => {
+            if let Some(tx) = workers.remove(&key) {
+                let _ = tx.send(Event::Deleted { kind: ObjectKind::Rollout, name: key.name.clone() });
+            }
+        }
+    }
+}
+
+/// Starts one watch per kind; returns the kinds the router must see listed.
+fn spawn_watches(
+    client: &Client,
+    scope: Option<&str>,
+    instance_id: Option<&str>,
+    tx: &mpsc::UnboundedSender<Watched>,
+) -> Vec<ObjectKind> {
+    let instance = match instance_id {
+        Some(id) => format!("{INSTANCE_ID_LABEL}={id}"),
+        None => format!("!{INSTANCE_ID_LABEL}"),
+    };
+    let by_instance = watcher::Config::default().labels(&instance);
+    let dynamic = |ar: &kube::core::ApiResource| -> Api<DynamicObject> {
+        match scope {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+            None => Api::all_with(client.clone(), ar),
+        }
+    };
+    fn typed<K: Resource<Scope = k8s_openapi::NamespaceResourceScope>>(client: &Client, scope: Option<&str>) -> Api<K>
+    where
+        K::DynamicType: Default,
+    {
+        match scope {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    fn raw(o: DynamicObject) -> serde_json::Value {
+        serde_json::to_value(o).unwrap_or_default()
+    }
+    let hash = watcher::Config::default().labels(rollouts_core::api::keys::POD_TEMPLATE_HASH);
+    watch(dynamic(&rollout_resource()), by_instance.clone(), ObjectKind::Rollout, |o| Object::Rollout(raw(o)), tx);
+    watch(typed::<ReplicaSet>(client, scope), hash.clone(), ObjectKind::ReplicaSet, |o| Object::ReplicaSet(Box::new(o)), tx);
+    watch(typed::<Pod>(client, scope), hash, ObjectKind::Pod, |o| Object::Pod(Box::new(o)), tx);
+    watch(typed::<Service>(client, scope), watcher::Config::default(), ObjectKind::Service, |o| Object::Service(Box::new(o)), tx);
+    watch(dynamic(&analysis_run_resource()), by_instance.clone(), ObjectKind::AnalysisRun, |o| Object::AnalysisRun(raw(o)), tx);
+    watch(dynamic(&analysis_template_resource()), by_instance, ObjectKind::AnalysisTemplate, |o| Object::AnalysisTemplate(raw(o)), tx);
+    let jobs = watcher::Config::default().labels(rollouts_core::rollout::JOB_RUN_UID);
+    watch(typed::<Job>(client, scope), jobs, ObjectKind::Job, |o| Object::Job(Box::new(o)), tx);
+    let mut kinds = vec![
+        ObjectKind::Rollout,
+        ObjectKind::ReplicaSet,
+        ObjectKind::Pod,
+        ObjectKind::Service,
+        ObjectKind::AnalysisRun,
+        ObjectKind::AnalysisTemplate,
+        ObjectKind::Job,
+    ];
+    // Cluster-scoped templates are watched unless the controller is confined to a namespace.
+    if scope.is_none() {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &cluster_analysis_template_resource());
+        watch(api, watcher::Config::default(), ObjectKind::ClusterAnalysisTemplate, |o| {
+            Object::ClusterAnalysisTemplate(raw(o))
+        }, tx);
+        kinds.push(ObjectKind::ClusterAnalysisTemplate);
+    }
+    kinds
+}
+
+/// Runs one watch (list, then watch; re-listing with backoff after errors) into the router's channel.
+fn watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    kind: ObjectKind,
+    to_object: fn(K) -> Object,
+    tx: &mpsc::UnboundedSender<Watched>,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let mut stream = watcher(api, config).default_backoff().boxed();
+        while let Some(event) = stream.next().await {
+            let watched = match event {
+                Ok(watcher::Event::Init) => Watched::Init(kind),
+                Ok(watcher::Event::InitApply(o) | watcher::Event::Apply(o)) => Watched::Apply(to_object(o)),
+                Ok(watcher::Event::Delete(o)) => Watched::Delete(to_object(o)),
+                Ok(watcher::Event::InitDone) => Watched::InitDone(kind),
+                Err(e) => {
+                    tracing::warn!(?kind, error = %e, "watch failed; retrying");
+                    continue;
+                }
+            };
+            if tx.send(watched).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// `<hostname>_<pid>-<nanos>`: unique per process, readable in the Lease.
+fn identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "rollouts".to_string());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{host}_{}-{nanos:08x}", std::process::id())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Serves `/metrics` and `/healthz` (on one listener when the addresses are equal).
+async fn serve(args: &ControllerArgs, metrics: Arc<Metrics>) -> Result<(), ControllerError> {
+    use axum::routing::get;
+    let metrics_route = {
+        let metrics = metrics.clone();
+        get(move || {
+            let body = metrics.render();
+            async move {
+                (
+                    [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    body,
+                )
+            }
+        })
+    };
+    let healthz = get(|| async { "ok" });
+    let listen = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr).await.map_err(|source| ControllerError::Listen { addr, source })
+    };
+    let mut apps = Vec::new();
+    if args.metrics_addr == args.healthz_addr {
+        let app = axum::Router::new().route("/metrics", metrics_route).route("/healthz", healthz);
+        apps.push(("metrics and healthz", listen(args.metrics_addr).await?, app));
+    } else {
+        apps.push(("metrics", listen(args.metrics_addr).await?, axum::Router::new().route("/metrics", metrics_route)));
+        apps.push(("healthz", listen(args.healthz_addr).await?, axum::Router::new().route("/healthz", healthz)));
+    }
+    for (what, listener, app) in apps {
+        let addr = listener.local_addr().map_err(|source| ControllerError::Listen { addr: args.metrics_addr, source })?;
+        tracing::info!(%addr, "serving {what}");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(%addr, error = %e, "server stopped");
+            }
+        });
+    }
+    Ok(())
 }

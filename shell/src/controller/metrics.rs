@@ -1,0 +1,348 @@
+//! The controller's Prometheus metrics, under Argo Rollouts' names, and the client layer that
+//! counts every request to the API server (`controller_clientset_k8s_request_total`).
+
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use rollouts_core::api::{ConditionStatus, ConditionType, Rollout};
+
+/// Labels of `controller_clientset_k8s_request_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub verb: String,
+    pub status_code: String,
+}
+
+/// Labels of the per-rollout series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct RolloutLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Labels of `rollout_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RolloutInfoLabels {
+    pub namespace: String,
+    pub name: String,
+    pub strategy: String,
+    pub traffic_router: String,
+    pub phase: String,
+}
+
+/// Labels of `rollout_phase`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RolloutPhaseLabels {
+    pub namespace: String,
+    pub name: String,
+    pub strategy: String,
+    pub phase: String,
+}
+
+/// Labels of `rollout_events_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub namespace: String,
+    pub name: String,
+    #[prometheus(flatten)]
+    pub event: EventKind,
+}
+
+/// Type and reason of a recorded event.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventKind {
+    pub r#type: String,
+    pub reason: String,
+}
+
+/// Every metric the controller serves.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub reconcile: Family<RolloutLabels, Histogram>,
+    pub reconcile_error: Family<RolloutLabels, Counter>,
+    pub events: Family<EventLabels, Counter>,
+    info: Family<RolloutInfoLabels, Gauge>,
+    phase: Family<RolloutPhaseLabels, Gauge>,
+    available: Family<RolloutLabels, Gauge>,
+    unavailable: Family<RolloutLabels, Gauge>,
+    desired: Family<RolloutLabels, Gauge>,
+    updated: Family<RolloutLabels, Gauge>,
+    /// The `rollout_info` labels last set per rollout, to remove the old series on change.
+    last_info: Mutex<std::collections::BTreeMap<RolloutLabels, (RolloutInfoLabels, String)>>,
+}
+
+/// Argo's phases for the deprecated `rollout_phase` gauge family.
+const PHASES: [&str; 7] = ["Progressing", "Completed", "Paused", "Timeout", "Error", "Abort", "InvalidSpec"];
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "controller_clientset_k8s_request",
+            "Number of kubernetes requests executed during application reconciliation.",
+            requests.clone(),
+        );
+        let reconcile = Family::<RolloutLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.01, 0.15, 0.25, 0.5, 1.0])
+        });
+        registry.register("rollout_reconcile", "Rollout reconciliation performance.", reconcile.clone());
+        let reconcile_error = Family::<RolloutLabels, Counter>::default();
+        registry.register("rollout_reconcile_error", "Error occurring during the rollout", reconcile_error.clone());
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register("rollout_events", "Count of rollout events", events.clone());
+        let info = Family::<RolloutInfoLabels, Gauge>::default();
+        registry.register("rollout_info", "Information about rollout.", info.clone());
+        let phase = Family::<RolloutPhaseLabels, Gauge>::default();
+        registry.register("rollout_phase", "Information on the state of the rollout (DEPRECATED - use rollout_info)", phase.clone());
+        let available = Family::<RolloutLabels, Gauge>::default();
+        registry.register("rollout_info_replicas_available", "The number of available replicas per rollout.", available.clone());
+        let unavailable = Family::<RolloutLabels, Gauge>::default();
+        registry.register("rollout_info_replicas_unavailable", "The number of unavailable replicas per rollout.", unavailable.clone());
+        let desired = Family::<RolloutLabels, Gauge>::default();
+        registry.register("rollout_info_replicas_desired", "The number of desired replicas per rollout.", desired.clone());
+        let updated = Family::<RolloutLabels, Gauge>::default();
+        registry.register("rollout_info_replicas_updated", "The number of updated replicas per rollout.", updated.clone());
+        let controller_info = Family::<Vec<(String, String)>, Gauge>::default();
+        controller_info.get_or_create(&vec![("version".to_string(), env!("CARGO_PKG_VERSION").to_string())]).set(1);
+        registry.register("argo_rollouts_controller_info", "Running Argo-rollouts version", controller_info);
+        Arc::new(Metrics {
+            registry,
+            requests,
+            reconcile,
+            reconcile_error,
+            events,
+            info,
+            phase,
+            available,
+            unavailable,
+            desired,
+            updated,
+            last_info: Mutex::default(),
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Updates the per-rollout gauges from the rollout as the core last saw it.
+    pub fn observe_rollout(&self, namespace: &str, name: &str, rollout: Option<&Rollout>, invalid: bool) {
+        let key = RolloutLabels { namespace: namespace.to_string(), name: name.to_string() };
+        let mut last = self.last_info.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((old, strategy)) = last.remove(&key) {
+            self.info.remove(&old);
+            for p in PHASES {
+                self.phase.remove(&RolloutPhaseLabels {
+                    namespace: key.namespace.clone(),
+                    name: key.name.clone(),
+                    strategy: strategy.clone(),
+                    phase: p.to_string(),
+                });
+            }
+        }
+        let Some(ro) = rollout else {
+            for g in [&self.available, &self.unavailable, &self.desired, &self.updated] {
+                g.remove(&key);
+            }
+            return;
+        };
+        let strategy = if ro.spec.strategy.blue_green.is_some() {
+            "blueGreen"
+        } else if ro.spec.strategy.canary.is_some() {
+            "canary"
+        } else {
+            "none"
+        };
+        let phase = info_phase(ro, invalid);
+        let labels = RolloutInfoLabels {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            strategy: strategy.to_string(),
+            traffic_router: String::new(),
+            phase: phase.to_string(),
+        };
+        self.info.get_or_create(&labels).set(1);
+        for p in PHASES {
+            let l = RolloutPhaseLabels {
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                strategy: strategy.to_string(),
+                phase: p.to_string(),
+            };
+            self.phase.get_or_create(&l).set(i64::from(p == phase));
+        }
+        let s = &ro.status;
+        self.available.get_or_create(&key).set(i64::from(s.available_replicas));
+        self.unavailable.get_or_create(&key).set(i64::from((s.replicas - s.available_replicas).max(0)));
+        self.desired.get_or_create(&key).set(i64::from(ro.spec.replicas.unwrap_or(1)));
+        self.updated.get_or_create(&key).set(i64::from(s.updated_replicas));
+        last.insert(key, (labels, strategy.to_string()));
+    }
+}
+
+/// Argo's `rollout_info` phase, derived from the Progressing condition's reason.
+fn info_phase(ro: &Rollout, invalid: bool) -> &'static str {
+    let has = |t: ConditionType| ro.status.conditions.iter().any(|c| c.kind == t && c.status == ConditionStatus::True);
+    if invalid || has(ConditionType::InvalidSpec) {
+        return "InvalidSpec";
+    }
+    let progressing = ro.status.conditions.iter().find(|c| c.kind == ConditionType::Progressing);
+    match progressing.map(|c| c.reason.as_str()) {
+        Some("RolloutAborted") => "Abort",
+        Some("ProgressDeadlineExceeded") => "Timeout",
+        Some("RolloutPaused") => "Paused",
+        Some("NewReplicaSetAvailable") if has(ConditionType::Available) => "Completed",
+        Some("ReplicaSetCreateError") => "Error",
+        _ => "Progressing",
+    }
+}
+
+/// A tower layer counting requests by kind, namespace, name, verb and status code.
+#[derive(Clone)]
+pub struct CountRequests(pub Arc<Metrics>);
+
+impl<S> tower::Layer<S> for CountRequests {
+    type Service = Counted<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Counted { inner, metrics: self.0.clone() }
+    }
+}
+
+/// The service [`CountRequests`] wraps around the client's.
+#[derive(Clone)]
+pub struct Counted<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Counted<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let (kind, namespace, name, verb) = describe(req.method(), req.uri());
+        let metrics = self.metrics.clone();
+        self.inner
+            .call(req)
+            .map(move |res| {
+                let status_code = match &res {
+                    Ok(r) => r.status().as_u16().to_string(),
+                    Err(_) => "<error>".to_string(),
+                };
+                metrics.requests.get_or_create(&RequestLabels { kind, namespace, name, verb, status_code }).inc();
+                res
+            })
+            .boxed()
+    }
+}
+
+/// (kind, namespace, name, verb) of a request path such as
+/// `/apis/apps/v1/namespaces/ns/replicasets/name` or `/api/v1/pods?watch=true`.
+pub fn describe(method: &http::Method, uri: &http::Uri) -> (String, String, String, String) {
+    let parts: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    // Skip `api/v1` or `apis/group/version`.
+    let rest: &[&str] = match parts.first() {
+        Some(&"api") => parts.get(2..).unwrap_or(&[]),
+        Some(&"apis") => parts.get(3..).unwrap_or(&[]),
+        _ => &[],
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, tail @ ..] if !tail.is_empty() => (ns.to_string(), tail),
+        other => (String::new(), other),
+    };
+    let kind = rest.first().copied().unwrap_or("Unknown").to_string();
+    let name = rest.get(1).copied().unwrap_or_default().to_string();
+    let watch = uri.query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let verb = match *method {
+        http::Method::GET if watch => "Watch",
+        http::Method::GET if name.is_empty() => "List",
+        http::Method::GET => "Get",
+        http::Method::POST => "Create",
+        http::Method::PUT => "Update",
+        http::Method::PATCH => "Patch",
+        http::Method::DELETE => "Delete",
+        _ => "Unknown",
+    };
+    (kind, namespace, name, verb.to_string())
+}
+
+/// Seconds since `start`, for histograms.
+pub fn elapsed(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(method: http::Method, uri: &str) -> (String, String, String, String) {
+        describe(&method, &uri.parse().unwrap())
+    }
+
+    #[test]
+    fn request_paths_name_kind_namespace_and_verb() {
+        assert_eq!(
+            d(http::Method::PATCH, "/apis/apps/v1/namespaces/ns/replicasets/web-abc"),
+            ("replicasets".into(), "ns".into(), "web-abc".into(), "Patch".into())
+        );
+        assert_eq!(
+            d(http::Method::PATCH, "/apis/argoproj.io/v1alpha1/namespaces/ns/rollouts/web/status"),
+            ("rollouts".into(), "ns".into(), "web".into(), "Patch".into())
+        );
+        assert_eq!(
+            d(http::Method::GET, "/api/v1/pods?labelSelector=x&watch=true&resourceVersion=1"),
+            ("pods".into(), "".into(), "".into(), "Watch".into())
+        );
+        assert_eq!(d(http::Method::GET, "/api/v1/namespaces/ns/services").3, "List");
+        assert_eq!(d(http::Method::POST, "/apis/batch/v1/namespaces/ns/jobs").0, "jobs");
+        assert_eq!(
+            d(http::Method::GET, "/api/v1/namespaces/ns"),
+            ("namespaces".into(), "".into(), "ns".into(), "Get".into())
+        );
+    }
+
+    #[test]
+    fn metric_names_are_argos() {
+        let m = Metrics::new();
+        m.requests
+            .get_or_create(&RequestLabels {
+                kind: "rollouts".into(),
+                namespace: "ns".into(),
+                name: "web".into(),
+                verb: "Get".into(),
+                status_code: "200".into(),
+            })
+            .inc();
+        let text = m.render();
+        assert!(text.contains("controller_clientset_k8s_request_total{kind=\"rollouts\""), "{text}");
+        assert!(text.contains("argo_rollouts_controller_info{version="), "{text}");
+    }
+}

@@ -1,0 +1,530 @@
+//! Routes watch events to the rollouts they concern.
+//!
+//! The router keeps the latest version of every watched object (the informer caches) and
+//! knows which rollout each belongs to: ReplicaSets and AnalysisRuns by their owner
+//! reference, Pods through their ReplicaSet, Jobs through their AnalysisRun, Services and
+//! templates through the names a rollout's spec references. It is plain data in, plain
+//! data out, so it is unit-tested without a cluster; `controller::run` feeds it and
+//! carries out what it returns.
+//!
+//! Nothing is routed until every kind has been listed once: a rollout reconciled before
+//! its ReplicaSets are known would think it has none.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use rollouts_core::state::{Event, Object, ObjectKind};
+use serde_json::Value;
+
+/// A rollout, by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RolloutKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for RolloutKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What a watch stream reported.
+#[derive(Clone, Debug)]
+pub enum Watched {
+    /// A (re-)list of `kind` begins.
+    Init(ObjectKind),
+    /// An object was listed, added or changed.
+    Apply(Object),
+    /// An object was deleted.
+    Delete(Object),
+    /// The (re-)list of `kind` is complete.
+    InitDone(ObjectKind),
+}
+
+/// What the router asks of the controller.
+#[derive(Debug, PartialEq)]
+pub enum Routed {
+    /// Start a worker for a rollout, with these events first.
+    Start(RolloutKey, Vec<Event>),
+    /// Deliver events to a running worker.
+    Deliver(RolloutKey, Vec<Event>),
+    /// The rollout is gone: deliver its deletion and let its worker end.
+    Stop(RolloutKey),
+}
+
+type Name = (String, String);
+
+/// The names of Services and templates a rollout's spec references.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Refs {
+    services: BTreeSet<String>,
+    templates: BTreeSet<String>,
+    cluster_templates: BTreeSet<String>,
+}
+
+/// The router's caches.
+#[derive(Default)]
+pub struct Router {
+    cache: BTreeMap<ObjectKind, BTreeMap<Name, Object>>,
+    relisting: BTreeMap<ObjectKind, BTreeSet<Name>>,
+    synced: BTreeSet<ObjectKind>,
+    expected: BTreeSet<ObjectKind>,
+    started: bool,
+    running: BTreeMap<RolloutKey, Refs>,
+}
+
+impl Router {
+    /// A router that starts routing once each of `kinds` has been listed.
+    pub fn new(kinds: impl IntoIterator<Item = ObjectKind>) -> Self {
+        Router { expected: kinds.into_iter().collect(), ..Router::default() }
+    }
+
+    /// Whether every kind has been listed and workers run.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Number of cached objects (for logs).
+    pub fn cached(&self) -> usize {
+        self.cache.values().map(BTreeMap::len).sum()
+    }
+
+    /// Takes one watch report; returns what to start, deliver or stop.
+    pub fn handle(&mut self, watched: Watched) -> Vec<Routed> {
+        match watched {
+            Watched::Init(kind) => {
+                self.relisting.insert(kind, BTreeSet::new());
+                Vec::new()
+            }
+            Watched::Apply(obj) => {
+                let kind = kind_of(&obj);
+                let meta = meta_of(&obj);
+                let key = name_of(&meta);
+                if let Some(seen) = self.relisting.get_mut(&kind) {
+                    seen.insert(key.clone());
+                }
+                let existed = self.cache.get(&kind).is_some_and(|c| c.contains_key(&key));
+                self.cache.entry(kind).or_default().insert(key, obj.clone());
+                if self.started { self.route_apply(obj, &meta, existed) } else { Vec::new() }
+            }
+            Watched::Delete(obj) => {
+                let kind = kind_of(&obj);
+                let meta = meta_of(&obj);
+                let key = name_of(&meta);
+                let out = if self.started { self.route_delete(kind, &meta) } else { Vec::new() };
+                if let Some(c) = self.cache.get_mut(&kind) {
+                    c.remove(&key);
+                }
+                out
+            }
+            Watched::InitDone(kind) => {
+                let mut out = Vec::new();
+                if let Some(seen) = self.relisting.remove(&kind) {
+                    // Objects that were cached but not re-listed were deleted meanwhile.
+                    let gone: Vec<Object> = self
+                        .cache
+                        .get(&kind)
+                        .map(|c| c.iter().filter(|(k, _)| !seen.contains(*k)).map(|(_, o)| o.clone()).collect())
+                        .unwrap_or_default();
+                    for obj in gone {
+                        out.extend(self.handle(Watched::Delete(obj)));
+                    }
+                }
+                self.synced.insert(kind);
+                if !self.started && self.expected.is_subset(&self.synced) {
+                    self.started = true;
+                    let rollouts: Vec<Name> =
+                        self.cache.get(&ObjectKind::Rollout).map(|c| c.keys().cloned().collect()).unwrap_or_default();
+                    for (namespace, name) in rollouts {
+                        out.extend(self.start(RolloutKey { namespace, name }));
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    fn get(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<&Object> {
+        self.cache.get(&kind)?.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    fn in_namespace<'a>(&'a self, kind: ObjectKind, namespace: &'a str) -> impl Iterator<Item = (&'a String, &'a Object)> + 'a {
+        self.cache
+            .get(&kind)
+            .into_iter()
+            .flat_map(|c| c.iter())
+            .filter(move |((ns, _), _)| ns == namespace)
+            .map(|((_, name), o)| (name, o))
+    }
+
+    /// The rollout an object belongs to, by owner references.
+    fn owner_rollout(&self, kind: ObjectKind, meta: &ObjectMeta) -> Option<RolloutKey> {
+        let namespace = meta.namespace.clone().unwrap_or_default();
+        match kind {
+            ObjectKind::Rollout => Some(RolloutKey { namespace, name: meta.name.clone()? }),
+            ObjectKind::ReplicaSet | ObjectKind::AnalysisRun => {
+                owner_named(meta, "Rollout").map(|name| RolloutKey { namespace, name })
+            }
+            ObjectKind::Pod => {
+                let rs = owner_named(meta, "ReplicaSet")?;
+                let rs = self.get(ObjectKind::ReplicaSet, &namespace, &rs)?;
+                self.owner_rollout(ObjectKind::ReplicaSet, &meta_of(rs))
+            }
+            ObjectKind::Job => {
+                let run = owner_named(meta, "AnalysisRun")?;
+                let run = self.get(ObjectKind::AnalysisRun, &namespace, &run)?;
+                self.owner_rollout(ObjectKind::AnalysisRun, &meta_of(run))
+            }
+            ObjectKind::Service | ObjectKind::AnalysisTemplate | ObjectKind::ClusterAnalysisTemplate => None,
+        }
+    }
+
+    /// The running rollouts a Service or template concerns.
+    fn referencing(&self, kind: ObjectKind, meta: &ObjectMeta) -> Vec<RolloutKey> {
+        let namespace = meta.namespace.clone().unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
+        self.running
+            .iter()
+            .filter(|(k, refs)| match kind {
+                ObjectKind::Service => k.namespace == namespace && refs.services.contains(&name),
+                ObjectKind::AnalysisTemplate => k.namespace == namespace && refs.templates.contains(&name),
+                ObjectKind::ClusterAnalysisTemplate => refs.cluster_templates.contains(&name),
+                _ => false,
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    fn route_apply(&mut self, obj: Object, meta: &ObjectMeta, existed: bool) -> Vec<Routed> {
+        let kind = kind_of(&obj);
+        match kind {
+            ObjectKind::Rollout => {
+                let Some(key) = self.owner_rollout(kind, meta) else { return Vec::new() };
+                let Some(old_refs) = self.running.get(&key).cloned() else { return self.start(key) };
+                let refs = refs_of(&obj);
+                let mut events = vec![Event::Applied(obj)];
+                if refs != old_refs {
+                    events.extend(self.referenced(&key.namespace, &refs));
+                    self.running.insert(key.clone(), refs);
+                }
+                vec![Routed::Deliver(key, events)]
+            }
+            ObjectKind::Service | ObjectKind::AnalysisTemplate | ObjectKind::ClusterAnalysisTemplate => self
+                .referencing(kind, meta)
+                .into_iter()
+                .map(|k| Routed::Deliver(k, vec![Event::Applied(obj.clone())]))
+                .collect(),
+            _ => {
+                let Some(key) = self.owner_rollout(kind, meta).filter(|k| self.running.contains_key(k)) else {
+                    return Vec::new();
+                };
+                let mut events = vec![Event::Applied(obj)];
+                // Children seen before their parent (a Pod before its ReplicaSet) follow it now.
+                if !existed {
+                    let namespace = meta.namespace.clone().unwrap_or_default();
+                    let name = meta.name.clone().unwrap_or_default();
+                    let child = match kind {
+                        ObjectKind::ReplicaSet => Some((ObjectKind::Pod, "ReplicaSet")),
+                        ObjectKind::AnalysisRun => Some((ObjectKind::Job, "AnalysisRun")),
+                        _ => None,
+                    };
+                    if let Some((child_kind, owner_kind)) = child {
+                        events.extend(
+                            self.in_namespace(child_kind, &namespace)
+                                .filter(|(_, o)| owner_named(&meta_of(o), owner_kind).as_deref() == Some(name.as_str()))
+                                .map(|(_, o)| Event::Applied(o.clone())),
+                        );
+                    }
+                }
+                vec![Routed::Deliver(key, events)]
+            }
+        }
+    }
+
+    fn route_delete(&mut self, kind: ObjectKind, meta: &ObjectMeta) -> Vec<Routed> {
+        let name = meta.name.clone().unwrap_or_default();
+        let deleted = || Event::Deleted { kind, name: name.clone() };
+        match kind {
+            ObjectKind::Rollout => {
+                let Some(key) = self.owner_rollout(kind, meta) else { return Vec::new() };
+                if self.running.remove(&key).is_some() {
+                    vec![Routed::Stop(key)]
+                } else {
+                    Vec::new()
+                }
+            }
+            ObjectKind::Service | ObjectKind::AnalysisTemplate | ObjectKind::ClusterAnalysisTemplate => {
+                self.referencing(kind, meta).into_iter().map(|k| Routed::Deliver(k, vec![deleted()])).collect()
+            }
+            _ => match self.owner_rollout(kind, meta).filter(|k| self.running.contains_key(k)) {
+                Some(key) => vec![Routed::Deliver(key, vec![deleted()])],
+                None => Vec::new(),
+            },
+        }
+    }
+
+    /// Starts a worker for a rollout with everything it owns and references.
+    fn start(&mut self, key: RolloutKey) -> Vec<Routed> {
+        let Some(rollout) = self.get(ObjectKind::Rollout, &key.namespace, &key.name).cloned() else {
+            return Vec::new();
+        };
+        let refs = refs_of(&rollout);
+        let mut events = vec![Event::Applied(rollout)];
+        let owned = |router: &Router, kind: ObjectKind, owner_kind: &str, owner: &str| -> Vec<(String, Object)> {
+            router
+                .in_namespace(kind, &key.namespace)
+                .filter(|(_, o)| owner_named(&meta_of(o), owner_kind).as_deref() == Some(owner))
+                .map(|(n, o)| (n.clone(), o.clone()))
+                .collect()
+        };
+        for (rs_name, rs) in owned(self, ObjectKind::ReplicaSet, "Rollout", &key.name) {
+            events.push(Event::Applied(rs));
+            events.extend(owned(self, ObjectKind::Pod, "ReplicaSet", &rs_name).into_iter().map(|(_, p)| Event::Applied(p)));
+        }
+        for (run_name, run) in owned(self, ObjectKind::AnalysisRun, "Rollout", &key.name) {
+            events.push(Event::Applied(run));
+            events.extend(owned(self, ObjectKind::Job, "AnalysisRun", &run_name).into_iter().map(|(_, j)| Event::Applied(j)));
+        }
+        events.extend(self.referenced(&key.namespace, &refs));
+        self.running.insert(key.clone(), refs);
+        vec![Routed::Start(key, events)]
+    }
+
+    /// The cached Services and templates `refs` names.
+    fn referenced(&self, namespace: &str, refs: &Refs) -> Vec<Event> {
+        let mut out = Vec::new();
+        for name in &refs.services {
+            out.extend(self.get(ObjectKind::Service, namespace, name).cloned().map(Event::Applied));
+        }
+        for name in &refs.templates {
+            out.extend(self.get(ObjectKind::AnalysisTemplate, namespace, name).cloned().map(Event::Applied));
+        }
+        for name in &refs.cluster_templates {
+            out.extend(self.get(ObjectKind::ClusterAnalysisTemplate, "", name).cloned().map(Event::Applied));
+        }
+        out
+    }
+}
+
+/// The kind of an object.
+pub fn kind_of(obj: &Object) -> ObjectKind {
+    match obj {
+        Object::Rollout(_) => ObjectKind::Rollout,
+        Object::ReplicaSet(_) => ObjectKind::ReplicaSet,
+        Object::Service(_) => ObjectKind::Service,
+        Object::Pod(_) => ObjectKind::Pod,
+        Object::AnalysisRun(_) => ObjectKind::AnalysisRun,
+        Object::AnalysisTemplate(_) => ObjectKind::AnalysisTemplate,
+        Object::ClusterAnalysisTemplate(_) => ObjectKind::ClusterAnalysisTemplate,
+        Object::Job(_) => ObjectKind::Job,
+    }
+}
+
+/// The metadata of an object (decoded from raw JSON for Argo's kinds).
+pub fn meta_of(obj: &Object) -> ObjectMeta {
+    let raw = |v: &Value| v.get("metadata").and_then(|m| serde_json::from_value(m.clone()).ok()).unwrap_or_default();
+    match obj {
+        Object::Rollout(v) | Object::AnalysisRun(v) | Object::AnalysisTemplate(v) | Object::ClusterAnalysisTemplate(v) => {
+            raw(v)
+        }
+        Object::ReplicaSet(o) => o.metadata.clone(),
+        Object::Service(o) => o.metadata.clone(),
+        Object::Pod(o) => o.metadata.clone(),
+        Object::Job(o) => o.metadata.clone(),
+    }
+}
+
+fn name_of(meta: &ObjectMeta) -> Name {
+    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
+
+/// The name of the owner of `kind`, from the owner references.
+fn owner_named(meta: &ObjectMeta, kind: &str) -> Option<String> {
+    meta.owner_references.as_ref()?.iter().find(|o| o.kind == kind).map(|o| o.name.clone())
+}
+
+/// The Services and templates a rollout's spec names.
+fn refs_of(obj: &Object) -> Refs {
+    let mut refs = Refs::default();
+    let Object::Rollout(v) = obj else { return refs };
+    let strategy = v.pointer("/spec/strategy");
+    for path in ["/canary/canaryService", "/canary/stableService", "/blueGreen/activeService", "/blueGreen/previewService"] {
+        if let Some(s) = strategy.and_then(|s| s.pointer(path)).and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            refs.services.insert(s.to_string());
+        }
+    }
+    fn walk(v: &Value, refs: &mut Refs) {
+        match v {
+            Value::Object(m) => {
+                if let Some(name) = m.get("templateName").and_then(Value::as_str) {
+                    if m.get("clusterScope").and_then(Value::as_bool) == Some(true) {
+                        refs.cluster_templates.insert(name.to_string());
+                    } else {
+                        refs.templates.insert(name.to_string());
+                    }
+                }
+                m.values().for_each(|v| walk(v, refs));
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, refs)),
+            _ => {}
+        }
+    }
+    if let Some(s) = strategy {
+        walk(s, &mut refs);
+    }
+    refs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::api::core::v1::{Pod, Service};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use serde_json::json;
+
+    const ALL: [ObjectKind; 8] = [
+        ObjectKind::Rollout,
+        ObjectKind::ReplicaSet,
+        ObjectKind::Service,
+        ObjectKind::Pod,
+        ObjectKind::AnalysisRun,
+        ObjectKind::AnalysisTemplate,
+        ObjectKind::ClusterAnalysisTemplate,
+        ObjectKind::Job,
+    ];
+
+    fn rollout(name: &str, canary_service: &str) -> Object {
+        Object::Rollout(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"strategy": {"canary": {
+                "canaryService": canary_service,
+                "steps": [{"analysis": {"templates": [{"templateName": "rate"}, {"templateName": "global", "clusterScope": true}]}}]
+            }}}
+        }))
+    }
+
+    fn owned(kind: &str, owner: &str) -> ObjectMeta {
+        ObjectMeta {
+            namespace: Some("ns".into()),
+            owner_references: Some(vec![OwnerReference {
+                kind: kind.into(),
+                name: owner.into(),
+                api_version: "v1".into(),
+                uid: "u".into(),
+                ..OwnerReference::default()
+            }]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn rs(name: &str, owner: &str) -> Object {
+        let mut meta = owned("Rollout", owner);
+        meta.name = Some(name.into());
+        Object::ReplicaSet(Box::new(ReplicaSet { metadata: meta, ..ReplicaSet::default() }))
+    }
+
+    fn pod(name: &str, rs: &str) -> Object {
+        let mut meta = owned("ReplicaSet", rs);
+        meta.name = Some(name.into());
+        Object::Pod(Box::new(Pod { metadata: meta, ..Pod::default() }))
+    }
+
+    fn service(name: &str) -> Object {
+        Object::Service(Box::new(Service {
+            metadata: ObjectMeta { name: Some(name.into()), namespace: Some("ns".into()), ..ObjectMeta::default() },
+            ..Service::default()
+        }))
+    }
+
+    fn template(kind: ObjectKind, name: &str) -> Object {
+        let v = json!({"metadata": {"name": name, "namespace": if kind == ObjectKind::AnalysisTemplate { "ns" } else { "" }}});
+        if kind == ObjectKind::AnalysisTemplate { Object::AnalysisTemplate(v) } else { Object::ClusterAnalysisTemplate(v) }
+    }
+
+    fn key(name: &str) -> RolloutKey {
+        RolloutKey { namespace: "ns".into(), name: name.into() }
+    }
+
+    fn synced(router: &mut Router) -> Vec<Routed> {
+        ALL.iter().flat_map(|k| router.handle(Watched::InitDone(*k))).collect()
+    }
+
+    #[test]
+    fn nothing_is_routed_before_every_kind_is_listed_then_each_rollout_starts_with_its_objects() {
+        let mut r = Router::new(ALL);
+        for o in [
+            rollout("web", "web-canary"),
+            pod("web-abc-1", "web-abc"), // before its ReplicaSet
+            rs("web-abc", "web"),
+            rs("other-xyz", "other"),
+            service("web-canary"),
+            service("unrelated"),
+            template(ObjectKind::AnalysisTemplate, "rate"),
+            template(ObjectKind::ClusterAnalysisTemplate, "global"),
+        ] {
+            assert!(r.handle(Watched::Apply(o)).is_empty());
+        }
+        let out = synced(&mut r);
+        assert_eq!(out.len(), 1);
+        let Routed::Start(k, events) = &out[0] else { panic!("{out:?}") };
+        assert_eq!(k, &key("web"));
+        let names: Vec<String> = events
+            .iter()
+            .map(|e| match e {
+                Event::Applied(o) => meta_of(o).name.unwrap_or_default(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names, ["web", "web-abc", "web-abc-1", "web-canary", "rate", "global"]);
+    }
+
+    #[test]
+    fn children_reach_their_rollout_and_strangers_do_not() {
+        let mut r = Router::new(ALL);
+        r.handle(Watched::Apply(rollout("web", "web-canary")));
+        synced(&mut r);
+        assert_eq!(r.handle(Watched::Apply(rs("other-1", "other"))), vec![]);
+        let out = r.handle(Watched::Apply(rs("web-1", "web")));
+        assert!(matches!(&out[..], [Routed::Deliver(k, e)] if k == &key("web") && e.len() == 1));
+        let out = r.handle(Watched::Apply(pod("web-1-a", "web-1")));
+        assert!(matches!(&out[..], [Routed::Deliver(k, _)] if k == &key("web")));
+        assert_eq!(r.handle(Watched::Apply(service("unrelated"))), vec![]);
+        let out = r.handle(Watched::Apply(service("web-canary")));
+        assert!(matches!(&out[..], [Routed::Deliver(k, _)] if k == &key("web")));
+        let out = r.handle(Watched::Delete(pod("web-1-a", "web-1")));
+        assert_eq!(
+            out,
+            vec![Routed::Deliver(key("web"), vec![Event::Deleted { kind: ObjectKind::Pod, name: "web-1-a".into() }])]
+        );
+    }
+
+    #[test]
+    fn a_rollout_that_references_a_new_service_gets_it() {
+        let mut r = Router::new(ALL);
+        r.handle(Watched::Apply(rollout("web", "a")));
+        r.handle(Watched::Apply(service("b")));
+        synced(&mut r);
+        let out = r.handle(Watched::Apply(rollout("web", "b")));
+        let Routed::Deliver(_, events) = &out[0] else { panic!("{out:?}") };
+        assert_eq!(events.len(), 2, "the rollout and Service b: {events:?}");
+    }
+
+    #[test]
+    fn a_relist_reports_what_disappeared_meanwhile_and_deleting_the_rollout_stops_it() {
+        let mut r = Router::new(ALL);
+        r.handle(Watched::Apply(rollout("web", "a")));
+        r.handle(Watched::Apply(rs("web-1", "web")));
+        synced(&mut r);
+        r.handle(Watched::Init(ObjectKind::ReplicaSet));
+        let out = r.handle(Watched::InitDone(ObjectKind::ReplicaSet));
+        assert_eq!(
+            out,
+            vec![Routed::Deliver(key("web"), vec![Event::Deleted { kind: ObjectKind::ReplicaSet, name: "web-1".into() }])]
+        );
+        assert_eq!(r.handle(Watched::Delete(rollout("web", "a"))), vec![Routed::Stop(key("web"))]);
+        assert_eq!(r.handle(Watched::Apply(rs("web-2", "web"))), vec![]);
+    }
+}

@@ -1,0 +1,416 @@
+//! One task per rollout: it owns the rollout's `State`, takes every event that arrived
+//! (coalescing them like a work queue), reconciles once, executes the actions in order,
+//! and sleeps until the next event or the wake-up the core asked for.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
+use kube::api::{DeleteParams, DynamicObject, EvictParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder};
+use kube::{Api, Client};
+use rollouts_core::analysis::run::in_flight_requests;
+use rollouts_core::state::{Action, Event, EventType, Object, ObjectKind, State};
+use rollouts_core::{observe, reconcile, Timestamp};
+use tokio::sync::mpsc::{UnboundedReceiver, WeakUnboundedSender};
+
+use super::metrics::{elapsed, EventKind, EventLabels, Metrics, RolloutLabels};
+use super::router::RolloutKey;
+use super::trace::Trace;
+use crate::kubeapi::{analysis_run_resource, rollout_resource};
+
+/// What every worker shares.
+pub struct Shared {
+    pub client: Client,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub trace: Option<Trace>,
+    /// A periodic Tick when the core asked for no wake-up (Argo's resync).
+    pub resync: Duration,
+}
+
+/// Longest wait between retries of a failing reconcile.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Fire timers a little after the second they name: the core works in whole seconds.
+const WAKE_MARGIN: Duration = Duration::from_millis(20);
+
+/// The current time as the core sees it.
+pub fn now() -> Timestamp {
+    Timestamp::from_system_time(SystemTime::now())
+}
+
+fn until(at: Timestamp) -> Duration {
+    let target = UNIX_EPOCH + Duration::from_secs(u64::try_from(at.unix()).unwrap_or(0));
+    target.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO) + WAKE_MARGIN
+}
+
+/// Runs a rollout's reconciles until its channel closes (the rollout was deleted).
+pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, me: WeakUnboundedSender<Event>, shared: Arc<Shared>) {
+    let mut state = State::default();
+    let mut wake: Option<Timestamp> = None;
+    let mut backoff = Duration::ZERO;
+    let mut first = true;
+    let labels = RolloutLabels { namespace: key.namespace.clone(), name: key.name.clone() };
+    loop {
+        let mut events = Vec::new();
+        let sleep = wake.map_or(shared.resync, until);
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(e) => events.push(e),
+                None => break,
+            },
+            () = tokio::time::sleep(sleep) => events.push(Event::Tick),
+        }
+        while let Ok(e) = rx.try_recv() {
+            events.push(e);
+        }
+        let started = Instant::now();
+        let now = now();
+        let only_failures = events.iter().all(|e| matches!(e, Event::ActionFailed { .. }));
+        let mut actions = Vec::new();
+        for e in &events {
+            actions.extend(observe(&mut state, e.clone(), now));
+        }
+        if !only_failures {
+            actions.extend(reconcile(&mut state, now));
+        }
+        if let Some(trace) = &shared.trace {
+            trace.record(&key, now, &events, &actions);
+        }
+        // Measurements in flight when a previous controller stopped are taken again.
+        let mut resumed = Vec::new();
+        if std::mem::take(&mut first) {
+            for run in state.analysis_runs.values() {
+                for req in in_flight_requests(run).into_iter().filter(|r| r.provider.job.is_none()) {
+                    resumed.push(Action::Measure {
+                        run: run.metadata.name.clone().unwrap_or_default(),
+                        metric: req.metric,
+                        index: req.index,
+                        provider: Box::new(req.provider),
+                        secrets: req.secrets,
+                    });
+                }
+            }
+        }
+        wake = actions.iter().find_map(|a| match a {
+            Action::WakeAt { at, .. } => Some(*at),
+            _ => None,
+        });
+        let exec = Executor { key: &key, shared: &shared, me: &me, state: &state };
+        let ok = exec.execute(&actions).await && exec.execute(&resumed).await;
+        shared.metrics.reconcile.get_or_create(&labels).observe(elapsed(started));
+        shared.metrics.observe_rollout(&key.namespace, &key.name, state.rollout.as_ref(), state.spec_error.is_some());
+        if ok {
+            backoff = Duration::ZERO;
+        } else {
+            shared.metrics.reconcile_error.get_or_create(&labels).inc();
+            backoff = (backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF);
+            tracing::info!(rollout = %key, backoff = ?backoff, "retrying after a failed action");
+            tokio::time::sleep(backoff).await;
+        }
+    }
+    shared.metrics.observe_rollout(&key.namespace, &key.name, None, false);
+    tracing::info!(rollout = %key, "rollout deleted; worker stopped");
+}
+
+/// Carries out one reconcile's actions.
+struct Executor<'a> {
+    key: &'a RolloutKey,
+    shared: &'a Shared,
+    me: &'a WeakUnboundedSender<Event>,
+    state: &'a State,
+}
+
+/// Why an action failed.
+type Failure = String;
+
+impl Executor<'_> {
+    fn send(&self, event: Event) {
+        if let Some(tx) = self.me.upgrade() {
+            let _ = tx.send(event);
+        }
+    }
+
+    fn client(&self) -> Client {
+        self.shared.client.clone()
+    }
+
+    fn ns(&self) -> &str {
+        &self.key.namespace
+    }
+
+    /// Executes `actions` in order; on the first failure reports it, re-reads what the
+    /// failed and skipped actions were about, and returns false.
+    async fn execute(&self, actions: &[Action]) -> bool {
+        for (i, action) in actions.iter().enumerate() {
+            let Err(error) = self.execute_one(action).await else { continue };
+            tracing::warn!(rollout = %self.key, action = action_name(action), %error, "action failed");
+            self.send(Event::ActionFailed { action: Box::new(action.clone()), error });
+            let mut targets: BTreeSet<(ObjectKind, String)> =
+                actions[i..].iter().filter_map(target).collect();
+            targets.insert((ObjectKind::Rollout, self.key.name.clone()));
+            for (kind, name) in targets {
+                match self.read(kind, &name).await {
+                    Ok(Some(obj)) => self.send(Event::Applied(obj)),
+                    Ok(None) => self.send(Event::Deleted { kind, name }),
+                    Err(e) => tracing::warn!(rollout = %self.key, ?kind, %name, error = %e, "cannot re-read"),
+                }
+            }
+            return false;
+        }
+        true
+    }
+
+    async fn execute_one(&self, action: &Action) -> Result<(), Failure> {
+        let client = self.client();
+        let ns = self.ns().to_string();
+        let params = PatchParams::default();
+        match action {
+            Action::CreateReplicaSet { replica_set } => {
+                let api: Api<ReplicaSet> = Api::namespaced(client, &ns);
+                let mut rs = (**replica_set).clone();
+                rs.metadata.namespace = Some(ns.clone());
+                // Successes come back through the watch, like every other change.
+                match api.create(&PostParams::default(), &rs).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if code(&e) == Some(409) => {
+                        // Created before (a retry, or a restarted controller): fine if it is ours.
+                        let name = rs.metadata.name.clone().unwrap_or_default();
+                        let existing = api.get(&name).await.map_err(|e| message(&e))?;
+                        let ours = existing
+                            .metadata
+                            .owner_references
+                            .iter()
+                            .flatten()
+                            .any(|o| o.kind == "Rollout" && o.name == self.key.name);
+                        if ours {
+                            Ok(())
+                        } else {
+                            Err(format!("replicaset {name:?} already exists and is not owned by rollout {:?}", self.key.name))
+                        }
+                    }
+                    Err(e) => Err(message(&e)),
+                }
+            }
+            Action::PatchReplicaSet { name, patch } => {
+                let api: Api<ReplicaSet> = Api::namespaced(client, &ns);
+                api.patch(name, &params, &Patch::Merge(patch.to_merge_patch())).await.map(drop).map_err(|e| message(&e))
+            }
+            Action::DeleteReplicaSet { name } => {
+                let api: Api<ReplicaSet> = Api::namespaced(client, &ns);
+                gone_is_fine(api.delete(name, &DeleteParams::background()).await.map(drop))
+            }
+            Action::SetServiceSelector { service, hash, managed_by } => {
+                let api: Api<Service> = Api::namespaced(client, &ns);
+                let mut patch = serde_json::json!({
+                    "spec": {"selector": {rollouts_core::api::keys::POD_TEMPLATE_HASH: hash}}
+                });
+                if let Some(owner) = managed_by {
+                    patch["metadata"] = serde_json::json!({
+                        "annotations": {rollouts_core::api::keys::MANAGED_BY_ROLLOUTS: owner}
+                    });
+                }
+                api.patch(service, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
+            }
+            Action::PatchRolloutStatus { patch } => {
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &rollout_resource());
+                api.patch_status(&self.key.name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
+            }
+            Action::PatchRollout { patch } => {
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &rollout_resource());
+                api.patch(&self.key.name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
+            }
+            Action::EvictPod { name } => {
+                let api: Api<Pod> = Api::namespaced(client, &ns);
+                match api.evict(name, &EvictParams::default()).await {
+                    Ok(_) => Ok(()),
+                    // A disruption budget refused it: the core asks again later.
+                    Err(e) if code(&e) == Some(429) => {
+                        tracing::info!(rollout = %self.key, pod = %name, "eviction refused by a disruption budget");
+                        Ok(())
+                    }
+                    Err(e) => gone_is_fine(Err(e)),
+                }
+            }
+            Action::CreateAnalysisRun { run } => {
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &analysis_run_resource());
+                let mut value = serde_json::to_value(run).map_err(|e| e.to_string())?;
+                value["metadata"]["namespace"] = ns.clone().into();
+                let obj: DynamicObject = serde_json::from_value(value).map_err(|e| e.to_string())?;
+                match api.create(&PostParams::default(), &obj).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if code(&e) == Some(409) => Ok(()),
+                    Err(e) => Err(message(&e)),
+                }
+            }
+            Action::PatchAnalysisRun { name, patch } => {
+                // Like Argo's, the AnalysisRun CRD has no status subresource.
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &analysis_run_resource());
+                api.patch(name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
+            }
+            Action::DeleteAnalysisRun { name } => {
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &analysis_run_resource());
+                gone_is_fine(api.delete(name, &DeleteParams::background()).await.map(drop))
+            }
+            Action::Measure { run, metric, index, provider, secrets } => {
+                let (client, me) = (self.client(), self.me.clone());
+                let (run, metric, index, provider, secrets) =
+                    (run.clone(), metric.clone(), *index, provider.clone(), secrets.clone());
+                tokio::spawn(async move {
+                    let answer = super::measure::measure(&client, &ns, &provider, &secrets).await;
+                    if let Some(tx) = me.upgrade() {
+                        let _ = tx.send(Event::Measured { run, metric, index, answer });
+                    }
+                });
+                Ok(())
+            }
+            Action::CreateJob { job } => {
+                let api: Api<Job> = Api::namespaced(client, &ns);
+                let mut job = (**job).clone();
+                job.metadata.namespace = Some(ns.clone());
+                match api.create(&PostParams::default(), &job).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if code(&e) == Some(409) => Ok(()),
+                    Err(e) => Err(message(&e)),
+                }
+            }
+            Action::DeleteJob { name } => {
+                let api: Api<Job> = Api::namespaced(client, &ns);
+                gone_is_fine(api.delete(name, &DeleteParams::foreground()).await.map(drop))
+            }
+            Action::RecordEvent { kind, reason, message: note } => {
+                self.record_event(*kind, reason, note).await;
+                Ok(())
+            }
+            Action::WakeAt { .. } => Ok(()),
+        }
+    }
+
+    /// Records a Kubernetes Event on the rollout; a failure is logged, never fatal.
+    async fn record_event(&self, kind: EventType, reason: &str, note: &str) {
+        let type_label = match kind {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        };
+        self.shared
+            .metrics
+            .events
+            .get_or_create(&EventLabels {
+                namespace: self.key.namespace.clone(),
+                name: self.key.name.clone(),
+                event: EventKind { r#type: type_label.to_string(), reason: reason.to_string() },
+            })
+            .inc();
+        tracing::info!(rollout = %self.key, reason, message = note, "event");
+        let reference = ObjectReference {
+            api_version: Some(rollouts_core::api::API_VERSION.to_string()),
+            kind: Some("Rollout".to_string()),
+            name: Some(self.key.name.clone()),
+            namespace: Some(self.key.namespace.clone()),
+            uid: self.state.rollout.as_ref().and_then(|r| r.metadata.uid.clone()),
+            ..ObjectReference::default()
+        };
+        let event = KubeEvent {
+            type_: match kind {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            reason: reason.to_string(),
+            note: Some(note.to_string()),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.shared.recorder.publish(&event, &reference).await {
+            tracing::warn!(rollout = %self.key, reason, error = %e, "cannot record event");
+        }
+    }
+
+    /// Reads an object back (after a failed action).
+    async fn read(&self, kind: ObjectKind, name: &str) -> Result<Option<Object>, kube::Error> {
+        let (client, ns) = (self.client(), self.ns());
+        fn dynamic(o: Option<DynamicObject>, f: fn(serde_json::Value) -> Object) -> Option<Object> {
+            o.and_then(|o| serde_json::to_value(o).ok()).map(f)
+        }
+        Ok(match kind {
+            ObjectKind::Rollout => {
+                dynamic(Api::namespaced_with(client, ns, &rollout_resource()).get_opt(name).await?, Object::Rollout)
+            }
+            ObjectKind::AnalysisRun => {
+                dynamic(Api::namespaced_with(client, ns, &analysis_run_resource()).get_opt(name).await?, Object::AnalysisRun)
+            }
+            ObjectKind::ReplicaSet => {
+                Api::<ReplicaSet>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::ReplicaSet(Box::new(o)))
+            }
+            ObjectKind::Service => Api::<Service>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Service(Box::new(o))),
+            ObjectKind::Pod => Api::<Pod>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Pod(Box::new(o))),
+            ObjectKind::Job => Api::<Job>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Job(Box::new(o))),
+            // Templates are only read, never written: nothing to re-read.
+            ObjectKind::AnalysisTemplate | ObjectKind::ClusterAnalysisTemplate => return Ok(None),
+        })
+    }
+}
+
+/// The object an action is about.
+fn target(action: &Action) -> Option<(ObjectKind, String)> {
+    match action {
+        Action::CreateReplicaSet { replica_set } => {
+            Some((ObjectKind::ReplicaSet, replica_set.metadata.name.clone().unwrap_or_default()))
+        }
+        Action::PatchReplicaSet { name, .. } | Action::DeleteReplicaSet { name } => Some((ObjectKind::ReplicaSet, name.clone())),
+        Action::SetServiceSelector { service, .. } => Some((ObjectKind::Service, service.clone())),
+        Action::PatchRolloutStatus { .. } | Action::PatchRollout { .. } | Action::RecordEvent { .. } | Action::WakeAt { .. } => None,
+        Action::EvictPod { name } => Some((ObjectKind::Pod, name.clone())),
+        Action::CreateAnalysisRun { run } => Some((ObjectKind::AnalysisRun, run.metadata.name.clone().unwrap_or_default())),
+        Action::PatchAnalysisRun { name, .. } | Action::DeleteAnalysisRun { name } => Some((ObjectKind::AnalysisRun, name.clone())),
+        Action::Measure { run, .. } => Some((ObjectKind::AnalysisRun, run.clone())),
+        Action::CreateJob { job } => Some((ObjectKind::Job, job.metadata.name.clone().unwrap_or_default())),
+        Action::DeleteJob { name } => Some((ObjectKind::Job, name.clone())),
+    }
+}
+
+/// A short name of an action, for logs.
+pub fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::CreateReplicaSet { .. } => "CreateReplicaSet",
+        Action::PatchReplicaSet { .. } => "PatchReplicaSet",
+        Action::DeleteReplicaSet { .. } => "DeleteReplicaSet",
+        Action::SetServiceSelector { .. } => "SetServiceSelector",
+        Action::PatchRolloutStatus { .. } => "PatchRolloutStatus",
+        Action::PatchRollout { .. } => "PatchRollout",
+        Action::EvictPod { .. } => "EvictPod",
+        Action::CreateAnalysisRun { .. } => "CreateAnalysisRun",
+        Action::PatchAnalysisRun { .. } => "PatchAnalysisRun",
+        Action::DeleteAnalysisRun { .. } => "DeleteAnalysisRun",
+        Action::Measure { .. } => "Measure",
+        Action::CreateJob { .. } => "CreateJob",
+        Action::DeleteJob { .. } => "DeleteJob",
+        Action::RecordEvent { .. } => "RecordEvent",
+        Action::WakeAt { .. } => "WakeAt",
+    }
+}
+
+fn code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+fn message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Deleting what is already gone is done.
+fn gone_is_fine(r: Result<(), kube::Error>) -> Result<(), Failure> {
+    match r {
+        Err(e) if code(&e) == Some(404) => Ok(()),
+        Err(e) => Err(message(&e)),
+        Ok(()) => Ok(()),
+    }
+}
