@@ -1,6 +1,20 @@
 //! Command-line verbs.
 
+mod actions;
+mod age;
+mod cluster;
+mod decode;
+mod error;
+mod get;
+mod info;
+mod list;
+mod patch;
+mod pods;
 mod simulate;
+mod status;
+mod tabwriter;
+mod tree;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -24,6 +38,31 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Re-run the core on a trace recorded with `controller --record`; fails if any action differs.
     Replay(controller::replay::ReplayArgs),
+    /// Show a rollout: its revisions, ReplicaSets, pods and analysis runs as a tree.
+    #[command(subcommand)]
+    Get(get::GetCommand),
+    /// List rollouts in a table.
+    #[command(subcommand)]
+    List(list::ListCommand),
+    /// Set fields of a rollout (`set image ROLLOUT CONTAINER=IMAGE`).
+    #[command(subcommand)]
+    Set(actions::SetCommand),
+    /// Promote a paused rollout to the next step, or with `--full` to the end.
+    Promote(actions::PromoteArgs),
+    /// Abort a rollout: traffic and replicas go back to the stable ReplicaSet.
+    Abort(actions::NamesArgs),
+    /// Retry an aborted rollout.
+    #[command(subcommand)]
+    Retry(actions::RetryCommand),
+    /// Pause a rollout (`spec.paused: true`).
+    Pause(actions::NamesArgs),
+    /// Restart the pods of a rollout (sets `spec.restartAt`).
+    Restart(actions::RestartArgs),
+    /// Roll back to an earlier revision's pod template.
+    Undo(actions::UndoArgs),
+    /// Report a rollout's status; by default wait until it is Healthy (exit 0) or Degraded
+    /// (exit 1); a timeout also exits 1, as Argo's does.
+    Status(status::StatusArgs),
     /// Print the version.
     Version,
 }
@@ -39,6 +78,16 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Simulate(args) => simulate::run(args),
         Command::Controller(args) => controller::main(args),
         Command::Replay(args) => controller::replay::run(args),
+        Command::Get(command) => cluster::run(get::run(command)),
+        Command::List(command) => cluster::run(list::run(command)),
+        Command::Set(command) => cluster::run(actions::set(command)),
+        Command::Promote(args) => cluster::run(actions::promote(args)),
+        Command::Abort(args) => cluster::run(actions::abort(args)),
+        Command::Retry(command) => cluster::run(actions::retry(command)),
+        Command::Pause(args) => cluster::run(actions::pause(args)),
+        Command::Restart(args) => cluster::run(actions::restart(args)),
+        Command::Undo(args) => cluster::run(actions::undo(args)),
+        Command::Status(args) => cluster::run(status::run(args)),
         Command::Version => {
             println!("rollouts: v{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
