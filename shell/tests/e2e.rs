@@ -1,0 +1,389 @@
+//! End to end, against the local control plane (`deploy/dev-cluster/`): the real controller
+//! binary and the real CLI drive real ReplicaSets, whose pods the fake kubelet makes ready.
+//!
+//! Each test has its own namespace and its own controller (`--namespaced`), so they run in
+//! parallel on one plane. When the plane cannot be built or started, every test fails and
+//! says why.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::Api;
+use serde_json::Value;
+use support::{field, replicas_of, sizes, summary, wait_for, Env};
+
+const SEED_CANARY: &str = include_str!("../../fixtures/rollouts/seed-basic-canary.yaml");
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Waits until the rollout satisfies `ok`; the failure message shows its status.
+async fn rollout_until(env: &Env, name: &str, what: &str, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Value {
+    wait_for(timeout, what, || async {
+        let ro = env.rollout(name).await;
+        if ok(&ro) { Ok(ro) } else { Err(summary(&ro)) }
+    })
+    .await
+}
+
+fn phase(ro: &Value) -> String {
+    field(ro, "/status/phase")
+}
+
+fn step(ro: &Value) -> i64 {
+    ro.pointer("/status/currentStepIndex").and_then(Value::as_i64).unwrap_or(-1)
+}
+
+fn hash(ro: &Value, pointer: &str) -> String {
+    field(ro, pointer)
+}
+
+fn observed(ro: &Value) -> bool {
+    // The controller has seen the latest spec (our status is written with observedGeneration).
+    let generation = ro.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+    field(ro, "/status/observedGeneration") == generation.to_string()
+}
+
+fn healthy(ro: &Value) -> bool {
+    observed(ro) && phase(ro) == "Healthy"
+}
+
+/// The seed's canary walkthrough, step for step, through the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_canary_walkthrough() {
+    let env = Env::new("e2e-canary").await;
+    let controller = env.controller(&["--leader-elect=false"]);
+    env.apply(SEED_CANARY).await;
+    let name = "rollouts-demo";
+
+    // First deploy: 100% at once, steps skipped.
+    let ro = rollout_until(&env, name, "the first deploy to be Healthy", MINUTE, healthy).await;
+    let blue = hash(&ro, "/status/stableRS");
+    assert_eq!(replicas_of(&env.replica_sets(name).await, &blue), (5, 5), "{}", controller.log_tail());
+
+    // set image yellow: paused at step 1 with 1 of 5 pods new.
+    env.cli_ok(&["set", "image", name, "rollouts-demo=argoproj/rollouts-demo:yellow"]);
+    let ro = rollout_until(&env, name, "the canary to pause at step 1", MINUTE, |ro| {
+        observed(ro) && phase(ro) == "Paused" && step(ro) == 1
+    })
+    .await;
+    let yellow = hash(&ro, "/status/currentPodHash");
+    assert_ne!(yellow, blue);
+    assert_eq!(hash(&ro, "/status/stableRS"), blue);
+    let sets = env.replica_sets(name).await;
+    assert_eq!(replicas_of(&sets, &yellow).0, 1, "{:?}", sizes(&sets));
+    assert_eq!(replicas_of(&sets, &blue).0, 4, "{:?}", sizes(&sets));
+    let tree = env.cli_ok(&["get", "rollout", name]);
+    assert!(tree.contains("Step:          1/8") && tree.contains("Paused"), "{tree}");
+
+    // promote: 40 / 60 / 80 with 10 s pauses, then Healthy on yellow.
+    env.cli_ok(&["promote", name]);
+    let mut entered = Vec::new();
+    for (index, canary, stable) in [(3, 2, 3), (5, 3, 2), (7, 4, 1)] {
+        let ro = rollout_until(&env, name, &format!("step {index}"), MINUTE, |ro| step(ro) >= index).await;
+        assert_eq!(step(&ro), index, "a 10 s pause step was skipped: {}", summary(&ro));
+        entered.push(Instant::now());
+        let sets = env.replica_sets(name).await;
+        assert_eq!((replicas_of(&sets, &yellow).0, replicas_of(&sets, &blue).0), (canary, stable), "at step {index}: {:?}", sizes(&sets));
+    }
+    let ro = rollout_until(&env, name, "Healthy on yellow", MINUTE, healthy).await;
+    let done = Instant::now();
+    let pauses: Vec<Duration> = entered.windows(2).map(|w| w[1] - w[0]).chain([done - entered[2]]).collect();
+    for pause in &pauses {
+        assert!(*pause >= Duration::from_millis(9500), "a `pause: {{duration: 10}}` lasted {pause:?}: {pauses:?}");
+    }
+    assert_eq!(hash(&ro, "/status/stableRS"), yellow);
+    let sets = env.replica_sets(name).await;
+    assert_eq!(replicas_of(&sets, &yellow), (5, 5), "{:?}", sizes(&sets));
+    assert_eq!(replicas_of(&sets, &blue).0, 0, "{:?}", sizes(&sets));
+
+    // set image red, abort: Degraded, stable yellow at 5 pods, canary at 0.
+    env.cli_ok(&["set", "image", name, "rollouts-demo=argoproj/rollouts-demo:red"]);
+    let ro = rollout_until(&env, name, "red to pause at step 1", MINUTE, |ro| observed(ro) && phase(ro) == "Paused").await;
+    let red = hash(&ro, "/status/currentPodHash");
+    env.cli_ok(&["abort", name]);
+    let ro = rollout_until(&env, name, "the abort to make it Degraded with the canary at 0", MINUTE, |ro| phase(ro) == "Degraded").await;
+    assert!(field(&ro, "/status/message").starts_with("RolloutAborted: Rollout aborted update to revision 3"), "{}", summary(&ro));
+    let sets = wait_for(MINUTE, "the canary to be scaled to 0", || async {
+        let sets = env.replica_sets(name).await;
+        if replicas_of(&sets, &red).0 == 0 && replicas_of(&sets, &yellow) == (5, 5) { Ok(sets) } else { Err(format!("{:?}", sizes(&sets))) }
+    })
+    .await;
+    let status = env.cli(&["status", name, "--watch=false"]);
+    assert_eq!(status.status.code(), Some(1), "status of a degraded rollout exits 1");
+    let count = sets.len();
+
+    // set image yellow again: Healthy at once, no new ReplicaSet.
+    env.cli_ok(&["set", "image", name, "rollouts-demo=argoproj/rollouts-demo:yellow"]);
+    let ro = rollout_until(&env, name, "the rollback to yellow to be Healthy", MINUTE, healthy).await;
+    assert_eq!(hash(&ro, "/status/stableRS"), yellow);
+    let sets = env.replica_sets(name).await;
+    assert_eq!(sets.len(), count, "a new ReplicaSet was created: {:?}", sizes(&sets));
+    assert_eq!(replicas_of(&sets, &yellow), (5, 5));
+    env.cli_ok(&["status", name, "--timeout", "10s"]);
+    drop(controller);
+}
+
+const BLUE_GREEN: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: bg-active}
+spec:
+  selector: {app: bg}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bg-preview}
+spec:
+  selector: {app: bg}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: bg}
+spec:
+  replicas: 2
+  revisionHistoryLimit: 2
+  selector: {matchLabels: {app: bg}}
+  template:
+    metadata: {labels: {app: bg}}
+    spec:
+      containers:
+        - name: app
+          image: argoproj/rollouts-demo:blue
+  strategy:
+    blueGreen:
+      activeService: bg-active
+      previewService: bg-preview
+      autoPromotionEnabled: false
+      scaleDownDelaySeconds: 10
+"#;
+
+async fn selector_hash(env: &Env, service: &str) -> String {
+    let api: Api<Service> = Api::namespaced(env.client.clone(), &env.namespace);
+    let svc = api.get(service).await.unwrap();
+    svc.spec.and_then(|s| s.selector).and_then(|s| s.get("rollouts-pod-template-hash").cloned()).unwrap_or_default()
+}
+
+/// The seed's blue-green case: test on the preview service, then promote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_blue_green_preview_then_promote() {
+    let env = Env::new("e2e-bluegreen").await;
+    let controller = env.controller(&["--leader-elect=false"]);
+    env.apply(BLUE_GREEN).await;
+    let ro = rollout_until(&env, "bg", "the first deploy to be Healthy", MINUTE, healthy).await;
+    let blue = hash(&ro, "/status/stableRS");
+    assert_eq!(selector_hash(&env, "bg-active").await, blue, "{}", controller.log_tail());
+
+    env.cli_ok(&["set", "image", "bg", "app=argoproj/rollouts-demo:green"]);
+    let ro = rollout_until(&env, "bg", "the new ReplicaSet behind the preview service, paused", MINUTE, |ro| {
+        observed(ro) && phase(ro) == "Paused"
+    })
+    .await;
+    let green = hash(&ro, "/status/currentPodHash");
+    wait_for(MINUTE, "preview to select green and active to stay on blue", || async {
+        let (preview, active) = (selector_hash(&env, "bg-preview").await, selector_hash(&env, "bg-active").await);
+        if preview == green && active == blue { Ok(()) } else { Err(format!("preview={preview} active={active}")) }
+    })
+    .await;
+    let sets = env.replica_sets("bg").await;
+    assert_eq!(replicas_of(&sets, &green).0, 2, "{:?}", sizes(&sets));
+    assert_eq!(replicas_of(&sets, &blue).0, 2, "{:?}", sizes(&sets));
+
+    env.cli_ok(&["promote", "bg"]);
+    let promoted = Instant::now();
+    wait_for(MINUTE, "active to switch to green", || async {
+        let active = selector_hash(&env, "bg-active").await;
+        if active == green { Ok(()) } else { Err(format!("active={active}")) }
+    })
+    .await;
+    rollout_until(&env, "bg", "Healthy on green", MINUTE, |ro| healthy(ro) && hash(ro, "/status/stableRS") == green).await;
+    // The old ReplicaSet keeps its pods for scaleDownDelaySeconds (10 s), then goes to 0.
+    assert_eq!(replicas_of(&env.replica_sets("bg").await, &blue).0, 2, "blue was scaled down before the delay");
+    wait_for(MINUTE, "blue to be scaled down after the delay", || async {
+        let sets = env.replica_sets("bg").await;
+        if replicas_of(&sets, &blue).0 == 0 { Ok(()) } else { Err(format!("{:?}", sizes(&sets))) }
+    })
+    .await;
+    let waited = promoted.elapsed();
+    assert!(waited >= Duration::from_secs(9), "blue was scaled down {waited:?} after the promotion, before scaleDownDelaySeconds");
+    drop(controller);
+}
+
+const SHORT_CANARY: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: restart}
+spec:
+  replicas: 5
+  revisionHistoryLimit: 3
+  selector: {matchLabels: {app: restart}}
+  template:
+    metadata: {labels: {app: restart}}
+    spec:
+      containers:
+        - name: app
+          image: argoproj/rollouts-demo:blue
+  strategy:
+    canary:
+      steps:
+        - setWeight: 20
+        - pause: {duration: 3}
+        - setWeight: 40
+        - pause: {duration: 3}
+        - setWeight: 60
+        - pause: {duration: 3}
+        - setWeight: 80
+        - pause: {duration: 3}
+"#;
+
+/// `(name, replicas, revision annotation, pod-template hash)` of every ReplicaSet.
+async fn final_sets(env: &Env, name: &str) -> Vec<(String, i32, String, String)> {
+    env.replica_sets(name)
+        .await
+        .into_iter()
+        .map(|rs| {
+            let annotation = |k: &str| rs.metadata.annotations.as_ref().and_then(|a| a.get(k).cloned()).unwrap_or_default();
+            let label = |k: &str| rs.metadata.labels.as_ref().and_then(|a| a.get(k).cloned()).unwrap_or_default();
+            (
+                rs.metadata.name.clone().unwrap_or_default(),
+                rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+                annotation("rollout.argoproj.io/revision"),
+                label("rollouts-pod-template-hash"),
+            )
+        })
+        .collect()
+}
+
+/// Runs the short canary to the end; with `kill_at`, SIGKILLs the controller once the rollout
+/// reaches that step and starts a new one two seconds later.
+async fn run_short_canary(env: &Env, kill_at: Option<i64>) -> Vec<(String, i32, String, String)> {
+    let mut controller = env.controller(&["--leader-elect=false"]);
+    env.apply(SHORT_CANARY).await;
+    rollout_until(env, "restart", "the first deploy", MINUTE, healthy).await;
+    env.cli_ok(&["set", "image", "restart", "app=argoproj/rollouts-demo:yellow"]);
+    if let Some(index) = kill_at {
+        rollout_until(env, "restart", "the step to kill at", MINUTE, |ro| observed(ro) && step(ro) >= index).await;
+        controller.kill();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        controller = env.controller(&["--leader-elect=false"]);
+    }
+    let ro = rollout_until(env, "restart", "the rollout to finish", 2 * MINUTE, |ro| {
+        healthy(ro) && hash(ro, "/status/stableRS") == hash(ro, "/status/currentPodHash") && step(ro) == 8
+    })
+    .await;
+    // Let the old ReplicaSet's scale-down land.
+    let stable = hash(&ro, "/status/stableRS");
+    wait_for(MINUTE, "only the stable ReplicaSet to have pods", || async {
+        let sets = env.replica_sets("restart").await;
+        let others: i32 = sets.iter().filter(|rs| rs.metadata.name.as_deref() != Some(&format!("restart-{stable}"))).map(|rs| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)).sum();
+        if others == 0 { Ok(()) } else { Err(format!("{:?}", sizes(&sets))) }
+    })
+    .await;
+    let out = final_sets(env, "restart").await;
+    drop(controller);
+    out
+}
+
+/// The controller SIGKILLed in the middle of a rollout continues from the status and ends with
+/// exactly the ReplicaSets of an uninterrupted run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_killed_mid_rollout_continues_from_status() {
+    let (plain, killed) = (Env::new("e2e-uninterrupted").await, Env::new("e2e-killed").await);
+    let (reference, restarted) = tokio::join!(run_short_canary(&plain, None), run_short_canary(&killed, Some(3)));
+    assert_eq!(reference, restarted, "the ReplicaSets after a restart differ from an uninterrupted run");
+    assert_eq!(reference.len(), 2, "{reference:?}");
+}
+
+/// Pid in a Lease's holder identity (`host_pid-nanos`).
+async fn lease_holder(env: &Env) -> Option<u32> {
+    let api: Api<Lease> = Api::namespaced(env.client.clone(), &env.namespace);
+    let lease = api.get_opt("argo-rollouts-controller-lock").await.ok()??;
+    let holder = lease.spec?.holder_identity?;
+    holder.rsplit_once('_')?.1.split('-').next()?.parse().ok()
+}
+
+/// Two controllers: only the leader acts; when it is killed, the other takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_controllers_one_leader_and_failover() {
+    let env = Env::new("e2e-leader").await;
+    let election = ["--leader-election-lease-duration", "4s", "--leader-election-renew-deadline", "3s", "--leader-election-retry-period", "500ms"];
+    let a = env.controller(&election);
+    let b = env.controller(&election);
+    let leader_pid = wait_for(MINUTE, "a leader", || async { lease_holder(&env).await.ok_or_else(|| "no holder".to_string()) }).await;
+    let (mut leader, follower) = if leader_pid == a.pid() { (a, b) } else { (b, a) };
+    assert_eq!(leader.pid(), leader_pid, "the lease holder is neither controller");
+
+    env.apply(SEED_CANARY).await;
+    rollout_until(&env, "rollouts-demo", "the first deploy", MINUTE, healthy).await;
+    env.cli_ok(&["set", "image", "rollouts-demo", "rollouts-demo=argoproj/rollouts-demo:yellow"]);
+    rollout_until(&env, "rollouts-demo", "the pause at step 1", MINUTE, |ro| observed(ro) && step(ro) == 1 && phase(ro) == "Paused").await;
+    assert!(leader.requests(&["kind=\"replicasets\"", "verb=\"Create\""]) >= 2, "the leader created no ReplicaSet: {}", leader.log_tail());
+    for kind in ["replicasets", "rollouts", "pods"] {
+        let n = follower.requests(&[&format!("kind=\"{kind}\"")]);
+        assert_eq!(n, 0, "the follower sent {n} requests about {kind}: {}", follower.log_tail());
+    }
+
+    leader.kill();
+    env.cli_ok(&["promote", "rollouts-demo"]);
+    let ro = rollout_until(&env, "rollouts-demo", "the follower to take over and finish", 2 * MINUTE, healthy).await;
+    assert_eq!(hash(&ro, "/status/stableRS"), hash(&ro, "/status/currentPodHash"));
+    assert_eq!(lease_holder(&env).await, Some(follower.pid()));
+    assert!(follower.requests(&["kind=\"replicasets\"", "verb=\"Patch\""]) > 0, "{}", follower.log_tail());
+}
+
+const INVALID_AND_VALID: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: invalid}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: invalid}}
+  template:
+    metadata: {labels: {app: invalid}}
+    spec:
+      containers: [{name: app, image: argoproj/rollouts-demo:blue}]
+  strategy:
+    canary:
+      steps:
+        - setWeight: 150
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: valid}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: valid}}
+  template:
+    metadata: {labels: {app: valid}}
+    spec:
+      containers: [{name: app, image: argoproj/rollouts-demo:blue}]
+  strategy:
+    canary:
+      steps: [{setWeight: 50}, {pause: {}}]
+"#;
+
+/// An invalid Rollout gets the InvalidSpec condition naming the field; the others are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_rollout_gets_invalid_spec_and_others_are_served() {
+    let env = Env::new("e2e-invalid").await;
+    let controller = env.controller(&["--leader-elect=false"]);
+    env.apply(INVALID_AND_VALID).await;
+    let ro = rollout_until(&env, "invalid", "the InvalidSpec condition", MINUTE, |ro| phase(ro) == "Degraded").await;
+    let conditions = ro.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let invalid = conditions.iter().find(|c| c["type"] == "InvalidSpec").unwrap_or_else(|| panic!("no InvalidSpec: {conditions:?}"));
+    assert_eq!(invalid["status"], "True");
+    assert!(invalid["message"].as_str().unwrap_or_default().contains("setWeight"), "{invalid}");
+    assert!(env.replica_sets("invalid").await.is_empty(), "an invalid rollout got a ReplicaSet");
+
+    rollout_until(&env, "valid", "the valid rollout to be Healthy", MINUTE, healthy).await;
+    env.cli_ok(&["set", "image", "valid", "app=argoproj/rollouts-demo:green"]);
+    rollout_until(&env, "valid", "the valid rollout to pause at 50%", MINUTE, |ro| observed(ro) && phase(ro) == "Paused").await;
+    let out = env.cli(&["promote", "no-such-rollout"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no-such-rollout") && stderr.contains("not found"), "{stderr}");
+    drop(controller);
+}

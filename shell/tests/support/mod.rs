@@ -1,0 +1,378 @@
+//! The end-to-end harness: the local control plane of `deploy/dev-cluster/` (started once per
+//! test binary, built on first use), the CRDs applied to it, one namespace per test, the real
+//! controller binary as a child process and the real CLI.
+//!
+//! Nothing is skipped: when the plane cannot be built or started, every test fails with the
+//! reason and the end of `up`'s output.
+#![allow(dead_code)] // each test binary uses a part
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use rollouts_shell::kubeapi::rollout_resource;
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The state directory of the plane the tests use (not the developer's own plane).
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("ROLLOUTS_E2E_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("rollouts-e2e-plane"))
+}
+
+static PLANE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Starts the plane (once per process) and returns its kubeconfig; panics with the reason when
+/// it cannot be built or started.
+pub fn kubeconfig() -> PathBuf {
+    // On a thread of its own: callers are inside a tokio runtime, and starting the plane
+    // blocks (and runs a runtime of its own to apply the CRDs).
+    let start = || std::thread::spawn(start_plane).join().unwrap_or_else(|_| Err("starting the plane panicked".into()));
+    match PLANE.get_or_init(start) {
+        Ok(path) => path.clone(),
+        Err(why) => panic!("the local control plane is not available, so the end-to-end tests cannot run:\n{why}"),
+    }
+}
+
+fn start_plane() -> Result<PathBuf, String> {
+    let up = repo().join("deploy/dev-cluster/up");
+    let output = Command::new(&up)
+        .env("ROLLOUTS_DEV_CLUSTER_STATE", state_dir())
+        .env("ROLLOUTS_FAKE_KUBELET", env!("CARGO_BIN_EXE_fake-kubelet"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", up.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+    if !output.status.success() {
+        return Err(format!("{} exited with {}; its last lines:\n{}", up.display(), output.status, tail.join("\n")));
+    }
+    let path = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("export KUBECONFIG="))
+        .ok_or_else(|| format!("{} printed no `export KUBECONFIG=` line; stdout: {stdout:?}", up.display()))?;
+    let path = PathBuf::from(path.trim());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(apply_crds(&path))?;
+    Ok(path)
+}
+
+/// Applies `deploy/crds/*.yaml` (server-side) and waits until each is Established: the check
+/// that our generated CRDs load on this apiserver.
+async fn apply_crds(kubeconfig: &Path) -> Result<(), String> {
+    let client = client_for(kubeconfig).await;
+    let api: Api<CustomResourceDefinition> = Api::all(client);
+    let dir = repo().join("deploy/crds");
+    let mut names = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?.flatten().map(|e| e.path()).collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let crd: CustomResourceDefinition =
+            serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &PatchParams::apply("rollouts-e2e").force(), &Patch::Apply(&crd))
+            .await
+            .map_err(|e| format!("the apiserver refused {}: {e}", file.display()))?;
+        names.push(name);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for name in names {
+        loop {
+            let crd = api.get(&name).await.map_err(|e| e.to_string())?;
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("CRD {name} was not Established within 30 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// A client of the plane.
+pub async fn client_for(kubeconfig: &Path) -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig).expect("the plane's kubeconfig");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("a client config");
+    Client::try_from(config).expect("a client")
+}
+
+/// One test's namespace on the plane, with a client and the CLI pointed at it.
+pub struct Env {
+    pub kubeconfig: PathBuf,
+    pub client: Client,
+    pub namespace: String,
+}
+
+impl Env {
+    /// A fresh namespace named after the test (and this process, so reruns never collide).
+    pub async fn new(test: &str) -> Env {
+        let kubeconfig = kubeconfig();
+        let client = client_for(&kubeconfig).await;
+        let namespace = format!("{test}-{}", std::process::id());
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create the namespace");
+        Env { kubeconfig, client, namespace }
+    }
+
+    /// Creates the objects of a YAML document stream in the namespace.
+    pub async fn apply(&self, yaml: &str) {
+        for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
+            let value: Value = serde::Deserialize::deserialize(doc).expect("test YAML");
+            if value.is_null() {
+                continue;
+            }
+            let mut object: DynamicObject = serde_json::from_value(value.clone()).expect("an object");
+            object.metadata.namespace = Some(self.namespace.clone());
+            let types = object.types.clone().expect("apiVersion and kind");
+            let (group, version) = match types.api_version.split_once('/') {
+                Some((g, v)) => (g.to_string(), v.to_string()),
+                None => (String::new(), types.api_version.clone()),
+            };
+            let gvk = kube::core::GroupVersionKind::gvk(&group, &version, &types.kind);
+            let plural = match types.kind.as_str() {
+                "Rollout" => "rollouts",
+                "Service" => "services",
+                "AnalysisTemplate" => "analysistemplates",
+                other => panic!("the harness does not know the plural of {other}"),
+            };
+            let resource = kube::core::ApiResource::from_gvk_with_plural(&gvk, plural);
+            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+            api.create(&PostParams::default(), &object)
+                .await
+                .unwrap_or_else(|e| panic!("create {} {:?}: {e}", types.kind, object.metadata.name));
+        }
+    }
+
+    /// The rollout as JSON.
+    pub async fn rollout(&self, name: &str) -> Value {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &self.namespace, &rollout_resource());
+        serde_json::to_value(api.get(name).await.unwrap_or_else(|e| panic!("get rollout {name}: {e}"))).unwrap()
+    }
+
+    /// The ReplicaSets owned by the rollout, by name.
+    pub async fn replica_sets(&self, rollout: &str) -> Vec<ReplicaSet> {
+        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &self.namespace);
+        let mut owned: Vec<ReplicaSet> = api
+            .list(&ListParams::default())
+            .await
+            .expect("list ReplicaSets")
+            .items
+            .into_iter()
+            .filter(|rs| {
+                rs.metadata.owner_references.iter().flatten().any(|o| o.kind == "Rollout" && o.name == rollout)
+            })
+            .collect();
+        owned.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        owned
+    }
+
+    /// Runs the CLI (`rollouts ARGS -n NAMESPACE`) and returns its output.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rollouts"))
+            .args(args)
+            .args(["-n", &self.namespace])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the CLI")
+    }
+
+    /// Runs the CLI and fails the test unless it succeeds.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "`rollouts {}` failed ({}): {}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts a controller watching only this namespace, electing its leader on a Lease here.
+    pub fn controller(&self, extra: &[&str]) -> Controller {
+        Controller::start(self, extra)
+    }
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, or fails the test after `timeout` with
+/// `what` and the last thing `describe` said.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe().await {
+            Ok(t) => return t,
+            Err(last) if Instant::now() > deadline => panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// A field of a JSON value by a `/`-separated pointer, as a string for messages.
+pub fn field(v: &Value, pointer: &str) -> String {
+    match v.pointer(pointer) {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "<none>".into(),
+    }
+}
+
+/// A short description of a rollout's status for failure messages.
+pub fn summary(ro: &Value) -> String {
+    format!(
+        "phase={} message={:?} step={} stableRS={} currentPodHash={} abort={}",
+        field(ro, "/status/phase"),
+        field(ro, "/status/message"),
+        field(ro, "/status/currentStepIndex"),
+        field(ro, "/status/stableRS"),
+        field(ro, "/status/currentPodHash"),
+        field(ro, "/status/abort"),
+    )
+}
+
+/// `(name, spec.replicas, ready replicas)` of each ReplicaSet.
+pub fn sizes(sets: &[ReplicaSet]) -> Vec<(String, i32, i32)> {
+    sets.iter()
+        .map(|rs| {
+            (
+                rs.metadata.name.clone().unwrap_or_default(),
+                rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+                rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// The ReplicaSet of a pod-template hash.
+pub fn by_hash<'a>(sets: &'a [ReplicaSet], hash: &str) -> Option<&'a ReplicaSet> {
+    sets.iter().find(|rs| rs.metadata.labels.as_ref().and_then(|l| l.get("rollouts-pod-template-hash")).map(String::as_str) == Some(hash))
+}
+
+/// Desired and ready replicas of the ReplicaSet of `hash` (0, 0 when there is none).
+pub fn replicas_of(sets: &[ReplicaSet], hash: &str) -> (i32, i32) {
+    by_hash(sets, hash).map_or((0, 0), |rs| {
+        (
+            rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+            rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
+        )
+    })
+}
+
+/// A 127.0.0.1 port free right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// The controller binary running as a child process; SIGKILLed when dropped.
+pub struct Controller {
+    child: Child,
+    pub metrics: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Controller {
+    fn start(env: &Env, extra: &[&str]) -> Controller {
+        let metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let healthz: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join(format!("{}-controller-{}.log", env.namespace, metrics.port()));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rollouts"))
+            .arg("controller")
+            .args(["--namespaced", "-n", &env.namespace, "--leader-election-namespace", &env.namespace])
+            .args(["--metrics-addr", &metrics.to_string(), "--healthz-addr", &healthz.to_string()])
+            .args(["--loglevel", "info,rollouts_shell=debug"])
+            .args(extra)
+            .env("KUBECONFIG", &env.kubeconfig)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start the controller");
+        Controller { child, metrics, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `/metrics`, or an empty string when it does not answer.
+    pub fn metrics_text(&self) -> String {
+        let Ok(mut stream) = TcpStream::connect_timeout(&self.metrics, Duration::from_secs(2)) else { return String::new() };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let request = format!("GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", self.metrics);
+        if stream.write_all(request.as_bytes()).is_err() {
+            return String::new();
+        }
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+    }
+
+    /// Sum of `controller_clientset_k8s_request_total` over the series whose labels contain
+    /// every one of `labels` (e.g. `kind="ReplicaSet"`).
+    pub fn requests(&self, labels: &[&str]) -> u64 {
+        self.metrics_text()
+            .lines()
+            .filter(|l| l.starts_with("controller_clientset_k8s_request_total{"))
+            .filter(|l| labels.iter().all(|want| l.contains(want)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// The last lines of the controller's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!("{} (last lines):\n{}", self.log.display(), lines[lines.len().saturating_sub(25)..].join("\n"))
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
