@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# The full test suite: unit tests, table tests, property tests, golden timelines,
-# the dependency rule, and the benchmarks compiled (not run). Run from the repository root.
+# The full test suite: unit tests, table tests, property tests, golden timelines, the
+# dependency rule, the CRD drift check, the end-to-end tests on the local control plane, and
+# the benchmarks compiled (not run). Run from the repository root.
+#
+# The end-to-end tests start the local control plane of deploy/dev-cluster/ (building it on
+# first use: apt packages and a Kubernetes 1.20.2 build, cached in ~/.cache/rollouts-dev-cluster)
+# and this script stops it at the end. When the plane cannot be built or started, those
+# tests fail and say why; they are never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,5 +18,9 @@ fi
 # Property tests run at least 256 cases each; PROPTEST_CASES raises it.
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 
-cargo test --workspace --locked
+# A plane of its own for the end-to-end tests, stopped and removed when this script ends.
+export ROLLOUTS_E2E_STATE="${ROLLOUTS_E2E_STATE:-${TMPDIR:-/tmp}/rollouts-e2e-plane-$$}"
+trap 'ROLLOUTS_DEV_CLUSTER_STATE="$ROLLOUTS_E2E_STATE" deploy/dev-cluster/down >/dev/null 2>&1 || true; rm -f "$ROLLOUTS_E2E_STATE.lock"' EXIT
+
+cargo test --workspace --locked --no-fail-fast
 cargo bench --workspace --locked --no-run

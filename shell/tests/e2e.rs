@@ -53,7 +53,8 @@ fn healthy(ro: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_canary_walkthrough() {
     let env = Env::new("e2e-canary").await;
-    let controller = env.controller(&["--leader-elect=false"]);
+    let trace = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.trace.jsonl", env.namespace));
+    let controller = env.controller(&["--leader-elect=false", "--record", trace.to_str().unwrap()]);
     env.apply(SEED_CANARY).await;
     let name = "rollouts-demo";
 
@@ -123,6 +124,11 @@ async fn seed_canary_walkthrough() {
     assert_eq!(replicas_of(&sets, &yellow), (5, 5));
     env.cli_ok(&["status", name, "--timeout", "10s"]);
     drop(controller);
+
+    // The recorded trace replays to the same actions.
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_rollouts")).arg("replay").arg(&trace).output().unwrap();
+    let stdout = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success() && stdout.contains("every action matched"), "{stdout}{}", String::from_utf8_lossy(&replay.stderr));
 }
 
 const BLUE_GREEN: &str = r#"

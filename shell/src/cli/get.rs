@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use rollouts_core::Timestamp;
 
 use super::cluster::Cluster;
+use super::decode::rollout_lenient;
 use super::error::CliError;
 use super::info::rollout_info;
 use super::tree::render_rollout;
@@ -57,6 +58,9 @@ pub async fn run(command: GetCommand) -> Result<ExitCode, CliError> {
     let colour = use_colour(args.no_color);
     if !args.watch {
         let objects = cluster.objects(&args.name).await?;
+        for e in rollout_lenient(&objects.rollout).dropped {
+            eprintln!("warning: not shown, this version does not read it: {e}");
+        }
         print!("{}", render_rollout(&rollout_info(&objects), now(), colour));
         return Ok(ExitCode::SUCCESS);
     }

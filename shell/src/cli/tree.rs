@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use rollouts_core::Timestamp;
 
 use super::age::human_duration;
-use super::info::{revisions, AnalysisRunInfo, ExperimentInfo, JobInfo, ReplicaSetInfo, RolloutInfo, Strategy, Tag};
+use super::info::{revisions, AnalysisRunInfo, ExperimentInfo, JobInfo, ReplicaSetInfo, RolloutInfo, Strategy};
 use super::tabwriter::align;
 
 pub const ICON_WAITING: &str = "◷";
@@ -315,6 +315,7 @@ mod tests {
 
     #[test]
     fn tags_sort_in_argos_order() {
+        use crate::cli::info::Tag;
         let mut tags = vec![Tag::Pong, Tag::Active, Tag::Stable];
         tags.sort();
         assert_eq!(tags, [Tag::Stable, Tag::Active, Tag::Pong]);
