@@ -393,3 +393,124 @@ async fn invalid_rollout_gets_invalid_spec_and_others_are_served() {
     assert!(stderr.contains("no-such-rollout") && stderr.contains("not found"), "{stderr}");
     drop(controller);
 }
+
+const WEB_ANALYSIS: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: web-token}
+stringData: {token: s3cr3t-t0ken}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: web-check}
+spec:
+  args:
+    - name: port
+    - name: token
+      valueFrom: {secretKeyRef: {name: web-token, key: token}}
+  metrics:
+    - name: webmetric
+      interval: 1s
+      count: 2
+      successCondition: "result.ok && result.successPercent >= 0.90"
+      provider:
+        web:
+          url: "http://127.0.0.1:{{args.port}}/measurement"
+          headers:
+            - {key: Authorization, value: "Bearer {{args.token}}"}
+          jsonPath: "{$.data}"
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: analyzed}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: analyzed}}
+  template:
+    metadata: {labels: {app: analyzed}}
+    spec:
+      containers: [{name: app, image: argoproj/rollouts-demo:blue}]
+  strategy:
+    canary:
+      steps:
+        - setWeight: 50
+        - analysis:
+            templates: [{templateName: web-check}]
+            args: [{name: port, value: "PORT"}]
+"#;
+
+/// A real HTTP server answering the web metric: `ok` decides the answer; it checks the bearer
+/// token resolved from the Secret and counts the requests.
+async fn metric_server(ok: std::sync::Arc<std::sync::atomic::AtomicBool>, hits: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> u16 {
+    use std::sync::atomic::Ordering;
+    let app = axum::Router::new().route(
+        "/measurement",
+        axum::routing::get(move |headers: http::HeaderMap| {
+            let (ok, hits) = (ok.clone(), hits.clone());
+            async move {
+                if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer s3cr3t-t0ken") {
+                    return (http::StatusCode::UNAUTHORIZED, "wrong token".to_string());
+                }
+                hits.fetch_add(1, Ordering::SeqCst);
+                let percent = if ok.load(Ordering::SeqCst) { 0.97 } else { 0.42 };
+                (http::StatusCode::OK, serde_json::json!({"data": {"ok": true, "successPercent": percent}}).to_string())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+async fn analysis_runs(env: &Env) -> Vec<Value> {
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(env.client.clone(), &env.namespace, &rollouts_shell::kubeapi::analysis_run_resource());
+    let mut runs: Vec<Value> =
+        api.list(&Default::default()).await.unwrap().items.iter().map(|o| serde_json::to_value(o).unwrap()).collect();
+    runs.sort_by_key(|r| field(r, "/metadata/creationTimestamp") + &field(r, "/metadata/name"));
+    runs
+}
+
+/// An analysis step measured by the controller against a real HTTP server, with a Secret
+/// argument: a passing run lets the rollout finish, a failing one aborts it; the secret never
+/// reaches the run's status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysis_step_with_a_web_metric_against_a_real_server() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let (ok, hits) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicUsize::new(0)));
+    let port = metric_server(ok.clone(), hits.clone()).await;
+    let env = Env::new("e2e-analysis").await;
+    let controller = env.controller(&["--leader-elect=false"]);
+    env.apply(&WEB_ANALYSIS.replace("PORT", &port.to_string())).await;
+    rollout_until(&env, "analyzed", "the first deploy", MINUTE, healthy).await;
+
+    env.cli_ok(&["set", "image", "analyzed", "app=argoproj/rollouts-demo:green"]);
+    let ro = rollout_until(&env, "analyzed", "the passing analysis to finish the rollout", MINUTE, |ro| {
+        healthy(ro) && hash(ro, "/status/stableRS") == hash(ro, "/status/currentPodHash")
+    })
+    .await;
+    let runs = analysis_runs(&env).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(field(&runs[0], "/status/phase"), "Successful", "{}\n{}", runs[0], controller.log_tail());
+    assert_eq!(field(&runs[0], "/status/metricResults/0/count"), "2");
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "the server was asked {} times", hits.load(Ordering::SeqCst));
+    assert!(!runs[0].to_string().contains("s3cr3t-t0ken"), "the secret is in the run: {}", runs[0]);
+    assert_eq!(field(&ro, "/status/stableRS"), hash(&ro, "/status/currentPodHash"));
+
+    ok.store(false, Ordering::SeqCst);
+    env.cli_ok(&["set", "image", "analyzed", "app=argoproj/rollouts-demo:red"]);
+    let ro = rollout_until(&env, "analyzed", "the failing analysis to abort the rollout", MINUTE, |ro| phase(ro) == "Degraded").await;
+    assert_eq!(field(&ro, "/status/abort"), "true", "{}", summary(&ro));
+    let runs = analysis_runs(&env).await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(field(&runs[1], "/status/phase"), "Failed", "{}", runs[1]);
+    let red = hash(&ro, "/status/currentPodHash");
+    wait_for(MINUTE, "the failed canary to be scaled to 0", || async {
+        let sets = env.replica_sets("analyzed").await;
+        if replicas_of(&sets, &red).0 == 0 { Ok(()) } else { Err(format!("{:?}", sizes(&sets))) }
+    })
+    .await;
+    drop(controller);
+}

@@ -156,6 +156,7 @@ impl Env {
             let plural = match types.kind.as_str() {
                 "Rollout" => "rollouts",
                 "Service" => "services",
+                "Secret" => "secrets",
                 "AnalysisTemplate" => "analysistemplates",
                 other => panic!("the harness does not know the plural of {other}"),
             };
