@@ -19,17 +19,24 @@ pub fn from_kube_time(t: &Time) -> Timestamp {
     Timestamp::from_unix(t.0.as_second())
 }
 
+/// The sum of replica counts, saturating at the `i32` bounds: counts are observed data,
+/// and `step` must not overflow whatever a ReplicaSet's status claims.
+pub fn total_replicas(counts: impl IntoIterator<Item = i32>) -> i32 {
+    let sum = counts.into_iter().fold(0i64, |acc, c| acc.saturating_add(i64::from(c)));
+    i32::try_from(sum).unwrap_or(if sum < 0 { i32::MIN } else { i32::MAX })
+}
+
 /// Read access to a ReplicaSet.
 pub trait ReplicaSetExt {
     /// Object name.
     fn name(&self) -> &str;
-    /// `spec.replicas` (Kubernetes defaults a missing value to 1).
+    /// `spec.replicas` (Kubernetes defaults a missing value to 1; negative reads as 0).
     fn spec_replicas(&self) -> i32;
-    /// `status.replicas`.
+    /// `status.replicas` (negative reads as 0).
     fn status_replicas(&self) -> i32;
-    /// `status.readyReplicas`.
+    /// `status.readyReplicas` (negative reads as 0).
     fn ready(&self) -> i32;
-    /// `status.availableReplicas`.
+    /// `status.availableReplicas` (negative reads as 0).
     fn available(&self) -> i32;
     /// The `rollouts-pod-template-hash` label, or "".
     fn pod_hash(&self) -> &str;
@@ -51,17 +58,19 @@ impl ReplicaSetExt for ReplicaSet {
     fn name(&self) -> &str {
         self.metadata.name.as_deref().unwrap_or("")
     }
+    // The API server refuses negative counts; one that comes in anyway (a hand-made
+    // object, a corrupt trace) reads as 0, so the replica arithmetic never sees it.
     fn spec_replicas(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0)
     }
     fn status_replicas(&self) -> i32 {
-        self.status.as_ref().map_or(0, |s| s.replicas)
+        self.status.as_ref().map_or(0, |s| s.replicas).max(0)
     }
     fn ready(&self) -> i32 {
-        self.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0)
+        self.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0).max(0)
     }
     fn available(&self) -> i32 {
-        self.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0)
+        self.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0).max(0)
     }
     fn pod_hash(&self) -> &str {
         self.metadata

@@ -19,7 +19,9 @@ use crate::time::Timestamp;
 /// The state holds what was observed in the cluster, plus the controller's own writes
 /// applied optimistically (a status patch, a scaled ReplicaSet), so that a timer firing
 /// before the watch delivers the write does not make the controller repeat itself. The
-/// next observation of an object replaces the optimistic copy.
+/// next observation of an object replaces the optimistic copy, except that a ReplicaSet
+/// observed with a lower `metadata.generation` than the copy (a watch event older than
+/// our own spec change) only updates its status.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     /// The Rollout, if it has been observed and not deleted.
@@ -287,9 +289,20 @@ pub struct ReplicaSetPatch {
     /// New `spec.minReadySeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_ready_seconds: Option<i32>,
-    /// New `spec.template.spec.affinity` (`Some(None)` removes it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// New `spec.template.spec.affinity` (`Some(None)` removes it: serialized as `null`,
+    /// which must read back as `Some(None)`, not as an absent field).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present_or_null")]
     pub affinity: Option<Option<Box<Affinity>>>,
+}
+
+/// A field that is present, `null` included, reads as `Some` (an absent one, through
+/// `#[serde(default)]`, as `None`): keeps "remove" and "leave alone" apart.
+fn present_or_null<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl ReplicaSetPatch {
@@ -346,4 +359,18 @@ pub enum WakeReason {
     Restart,
     /// An AnalysisRun's next measurement is due (interval, initial delay, retry).
     Analysis,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReplicaSetPatch;
+
+    #[test]
+    fn removing_the_affinity_survives_json() {
+        for affinity in [None, Some(None), Some(Some(Box::default()))] {
+            let patch = ReplicaSetPatch { affinity, ..ReplicaSetPatch::default() };
+            let text = serde_json::to_string(&patch).unwrap();
+            assert_eq!(serde_json::from_str::<ReplicaSetPatch>(&text).unwrap(), patch, "{text}");
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use super::context::Ctx;
 use crate::api::{PauseReason, RolloutStatus};
-use crate::objects::{format_label_selector, service_selected_hash, ReplicaSetExt};
+use crate::objects::{format_label_selector, service_selected_hash, total_replicas, ReplicaSetExt};
 use crate::state::WakeReason;
 use crate::time::Seconds;
 
@@ -361,8 +361,8 @@ impl Ctx<'_> {
                 s.selector = rs.spec.as_ref().map(|sp| format_label_selector(&sp.selector)).unwrap_or_default();
             }
             None => {
-                s.hpa_replicas = self.all_rs().map(|r| r.status_replicas()).sum();
-                s.available_replicas = self.all_rs().map(|r| r.available()).sum();
+                s.hpa_replicas = total_replicas(self.all_rs().map(|r| r.status_replicas()));
+                s.available_replicas = total_replicas(self.all_rs().map(|r| r.available()));
                 s.selector = self.canary_selector();
             }
         }

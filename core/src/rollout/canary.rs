@@ -2,7 +2,7 @@
 
 use super::context::Ctx;
 use crate::api::{PauseReason, StepKind};
-use crate::objects::ReplicaSetExt;
+use crate::objects::{total_replicas, ReplicaSetExt};
 use crate::replicas;
 use crate::state::WakeReason;
 
@@ -105,7 +105,8 @@ impl Ctx<'_> {
         }
         // Unhealthy pods go first, so they cannot block the rollout.
         others.sort_by_key(|n| self.rs(n).map(|rs| (rs.created(), rs.name().to_string())));
-        let mut scaled_down = 0;
+        // Counted wide: several ReplicaSets may each report up to `i32::MAX`.
+        let mut scaled_down: i64 = 0;
         for name in &others {
             let Some(rs) = self.rs(name) else { continue };
             let (spec, available) = (rs.spec_replicas(), rs.available());
@@ -113,9 +114,9 @@ impl Ctx<'_> {
                 continue;
             }
             self.scale_rs(name, available);
-            scaled_down += spec - available;
+            scaled_down += i64::from(spec - available);
         }
-        let available: i32 = self.all_rs().map(|r| r.available()).sum();
+        let available: i32 = total_replicas(self.all_rs().map(|r| r.available()));
         let max_unavailable = replicas::canary_fenceposts(&self.ro.spec).map(|(_, u)| u).unwrap_or(0);
         let min_available = self.replicas() - max_unavailable;
         let mut max_scale_down = available - min_available;
@@ -143,7 +144,7 @@ impl Ctx<'_> {
             }
             self.scale_rs(&name, desired);
             max_scale_down -= spec - desired;
-            scaled_down += spec - desired;
+            scaled_down += i64::from(spec - desired);
         }
         scaled_down > 0
     }
@@ -305,8 +306,8 @@ impl Ctx<'_> {
     /// Argo's `syncRolloutStatusCanary`.
     pub(super) fn sync_status_canary(&mut self) {
         let mut s = self.base_status();
-        s.available_replicas = self.all_rs().map(|r| r.available()).sum();
-        s.hpa_replicas = self.all_rs().map(|r| r.status_replicas()).sum();
+        s.available_replicas = total_replicas(self.all_rs().map(|r| r.available()));
+        s.hpa_replicas = total_replicas(self.all_rs().map(|r| r.status_replicas()));
         s.selector = self.canary_selector();
         s.stable_rs = self.ro.status.stable_rs.clone();
         s.current_step_hash = self.steps_hash();

@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use super::pause::PauseCtx;
 use crate::api::{keys, Rollout, RolloutStatus};
 use crate::hash::pod_template_hash;
-use crate::objects::ReplicaSetExt;
+use crate::objects::{total_replicas, ReplicaSetExt};
 use crate::replicas::RsCounts;
 use crate::state::{Action, EventType, ReplicaSetPatch, State, WakeReason};
 use crate::time::{Seconds, Timestamp};
@@ -196,9 +196,19 @@ impl<'s> Ctx<'s> {
     }
 
     /// Applies and emits a ReplicaSet patch.
+    ///
+    /// A patch that changes the spec bumps the working copy's `metadata.generation`, as
+    /// the API server will: watch events sent before the write carry a lower generation
+    /// and then cannot undo it (see `observe_replica_set`).
     pub fn patch_rs(&mut self, name: &str, patch: ReplicaSetPatch) {
         if let Some(rs) = self.state.replica_sets.get_mut(name) {
+            let old_spec = rs.spec.clone();
             apply_rs_patch(rs, &patch);
+            if rs.spec != old_spec {
+                if let Some(g) = rs.metadata.generation.as_mut() {
+                    *g = g.saturating_add(1);
+                }
+            }
         }
         self.actions.push(Action::PatchReplicaSet { name: name.to_string(), patch });
     }
@@ -370,16 +380,16 @@ impl<'s> Ctx<'s> {
                     new_status.available_replicas = rs.available();
                 }
                 None => {
-                    new_status.hpa_replicas = self.all_rs().map(|r| r.status_replicas()).sum();
-                    new_status.available_replicas = self.all_rs().map(|r| r.available()).sum();
+                    new_status.hpa_replicas = total_replicas(self.all_rs().map(|r| r.status_replicas()));
+                    new_status.available_replicas = total_replicas(self.all_rs().map(|r| r.available()));
                 }
             }
         } else {
             self.reconcile_canary_replica_sets();
             // A timed pause keeps its wake-up while the rollout is being scaled.
             self.pause_step_wake();
-            new_status.available_replicas = self.all_rs().map(|r| r.available()).sum();
-            new_status.hpa_replicas = self.all_rs().map(|r| r.status_replicas()).sum();
+            new_status.available_replicas = total_replicas(self.all_rs().map(|r| r.available()));
+            new_status.hpa_replicas = total_replicas(self.all_rs().map(|r| r.status_replicas()));
         }
         self.persist_status(new_status);
     }

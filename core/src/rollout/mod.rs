@@ -20,6 +20,7 @@ mod services;
 mod status;
 pub mod validation;
 
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use serde_json::Value;
 
 use crate::api::parse::from_value_strict;
@@ -67,11 +68,7 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
             state.rollout = Some(rollout);
             state.spec_error = error;
         }
-        Event::Applied(Object::ReplicaSet(rs)) => {
-            if let Some(name) = rs.metadata.name.clone() {
-                state.replica_sets.insert(name, *rs);
-            }
-        }
+        Event::Applied(Object::ReplicaSet(rs)) => observe_replica_set(state, *rs),
         Event::Applied(Object::Service(svc)) => {
             if let Some(name) = svc.metadata.name.clone() {
                 state.services.insert(name, *svc);
@@ -153,6 +150,63 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
     }
 }
 
+/// Records an observed ReplicaSet.
+///
+/// A watch event can be older than a write the core has already made: the shell may
+/// deliver the events of a batch one `step` each, every event carrying the object as it
+/// was when it changed, while the working copy already holds the controller's later
+/// patch. Taking such an event whole would undo the patch in the state, and the next
+/// decision would be taken from a spec that no longer exists (scaling a ReplicaSet back
+/// up, or growing another one into surge the cluster does not have). Argo is protected
+/// from this by `Update`, whose resourceVersion precondition refuses a write computed from
+/// a stale copy; our patches carry no precondition, so stale observations are recognised
+/// instead: the API server bumps `metadata.generation` on every spec change and so does
+/// `Ctx::patch_rs` on the working copy, hence an observation of the same object (same
+/// uid, when both are known) with a *lower* generation predates our write. Its status is
+/// still the newest one seen (watch events arrive in order) and is taken; its spec and
+/// metadata are not. Observations without a generation are always taken whole.
+fn observe_replica_set(state: &mut State, observed: ReplicaSet) {
+    let Some(name) = observed.metadata.name.clone() else { return };
+    let stale = state.replica_sets.get(&name).is_some_and(|held| {
+        let same_object = match (&held.metadata.uid, &observed.metadata.uid) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        let older = match (held.metadata.generation, observed.metadata.generation) {
+            (Some(held), Some(seen)) => seen < held,
+            _ => false,
+        };
+        same_object && older
+    });
+    if !stale {
+        state.replica_sets.insert(name, observed);
+        return;
+    }
+    if let Some(held) = state.replica_sets.get_mut(&name) {
+        held.status = observed.status;
+        if held.metadata.uid.is_none() {
+            held.metadata.uid = observed.metadata.uid;
+        }
+        if observed.metadata.deletion_timestamp.is_some() {
+            held.metadata.deletion_timestamp = observed.metadata.deletion_timestamp;
+        }
+    }
+}
+
+/// After a failed action the shell re-reads the objects of the failed and of the skipped
+/// actions, which were applied to the working copies but never happened: every generation
+/// ahead of its ReplicaSet's `status.observedGeneration` (the ones the core bumped itself,
+/// and at worst a real one the next observation restores) is taken back, so that those
+/// re-reads replace the copies (see [`observe_replica_set`]).
+fn forget_own_generations(state: &mut State) {
+    for rs in state.replica_sets.values_mut() {
+        let observed = rs.status.as_ref().and_then(|s| s.observed_generation);
+        if rs.metadata.generation > observed {
+            rs.metadata.generation = observed;
+        }
+    }
+}
+
 fn object_name(value: &Value) -> Option<String> {
     value.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string)
 }
@@ -184,6 +238,7 @@ pub fn decode_rollout(value: &Value) -> (Rollout, Option<SpecError>) {
 }
 
 fn action_failed(state: &mut State, action: &Action, error: &str, now: Timestamp) -> Vec<Action> {
+    forget_own_generations(state);
     let mut out = Vec::new();
     if let Action::CreateReplicaSet { replica_set } = action {
         let name = replica_set.metadata.name.clone().unwrap_or_default();

@@ -335,6 +335,9 @@ impl Ctx<'_> {
         self.actions.push(Action::CreateReplicaSet { replica_set: Box::new(rs.clone()) });
         let mut observed = rs;
         observed.metadata.creation_timestamp = Some(to_kube_time(self.now));
+        // The API server starts every object at generation 1; the working copy does too,
+        // so that the creation's own watch event cannot undo a scale made before it arrives.
+        observed.metadata.generation = Some(1);
         self.state.replica_sets.insert(name.clone(), observed);
         self.classify();
         self.set_rollout_revision(&revision);

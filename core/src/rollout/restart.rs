@@ -2,7 +2,7 @@
 //! unavailability budget (Argo's `RolloutPodRestarter`).
 
 use super::context::Ctx;
-use crate::objects::{from_kube_time, pod_owner, pod_ready_since, ReplicaSetExt};
+use crate::objects::{from_kube_time, pod_owner, pod_ready_since, total_replicas, ReplicaSetExt};
 use crate::replicas;
 use crate::state::{Action, WakeReason};
 use crate::time::Seconds;
@@ -43,7 +43,7 @@ impl Ctx<'_> {
             None => replicas::canary_fenceposts(&self.ro.spec).map(|(_, u)| u).unwrap_or(0),
         };
         let concurrent = max_unavailable.max(1);
-        let total_desired: i32 = self.all_rs().map(|rs| rs.spec_replicas()).sum();
+        let total_desired: i32 = total_replicas(self.all_rs().map(|rs| rs.spec_replicas()));
         let mut can_restart = available - (self.replicas().max(total_desired) - concurrent);
         let mut needs_restart: Vec<_> = owned
             .iter()

@@ -9,7 +9,7 @@ use crate::api::{
     CompletionStatus, ConditionStatus, ConditionType, PauseReason, Rollout, RolloutCondition, RolloutDurationStatus,
     RolloutStatus, StepKind,
 };
-use crate::objects::{format_label_selector, ReplicaSetExt};
+use crate::objects::{format_label_selector, total_replicas, ReplicaSetExt};
 use crate::state::{Action, State, WakeReason};
 use crate::time::{Seconds, Timestamp};
 
@@ -132,9 +132,9 @@ impl Ctx<'_> {
         prev_conditions.retain(|c| c.kind != ConditionType::InvalidSpec);
         let mut s = self.new_status.clone();
         s.current_pod_hash = self.new_hash();
-        s.replicas = self.all_rs().map(|r| r.status_replicas()).sum();
+        s.replicas = total_replicas(self.all_rs().map(|r| r.status_replicas()));
         s.updated_replicas = self.new_rs().map_or(0, |r| r.status_replicas());
-        s.ready_replicas = self.all_rs().map(|r| r.ready()).sum();
+        s.ready_replicas = total_replicas(self.all_rs().map(|r| r.ready()));
         s.collision_count = self.ro.status.collision_count;
         s.conditions = prev_conditions;
         s.promote_full = s.current_pod_hash != s.stable_rs && self.ro.status.promote_full;
@@ -307,7 +307,7 @@ impl Ctx<'_> {
             let active = s.blue_green.active_selector.clone();
             self.all_rs().find(|r| !active.is_empty() && r.pod_hash() == active).is_some_and(|r| self.is_saturated(r))
         } else {
-            self.all_rs().map(|r| r.available()).sum::<i32>() >= self.replicas()
+            total_replicas(self.all_rs().map(|r| r.available())) >= self.replicas()
         };
         let cond = if available {
             condition(ConditionType::Available, ConditionStatus::True, "AvailableReason", "Rollout has minimum availability", now)
