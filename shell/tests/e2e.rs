@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -513,4 +514,167 @@ async fn analysis_step_with_a_web_metric_against_a_real_server() {
     })
     .await;
     drop(controller);
+}
+
+/// A real Prometheus server (Debian's, fetched by `deploy/dev-cluster/prometheus`) scraping
+/// one target every second; killed when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    port: u16,
+    _dir: PathBuf,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_prometheus(name: &str, target_port: u16) -> Prometheus {
+    let fetch = support::repo().join("deploy/dev-cluster/prometheus");
+    let out = std::process::Command::new(&fetch).output().expect("run deploy/dev-cluster/prometheus");
+    assert!(out.status.success(), "no Prometheus binary: {}", String::from_utf8_lossy(&out.stderr));
+    let bin = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("prometheus-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!(
+        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: app\n    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n"
+    );
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let port = support::free_port();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = std::process::Command::new(bin)
+        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    Prometheus { child, port, _dir: dir }
+}
+
+/// A target exposing `app_success_rate` in the Prometheus text format; its value is
+/// `rate_permille / 1000`.
+async fn app_target(rate_permille: std::sync::Arc<std::sync::atomic::AtomicU32>) -> u16 {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let rate = rate_permille.clone();
+            async move {
+                let value = f64::from(rate.load(std::sync::atomic::Ordering::SeqCst)) / 1000.0;
+                format!("# TYPE app_success_rate gauge\napp_success_rate {value}\n")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+const PROMETHEUS_ANALYSIS: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: success-rate}
+spec:
+  args:
+    - name: address
+  metrics:
+    - name: success-rate
+      interval: 1s
+      count: 2
+      successCondition: result[0] >= 0.95
+      provider:
+        prometheus:
+          address: "{{args.address}}"
+          query: app_success_rate{job="app"}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: measured}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: measured}}
+  template:
+    metadata: {labels: {app: measured}}
+    spec:
+      containers: [{name: app, image: argoproj/rollouts-demo:blue}]
+  strategy:
+    canary:
+      steps:
+        - setWeight: 50
+        - analysis:
+            templates: [{templateName: success-rate}]
+            args: [{name: address, value: "ADDRESS"}]
+"#;
+
+/// The seed's success-rate analysis measured by the controller against a real Prometheus that
+/// scrapes a real target: 0.97 passes and the rollout finishes; 0.42 fails and aborts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysis_step_with_a_prometheus_metric_against_a_real_prometheus() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let rate = std::sync::Arc::new(AtomicU32::new(970));
+    let target = app_target(rate.clone()).await;
+    let prometheus = start_prometheus("success-rate", target);
+    let address = format!("http://127.0.0.1:{}", prometheus.port);
+    // Wait until Prometheus has scraped the target: the query then has a sample.
+    wait_for(MINUTE, "Prometheus to have a sample of app_success_rate", || {
+        let address = address.clone();
+        async move {
+            let url = format!("{address}/api/v1/query?query=app_success_rate");
+            let body = tokio::task::spawn_blocking(move || http_get(&url)).await.unwrap()?;
+            if body.contains("\"app_success_rate\"") { Ok(()) } else { Err(body) }
+        }
+    })
+    .await;
+
+    let env = Env::new("e2e-prometheus").await;
+    let controller = env.controller(&["--leader-elect=false"]);
+    env.apply(&PROMETHEUS_ANALYSIS.replace("ADDRESS", &address)).await;
+    rollout_until(&env, "measured", "the first deploy", MINUTE, healthy).await;
+
+    env.cli_ok(&["set", "image", "measured", "app=argoproj/rollouts-demo:green"]);
+    rollout_until(&env, "measured", "the passing analysis to finish the rollout", MINUTE, |ro| {
+        healthy(ro) && hash(ro, "/status/stableRS") == hash(ro, "/status/currentPodHash")
+    })
+    .await;
+    let runs = analysis_runs(&env).await;
+    assert_eq!(field(&runs[0], "/status/phase"), "Successful", "{}\n{}", runs[0], controller.log_tail());
+    assert_eq!(field(&runs[0], "/status/metricResults/0/measurements/0/value"), "[0.97]", "{}", runs[0]);
+
+    rate.store(420, Ordering::SeqCst);
+    wait_for(MINUTE, "Prometheus to see the new value", || {
+        let address = address.clone();
+        async move {
+            let url = format!("{address}/api/v1/query?query=app_success_rate");
+            let body = tokio::task::spawn_blocking(move || http_get(&url)).await.unwrap()?;
+            if body.contains("\"0.42\"") { Ok(()) } else { Err(body) }
+        }
+    })
+    .await;
+    env.cli_ok(&["set", "image", "measured", "app=argoproj/rollouts-demo:red"]);
+    let ro = rollout_until(&env, "measured", "the failing analysis to abort the rollout", MINUTE, |ro| phase(ro) == "Degraded").await;
+    assert_eq!(field(&ro, "/status/abort"), "true", "{}", summary(&ro));
+    let runs = analysis_runs(&env).await;
+    assert_eq!(field(&runs[1], "/status/phase"), "Failed", "{}", runs[1]);
+    assert_eq!(field(&runs[1], "/status/metricResults/0/measurements/0/value"), "[0.42]", "{}", runs[1]);
+    drop(controller);
+    drop(prometheus);
+}
+
+/// A plain HTTP/1.0 GET on 127.0.0.1; the body.
+fn http_get(url: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").ok_or("not http")?;
+    let (host, path) = rest.split_once('/').ok_or("no path")?;
+    let mut stream = std::net::TcpStream::connect(host).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    Ok(response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or(response))
 }
