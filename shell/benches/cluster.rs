@@ -95,7 +95,7 @@ async fn main() {
         loop {
             match stream.next().await {
                 Some(Ok(watcher::Event::InitApply(rs))) => {
-                    known.insert(rs.metadata.name.clone().unwrap_or_default(), replicas(&rs));
+                    known.insert(rs.metadata.name.clone().unwrap_or_default(), support::desired(&rs));
                 }
                 Some(Ok(watcher::Event::InitDone)) => break,
                 Some(Ok(_)) => {}
@@ -111,7 +111,7 @@ async fn main() {
             match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
                 Ok(Some(Ok(watcher::Event::Apply(rs)))) => {
                     let name = rs.metadata.name.clone().unwrap_or_default();
-                    if known.get(&name) != Some(&replicas(&rs)) {
+                    if known.get(&name) != Some(&support::desired(&rs)) {
                         break sent.elapsed();
                     }
                 }
@@ -169,10 +169,6 @@ async fn main() {
     let before = count(&controller);
     tokio::time::sleep(Duration::from_secs(10)).await;
     println!("API requests in 10 s idle with 100 rollouts: {}", count(&controller) - before);
-}
-
-fn replicas(rs: &ReplicaSet) -> i32 {
-    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
 }
 
 /// Requests other than watches.

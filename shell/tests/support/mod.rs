@@ -263,15 +263,7 @@ pub fn summary(ro: &Value) -> String {
 
 /// `(name, spec.replicas, ready replicas)` of each ReplicaSet.
 pub fn sizes(sets: &[ReplicaSet]) -> Vec<(String, i32, i32)> {
-    sets.iter()
-        .map(|rs| {
-            (
-                rs.metadata.name.clone().unwrap_or_default(),
-                rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-                rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
-            )
-        })
-        .collect()
+    sets.iter().map(|rs| (rs.metadata.name.clone().unwrap_or_default(), desired(rs), ready(rs))).collect()
 }
 
 /// The ReplicaSet of a pod-template hash.
@@ -281,12 +273,35 @@ pub fn by_hash<'a>(sets: &'a [ReplicaSet], hash: &str) -> Option<&'a ReplicaSet>
 
 /// Desired and ready replicas of the ReplicaSet of `hash` (0, 0 when there is none).
 pub fn replicas_of(sets: &[ReplicaSet], hash: &str) -> (i32, i32) {
-    by_hash(sets, hash).map_or((0, 0), |rs| {
-        (
-            rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-            rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
-        )
-    })
+    by_hash(sets, hash).map_or((0, 0), |rs| (desired(rs), ready(rs)))
+}
+
+/// A plain HTTP/1.0 GET; the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| format!("{addr}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    Ok(response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
+}
+
+/// Serves `app` on a free 127.0.0.1 port for the rest of the test; the port.
+pub async fn serve(app: axum::Router) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let port = listener.local_addr().expect("a bound port").port();
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("the test server") });
+    port
+}
+
+/// Desired replicas of a ReplicaSet.
+pub fn desired(rs: &ReplicaSet) -> i32 {
+    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
+}
+
+/// Ready replicas of a ReplicaSet.
+pub fn ready(rs: &ReplicaSet) -> i32 {
+    rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0)
 }
 
 /// A 127.0.0.1 port free right now.
@@ -342,15 +357,7 @@ impl Controller {
 
     /// `/metrics`, or an empty string when it does not answer.
     pub fn metrics_text(&self) -> String {
-        let Ok(mut stream) = TcpStream::connect_timeout(&self.metrics, Duration::from_secs(2)) else { return String::new() };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let request = format!("GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", self.metrics);
-        if stream.write_all(request.as_bytes()).is_err() {
-            return String::new();
-        }
-        let mut response = String::new();
-        let _ = stream.read_to_string(&mut response);
-        response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+        http_get(self.metrics, "/metrics").unwrap_or_default()
     }
 
     /// Sum of `controller_clientset_k8s_request_total` over the series whose labels contain
