@@ -36,10 +36,6 @@ fn step(ro: &Value) -> i64 {
     ro.pointer("/status/currentStepIndex").and_then(Value::as_i64).unwrap_or(-1)
 }
 
-fn hash(ro: &Value, pointer: &str) -> String {
-    field(ro, pointer)
-}
-
 fn observed(ro: &Value) -> bool {
     // The controller has seen the latest spec (our status is written with observedGeneration).
     let generation = ro.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
@@ -61,7 +57,7 @@ async fn seed_canary_walkthrough() {
 
     // First deploy: 100% at once, steps skipped.
     let ro = rollout_until(&env, name, "the first deploy to be Healthy", MINUTE, healthy).await;
-    let blue = hash(&ro, "/status/stableRS");
+    let blue = field(&ro, "/status/stableRS");
     assert_eq!(replicas_of(&env.replica_sets(name).await, &blue), (5, 5), "{}", controller.log_tail());
 
     // set image yellow: paused at step 1 with 1 of 5 pods new.
@@ -70,9 +66,9 @@ async fn seed_canary_walkthrough() {
         observed(ro) && phase(ro) == "Paused" && step(ro) == 1
     })
     .await;
-    let yellow = hash(&ro, "/status/currentPodHash");
+    let yellow = field(&ro, "/status/currentPodHash");
     assert_ne!(yellow, blue);
-    assert_eq!(hash(&ro, "/status/stableRS"), blue);
+    assert_eq!(field(&ro, "/status/stableRS"), blue);
     let sets = env.replica_sets(name).await;
     assert_eq!(replicas_of(&sets, &yellow).0, 1, "{:?}", sizes(&sets));
     assert_eq!(replicas_of(&sets, &blue).0, 4, "{:?}", sizes(&sets));
@@ -95,7 +91,7 @@ async fn seed_canary_walkthrough() {
     for pause in &pauses {
         assert!(*pause >= Duration::from_millis(9500), "a `pause: {{duration: 10}}` lasted {pause:?}: {pauses:?}");
     }
-    assert_eq!(hash(&ro, "/status/stableRS"), yellow);
+    assert_eq!(field(&ro, "/status/stableRS"), yellow);
     let sets = env.replica_sets(name).await;
     assert_eq!(replicas_of(&sets, &yellow), (5, 5), "{:?}", sizes(&sets));
     assert_eq!(replicas_of(&sets, &blue).0, 0, "{:?}", sizes(&sets));
@@ -103,7 +99,7 @@ async fn seed_canary_walkthrough() {
     // set image red, abort: Degraded, stable yellow at 5 pods, canary at 0.
     env.cli_ok(&["set", "image", name, "rollouts-demo=argoproj/rollouts-demo:red"]);
     let ro = rollout_until(&env, name, "red to pause at step 1", MINUTE, |ro| observed(ro) && phase(ro) == "Paused").await;
-    let red = hash(&ro, "/status/currentPodHash");
+    let red = field(&ro, "/status/currentPodHash");
     env.cli_ok(&["abort", name]);
     let ro = rollout_until(&env, name, "the abort to make it Degraded with the canary at 0", MINUTE, |ro| phase(ro) == "Degraded").await;
     assert!(field(&ro, "/status/message").starts_with("RolloutAborted: Rollout aborted update to revision 3"), "{}", summary(&ro));
@@ -119,7 +115,7 @@ async fn seed_canary_walkthrough() {
     // set image yellow again: Healthy at once, no new ReplicaSet.
     env.cli_ok(&["set", "image", name, "rollouts-demo=argoproj/rollouts-demo:yellow"]);
     let ro = rollout_until(&env, name, "the rollback to yellow to be Healthy", MINUTE, healthy).await;
-    assert_eq!(hash(&ro, "/status/stableRS"), yellow);
+    assert_eq!(field(&ro, "/status/stableRS"), yellow);
     let sets = env.replica_sets(name).await;
     assert_eq!(sets.len(), count, "a new ReplicaSet was created: {:?}", sizes(&sets));
     assert_eq!(replicas_of(&sets, &yellow), (5, 5));
@@ -181,7 +177,7 @@ async fn seed_blue_green_preview_then_promote() {
     let controller = env.controller(&["--leader-elect=false"]);
     env.apply(BLUE_GREEN).await;
     let ro = rollout_until(&env, "bg", "the first deploy to be Healthy", MINUTE, healthy).await;
-    let blue = hash(&ro, "/status/stableRS");
+    let blue = field(&ro, "/status/stableRS");
     assert_eq!(selector_hash(&env, "bg-active").await, blue, "{}", controller.log_tail());
 
     env.cli_ok(&["set", "image", "bg", "app=argoproj/rollouts-demo:green"]);
@@ -189,7 +185,7 @@ async fn seed_blue_green_preview_then_promote() {
         observed(ro) && phase(ro) == "Paused"
     })
     .await;
-    let green = hash(&ro, "/status/currentPodHash");
+    let green = field(&ro, "/status/currentPodHash");
     wait_for(MINUTE, "preview to select green and active to stay on blue", || async {
         let (preview, active) = (selector_hash(&env, "bg-preview").await, selector_hash(&env, "bg-active").await);
         if preview == green && active == blue { Ok(()) } else { Err(format!("preview={preview} active={active}")) }
@@ -206,7 +202,7 @@ async fn seed_blue_green_preview_then_promote() {
         if active == green { Ok(()) } else { Err(format!("active={active}")) }
     })
     .await;
-    rollout_until(&env, "bg", "Healthy on green", MINUTE, |ro| healthy(ro) && hash(ro, "/status/stableRS") == green).await;
+    rollout_until(&env, "bg", "Healthy on green", MINUTE, |ro| healthy(ro) && field(ro, "/status/stableRS") == green).await;
     // The old ReplicaSet keeps its pods for scaleDownDelaySeconds (10 s), then goes to 0.
     assert_eq!(replicas_of(&env.replica_sets("bg").await, &blue).0, 2, "blue was scaled down before the delay");
     wait_for(MINUTE, "blue to be scaled down after the delay", || async {
@@ -278,14 +274,14 @@ async fn run_short_canary(env: &Env, kill_at: Option<i64>) -> Vec<(String, i32, 
         controller = env.controller(&["--leader-elect=false"]);
     }
     let ro = rollout_until(env, "restart", "the rollout to finish", 2 * MINUTE, |ro| {
-        healthy(ro) && hash(ro, "/status/stableRS") == hash(ro, "/status/currentPodHash") && step(ro) == 8
+        healthy(ro) && field(ro, "/status/stableRS") == field(ro, "/status/currentPodHash") && step(ro) == 8
     })
     .await;
     // Let the old ReplicaSet's scale-down land.
-    let stable = hash(&ro, "/status/stableRS");
+    let stable = field(&ro, "/status/stableRS");
     wait_for(MINUTE, "only the stable ReplicaSet to have pods", || async {
         let sets = env.replica_sets("restart").await;
-        let others: i32 = sets.iter().filter(|rs| rs.metadata.name.as_deref() != Some(&format!("restart-{stable}"))).map(|rs| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)).sum();
+        let others: i32 = sets.iter().filter(|rs| rs.metadata.name.as_deref() != Some(&format!("restart-{stable}"))).map(support::desired).sum();
         if others == 0 { Ok(()) } else { Err(format!("{:?}", sizes(&sets))) }
     })
     .await;
@@ -336,7 +332,7 @@ async fn two_controllers_one_leader_and_failover() {
     leader.kill();
     env.cli_ok(&["promote", "rollouts-demo"]);
     let ro = rollout_until(&env, "rollouts-demo", "the follower to take over and finish", 2 * MINUTE, healthy).await;
-    assert_eq!(hash(&ro, "/status/stableRS"), hash(&ro, "/status/currentPodHash"));
+    assert_eq!(field(&ro, "/status/stableRS"), field(&ro, "/status/currentPodHash"));
     assert_eq!(lease_holder(&env).await, Some(follower.pid()));
     assert!(follower.requests(&["kind=\"replicasets\"", "verb=\"Patch\""]) > 0, "{}", follower.log_tail());
 }
@@ -458,10 +454,7 @@ async fn metric_server(ok: std::sync::Arc<std::sync::atomic::AtomicBool>, hits: 
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    port
+    support::serve(app).await
 }
 
 async fn analysis_runs(env: &Env) -> Vec<Value> {
@@ -489,7 +482,7 @@ async fn analysis_step_with_a_web_metric_against_a_real_server() {
 
     env.cli_ok(&["set", "image", "analyzed", "app=argoproj/rollouts-demo:green"]);
     let ro = rollout_until(&env, "analyzed", "the passing analysis to finish the rollout", MINUTE, |ro| {
-        healthy(ro) && hash(ro, "/status/stableRS") == hash(ro, "/status/currentPodHash")
+        healthy(ro) && field(ro, "/status/stableRS") == field(ro, "/status/currentPodHash")
     })
     .await;
     let runs = analysis_runs(&env).await;
@@ -498,7 +491,7 @@ async fn analysis_step_with_a_web_metric_against_a_real_server() {
     assert_eq!(field(&runs[0], "/status/metricResults/0/count"), "2");
     assert_eq!(hits.load(Ordering::SeqCst), 2, "the server was asked {} times", hits.load(Ordering::SeqCst));
     assert!(!runs[0].to_string().contains("s3cr3t-t0ken"), "the secret is in the run: {}", runs[0]);
-    assert_eq!(field(&ro, "/status/stableRS"), hash(&ro, "/status/currentPodHash"));
+    assert_eq!(field(&ro, "/status/stableRS"), field(&ro, "/status/currentPodHash"));
 
     ok.store(false, Ordering::SeqCst);
     env.cli_ok(&["set", "image", "analyzed", "app=argoproj/rollouts-demo:red"]);
@@ -507,7 +500,7 @@ async fn analysis_step_with_a_web_metric_against_a_real_server() {
     let runs = analysis_runs(&env).await;
     assert_eq!(runs.len(), 2, "{runs:?}");
     assert_eq!(field(&runs[1], "/status/phase"), "Failed", "{}", runs[1]);
-    let red = hash(&ro, "/status/currentPodHash");
+    let red = field(&ro, "/status/currentPodHash");
     wait_for(MINUTE, "the failed canary to be scaled to 0", || async {
         let sets = env.replica_sets("analyzed").await;
         if replicas_of(&sets, &red).0 == 0 { Ok(()) } else { Err(format!("{:?}", sizes(&sets))) }
@@ -522,6 +515,21 @@ struct Prometheus {
     child: std::process::Child,
     port: u16,
     _dir: PathBuf,
+}
+
+impl Prometheus {
+    /// Waits until the query `app_success_rate` answers with a body containing `needle`
+    /// (Prometheus has scraped the target since it changed).
+    async fn wait_for_answer(&self, needle: &str) {
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], self.port).into();
+        wait_for(MINUTE, &format!("Prometheus to answer {needle}"), || async move {
+            let body = tokio::task::spawn_blocking(move || support::http_get(addr, "/api/v1/query?query=app_success_rate"))
+                .await
+                .unwrap()?;
+            if body.contains(needle) { Ok(()) } else { Err(body) }
+        })
+        .await;
+    }
 }
 
 impl Drop for Prometheus {
@@ -570,10 +578,7 @@ async fn app_target(rate_permille: std::sync::Arc<std::sync::atomic::AtomicU32>)
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    port
+    support::serve(app).await
 }
 
 const PROMETHEUS_ANALYSIS: &str = r#"
@@ -622,15 +627,7 @@ async fn analysis_step_with_a_prometheus_metric_against_a_real_prometheus() {
     let prometheus = start_prometheus("success-rate", target);
     let address = format!("http://127.0.0.1:{}", prometheus.port);
     // Wait until Prometheus has scraped the target: the query then has a sample.
-    wait_for(MINUTE, "Prometheus to have a sample of app_success_rate", || {
-        let address = address.clone();
-        async move {
-            let url = format!("{address}/api/v1/query?query=app_success_rate");
-            let body = tokio::task::spawn_blocking(move || http_get(&url)).await.unwrap()?;
-            if body.contains("\"app_success_rate\"") { Ok(()) } else { Err(body) }
-        }
-    })
-    .await;
+    prometheus.wait_for_answer("\"app_success_rate\"").await;
 
     let env = Env::new("e2e-prometheus").await;
     let controller = env.controller(&["--leader-elect=false"]);
@@ -639,7 +636,7 @@ async fn analysis_step_with_a_prometheus_metric_against_a_real_prometheus() {
 
     env.cli_ok(&["set", "image", "measured", "app=argoproj/rollouts-demo:green"]);
     rollout_until(&env, "measured", "the passing analysis to finish the rollout", MINUTE, |ro| {
-        healthy(ro) && hash(ro, "/status/stableRS") == hash(ro, "/status/currentPodHash")
+        healthy(ro) && field(ro, "/status/stableRS") == field(ro, "/status/currentPodHash")
     })
     .await;
     let runs = analysis_runs(&env).await;
@@ -647,15 +644,7 @@ async fn analysis_step_with_a_prometheus_metric_against_a_real_prometheus() {
     assert_eq!(field(&runs[0], "/status/metricResults/0/measurements/0/value"), "[0.97]", "{}", runs[0]);
 
     rate.store(420, Ordering::SeqCst);
-    wait_for(MINUTE, "Prometheus to see the new value", || {
-        let address = address.clone();
-        async move {
-            let url = format!("{address}/api/v1/query?query=app_success_rate");
-            let body = tokio::task::spawn_blocking(move || http_get(&url)).await.unwrap()?;
-            if body.contains("\"0.42\"") { Ok(()) } else { Err(body) }
-        }
-    })
-    .await;
+    prometheus.wait_for_answer("\"0.42\"").await;
     env.cli_ok(&["set", "image", "measured", "app=argoproj/rollouts-demo:red"]);
     let ro = rollout_until(&env, "measured", "the failing analysis to abort the rollout", MINUTE, |ro| phase(ro) == "Degraded").await;
     assert_eq!(field(&ro, "/status/abort"), "true", "{}", summary(&ro));
@@ -666,15 +655,42 @@ async fn analysis_step_with_a_prometheus_metric_against_a_real_prometheus() {
     drop(prometheus);
 }
 
-/// A plain HTTP/1.0 GET on 127.0.0.1; the body.
-fn http_get(url: &str) -> Result<String, String> {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").ok_or("not http")?;
-    let (host, path) = rest.split_once('/').ok_or("no path")?;
-    let mut stream = std::net::TcpStream::connect(host).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
-    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
-    Ok(response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or(response))
+/// The verbs the walkthroughs do not use, on the cluster: `list rollouts`, `pause` (and
+/// `promote` to resume), `undo` to the previous template, `restart` (pods replaced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pause_undo_and_restart_through_the_cli() {
+    let env = Env::new("e2e-verbs").await;
+    let controller = env.controller(&["--leader-elect=false"]);
+    env.apply(SEED_CANARY).await;
+    let name = "rollouts-demo";
+    let ro = rollout_until(&env, name, "the first deploy", MINUTE, healthy).await;
+    let blue = field(&ro, "/status/stableRS");
+    let list = env.cli_ok(&["list", "rollouts"]);
+    assert!(list.lines().any(|l| l.starts_with(name) && l.contains("Canary") && l.contains("Healthy")), "{list}");
+
+    env.cli_ok(&["pause", name]);
+    rollout_until(&env, name, "the user pause", MINUTE, |ro| observed(ro) && phase(ro) == "Paused").await;
+    env.cli_ok(&["promote", name]);
+    rollout_until(&env, name, "the resume", MINUTE, healthy).await;
+
+    env.cli_ok(&["set", "image", name, "rollouts-demo=argoproj/rollouts-demo:yellow"]);
+    rollout_until(&env, name, "the pause at step 1", MINUTE, |ro| observed(ro) && step(ro) == 1 && phase(ro) == "Paused").await;
+    env.cli_ok(&["undo", name]);
+    let ro = rollout_until(&env, name, "the undo to blue", MINUTE, |ro| healthy(ro) && field(ro, "/status/currentPodHash") == blue).await;
+    assert_eq!(field(&ro, "/status/stableRS"), blue, "{}", summary(&ro));
+    let images = field(&ro, "/spec/template/spec/containers/0/image");
+    assert_eq!(images, "argoproj/rollouts-demo:blue");
+
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client.clone(), &env.namespace);
+    let before: std::collections::BTreeSet<String> =
+        pods.list(&Default::default()).await.unwrap().items.into_iter().filter_map(|p| p.metadata.name).collect();
+    env.cli_ok(&["restart", name]);
+    wait_for(2 * MINUTE, "every pod to be replaced by the restart", || async {
+        let now = pods.list(&Default::default()).await.map_err(|e| e.to_string())?.items;
+        let old = now.iter().filter(|p| p.metadata.name.as_ref().is_some_and(|n| before.contains(n))).count();
+        let ro = env.rollout(name).await;
+        if old == 0 && healthy(&ro) && now.len() == 5 { Ok(()) } else { Err(format!("{old} old pods of {}; {}", now.len(), summary(&ro))) }
+    })
+    .await;
+    drop(controller);
 }
