@@ -22,7 +22,7 @@ proptest! {
     #[test]
     fn controller_settles_at_every_instant(g in any_scenario()) {
         match simulate(&g.scenario()) {
-            Err(SimError::HotLoop { at }) => {
+            Err(SimError::HotLoop { at, .. }) => {
                 prop_assert!(false, "the controller did not settle at {at}\nscenario:\n{}", g.yaml());
             }
             Err(e) => prop_assert!(false, "simulation failed: {e}\nscenario:\n{}", g.yaml()),

@@ -19,7 +19,7 @@ use crate::analysis::run::MeasurementAnswer;
 use crate::api::{AnalysisPhase, SecretKeyRef};
 use crate::objects::to_kube_time;
 use crate::state::{Action, Event, Object, ObjectKind};
-use crate::time::{parse_duration, Seconds, Timestamp};
+use crate::time::{Seconds, Timestamp};
 
 /// What secret values are replaced with wherever they could be shown.
 pub const REDACTED: &str = "*****";
@@ -146,20 +146,15 @@ impl Cluster {
             return (MeasurementAnswer { error: Some("no scripted answer".into()), ..Default::default() }, default_after);
         };
         let given = self.answers_given.entry(metric.to_string()).or_insert(0);
-        let entry = script[(*given).min(script.len() - 1)].clone();
+        let Some(entry) = script.get((*given).min(script.len().saturating_sub(1))).cloned() else {
+            return (MeasurementAnswer::default(), default_after);
+        };
         *given += 1;
-        let after = entry
-            .get("after")
-            .map(|a| match a {
-                Value::String(s) => parse_duration(s).unwrap_or(default_after),
-                Value::Number(n) => Seconds(n.as_i64().unwrap_or(0)),
-                _ => default_after,
-            })
-            .unwrap_or(default_after);
+        let after = entry.after.unwrap_or(default_after);
         let answer = MeasurementAnswer {
-            value: entry.get("value").cloned().unwrap_or(Value::Null),
-            error: entry.get("error").and_then(Value::as_str).map(str::to_string),
-            phase: entry.get("phase").and_then(|p| serde_json::from_value(p.clone()).ok()),
+            value: entry.value.unwrap_or(Value::Null),
+            error: entry.error,
+            phase: entry.phase,
             metadata: BTreeMap::new(),
             args_error: None,
         };

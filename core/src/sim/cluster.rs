@@ -7,38 +7,30 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus, Service};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::api::core::v1::Service;
 use serde_json::{json, Value};
 
-use super::scenario::{ClusterSpec, Command};
+use super::pods::PodSet;
+pub use super::replica_controller::PodObjects;
+use super::scenario::{ClusterSpec, Command, MetricAnswer};
 use crate::api::{keys, Rollout};
 use crate::objects::{to_kube_time, ReplicaSetExt};
 use crate::state::{Action, Event, Object, ObjectKind};
 use crate::time::Timestamp;
 
-/// A pod as the simulator tracks it.
-#[derive(Clone, Debug)]
-pub(super) struct SimPod {
-    pub replica_set: String,
-    pub created: Timestamp,
-    /// When it becomes ready; `None` for images that never do.
-    pub ready_at: Option<Timestamp>,
-    pub labels: BTreeMap<String, String>,
-    /// Whether its readiness has been announced with a watch event.
-    pub ready_announced: bool,
-}
-
 /// The simulated cluster.
 pub(super) struct Cluster {
     pub now: Timestamp,
-    spec: ClusterSpec,
-    namespace: String,
+    pub(super) spec: ClusterSpec,
+    pub(super) namespace: String,
     /// Rollouts as stored JSON (spec, metadata, status).
     pub rollouts: BTreeMap<String, Value>,
     pub replica_sets: BTreeMap<String, ReplicaSet>,
     pub services: BTreeMap<String, Service>,
-    pub pods: BTreeMap<String, SimPod>,
+    /// Pods, by ReplicaSet name.
+    pub pods: BTreeMap<String, PodSet>,
+    /// When controllers are shown individual Pod objects.
+    pub pod_objects: PodObjects,
     /// Objects of other kinds (Secrets, Ingresses, ...), by (kind, name).
     pub others: BTreeMap<(String, String), Value>,
     /// AnalysisTemplates and ClusterAnalysisTemplates, by (kind, name).
@@ -48,14 +40,15 @@ pub(super) struct Cluster {
     /// Jobs of job metrics.
     pub jobs: BTreeMap<String, super::analysis::SimJob>,
     /// Scripted metric answers, by metric name.
-    pub metrics: BTreeMap<String, Vec<Value>>,
+    pub metrics: BTreeMap<String, Vec<MetricAnswer>>,
     /// How many answers each metric has given.
     pub answers_given: BTreeMap<String, usize>,
     /// Answers (and Job completions) due later: (when, rollout, event).
     pub pending: Vec<(Timestamp, String, Event)>,
     /// Problems with the scenario found while running (a metric without answers).
     pub errors: Vec<String>,
-    next_pod: u64,
+    /// The number of the last pod created.
+    pub(super) next_pod: u64,
     /// Watch events not yet delivered, per rollout.
     pub outbox: BTreeMap<String, Vec<Event>>,
     /// Kubernetes Events recorded by the controller: (time, rollout, reason, message).
@@ -63,7 +56,7 @@ pub(super) struct Cluster {
 }
 
 impl Cluster {
-    pub fn new(now: Timestamp, spec: ClusterSpec, metrics: BTreeMap<String, Vec<Value>>) -> Self {
+    pub fn new(now: Timestamp, spec: ClusterSpec, metrics: BTreeMap<String, Vec<MetricAnswer>>) -> Self {
         Cluster {
             now,
             spec,
@@ -72,6 +65,7 @@ impl Cluster {
             replica_sets: BTreeMap::new(),
             services: BTreeMap::new(),
             pods: BTreeMap::new(),
+            pod_objects: PodObjects::WhileRestartAt,
             others: BTreeMap::new(),
             templates: BTreeMap::new(),
             analysis_runs: BTreeMap::new(),
@@ -109,7 +103,7 @@ impl Cluster {
         }
     }
 
-    fn owner_of(rs: &ReplicaSet) -> Option<String> {
+    pub(super) fn owner_of(rs: &ReplicaSet) -> Option<String> {
         rs.metadata
             .owner_references
             .as_ref()?
@@ -118,15 +112,11 @@ impl Cluster {
             .map(|o| o.name.clone())
     }
 
-    fn emit_rs(&mut self, name: &str) {
+    pub(super) fn emit_rs(&mut self, name: &str) {
         let Some(rs) = self.replica_sets.get(name).cloned() else { return };
         if let Some(owner) = Self::owner_of(&rs) {
             self.emit(&owner, Event::Applied(Object::ReplicaSet(Box::new(rs))));
         }
-    }
-
-    fn rollout_of_rs(&self, rs: &str) -> Option<String> {
-        self.replica_sets.get(rs).and_then(Self::owner_of)
     }
 
     /// Creates or replaces an object from a manifest.
@@ -174,8 +164,10 @@ impl Cluster {
                         }
                     }
                 }
+                let showed_pods = self.shows_pods(&name);
                 self.rollouts.insert(name.clone(), obj);
                 self.emit_rollout(&name);
+                self.pods_shown_changed(&name, showed_pods);
                 // A new controller lists everything at start.
                 if existing.is_none() {
                     let services: Vec<String> = self.services.keys().cloned().collect();
@@ -333,6 +325,7 @@ impl Cluster {
     /// Applies a JSON merge patch to a stored rollout, bumping the generation when the
     /// spec changes, and emits the watch event.
     fn patch_rollout(&mut self, name: &str, patch: &Value) {
+        let showed_pods = self.shows_pods(name);
         let Some(obj) = self.rollouts.get_mut(name) else { return };
         let old_spec = obj.get("spec").cloned();
         merge_patch(obj, patch);
@@ -341,6 +334,7 @@ impl Cluster {
             obj["metadata"]["generation"] = json!(g + 1);
         }
         self.emit_rollout(name);
+        self.pods_shown_changed(name, showed_pods);
     }
 
     /// Carries out the controller's actions for `rollout`.
@@ -375,12 +369,7 @@ impl Cluster {
                     if self.replica_sets.remove(name).is_none() {
                         continue;
                     }
-                    let pods: Vec<String> =
-                        self.pods.iter().filter(|(_, p)| &p.replica_set == name).map(|(n, _)| n.clone()).collect();
-                    for p in pods {
-                        self.pods.remove(&p);
-                        self.emit(rollout, Event::Deleted { kind: ObjectKind::Pod, name: p });
-                    }
+                    self.delete_pods_of(rollout, name);
                     self.emit(rollout, Event::Deleted { kind: ObjectKind::ReplicaSet, name: name.clone() });
                 }
                 Action::SetServiceSelector { service, hash, managed_by } => {
@@ -402,9 +391,7 @@ impl Cluster {
                     self.patch_rollout(rollout, patch);
                 }
                 Action::EvictPod { name } => {
-                    if self.pods.remove(name).is_some() {
-                        self.emit(rollout, Event::Deleted { kind: ObjectKind::Pod, name: name.clone() });
-                    }
+                    self.evict(rollout, name);
                 }
                 Action::CreateAnalysisRun { .. }
                 | Action::PatchAnalysisRun { .. }
@@ -431,9 +418,7 @@ impl Cluster {
             for (rs_name, rs) in &self.replica_sets {
                 if Self::owner_of(rs).as_deref() == Some(name.as_str()) {
                     objs.push(Object::ReplicaSet(Box::new(rs.clone())));
-                    for (pod_name, pod) in self.pods.iter().filter(|(_, p)| &p.replica_set == rs_name) {
-                        objs.push(Object::Pod(Box::new(self.kube_pod(pod_name, pod))));
-                    }
+                    objs.extend(self.pod_objects_of(name, rs_name));
                 }
             }
             for t in self.templates.iter().map(|((kind, _), t)| template_event(kind, t.clone())) {
@@ -454,172 +439,6 @@ impl Cluster {
         out
     }
 
-    fn image_behaviour(&self, images: &[String]) -> (bool, crate::time::Seconds) {
-        let mut ready = true;
-        let mut startup = self.spec.pod_startup;
-        for img in images {
-            if let Some(b) = self.spec.images.get(img) {
-                ready &= b.ready;
-                if let Some(s) = b.startup {
-                    startup = startup.max(s);
-                }
-            }
-        }
-        (ready, startup)
-    }
-
-    /// The ReplicaSet controller and the kubelet: reconciles pod counts and readiness,
-    /// then recomputes every ReplicaSet's status, emitting events for what changed.
-    pub fn sync(&mut self) {
-        let names: Vec<String> = self.replica_sets.keys().cloned().collect();
-        for name in names {
-            let Some(rs) = self.replica_sets.get(&name).cloned() else { continue };
-            let Some(owner) = Self::owner_of(&rs) else { continue };
-            let desired = rs.spec_replicas().max(0) as usize;
-            let mut mine: Vec<(String, SimPod)> =
-                self.pods.iter().filter(|(_, p)| p.replica_set == name).map(|(n, p)| (n.clone(), p.clone())).collect();
-            if mine.len() < desired {
-                let template = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
-                let labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
-                let images: Vec<String> = template
-                    .spec
-                    .as_ref()
-                    .map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect())
-                    .unwrap_or_default();
-                let (ready, startup) = self.image_behaviour(&images);
-                for _ in mine.len()..desired {
-                    self.next_pod += 1;
-                    let pod_name = format!("{name}-{:05}", self.next_pod);
-                    let pod = SimPod {
-                        replica_set: name.clone(),
-                        created: self.now,
-                        ready_at: ready.then(|| self.now.plus(startup)),
-                        labels: labels.clone(),
-                        ready_announced: false,
-                    };
-                    self.pods.insert(pod_name.clone(), pod.clone());
-                    let kube = self.kube_pod(&pod_name, &pod);
-                    self.emit(&owner, Event::Applied(Object::Pod(Box::new(kube))));
-                }
-            } else if mine.len() > desired {
-                // The ReplicaSet controller deletes not-ready pods first, then the newest.
-                let now = self.now;
-                mine.sort_by(|(an, a), (bn, b)| {
-                    let ar = a.ready_at.is_some_and(|t| t <= now);
-                    let br = b.ready_at.is_some_and(|t| t <= now);
-                    ar.cmp(&br).then(b.created.cmp(&a.created)).then(bn.cmp(an))
-                });
-                for (pod_name, _) in mine.into_iter().take(self.pods_to_remove(&name, desired)) {
-                    self.pods.remove(&pod_name);
-                    self.emit(&owner, Event::Deleted { kind: ObjectKind::Pod, name: pod_name });
-                }
-            }
-        }
-        self.refresh_statuses();
-    }
-
-    fn pods_to_remove(&self, rs: &str, desired: usize) -> usize {
-        self.pods.values().filter(|p| p.replica_set == rs).count().saturating_sub(desired)
-    }
-
-    /// Pods whose readiness changed at this instant are re-announced, and ReplicaSet
-    /// statuses recomputed.
-    fn refresh_statuses(&mut self) {
-        let now = self.now;
-        let became_ready: Vec<String> = self
-            .pods
-            .iter()
-            .filter(|(_, p)| !p.ready_announced && p.ready_at.is_some_and(|t| t <= now))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for n in became_ready {
-            let Some(pod) = self.pods.get_mut(&n) else { continue };
-            pod.ready_announced = true;
-            let pod = pod.clone();
-            if let Some(owner) = self.rollout_of_rs(&pod.replica_set) {
-                let kube = self.kube_pod(&n, &pod);
-                self.emit(&owner, Event::Applied(Object::Pod(Box::new(kube))));
-            }
-        }
-        let names: Vec<String> = self.replica_sets.keys().cloned().collect();
-        for name in names {
-            let Some(rs) = self.replica_sets.get(&name) else { continue };
-            let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
-            let pods: Vec<&SimPod> = self.pods.values().filter(|p| p.replica_set == name).collect();
-            let replicas = pods.len() as i32;
-            let ready = pods.iter().filter(|p| p.ready_at.is_some_and(|t| t <= now)).count() as i32;
-            let available = pods
-                .iter()
-                .filter(|p| p.ready_at.is_some_and(|t| t.plus(crate::time::Seconds(i64::from(min_ready))) <= now))
-                .count() as i32;
-            let generation = rs.metadata.generation;
-            let status = ReplicaSetStatus {
-                replicas,
-                ready_replicas: Some(ready),
-                available_replicas: Some(available),
-                fully_labeled_replicas: Some(replicas),
-                observed_generation: generation,
-                conditions: None,
-                terminating_replicas: None,
-            };
-            if rs.status.as_ref() != Some(&status) {
-                if let Some(rs) = self.replica_sets.get_mut(&name) {
-                    rs.status = Some(status);
-                }
-                self.emit_rs(&name);
-            }
-        }
-    }
-
-    /// The next time a pod becomes ready or available, after now.
-    pub fn next_pod_transition(&self) -> Option<Timestamp> {
-        let now = self.now;
-        self.pods
-            .values()
-            .flat_map(|p| {
-                let min_ready = self
-                    .replica_sets
-                    .get(&p.replica_set)
-                    .and_then(|rs| rs.spec.as_ref())
-                    .and_then(|s| s.min_ready_seconds)
-                    .unwrap_or(0);
-                p.ready_at.into_iter().flat_map(move |r| [r, r.plus(crate::time::Seconds(i64::from(min_ready)))])
-            })
-            .filter(|t| *t > now)
-            .min()
-    }
-
-    fn kube_pod(&self, name: &str, pod: &SimPod) -> Pod {
-        let ready = pod.ready_at.is_some_and(|t| t <= self.now);
-        Pod {
-            metadata: ObjectMeta {
-                name: Some(name.to_string()),
-                namespace: Some(self.namespace.clone()),
-                labels: Some(pod.labels.clone()),
-                creation_timestamp: Some(to_kube_time(pod.created)),
-                owner_references: Some(vec![OwnerReference {
-                    api_version: "apps/v1".into(),
-                    kind: "ReplicaSet".into(),
-                    name: pod.replica_set.clone(),
-                    uid: format!("uid-rs-{}", pod.replica_set),
-                    controller: Some(true),
-                    block_owner_deletion: Some(true),
-                }]),
-                ..Default::default()
-            },
-            spec: None,
-            status: Some(PodStatus {
-                phase: Some(if ready { "Running" } else { "Pending" }.into()),
-                conditions: Some(vec![PodCondition {
-                    type_: "Ready".into(),
-                    status: if ready { "True" } else { "False" }.into(),
-                    last_transition_time: Some(to_kube_time(if ready { pod.ready_at.unwrap_or(pod.created) } else { pod.created })),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-        }
-    }
 }
 
 fn unreachable_apply() -> &'static String {

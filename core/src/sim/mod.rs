@@ -4,10 +4,13 @@
 
 mod analysis;
 mod cluster;
+mod duplicate_keys;
+mod pods;
+mod replica_controller;
 pub mod scenario;
 pub mod timeline;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +25,8 @@ use cluster::Cluster;
 pub const SIMULATION_EPOCH: Timestamp = Timestamp::from_unix(1_704_067_200);
 /// How long a scenario without `until` may run before it is declared unsettled.
 pub const DEFAULT_LIMIT: Seconds = Seconds(24 * 3600);
-/// Reconciles allowed at one instant before the simulation gives up (a hot loop).
+/// Reconciles of one rollout allowed at one instant before the simulation gives up (a
+/// hot loop).
 const MAX_STEPS_PER_INSTANT: usize = 5_000;
 
 /// The result of a simulation. Serialized, it is the JSON timeline of `rollouts simulate
@@ -83,9 +87,11 @@ pub enum SimError {
     /// The scenario is missing something the simulation needed.
     #[error("{0}")]
     Scenario(String),
-    /// The controller kept acting at one instant without settling (a bug).
-    #[error("the controller did not settle at {at} (more than {MAX_STEPS_PER_INSTANT} reconciles)")]
+    /// The controller of one rollout kept acting at one instant without settling (a bug).
+    #[error("the controller of rollout {rollout:?} did not settle at {at} (more than {MAX_STEPS_PER_INSTANT} reconciles)")]
     HotLoop {
+        /// Which rollout.
+        rollout: String,
         /// When.
         at: String,
     },
@@ -130,8 +136,9 @@ pub fn simulate(scenario: &Scenario) -> Result<Simulation, SimError> {
                 cluster.outbox.entry(name.clone()).or_default().push(Event::Tick);
             }
         }
-        settle(&mut cluster, &mut controllers, now)?;
-        for name in cluster.rollouts.keys() {
+        // Only a rollout that was told about a change can have a new entry.
+        let touched = settle(&mut cluster, &mut controllers, now)?;
+        for name in touched.iter().filter(|n| cluster.rollouts.contains_key(*n)) {
             if let Some(e) = timeline::entry(&cluster, name, t) {
                 if last.get(name).is_none_or(|l| !l.same_state(&e)) {
                     last.insert(name.clone(), e.clone());
@@ -189,10 +196,15 @@ fn all_quiet(
         && next_event >= events.len()
 }
 
-/// Delivers watch events and executes actions until nothing changes at `now`.
-fn settle(cluster: &mut Cluster, controllers: &mut BTreeMap<String, Controller>, now: Timestamp) -> Result<(), SimError> {
+/// Delivers watch events and executes actions until nothing changes at `now`. Returns
+/// the rollouts whose controllers were told about a change.
+fn settle(
+    cluster: &mut Cluster,
+    controllers: &mut BTreeMap<String, Controller>,
+    now: Timestamp,
+) -> Result<BTreeSet<String>, SimError> {
     cluster.now = now;
-    let mut steps = 0usize;
+    let mut steps: BTreeMap<String, usize> = BTreeMap::new();
     loop {
         // Answers due now include those to measurements started at this very instant.
         cluster.deliver_pending();
@@ -202,15 +214,16 @@ fn settle(cluster: &mut Cluster, controllers: &mut BTreeMap<String, Controller>,
         }
         let outbox = std::mem::take(&mut cluster.outbox);
         if outbox.values().all(Vec::is_empty) {
-            return Ok(());
+            return Ok(steps.into_keys().collect());
         }
         for (name, events) in outbox {
             if events.is_empty() {
                 continue;
             }
-            steps += 1;
-            if steps > MAX_STEPS_PER_INSTANT {
-                return Err(SimError::HotLoop { at: now.since(SIMULATION_EPOCH).human() });
+            let count = steps.entry(name.clone()).or_insert(0);
+            *count += 1;
+            if *count > MAX_STEPS_PER_INSTANT {
+                return Err(SimError::HotLoop { rollout: name, at: now.since(SIMULATION_EPOCH).human() });
             }
             let c = controllers.entry(name.clone()).or_insert_with(|| Controller { state: State::default(), wake: None });
             // Like a controller's work queue: every watch event that arrived is applied,

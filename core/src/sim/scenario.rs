@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+use super::duplicate_keys::check_duplicate_keys;
 use crate::api::parse::{line_of_path, yaml_error};
 use crate::api::SpecError;
 use crate::time::{parse_duration, Seconds};
@@ -25,7 +26,7 @@ pub struct Scenario {
     pub cluster: ClusterSpec,
     /// Scripted metric-provider answers, by metric name (used by analysis).
     #[serde(default)]
-    pub metrics: BTreeMap<String, Vec<Value>>,
+    pub metrics: BTreeMap<String, Vec<MetricAnswer>>,
     /// User commands and manifest changes at simulated times.
     #[serde(default)]
     pub events: Vec<ScenarioEvent>,
@@ -73,6 +74,25 @@ pub struct ImageBehaviour {
 
 fn yes() -> bool {
     true
+}
+
+/// One scripted answer of a metric provider (`metrics:`): what the provider says, and
+/// how long after the measurement started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricAnswer {
+    /// What the provider returned (any JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    /// The provider failed with this message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A Job's outcome, or a provider that judges itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<crate::api::AnalysisPhase>,
+    /// The answer arrives this much later (default 0; a Job: the cluster's `podStartup`).
+    #[serde(default, deserialize_with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub after: Option<Seconds>,
 }
 
 /// One scripted event: a time and exactly one command.
@@ -287,16 +307,41 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Seconds, D::Error> {
         Value::Number(n) => n.to_string(),
         other => return Err(serde::de::Error::custom(format!("expected a duration such as \"30s\", got {other}"))),
     };
-    parse_duration(&text).map_err(serde::de::Error::custom)
+    let d = parse_duration(&text).map_err(serde::de::Error::custom)?;
+    if d.0 < 0 {
+        return Err(serde::de::Error::custom(format!("a duration here cannot be negative, got {text:?}")));
+    }
+    Ok(d)
 }
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Seconds>, D::Error> {
     duration(d).map(Some)
 }
 
+/// The largest scenario file accepted (16 MiB): anything bigger is a mistake (or
+/// `/dev/zero`), and refusing it early keeps memory bounded.
+pub const MAX_SCENARIO_BYTES: usize = 16 * 1024 * 1024;
+
 /// Parses a scenario file. Errors name the field and, where known, the line.
 pub fn parse_scenario(text: &str) -> Result<Scenario, SpecError> {
+    if text.len() > MAX_SCENARIO_BYTES {
+        return Err(SpecError {
+            line: None,
+            path: String::new(),
+            message: format!("the scenario is larger than {} MiB", MAX_SCENARIO_BYTES / (1024 * 1024)),
+        });
+    }
+    // Duplicate keys are refused by the YAML parser itself only inside typed structs;
+    // in manifests (free-form maps) the last one would silently win.
+    check_duplicate_keys(text)?;
     let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&e))?;
+    if scenario.objects.is_empty() && scenario.events.is_empty() {
+        return Err(SpecError {
+            line: Some(1),
+            path: "objects".into(),
+            message: "the scenario is empty: it needs objects (and usually events)".into(),
+        });
+    }
     for (i, ev) in scenario.events.iter().enumerate() {
         if let Err(message) = ev.command() {
             let path = format!("events[{i}]");
@@ -322,18 +367,61 @@ pub fn parse_scenario(text: &str) -> Result<Scenario, SpecError> {
     Ok(scenario)
 }
 
-/// Every object needs a kind and a name; Rollouts and Services must decode strictly.
+/// The apiVersion each kind the simulator knows is served at.
+const KNOWN_KINDS: &[(&str, &str)] = &[
+    ("Rollout", "argoproj.io/v1alpha1"),
+    ("AnalysisTemplate", "argoproj.io/v1alpha1"),
+    ("ClusterAnalysisTemplate", "argoproj.io/v1alpha1"),
+    ("AnalysisRun", "argoproj.io/v1alpha1"),
+    ("Experiment", "argoproj.io/v1alpha1"),
+    ("Service", "v1"),
+    ("Secret", "v1"),
+    ("ConfigMap", "v1"),
+    ("Pod", "v1"),
+    ("ReplicaSet", "apps/v1"),
+    ("Deployment", "apps/v1"),
+    ("Job", "batch/v1"),
+    ("Ingress", "networking.k8s.io/v1"),
+];
+
+/// Every object needs a kind and a name; a kind the simulator knows needs its
+/// apiVersion; Rollouts and Services must decode strictly.
 fn check_object(obj: &Value) -> Result<(), SpecError> {
-    let err = |path: &str, message: &str| SpecError { path: path.into(), message: message.into(), line: None };
-    let kind = obj.get("kind").and_then(Value::as_str).ok_or_else(|| err("kind", "missing kind"))?;
-    obj.get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| err("metadata.name", "missing name"))?;
+    let err = |path: &str, message: String| SpecError { path: path.into(), message, line: None };
+    if !obj.is_object() {
+        return Err(err("", format!("expected a manifest (a map), got {}", kind_of_json(obj))));
+    }
+    let kind = obj.get("kind").and_then(Value::as_str).ok_or_else(|| err("kind", "missing kind".into()))?;
+    if let Some((_, version)) = KNOWN_KINDS.iter().find(|(k, _)| *k == kind) {
+        match obj.get("apiVersion").and_then(Value::as_str) {
+            Some(v) if v == *version => {}
+            Some(v) => return Err(err("apiVersion", format!("{kind} is served as {version}, not {v}"))),
+            None => return Err(err("apiVersion", format!("missing apiVersion (a {kind} is {version})"))),
+        }
+    }
+    let meta = obj.get("metadata");
+    if meta.and_then(|m| m.get("name")).and_then(Value::as_str).is_none() {
+        // The API server would invent a random suffix; a simulation must be reproducible.
+        if meta.and_then(|m| m.get("generateName")).is_some() {
+            return Err(err("metadata.name", "missing name (generateName is not supported: the simulator needs a fixed name)".into()));
+        }
+        return Err(err("metadata.name", "missing name".into()));
+    }
     match kind {
         "Rollout" => crate::api::parse::from_value_strict::<crate::api::Rollout>(obj).map(|_| ()),
         "Service" => crate::api::parse::from_value_strict::<k8s_openapi::api::core::v1::Service>(obj).map(|_| ()),
         _ => Ok(()),
+    }
+}
+
+fn kind_of_json(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
     }
 }
 

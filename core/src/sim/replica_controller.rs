@@ -1,0 +1,243 @@
+//! The simulated ReplicaSet controller and kubelet: pod counts follow `spec.replicas`
+//! (not-ready pods are deleted first, then the newest), pods become ready after their
+//! image's startup time, and every ReplicaSet's status is recomputed from its pods.
+//!
+//! Pods are counts ([`super::pods::PodSet`]). They are shown to a controller as Pod
+//! objects only where [`PodObjects`] says so: the core needs them only to evict pods
+//! created before `spec.restartAt`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+
+use super::cluster::Cluster;
+use super::pods::{kube_pod, parse_pod_name, pod_name, PodRange};
+use crate::objects::ReplicaSetExt;
+use crate::state::{Event, Object, ObjectKind};
+use crate::time::{Seconds, Timestamp};
+
+/// The most pods one rollout may have while they are shown as objects.
+pub const MAX_POD_OBJECTS: u64 = 100_000;
+
+/// When a controller is shown individual Pod objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodObjects {
+    /// Only for a rollout with `spec.restartAt` (the one rule that looks at pods), from
+    /// the moment it is set: then every existing pod of the rollout is announced, and
+    /// every later change. When it is cleared, the pods are announced deleted.
+    WhileRestartAt,
+    /// Always, for every rollout, as a real cluster's watch does.
+    Always,
+}
+
+fn labels_of(rs: &ReplicaSet) -> BTreeMap<String, String> {
+    rs.spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default()
+}
+
+fn images_of(rs: &ReplicaSet) -> Vec<String> {
+    rs.spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.spec.as_ref())
+        .map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect())
+        .unwrap_or_default()
+}
+
+fn min_ready_of(rs: &ReplicaSet) -> Seconds {
+    Seconds(i64::from(rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0).max(0)))
+}
+
+fn to_i32(n: u64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+impl Cluster {
+    /// Whether the controller of `rollout` is shown individual pods now.
+    pub(super) fn shows_pods(&self, rollout: &str) -> bool {
+        match self.pod_objects {
+            PodObjects::Always => true,
+            PodObjects::WhileRestartAt => {
+                self.rollouts.get(rollout).and_then(|r| r.pointer("/spec/restartAt")).is_some_and(|v| !v.is_null())
+            }
+        }
+    }
+
+    /// Pods of the rollout's ReplicaSets.
+    fn pod_count_of(&self, rollout: &str) -> u64 {
+        self.replica_sets
+            .iter()
+            .filter(|(_, rs)| Self::owner_of(rs).as_deref() == Some(rollout))
+            .filter_map(|(name, _)| self.pods.get(name))
+            .map(|p| p.len())
+            .sum()
+    }
+
+    /// Announces pods `range` of ReplicaSet `rs` as they are now, or as deleted.
+    fn emit_pods(&mut self, owner: &str, rs: &str, ranges: &[PodRange], deleted: bool) {
+        if !self.shows_pods(owner) || ranges.is_empty() {
+            return;
+        }
+        let count = self.pod_count_of(owner).max(ranges.iter().map(|r| r.end - r.start).sum());
+        if count > MAX_POD_OBJECTS {
+            let msg = format!(
+                "rollout {owner:?}: restartAt needs every pod as an object, and the simulator makes at most {MAX_POD_OBJECTS} of them per rollout ({count} here)"
+            );
+            if !self.errors.contains(&msg) {
+                self.errors.push(msg);
+            }
+            return;
+        }
+        let labels = self.replica_sets.get(rs).map(labels_of).unwrap_or_default();
+        for n in ranges.iter().flat_map(|r| r.clone()) {
+            let event = if deleted {
+                Event::Deleted { kind: ObjectKind::Pod, name: pod_name(rs, n) }
+            } else {
+                let Some(cohort) = self.pods.get(rs).and_then(|p| p.cohort_of(n)) else { continue };
+                Event::Applied(Object::Pod(Box::new(kube_pod(rs, n, cohort, &self.namespace, &labels, self.now))))
+            };
+            self.emit(owner, event);
+        }
+    }
+
+    /// Every pod of the rollout's ReplicaSets, announced as existing or as deleted: a
+    /// rollout that starts or stops being shown pods.
+    pub(super) fn emit_all_pods(&mut self, rollout: &str, deleted: bool) {
+        let sets: Vec<(String, Vec<PodRange>)> = self
+            .replica_sets
+            .iter()
+            .filter(|(_, rs)| Self::owner_of(rs).as_deref() == Some(rollout))
+            .filter_map(|(name, _)| Some((name.clone(), self.pods.get(name)?.pods().map(|(n, _)| n..n + 1).collect())))
+            .collect();
+        for (rs, ranges) in sets {
+            self.emit_pods(rollout, &rs, &ranges, deleted);
+        }
+    }
+
+    /// Calls [`Cluster::emit_all_pods`] when patching or replacing `rollout` changed
+    /// whether its controller is shown pods (`was`: before).
+    pub(super) fn pods_shown_changed(&mut self, rollout: &str, was: bool) {
+        let now = self.shows_pods(rollout);
+        if now != was {
+            self.emit_all_pods(rollout, !now);
+        }
+    }
+
+    /// A ReplicaSet and its pods are gone.
+    pub(super) fn delete_pods_of(&mut self, owner: &str, rs: &str) {
+        let ranges: Vec<PodRange> =
+            self.pods.get(rs).map(|p| p.pods().map(|(n, _)| n..n + 1).collect()).unwrap_or_default();
+        self.emit_pods(owner, rs, &ranges, true);
+        self.pods.remove(rs);
+    }
+
+    /// Evicts one pod by name; whether it existed.
+    pub(super) fn evict(&mut self, owner: &str, name: &str) -> bool {
+        let Some((rs, n)) = parse_pod_name(name) else { return false };
+        let rs = rs.to_string();
+        if !self.pods.get_mut(&rs).is_some_and(|p| p.remove_pod(n)) {
+            return false;
+        }
+        self.emit_pods(owner, &rs, &[n..n + 1], true);
+        true
+    }
+
+    fn image_behaviour(&self, images: &[String]) -> (bool, Seconds) {
+        let mut ready = true;
+        let mut startup = self.spec.pod_startup;
+        for img in images {
+            if let Some(b) = self.spec.images.get(img) {
+                ready &= b.ready;
+                if let Some(s) = b.startup {
+                    startup = startup.max(s);
+                }
+            }
+        }
+        (ready, startup)
+    }
+
+    /// The ReplicaSet controller and the kubelet: reconciles pod counts and readiness,
+    /// then recomputes every ReplicaSet's status, emitting events for what changed.
+    pub fn sync(&mut self) {
+        let now = self.now;
+        let names: Vec<String> = self.replica_sets.keys().cloned().collect();
+        for name in &names {
+            let Some(rs) = self.replica_sets.get(name) else { continue };
+            let Some(owner) = Self::owner_of(rs) else { continue };
+            let desired = u64::try_from(rs.spec_replicas()).unwrap_or(0);
+            let have = self.pods.get(name).map_or(0, |p| p.len());
+            if have < desired {
+                let (ready, startup) = self.image_behaviour(&images_of(rs));
+                let first = self.next_pod.saturating_add(1);
+                self.next_pod = self.next_pod.saturating_add(desired - have);
+                let range =
+                    self.pods.entry(name.clone()).or_default().create(first, desired - have, now, ready.then(|| now.plus(startup)));
+                self.emit_pods(&owner, name, &[range], false);
+            } else if have > desired {
+                let removed = self.pods.get_mut(name).map(|p| p.remove_newest(have - desired, now)).unwrap_or_default();
+                self.emit_pods(&owner, name, &removed, true);
+            }
+            if self.pods.get(name).is_some_and(|p| p.is_empty()) {
+                self.pods.remove(name);
+            }
+        }
+        self.refresh_statuses(&names);
+    }
+
+    /// Pods whose readiness changed at this instant are re-announced, and ReplicaSet
+    /// statuses recomputed.
+    fn refresh_statuses(&mut self, names: &[String]) {
+        let now = self.now;
+        for name in names {
+            let Some(owner) = self.replica_sets.get(name).and_then(Self::owner_of) else { continue };
+            let ready = self.pods.get_mut(name).map(|p| p.became_ready(now)).unwrap_or_default();
+            self.emit_pods(&owner, name, &ready, false);
+        }
+        for name in names {
+            let Some(rs) = self.replica_sets.get(name) else { continue };
+            let pods = self.pods.get(name);
+            let replicas = to_i32(pods.map_or(0, |p| p.len()));
+            let status = ReplicaSetStatus {
+                replicas,
+                ready_replicas: Some(to_i32(pods.map_or(0, |p| p.ready(now)))),
+                available_replicas: Some(to_i32(pods.map_or(0, |p| p.available(now, min_ready_of(rs))))),
+                fully_labeled_replicas: Some(replicas),
+                observed_generation: rs.metadata.generation,
+                conditions: None,
+                terminating_replicas: None,
+            };
+            if rs.status.as_ref() != Some(&status) {
+                if let Some(rs) = self.replica_sets.get_mut(name) {
+                    rs.status = Some(status);
+                }
+                self.emit_rs(name);
+            }
+        }
+    }
+
+    /// The next time a pod becomes ready or available, after now.
+    pub fn next_pod_transition(&self) -> Option<Timestamp> {
+        self.pods
+            .iter()
+            .filter_map(|(rs, pods)| {
+                let min_ready = self.replica_sets.get(rs).map_or(Seconds(0), min_ready_of);
+                pods.next_transition(self.now, min_ready)
+            })
+            .min()
+    }
+
+    /// The Pod objects of ReplicaSet `rs` a controller starting now would list (none
+    /// where [`PodObjects`] hides them).
+    pub(super) fn pod_objects_of(&self, owner: &str, rs: &str) -> Vec<Object> {
+        let Some(pods) = self.pods.get(rs).filter(|_| self.shows_pods(owner)) else { return Vec::new() };
+        let labels = self.replica_sets.get(rs).map(labels_of).unwrap_or_default();
+        pods.pods()
+            .take(usize::try_from(MAX_POD_OBJECTS).unwrap_or(usize::MAX))
+            .map(|(n, c)| Object::Pod(Box::new(kube_pod(rs, n, c, &self.namespace, &labels, self.now))))
+            .collect()
+    }
+}
