@@ -1,15 +1,32 @@
-//! Golden timelines: every scenario in `fixtures/scenarios/` simulated, its JSON timeline
-//! snapshotted. A behaviour change shows up here as a reviewed diff (`cargo insta review`).
+//! Golden timelines: every scenario in `fixtures/scenarios/` simulated and snapshotted as
+//! the table `rollouts simulate` prints (one line per timeline entry), then every change
+//! the controller made to the cluster (one line each), then the outcome. A behaviour
+//! change shows up here as a short reviewed diff (`cargo insta review`).
 
-use rollouts_core::sim::{parse_scenario, simulate};
+use rollouts_core::sim::{parse_scenario, render_changes, render_table, simulate, simulate_with, SimOptions, Simulation};
+
+/// The golden text of one simulation.
+fn golden(sim: &Simulation) -> String {
+    let mut out = render_table(&sim.timeline);
+    out.push_str("---- changes\n");
+    out.push_str(&render_changes(&sim.changes));
+    out.push_str("---- outcome\n");
+    let how = if sim.outcome.settled { "settled" } else { "stopped without settling" };
+    out.push_str(&format!("{how} at {}\n", sim.outcome.at));
+    for f in &sim.outcome.failed_expectations {
+        out.push_str(&format!("expectation failed: {f}\n"));
+    }
+    out
+}
 
 #[test]
 fn every_fixture_scenario_timeline() {
     insta::glob!("../../fixtures/scenarios", "*.yaml", |path| {
         let text = std::fs::read_to_string(path).expect("fixture is readable");
         let scenario = parse_scenario(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let simulation = simulate(&scenario).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        insta::assert_json_snapshot!(simulation);
+        let simulation = simulate_with(&scenario, SimOptions { record_changes: true })
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        insta::assert_snapshot!(golden(&simulation));
     });
 }
 

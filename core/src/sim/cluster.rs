@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Service;
 use serde_json::{json, Value};
 
+use super::changes::{describe, Change};
 use super::pods::PodSet;
 pub use super::replica_controller::PodObjects;
 use super::scenario::{ClusterSpec, Command, MetricAnswer};
@@ -51,6 +52,10 @@ pub(super) struct Cluster {
     pub(super) next_pod: u64,
     /// Watch events not yet delivered, per rollout.
     pub outbox: BTreeMap<String, Vec<Event>>,
+    /// Whether [`Cluster::changes`] is kept.
+    pub record_changes: bool,
+    /// What the controllers changed, and notes about the run (refused commands).
+    pub changes: Vec<Change>,
     /// Kubernetes Events recorded by the controller: (time, rollout, reason, message).
     pub recorded: Vec<(Timestamp, String, String, String)>,
 }
@@ -76,6 +81,8 @@ impl Cluster {
             errors: Vec::new(),
             next_pod: 0,
             outbox: BTreeMap::new(),
+            record_changes: false,
+            changes: Vec::new(),
             recorded: Vec::new(),
         }
     }
@@ -340,12 +347,23 @@ impl Cluster {
     /// Carries out the controller's actions for `rollout`.
     pub fn execute(&mut self, rollout: &str, actions: &[Action]) {
         for a in actions {
+            if self.execute_one(rollout, a) && self.record_changes {
+                if let Some(what) = describe(a) {
+                    let t = self.now.since(super::SIMULATION_EPOCH).0;
+                    self.changes.push(Change { t, rollout: rollout.to_string(), what });
+                }
+            }
+        }
+    }
+
+    /// Carries out one action; whether it changed anything.
+    fn execute_one(&mut self, rollout: &str, a: &Action) -> bool {
             match a {
                 Action::CreateReplicaSet { replica_set } => {
                     let mut rs = (**replica_set).clone();
                     let name = rs.metadata.name.clone().unwrap_or_default();
                     if self.replica_sets.contains_key(&name) {
-                        continue;
+                        return false;
                     }
                     rs.metadata.creation_timestamp = Some(to_kube_time(self.now));
                     rs.metadata.uid = Some(format!("uid-rs-{name}"));
@@ -353,9 +371,10 @@ impl Cluster {
                     rs.status = Some(ReplicaSetStatus { observed_generation: Some(1), ..Default::default() });
                     self.replica_sets.insert(name.clone(), rs);
                     self.emit_rs(&name);
+                    true
                 }
                 Action::PatchReplicaSet { name, patch } => {
-                    let Some(rs) = self.replica_sets.get_mut(name) else { continue };
+                    let Some(rs) = self.replica_sets.get_mut(name) else { return false };
                     let old_spec = rs.spec.clone();
                     crate::rollout::apply_rs_patch(rs, patch);
                     if rs.spec != old_spec {
@@ -364,16 +383,18 @@ impl Cluster {
                         rs.status.get_or_insert_with(Default::default).observed_generation = Some(g);
                     }
                     self.emit_rs(name);
+                    true
                 }
                 Action::DeleteReplicaSet { name } => {
                     if self.replica_sets.remove(name).is_none() {
-                        continue;
+                        return false;
                     }
                     self.delete_pods_of(rollout, name);
                     self.emit(rollout, Event::Deleted { kind: ObjectKind::ReplicaSet, name: name.clone() });
+                    true
                 }
                 Action::SetServiceSelector { service, hash, managed_by } => {
-                    let Some(svc) = self.services.get_mut(service) else { continue };
+                    let Some(svc) = self.services.get_mut(service) else { return false };
                     svc.spec
                         .get_or_insert_with(Default::default)
                         .selector
@@ -386,25 +407,28 @@ impl Cluster {
                             .insert(keys::MANAGED_BY_ROLLOUTS.to_string(), owner.clone());
                     }
                     self.emit_service(service);
+                    true
                 }
                 Action::PatchRolloutStatus { patch } | Action::PatchRollout { patch } => {
                     self.patch_rollout(rollout, patch);
+                    true
                 }
-                Action::EvictPod { name } => {
-                    self.evict(rollout, name);
-                }
+                Action::EvictPod { name } => self.evict(rollout, name),
                 Action::CreateAnalysisRun { .. }
                 | Action::PatchAnalysisRun { .. }
                 | Action::DeleteAnalysisRun { .. }
                 | Action::Measure { .. }
                 | Action::CreateJob { .. }
-                | Action::DeleteJob { .. } => self.execute_analysis(rollout, a),
+                | Action::DeleteJob { .. } => {
+                    self.execute_analysis(rollout, a);
+                    true
+                }
                 Action::RecordEvent { reason, message, .. } => {
                     self.recorded.push((self.now, rollout.to_string(), reason.clone(), message.clone()));
+                    true
                 }
-                Action::WakeAt { .. } => {}
+                Action::WakeAt { .. } => false,
             }
-        }
     }
 
     /// Every rollout's objects, as a controller starting now would list them.

@@ -3,6 +3,7 @@
 //! [`crate::step`] the real controller runs.
 
 mod analysis;
+mod changes;
 mod cluster;
 mod duplicate_keys;
 mod pods;
@@ -15,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use scenario::{parse_scenario, Scenario};
+pub use changes::{render_changes, Change};
 pub use timeline::{render_table, Entry};
 
 use crate::state::{Action, Event, State, WakeReason};
@@ -47,6 +49,17 @@ pub struct Simulation {
     /// receive on start. Not part of the JSON output.
     #[serde(skip)]
     pub final_objects: BTreeMap<String, Vec<crate::state::Object>>,
+    /// What the controllers changed in the cluster, in order, when
+    /// [`SimOptions::record_changes`] asked for it. Not part of the JSON output.
+    #[serde(skip)]
+    pub changes: Vec<Change>,
+}
+
+/// How to run a simulation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimOptions {
+    /// Keep one line per cluster change in [`Simulation::changes`] (costs time).
+    pub record_changes: bool,
 }
 
 /// How a simulation ended.
@@ -104,8 +117,14 @@ struct Controller {
 
 /// Runs a scenario to the end.
 pub fn simulate(scenario: &Scenario) -> Result<Simulation, SimError> {
+    simulate_with(scenario, SimOptions::default())
+}
+
+/// Runs a scenario to the end, with options.
+pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulation, SimError> {
     let t0 = SIMULATION_EPOCH;
     let mut cluster = Cluster::new(t0, scenario.cluster.clone(), scenario.metrics.clone());
+    cluster.record_changes = options.record_changes;
     for (index, obj) in scenario.objects.iter().enumerate() {
         cluster.apply_manifest(obj.clone()).map_err(|message| SimError::Object { index, message })?;
     }
@@ -179,6 +198,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Simulation, SimError> {
         final_state: last,
         outcome: Outcome { settled, t: end.0, at: end.human(), failed_expectations },
         final_objects: cluster.objects_by_rollout(),
+        changes: std::mem::take(&mut cluster.changes),
     })
 }
 

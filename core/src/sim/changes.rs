@@ -1,0 +1,68 @@
+//! What the controller changed in the simulated cluster, one line per action (the golden
+//! files show these under the timeline table), and notes about the run itself.
+
+use serde::{Deserialize, Serialize};
+
+use crate::objects::ReplicaSetExt;
+use crate::state::{Action, ReplicaSetPatch};
+use crate::time::Seconds;
+
+/// One change to the simulated cluster (or a note about the run), as a line of text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Seconds since the start.
+    pub t: i64,
+    /// The rollout whose controller made it (or the command was for).
+    pub rollout: String,
+    /// `CreateReplicaSet demo-6f7c9 replicas=1`, `PatchRolloutStatus {...}`, ...
+    pub what: String,
+}
+
+/// One line for an action that changes the cluster; `None` for a timer.
+pub fn describe(action: &Action) -> Option<String> {
+    let json = |v: &serde_json::Value| serde_json::to_string(v).unwrap_or_default();
+    Some(match action {
+        Action::CreateReplicaSet { replica_set } => {
+            format!("CreateReplicaSet {} replicas={}", replica_set.name(), replica_set.spec_replicas())
+        }
+        Action::PatchReplicaSet { name, patch } => {
+            let rest = ReplicaSetPatch { replicas: None, ..patch.clone() };
+            let mut line = format!("PatchReplicaSet {name}");
+            if let Some(r) = patch.replicas {
+                line.push_str(&format!(" replicas={r}"));
+            }
+            if rest != ReplicaSetPatch::default() {
+                line.push(' ');
+                line.push_str(&serde_json::to_string(&rest).unwrap_or_default());
+            }
+            line
+        }
+        Action::DeleteReplicaSet { name } => format!("DeleteReplicaSet {name}"),
+        Action::SetServiceSelector { service, hash, managed_by } => match managed_by {
+            Some(m) => format!("SetServiceSelector {service} hash={hash} managedBy={m}"),
+            None => format!("SetServiceSelector {service} hash={hash}"),
+        },
+        Action::PatchRolloutStatus { patch } => format!("PatchRolloutStatus {}", json(patch)),
+        Action::PatchRollout { patch } => format!("PatchRollout {}", json(patch)),
+        Action::EvictPod { name } => format!("EvictPod {name}"),
+        Action::CreateAnalysisRun { run } => {
+            format!("CreateAnalysisRun {}", run.metadata.name.as_deref().unwrap_or_default())
+        }
+        Action::PatchAnalysisRun { name, patch } => format!("PatchAnalysisRun {name} {}", json(patch)),
+        Action::DeleteAnalysisRun { name } => format!("DeleteAnalysisRun {name}"),
+        Action::Measure { run, metric, index, .. } => format!("Measure {run} {metric} #{index}"),
+        Action::CreateJob { job } => format!("CreateJob {}", job.metadata.name.as_deref().unwrap_or_default()),
+        Action::DeleteJob { name } => format!("DeleteJob {name}"),
+        Action::RecordEvent { kind, reason, message } => format!("Event {kind:?} {reason}: {message}"),
+        Action::WakeAt { .. } => return None,
+    })
+}
+
+/// One line per change: `<time> <rollout> <what>`.
+pub fn render_changes(changes: &[Change]) -> String {
+    let mut out = String::new();
+    for c in changes {
+        out.push_str(&format!("{} {} {}\n", Seconds(c.t).human(), c.rollout, c.what));
+    }
+    out
+}
