@@ -14,10 +14,12 @@
 //!    deterministic names; executing one twice does no harm.
 //! 3. Keep at most one timer: the latest [`Action::WakeAt`] replaces the previous one.
 //! 4. When an action fails, send [`Event::ActionFailed`] and re-list the object.
-//! 5. Several watch events that arrived together may be applied with
-//!    [`rollout::observe`] and followed by a single [`rollout::reconcile`] (what `step`
-//!    does for one event): the reconcile then sees the newest version of every object,
-//!    not an intermediate one written by its own earlier actions.
+//! 5. Several watch events that arrived together are stepped as one batch with
+//!    [`step_batch`] (observe them all, reconcile once): the reconcile then sees the
+//!    newest version of every object, not an intermediate one written by its own earlier
+//!    actions.
+//! 6. When the shell starts driving a rollout (a new process, a new leader), it sends
+//!    [`Event::Resync`] after the objects it listed, so work in flight is taken up again.
 //!
 //! The core never reads a clock, the environment, files or randomness; maps are
 //! `BTreeMap`s; identical inputs give byte-identical outputs. It never panics: an invalid
@@ -27,14 +29,16 @@
 
 pub mod analysis;
 pub mod api;
+pub mod commands;
 pub mod hash;
 pub mod objects;
 pub mod replicas;
 pub mod rollout;
+pub mod secrets;
 pub mod sim;
 pub mod state;
 pub mod time;
 
-pub use rollout::{observe, reconcile, step};
+pub use rollout::{observe, reconcile, step, step_batch};
 pub use state::{Action, Event, Object, ObjectKind, State, WakeReason};
 pub use time::Timestamp;

@@ -116,6 +116,11 @@ pub enum Event {
     },
     /// A wake-up the core asked for ([`Action::WakeAt`]), or a periodic resync.
     Tick,
+    /// The shell has just started driving this rollout (a new or restarted controller,
+    /// a new leader), after the objects it listed: what was in flight in the previous
+    /// process is taken up again (measurements are asked for anew). Recorded in traces, so
+    /// a replay resumes the same way.
+    Resync,
     /// The answer to an [`Action::Measure`].
     Measured {
         /// AnalysisRun name.

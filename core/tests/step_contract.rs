@@ -110,3 +110,80 @@ fn garbage_never_panics() {
         }
     }
 }
+
+/// A canary whose analysis step measures a web metric whose answer takes an hour.
+const SLOW_MEASUREMENT: &str = r#"
+objects:
+  - apiVersion: argoproj.io/v1alpha1
+    kind: AnalysisTemplate
+    metadata: {name: slow}
+    spec:
+      metrics:
+        - name: slow
+          successCondition: result == true
+          provider: {web: {url: "http://127.0.0.1:9/ok"}}
+  - apiVersion: argoproj.io/v1alpha1
+    kind: Rollout
+    metadata: {name: demo}
+    spec:
+      replicas: 2
+      selector: {matchLabels: {app: demo}}
+      template:
+        metadata: {labels: {app: demo}}
+        spec: {containers: [{name: app, image: "app:1"}]}
+      strategy:
+        canary:
+          steps:
+            - setWeight: 50
+            - analysis: {templates: [{templateName: slow}]}
+metrics:
+  slow:
+    - {value: true, after: 1h}
+events:
+  - {at: 1m, setImage: {rollout: demo, container: app, image: "app:2"}}
+until: 10m
+"#;
+
+#[test]
+fn a_restarted_controller_asks_again_for_the_measurements_in_flight_on_resync() {
+    let sim = run(SLOW_MEASUREMENT);
+    let now = end_time(&sim);
+    let objects = &sim.final_objects["demo"];
+    let (state, actions) = restart_controller(objects, now);
+    let measures = |actions: &[Action]| actions.iter().filter(|a| matches!(a, Action::Measure { .. })).count();
+    assert_eq!(measures(&actions), 0, "the measurement is in flight, not due: {actions:#?}");
+    let mut state = state;
+    let resumed = rollouts_core::step_batch(&mut state, [Event::Resync], now);
+    let asked: Vec<(&str, &str, i32)> = resumed
+        .iter()
+        .filter_map(|a| match a {
+            Action::Measure { run, metric, index, .. } => Some((run.as_str(), metric.as_str(), *index)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 1, "{resumed:#?}");
+    assert_eq!((asked[0].1, asked[0].2), ("slow", 1));
+    assert!(state.analysis_runs.contains_key(asked[0].0));
+}
+
+#[test]
+fn a_batch_of_failed_actions_alone_is_not_reconciled() {
+    // A measurement in flight: every reconcile asks to be woken when its answer is due.
+    let sim = run(SLOW_MEASUREMENT);
+    let now = end_time(&sim);
+    let (state, _) = restart_controller(&sim.final_objects["demo"], now);
+    let failed = Event::ActionFailed {
+        action: Box::new(Action::DeleteReplicaSet { name: "gone".into() }),
+        error: "conflict".into(),
+    };
+    let mut quiet = state.clone();
+    assert!(rollouts_core::step_batch(&mut quiet, [failed.clone(), failed.clone()], now).is_empty());
+    assert!(rollouts_core::step_batch(&mut quiet, [], now).is_empty());
+    // With any other event in the batch, the reconcile runs once: the same actions as
+    // stepping the batch's last event alone on the same state.
+    let mut batched = state.clone();
+    let with_tick = rollouts_core::step_batch(&mut batched, [failed, Event::Tick], now);
+    let (_, single) = step(state, Event::Tick, now);
+    assert!(!single.is_empty(), "a reconcile of this state says something");
+    assert_eq!(with_tick, single);
+}

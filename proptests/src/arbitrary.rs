@@ -444,6 +444,7 @@ pub fn event(time: BoxedStrategy<Timestamp>) -> BoxedStrategy<Event> {
         1 => (kind, prop::sample::select(vec!["demo", "demo-a", "demo-b", "demo-active", "x"]))
             .prop_map(|(kind, name)| Event::Deleted { kind, name: name.into() }),
         2 => Just(Event::Tick),
+        1 => Just(Event::Resync),
         1 => (action(time), interesting_string())
             .prop_map(|(a, error)| Event::ActionFailed { action: Box::new(a), error }),
     ]

@@ -392,6 +392,7 @@ impl Driver {
             )
             | Event::Deleted { .. }
             | Event::Tick
+            | Event::Resync
             | Event::Measured { .. }
             | Event::ActionFailed { .. } => Some(event),
         }

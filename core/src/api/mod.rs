@@ -3,6 +3,7 @@
 pub mod analysis;
 pub mod intstr;
 pub mod keys;
+pub mod lenient;
 pub mod parse;
 pub mod rollout;
 pub mod status;

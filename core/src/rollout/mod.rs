@@ -12,6 +12,7 @@ mod canary;
 mod context;
 mod pause;
 pub mod phase;
+mod references;
 mod replicasets;
 mod restart;
 pub(crate) mod runs;
@@ -31,6 +32,7 @@ use crate::state::{Action, Event, EventType, Object, ObjectKind, State};
 use crate::time::Timestamp;
 use context::Ctx;
 
+pub use references::{references, References};
 pub use replicasets::templates_equal;
 pub(crate) use context::apply_rs_patch;
 
@@ -40,12 +42,28 @@ pub(crate) use context::apply_rs_patch;
 /// `step` is total and deterministic: it never panics, never reads a clock (`now` is the
 /// caller's), and the same inputs give the same outputs.
 pub fn step(mut state: State, event: Event, now: Timestamp) -> (State, Vec<Action>) {
-    let failed = matches!(event, Event::ActionFailed { .. });
-    let mut actions = observe(&mut state, event, now);
-    if !failed {
-        actions.extend(reconcile(&mut state, now));
-    }
+    let actions = step_batch(&mut state, [event], now);
     (state, actions)
+}
+
+/// Observes a batch of events that arrived together, then reconciles once (rule 5 of the
+/// run-loop contract): what the controller's workers, `rollouts replay`, the simulator and
+/// the property-test driver all do with what their watches delivered.
+///
+/// A batch holding nothing but [`Event::ActionFailed`] is not reconciled: the shell re-reads
+/// the objects of the failed action, and reconciling before those arrive would retry
+/// blindly from the optimistic copies. An empty batch does nothing.
+pub fn step_batch(state: &mut State, events: impl IntoIterator<Item = Event>, now: Timestamp) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let mut reconcile_after = false;
+    for event in events {
+        reconcile_after |= !matches!(event, Event::ActionFailed { .. });
+        apply_event(state, event, now, &mut actions);
+    }
+    if reconcile_after {
+        actions.extend(reconcile(state, now));
+    }
+    actions
 }
 
 /// Applies an event to the state without reconciling, returning the actions the event
@@ -142,6 +160,7 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
             }
         },
         Event::Tick => {}
+        Event::Resync => actions.extend(resume_measurements(state)),
         Event::ActionFailed { action, error } => {
             // The shell re-lists the object; `step` does not reconcile before that, which
             // would retry blindly.
@@ -205,6 +224,25 @@ fn forget_own_generations(state: &mut State) {
             rs.metadata.generation = observed;
         }
     }
+}
+
+/// The measurements in flight when the previous controller stopped: their answers went with
+/// it, so they are asked for again (Job metrics excepted: their Jobs carry on by themselves
+/// and are watched).
+fn resume_measurements(state: &State) -> Vec<Action> {
+    let mut out = Vec::new();
+    for run in state.analysis_runs.values() {
+        for req in crate::analysis::run::in_flight_requests(run).into_iter().filter(|r| r.provider.job.is_none()) {
+            out.push(Action::Measure {
+                run: run.metadata.name.clone().unwrap_or_default(),
+                metric: req.metric,
+                index: req.index,
+                provider: Box::new(req.provider),
+                secrets: req.secrets,
+            });
+        }
+    }
+    out
 }
 
 fn object_name(value: &Value) -> Option<String> {

@@ -8,15 +8,15 @@ use clap::{Args, Subcommand};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::core::ApiResource;
+use rollouts_core::api::lenient::rollout_lenient;
 use rollouts_core::api::Rollout;
+use rollouts_core::commands::{self, Change, Command, CommandError};
 use rollouts_core::objects::format_label_selector;
 use rollouts_core::time::parse_duration;
 use rollouts_core::Timestamp;
 
 use super::cluster::{from_value, to_value, Cluster};
-use super::decode::rollout_lenient;
 use super::error::CliError;
-use super::patch::{self, NoRevision, NothingToPromote};
 use crate::kubeapi::KubeArgs;
 
 /// `set image` retries this many times when the object changed under it (409 Conflict).
@@ -123,33 +123,34 @@ pub struct UndoArgs {
     pub kube: KubeArgs,
 }
 
-/// The Rollout as the core's types read it (leniently: a newer Argo's fields are skipped).
-fn decode(object: &DynamicObject) -> Rollout {
-    rollout_lenient(&to_value(object)).rollout
+/// Reads the rollout, plans `command` with the core and sends the change. A command the
+/// core refuses is reported as the CLI's error, before anything is sent.
+async fn run_command(cluster: &Cluster, name: &str, command: &Command) -> Result<Change, CliError> {
+    let object = cluster.get_rollout(name).await?;
+    let value = to_value(&object);
+    let owned = match command {
+        Command::Undo { .. } => owned_replica_sets(cluster, &object, &rollout_lenient(&value).rollout).await?,
+        Command::Promote { .. }
+        | Command::Abort
+        | Command::Retry
+        | Command::Pause
+        | Command::Resume
+        | Command::Restart { .. }
+        | Command::SetImage { .. }
+        | Command::Scale { .. } => Vec::new(),
+    };
+    let change = commands::plan(command, &value, &owned).map_err(refused)?;
+    cluster.send(name, &change).await?;
+    Ok(change)
+}
+
+fn refused(e: CommandError) -> CliError {
+    CliError::refused(e.to_string())
 }
 
 pub async fn promote(args: PromoteArgs) -> Result<ExitCode, CliError> {
     let cluster = Cluster::connect(&args.kube).await?;
-    let ro = decode(&cluster.get_rollout(&args.name).await?);
-    let plan = patch::promote(&ro, args.full).map_err(|e| match e {
-        NothingToPromote::NotPaused => CliError::refused(format!(
-            "rollout '{}' is not paused and has no step left to skip: nothing to promote",
-            args.name
-        )),
-        NothingToPromote::AlreadyFullyPromoted => {
-            CliError::refused(format!("rollout '{}' is already fully promoted", args.name))
-        }
-    })?;
-    let mut spec = plan.spec;
-    if let Some(status) = &plan.status {
-        if cluster.status_patch(&args.name, status, None).await?.is_none() {
-            // No status subresource: one patch of the object carries both.
-            spec = plan.unified;
-        }
-    }
-    if let Some(spec) = &spec {
-        cluster.merge_patch(&args.name, spec).await?;
-    }
+    run_command(&cluster, &args.name, &Command::Promote { full: args.full }).await?;
     let how = if args.full { "fully promoted" } else { "promoted" };
     println!("rollout '{}' {how}", args.name);
     Ok(ExitCode::SUCCESS)
@@ -158,8 +159,7 @@ pub async fn promote(args: PromoteArgs) -> Result<ExitCode, CliError> {
 pub async fn abort(args: NamesArgs) -> Result<ExitCode, CliError> {
     let cluster = Cluster::connect(&args.kube).await?;
     for name in &args.names {
-        let body = patch::abort();
-        cluster.status_patch(name, &body, Some(&body)).await?;
+        run_command(&cluster, name, &Command::Abort).await?;
         println!("rollout '{name}' aborted");
     }
     Ok(ExitCode::SUCCESS)
@@ -169,8 +169,7 @@ pub async fn retry(command: RetryCommand) -> Result<ExitCode, CliError> {
     let RetryCommand::Rollout(args) = command;
     let cluster = Cluster::connect(&args.kube).await?;
     for name in &args.names {
-        let body = patch::retry();
-        cluster.status_patch(name, &body, Some(&body)).await?;
+        run_command(&cluster, name, &Command::Retry).await?;
         println!("rollout '{name}' retried");
     }
     Ok(ExitCode::SUCCESS)
@@ -179,7 +178,7 @@ pub async fn retry(command: RetryCommand) -> Result<ExitCode, CliError> {
 pub async fn pause(args: NamesArgs) -> Result<ExitCode, CliError> {
     let cluster = Cluster::connect(&args.kube).await?;
     for name in &args.names {
-        cluster.merge_patch(name, &patch::pause()).await?;
+        run_command(&cluster, name, &Command::Pause).await?;
         println!("rollout '{name}' paused");
     }
     Ok(ExitCode::SUCCESS)
@@ -187,11 +186,9 @@ pub async fn pause(args: NamesArgs) -> Result<ExitCode, CliError> {
 
 pub async fn restart(args: RestartArgs) -> Result<ExitCode, CliError> {
     let cluster = Cluster::connect(&args.kube).await?;
-    // Argo reads the rollout first, so a missing one is reported before anything is sent.
-    cluster.get_rollout(&args.name).await?;
     let now = Timestamp::from_system_time(std::time::SystemTime::now());
     let seconds = args.delay.as_ref().map_or(0, |d| d.seconds);
-    cluster.merge_patch(&args.name, &patch::restart(now.plus(rollouts_core::time::Seconds(seconds)))).await?;
+    run_command(&cluster, &args.name, &Command::Restart { at: now.plus(rollouts_core::time::Seconds(seconds)) }).await?;
     let text = args.delay.map_or_else(|| "0s".to_string(), |d| d.text);
     println!("rollout '{}' restarts in {text}", args.name);
     Ok(ExitCode::SUCCESS)
@@ -208,64 +205,42 @@ pub async fn set(command: SetCommand) -> Result<ExitCode, CliError> {
             other => break other?,
         }
     };
-    println!("{} \"{name}\" image updated", kind.to_lowercase());
+    println!("{kind} \"{name}\" image updated");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads the object carrying the template (the Rollout, or its `workloadRef` Deployment),
-/// changes the images and writes it back with the version read, as Argo's plugin does.
+/// Reads the object carrying the template (the Rollout, or the Deployment its `workloadRef`
+/// names), changes the images and writes it back with the version read, as Argo's plugin does.
 async fn set_image_once(cluster: &Cluster, args: &SetImageArgs) -> Result<(String, String), CliError> {
-    let ro = cluster.get_rollout(&args.name).await?;
-    let ro_value = to_value(&ro);
-    let (api, mut object) = match ro_value.pointer("/spec/workloadRef") {
-        Some(workload) => {
-            let deployment = workload.get("name").and_then(|n| n.as_str()).ok_or_else(|| {
-                CliError::refused(format!("rollout '{}' has a spec.workloadRef without a name", args.name))
-            })?;
+    let ContainerImage { container, image } = &args.image;
+    let command = Command::SetImage { container: container.clone(), image: image.clone() };
+    let rollout = to_value(&cluster.get_rollout(&args.name).await?);
+    match commands::plan(&command, &rollout, &[]) {
+        Ok(change) => {
+            cluster.send(&args.name, &change).await?;
+            Ok(("rollout".to_string(), args.name.clone()))
+        }
+        Err(CommandError::TemplateInWorkload { name, .. }) if !name.is_empty() => {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(cluster.client.clone(), &cluster.namespace, &ApiResource::erase::<Deployment>(&()));
-            let object = to_value(&api.get(deployment).await?);
-            (api, object)
+            let mut object = to_value(&api.get(&name).await?);
+            commands::set_image(&mut object, container, image).map_err(refused)?;
+            api.replace(&name, &PostParams::default(), &from_value(object)?).await?;
+            Ok(("deployment".to_string(), name))
         }
-        None => (cluster.rollouts(), ro_value),
-    };
-    let kind = object.get("kind").and_then(|k| k.as_str()).unwrap_or("Rollout").to_string();
-    let name = object.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or(&args.name).to_string();
-    let ContainerImage { container, image } = &args.image;
-    patch::set_image(&mut object, container, image).map_err(|e| {
-        let known = if e.available.is_empty() { "it has none".to_string() } else { format!("it has {}", e.available.join(", ")) };
-        CliError::refused(format!("unable to find container named {container:?} in {} {name:?}: {known}", kind.to_lowercase()))
-    })?;
-    api.replace(&name, &PostParams::default(), &from_value(object)?).await?;
-    Ok((kind, name))
+        Err(CommandError::TemplateInWorkload { .. }) => {
+            Err(CliError::refused(format!("rollout '{}' has a spec.workloadRef without a name", args.name)))
+        }
+        Err(e) => Err(refused(e)),
+    }
 }
 
 pub async fn undo(args: UndoArgs) -> Result<ExitCode, CliError> {
     let cluster = Cluster::connect(&args.kube).await?;
-    let object = cluster.get_rollout(&args.name).await?;
-    let ro = decode(&object);
-    if ro.spec.workload_ref.is_some() {
-        return Err(CliError::refused(format!(
-            "rollout '{}' takes its template from spec.workloadRef; roll back the referenced workload instead",
-            args.name
-        )));
+    match run_command(&cluster, &args.name, &Command::Undo { to_revision: args.to_revision }).await? {
+        Change::Skip(skipped) => println!("{skipped}"),
+        Change::Merge { .. } | Change::JsonPatch(_) | Change::Replace(_) => println!("rollout '{}' undo", args.name),
     }
-    let owned = owned_replica_sets(&cluster, &object, &ro).await?;
-    let source = patch::undo_source(&owned, args.to_revision).map_err(|e| match e {
-        NoRevision::NotInHistory(n) => CliError::refused(format!("unable to find specified revision {n} in history")),
-        NoRevision::NoPrevious => CliError::refused(format!("no revision found for rollout {:?}", args.name)),
-    })?;
-    let revision = source.metadata.annotations.as_ref().and_then(|a| a.get(rollouts_core::api::keys::REVISION));
-    let revision = revision.map_or("0", String::as_str);
-    if patch::undo_is_noop(&ro, source) {
-        println!("skipped rollback (current template already matches revision {revision})");
-        return Ok(ExitCode::SUCCESS);
-    }
-    cluster
-        .json_patch(&args.name, &patch::undo(source))
-        .await
-        .map_err(|e| CliError::refused(format!("failed restoring revision {revision}: {e}")))?;
-    println!("rollout '{}' undo", args.name);
     Ok(ExitCode::SUCCESS)
 }
 

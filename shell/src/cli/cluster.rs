@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use kube::Client;
 use serde::de::DeserializeOwned;
+use rollouts_core::commands::Change;
 use serde_json::Value;
 
 use super::error::CliError;
@@ -119,6 +120,34 @@ impl Cluster {
         let ops = serde_json::from_value(patch.clone())
             .map_err(|e| CliError::refused(format!("internal error: not a JSON patch: {e}")))?;
         Ok(self.rollouts().patch(name, &PatchParams::default(), &Patch::<()>::Json(ops)).await?)
+    }
+
+    /// Sends a user command's change of the Rollout `name` (see [`Change`]): the status
+    /// patch first (or `unified` to the object when there is no status subresource), then
+    /// the object patch; a JSON patch; or an update. Nothing for [`Change::Skip`].
+    pub async fn send(&self, name: &str, change: &Change) -> Result<(), CliError> {
+        match change {
+            Change::Merge { status, object, unified } => {
+                let mut object = object.as_ref();
+                if let Some(status) = status {
+                    if self.status_patch(name, status, None).await?.is_none() {
+                        // No status subresource: one patch of the object carries both.
+                        object = unified.as_ref();
+                    }
+                }
+                if let Some(patch) = object {
+                    self.merge_patch(name, patch).await?;
+                }
+            }
+            Change::JsonPatch(ops) => {
+                self.json_patch(name, ops).await?;
+            }
+            Change::Replace(object) => {
+                self.rollouts().replace(name, &PostParams::default(), &from_value(object.clone())?).await?;
+            }
+            Change::Skip(_) => {}
+        }
+        Ok(())
     }
 
     /// Everything `get rollout` shows about `name`, read once.

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use rollouts_core::Timestamp;
 
 use super::cluster::Cluster;
-use super::decode::rollout_lenient;
+use rollouts_core::api::lenient::rollout_lenient;
 use super::error::CliError;
 use super::info::rollout_info;
 use super::tree::render_rollout;

@@ -13,7 +13,7 @@ use rollouts_core::rollout::phase::calculate_phase;
 use rollouts_core::Timestamp;
 use serde_json::Value;
 
-use super::decode::rollout_lenient;
+use rollouts_core::api::lenient::rollout_lenient;
 use super::pods;
 
 /// Annotation naming the experiment template a ReplicaSet was created for.

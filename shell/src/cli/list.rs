@@ -14,7 +14,7 @@ use rollouts_core::Timestamp;
 use serde_json::Value;
 
 use super::cluster::{to_value, Cluster};
-use super::decode::rollout_lenient;
+use rollouts_core::api::lenient::rollout_lenient;
 use super::error::CliError;
 use super::info::{client_phase, step, strategy, Strategy};
 use super::tabwriter::align;

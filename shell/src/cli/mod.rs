@@ -3,12 +3,10 @@
 mod actions;
 mod age;
 mod cluster;
-mod decode;
 mod error;
 mod get;
 mod info;
 mod list;
-mod patch;
 mod pods;
 mod simulate;
 mod status;

@@ -8,7 +8,7 @@ use clap::{ArgAction, Args};
 use rollouts_core::time::parse_go_duration;
 
 use super::cluster::Cluster;
-use super::decode::rollout_lenient;
+use rollouts_core::api::lenient::rollout_lenient;
 use super::error::CliError;
 use super::info::client_phase;
 use super::watch::{watch_rollout, Next};

@@ -12,10 +12,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use rollouts_core::analysis::run::MeasurementAnswer;
 use rollouts_core::api::{MetricProvider, PrometheusMetric, SecretKeyRef, WebMetric, WebMetricHeader};
+use rollouts_core::secrets::{self, SecretValues};
 use serde_json::Value;
-
-/// How secret values appear in anything the controller reports.
-pub const REDACTED: &str = "*****";
 
 /// Environment variable Argo reads for a default Prometheus address.
 const PROMETHEUS_ADDRESS_ENV: &str = "ARGO_ROLLOUTS_PROMETHEUS_ADDRESS";
@@ -31,7 +29,7 @@ pub async fn measure(
         Ok(v) => v,
         Err(message) => return MeasurementAnswer { args_error: Some(message), ..MeasurementAnswer::default() },
     };
-    let provider = match substitute(provider, &values) {
+    let provider = match values.substitute(provider) {
         Ok(p) => p,
         Err(message) => return error_answer(message),
     };
@@ -43,37 +41,33 @@ pub async fn measure(
         let kind = provider.kinds().first().map(|k| format!("{k:?}")).unwrap_or_else(|| "none".to_string());
         error_answer(format!("metric provider {kind} is not supported by this controller"))
     };
-    redact(answer, values.values())
+    values.redact(answer)
 }
 
 fn error_answer(message: String) -> MeasurementAnswer {
     MeasurementAnswer { error: Some(message), ..MeasurementAnswer::default() }
 }
 
-/// Reads each secret argument's value. The error names the argument and the Secret, never a value.
+/// Reads the Secrets the arguments name and resolves the arguments through the core. The
+/// error names the argument or the Secret, never a value.
 async fn read_secrets(
     client: &Client,
     namespace: &str,
-    secrets: &BTreeMap<String, SecretKeyRef>,
-) -> Result<BTreeMap<String, String>, String> {
+    refs: &BTreeMap<String, SecretKeyRef>,
+) -> Result<SecretValues, String> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let mut out = BTreeMap::new();
-    for (arg, r) in secrets {
-        let secret = api
-            .get_opt(&r.name)
-            .await
-            .map_err(|e| format!("failed to read secret {:?} for argument {arg:?}: {}", r.name, status_message(&e)))?
-            .ok_or_else(|| format!("secret \"{}\" not found", r.name))?;
-        let value = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(&r.key))
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-            .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&r.key)).cloned())
-            .ok_or_else(|| format!("key \"{}\" not found in secret \"{}\"", r.key, r.name))?;
-        out.insert(arg.clone(), value);
+    let mut found = BTreeMap::new();
+    for name in secrets::secret_names(refs) {
+        match api.get_opt(&name).await {
+            Ok(Some(secret)) => {
+                found.insert(name, secret);
+            }
+            // Reported by the core, in Argo's words.
+            Ok(None) => {}
+            Err(e) => return Err(format!("failed to read secret {name:?}: {}", status_message(&e))),
+        }
     }
-    Ok(out)
+    secrets::resolve(refs, &found).map_err(|e| e.to_string())
 }
 
 fn status_message(e: &kube::Error) -> String {
@@ -81,57 +75,6 @@ fn status_message(e: &kube::Error) -> String {
         kube::Error::Api(s) => s.message.clone(),
         other => other.to_string(),
     }
-}
-
-/// Puts secret values in for their `{{args.<name>}}` placeholders, in every string of the
-/// provider spec.
-fn substitute(provider: &MetricProvider, values: &BTreeMap<String, String>) -> Result<MetricProvider, String> {
-    if values.is_empty() {
-        return Ok(provider.clone());
-    }
-    let mut v = serde_json::to_value(provider).map_err(|e| e.to_string())?;
-    fn walk(v: &mut Value, values: &BTreeMap<String, String>) {
-        match v {
-            Value::String(s) => {
-                for (name, value) in values {
-                    for placeholder in [format!("{{{{args.{name}}}}}"), format!("{{{{ args.{name} }}}}")] {
-                        if s.contains(&placeholder) {
-                            *s = s.replace(&placeholder, value);
-                        }
-                    }
-                }
-            }
-            Value::Array(a) => a.iter_mut().for_each(|v| walk(v, values)),
-            Value::Object(m) => m.values_mut().for_each(|v| walk(v, values)),
-            _ => {}
-        }
-    }
-    walk(&mut v, values);
-    serde_json::from_value(v).map_err(|e| format!("the provider does not decode after substituting secrets: {e}"))
-}
-
-/// Replaces every secret value in what the answer carries back.
-fn redact<'a>(mut answer: MeasurementAnswer, secrets: impl Iterator<Item = &'a String> + Clone) -> MeasurementAnswer {
-    let scrub = |s: &str| -> String {
-        let mut out = s.to_string();
-        for secret in secrets.clone().filter(|s| !s.is_empty()) {
-            out = out.replace(secret.as_str(), REDACTED);
-        }
-        out
-    };
-    fn scrub_value(v: &mut Value, scrub: &dyn Fn(&str) -> String) {
-        match v {
-            Value::String(s) => *s = scrub(s),
-            Value::Array(a) => a.iter_mut().for_each(|v| scrub_value(v, scrub)),
-            Value::Object(m) => m.values_mut().for_each(|v| scrub_value(v, scrub)),
-            _ => {}
-        }
-    }
-    answer.error = answer.error.map(|e| scrub(&e));
-    answer.args_error = answer.args_error.map(|e| scrub(&e));
-    answer.metadata = answer.metadata.into_iter().map(|(k, v)| (k, scrub(&v))).collect();
-    scrub_value(&mut answer.value, &scrub);
-    answer
 }
 
 fn http_client(timeout: Duration, insecure: bool) -> Result<reqwest::Client, String> {
@@ -313,29 +256,5 @@ mod tests {
         assert_eq!(web_answer(body, None).value, json!({"data": {"ok": true, "successPercent": 0.95}}));
         assert_eq!(web_answer("plain text", Some("{$.x}")).value, json!("plain text"));
         assert!(web_answer(body, Some("{$.missing}")).error.unwrap().contains("matched nothing"));
-    }
-
-    #[test]
-    fn secrets_are_substituted_and_never_come_back() {
-        let provider: MetricProvider = serde_json::from_value(json!({"web": {
-            "url": "http://127.0.0.1:1/check?token={{args.api-token}}",
-            "headers": [{"key": "Authorization", "value": "Bearer {{args.api-token}}"}]
-        }}))
-        .unwrap();
-        let values = BTreeMap::from([("api-token".to_string(), "s3cr3t".to_string())]);
-        let p = substitute(&provider, &values).unwrap();
-        let w = p.web.unwrap();
-        assert_eq!(w.url, "http://127.0.0.1:1/check?token=s3cr3t");
-        assert_eq!(w.headers[0].value, "Bearer s3cr3t");
-        let answer = MeasurementAnswer {
-            value: json!({"echo": "token=s3cr3t"}),
-            error: Some("GET http://x/?token=s3cr3t failed".into()),
-            metadata: BTreeMap::from([("url".to_string(), "s3cr3t".to_string())]),
-            ..MeasurementAnswer::default()
-        };
-        let redacted = redact(answer, values.values());
-        let text = serde_json::to_string(&redacted).unwrap();
-        assert!(!text.contains("s3cr3t"), "{text}");
-        assert!(text.contains(REDACTED));
     }
 }

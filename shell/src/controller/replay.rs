@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use rollouts_core::state::{Event, State};
-use rollouts_core::{observe, reconcile};
+use rollouts_core::state::State;
+use rollouts_core::step_batch;
 
 use super::trace::{self, Record};
 
@@ -33,13 +33,7 @@ pub fn replay(records: &[Record]) -> Result<usize, Box<Divergence>> {
     let mut states: BTreeMap<&str, State> = BTreeMap::new();
     for (i, r) in records.iter().enumerate() {
         let state = states.entry(r.rollout.as_str()).or_default();
-        let mut actions = Vec::new();
-        for e in &r.events {
-            actions.extend(observe(state, e.clone(), r.now));
-        }
-        if !r.events.iter().all(|e| matches!(e, Event::ActionFailed { .. })) {
-            actions.extend(reconcile(state, r.now));
-        }
+        let actions = step_batch(state, r.events.iter().cloned(), r.now);
         let expected = serde_json::to_string(&r.actions).unwrap_or_default();
         let actual = serde_json::to_string(&actions).unwrap_or_default();
         if expected != actual {

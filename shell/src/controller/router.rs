@@ -13,6 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use rollouts_core::api::lenient::rollout_lenient;
+use rollouts_core::rollout::{references, References};
 use rollouts_core::state::{Event, Object, ObjectKind};
 use serde_json::Value;
 
@@ -55,14 +57,6 @@ pub enum Routed {
 
 type Name = (String, String);
 
-/// The names of Services and templates a rollout's spec references.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Refs {
-    services: BTreeSet<String>,
-    templates: BTreeSet<String>,
-    cluster_templates: BTreeSet<String>,
-}
-
 /// The router's caches.
 #[derive(Default)]
 pub struct Router {
@@ -71,7 +65,7 @@ pub struct Router {
     synced: BTreeSet<ObjectKind>,
     expected: BTreeSet<ObjectKind>,
     started: bool,
-    running: BTreeMap<RolloutKey, Refs>,
+    running: BTreeMap<RolloutKey, References>,
 }
 
 impl Router {
@@ -292,7 +286,7 @@ impl Router {
     }
 
     /// The cached Services and templates `refs` names.
-    fn referenced(&self, namespace: &str, refs: &Refs) -> Vec<Event> {
+    fn referenced(&self, namespace: &str, refs: &References) -> Vec<Event> {
         let mut out = Vec::new();
         for name in &refs.services {
             out.extend(self.get(ObjectKind::Service, namespace, name).cloned().map(Event::Applied));
@@ -344,36 +338,19 @@ fn owner_named(meta: &ObjectMeta, kind: &str) -> Option<String> {
     meta.owner_references.as_ref()?.iter().find(|o| o.kind == kind).map(|o| o.name.clone())
 }
 
-/// The Services and templates a rollout's spec names.
-fn refs_of(obj: &Object) -> Refs {
-    let mut refs = Refs::default();
-    let Object::Rollout(v) = obj else { return refs };
-    let strategy = v.pointer("/spec/strategy");
-    for path in ["/canary/canaryService", "/canary/stableService", "/blueGreen/activeService", "/blueGreen/previewService"] {
-        if let Some(s) = strategy.and_then(|s| s.pointer(path)).and_then(Value::as_str).filter(|s| !s.is_empty()) {
-            refs.services.insert(s.to_string());
-        }
+/// The Services and templates a rollout's spec names, as the core reads them (leniently,
+/// so a rollout with a field from a newer Argo still gets its Services).
+fn refs_of(obj: &Object) -> References {
+    match obj {
+        Object::Rollout(v) => references(&rollout_lenient(v).rollout),
+        Object::ReplicaSet(_)
+        | Object::Service(_)
+        | Object::Pod(_)
+        | Object::AnalysisRun(_)
+        | Object::AnalysisTemplate(_)
+        | Object::ClusterAnalysisTemplate(_)
+        | Object::Job(_) => References::default(),
     }
-    fn walk(v: &Value, refs: &mut Refs) {
-        match v {
-            Value::Object(m) => {
-                if let Some(name) = m.get("templateName").and_then(Value::as_str) {
-                    if m.get("clusterScope").and_then(Value::as_bool) == Some(true) {
-                        refs.cluster_templates.insert(name.to_string());
-                    } else {
-                        refs.templates.insert(name.to_string());
-                    }
-                }
-                m.values().for_each(|v| walk(v, refs));
-            }
-            Value::Array(a) => a.iter().for_each(|v| walk(v, refs)),
-            _ => {}
-        }
-    }
-    if let Some(s) = strategy {
-        walk(s, &mut refs);
-    }
-    refs
 }
 
 #[cfg(test)]

@@ -12,9 +12,8 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
 use kube::api::{DeleteParams, DynamicObject, EvictParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder};
 use kube::{Api, Client};
-use rollouts_core::analysis::run::in_flight_requests;
 use rollouts_core::state::{Action, Event, EventType, Object, ObjectKind, State};
-use rollouts_core::{observe, reconcile, Timestamp};
+use rollouts_core::{step_batch, Timestamp};
 use tokio::sync::mpsc::{UnboundedReceiver, WeakUnboundedSender};
 
 use super::metrics::{elapsed, EventKind, EventLabels, Metrics, RolloutLabels};
@@ -69,38 +68,20 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, me: WeakUnbo
         }
         let started = Instant::now();
         let now = now();
-        let only_failures = events.iter().all(|e| matches!(e, Event::ActionFailed { .. }));
-        let mut actions = Vec::new();
-        for e in &events {
-            actions.extend(observe(&mut state, e.clone(), now));
+        if std::mem::take(&mut first) {
+            // After the objects the router listed: take up what a previous controller left in flight.
+            events.push(Event::Resync);
         }
-        if !only_failures {
-            actions.extend(reconcile(&mut state, now));
-        }
+        let actions = step_batch(&mut state, events.iter().cloned(), now);
         if let Some(trace) = &shared.trace {
             trace.record(&key, now, &events, &actions);
-        }
-        // Measurements in flight when a previous controller stopped are taken again.
-        let mut resumed = Vec::new();
-        if std::mem::take(&mut first) {
-            for run in state.analysis_runs.values() {
-                for req in in_flight_requests(run).into_iter().filter(|r| r.provider.job.is_none()) {
-                    resumed.push(Action::Measure {
-                        run: run.metadata.name.clone().unwrap_or_default(),
-                        metric: req.metric,
-                        index: req.index,
-                        provider: Box::new(req.provider),
-                        secrets: req.secrets,
-                    });
-                }
-            }
         }
         wake = actions.iter().find_map(|a| match a {
             Action::WakeAt { at, .. } => Some(*at),
             _ => None,
         });
         let exec = Executor { key: &key, shared: &shared, me: &me, state: &state };
-        let ok = exec.execute(&actions).await && exec.execute(&resumed).await;
+        let ok = exec.execute(&actions).await;
         shared.metrics.reconcile.get_or_create(&labels).observe(elapsed(started));
         shared.metrics.observe_rollout(&key.namespace, &key.name, state.rollout.as_ref(), state.spec_error.is_some());
         if ok {

@@ -1,14 +1,15 @@
-//! Reading a Rollout from the cluster for display and for the verbs' decisions.
+//! Lenient decoding of a Rollout, for display and for user commands.
 //!
 //! The controller decodes a Rollout strictly: a field it does not know makes the spec invalid.
 //! The CLI must still show and drive a Rollout written for a newer Argo Rollouts (either CLI
 //! works with either controller), so it decodes the same types leniently: every field the
 //! strict decoder rejects is dropped, one at a time, until the rest decodes.
 
-use rollouts_core::api::parse::from_value_strict;
-use rollouts_core::api::{Rollout, SpecError};
-use rollouts_core::rollout::decode_rollout;
 use serde_json::Value;
+
+use super::parse::from_value_strict;
+use super::{Rollout, SpecError};
+use crate::rollout::decode_rollout;
 
 /// How many offending fields are dropped before giving up on the spec.
 const MAX_DROPPED_FIELDS: usize = 64;
@@ -16,6 +17,7 @@ const MAX_DROPPED_FIELDS: usize = 64;
 /// A Rollout decoded for display, and the fields that had to be dropped to decode it.
 #[derive(Debug, Clone)]
 pub struct LenientRollout {
+    /// The rollout, without the fields that were dropped.
     pub rollout: Rollout,
     /// Fields the core's types do not accept, with why (empty for a manifest the core knows).
     pub dropped: Vec<SpecError>,

@@ -1,0 +1,106 @@
+//! The objects a Rollout's spec names, so that a shell watching the cluster knows which
+//! Services and templates to hand to the rollout's `State`.
+
+use std::collections::BTreeSet;
+
+use crate::api::Rollout;
+
+/// Names of the objects a Rollout refers to, in its namespace (or cluster-wide).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct References {
+    /// Services: stable/canary (canary), active/preview (blue-green).
+    pub services: BTreeSet<String>,
+    /// AnalysisTemplates named by analysis steps, background, pre/post-promotion analysis
+    /// and experiment steps.
+    pub templates: BTreeSet<String>,
+    /// ClusterAnalysisTemplates (`clusterScope: true`).
+    pub cluster_templates: BTreeSet<String>,
+}
+
+impl References {
+    fn template(&mut self, name: &str, cluster_scope: bool) {
+        if name.is_empty() {
+            return;
+        }
+        let set = if cluster_scope { &mut self.cluster_templates } else { &mut self.templates };
+        set.insert(name.to_string());
+    }
+
+    fn service(&mut self, name: &str) {
+        if !name.is_empty() {
+            self.services.insert(name.to_string());
+        }
+    }
+}
+
+/// The Services and analysis templates `ro`'s spec names. Templates that templates name
+/// (`spec.templates`) are not followed: they are known only once the first is read.
+pub fn references(ro: &Rollout) -> References {
+    let mut refs = References::default();
+    if let Some(bg) = ro.spec.blue_green() {
+        refs.service(&bg.active_service);
+        refs.service(&bg.preview_service);
+        for analysis in [&bg.pre_promotion_analysis, &bg.post_promotion_analysis].into_iter().flatten() {
+            analysis.templates.iter().for_each(|t| refs.template(&t.template_name, t.cluster_scope));
+        }
+    }
+    if let Some(c) = ro.spec.canary() {
+        refs.service(&c.stable_service);
+        refs.service(&c.canary_service);
+        if let Some(analysis) = &c.analysis {
+            analysis.templates.iter().for_each(|t| refs.template(&t.template_name, t.cluster_scope));
+        }
+        for step in &c.steps {
+            if let Some(analysis) = &step.analysis {
+                analysis.templates.iter().for_each(|t| refs.template(&t.template_name, t.cluster_scope));
+            }
+            if let Some(experiment) = &step.experiment {
+                experiment.analyses.iter().for_each(|a| refs.template(&a.template_name, a.cluster_scope));
+            }
+        }
+    }
+    refs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::lenient::rollout_lenient;
+    use serde_json::json;
+
+    fn names(set: &BTreeSet<String>) -> Vec<&str> {
+        set.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn a_canary_names_its_services_and_every_analysis_template() {
+        let ro = rollout_lenient(&json!({"metadata": {"name": "r"}, "spec": {"strategy": {"canary": {
+            "stableService": "stable", "canaryService": "canary",
+            "analysis": {"templates": [{"templateName": "bg"}, {"templateName": "global", "clusterScope": true}]},
+            "steps": [
+                {"setWeight": 20},
+                {"analysis": {"templates": [{"templateName": "step"}]}},
+                {"experiment": {"templates": [{"name": "c", "specRef": "canary"}], "analyses": [{"name": "a", "templateName": "exp"}]}}
+            ]
+        }}}}))
+        .rollout;
+        let refs = references(&ro);
+        assert_eq!(names(&refs.services), ["canary", "stable"]);
+        assert_eq!(names(&refs.templates), ["bg", "exp", "step"]);
+        assert_eq!(names(&refs.cluster_templates), ["global"]);
+    }
+
+    #[test]
+    fn a_blue_green_names_active_preview_and_promotion_analyses() {
+        let ro = rollout_lenient(&json!({"metadata": {"name": "r"}, "spec": {"strategy": {"blueGreen": {
+            "activeService": "active", "previewService": "",
+            "prePromotionAnalysis": {"templates": [{"templateName": "pre"}]},
+            "postPromotionAnalysis": {"templates": [{"templateName": "post", "clusterScope": true}]}
+        }}}}))
+        .rollout;
+        let refs = references(&ro);
+        assert_eq!(names(&refs.services), ["active"]);
+        assert_eq!(names(&refs.templates), ["pre"]);
+        assert_eq!(names(&refs.cluster_templates), ["post"]);
+    }
+}
