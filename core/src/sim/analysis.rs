@@ -14,15 +14,13 @@ use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{json, Value};
 
-use super::cluster::{merge_patch, Cluster};
+use super::cluster::Cluster;
+use crate::commands::merge_patch;
 use crate::analysis::run::MeasurementAnswer;
-use crate::api::{AnalysisPhase, SecretKeyRef};
+use crate::api::AnalysisPhase;
 use crate::objects::to_kube_time;
 use crate::state::{Action, Event, Object, ObjectKind};
 use crate::time::{Seconds, Timestamp};
-
-/// What secret values are replaced with wherever they could be shown.
-pub const REDACTED: &str = "*****";
 
 /// A job metric's Job.
 #[derive(Clone, Debug)]
@@ -77,9 +75,12 @@ impl Cluster {
                 self.emit(rollout, Event::Deleted { kind: ObjectKind::AnalysisRun, name: name.clone() });
             }
             Action::Measure { run, metric, index, secrets, .. } => {
-                let (mut answer, after) = self.next_answer(metric, Seconds(0));
-                let secret_values = self.secret_values(secrets, &mut answer);
-                redact(&mut answer, &secret_values);
+                let (answer, after) = self.next_answer(metric, Seconds(0));
+                let answer = match crate::secrets::resolve(secrets, &self.secrets()) {
+                    Ok(values) => values.redact(answer),
+                    // As the controller reports it: the measurement did not happen.
+                    Err(e) => MeasurementAnswer { args_error: Some(e.to_string()), ..MeasurementAnswer::default() },
+                };
                 let event = Event::Measured { run: run.clone(), metric: metric.clone(), index: *index, answer };
                 self.pending.push((self.now.plus(after), rollout.to_string(), event));
             }
@@ -161,34 +162,13 @@ impl Cluster {
         (answer, after)
     }
 
-    /// The values of the Secrets a measurement needs. A missing Secret or key makes the
-    /// measurement an error, as it would in a cluster.
-    fn secret_values(&self, secrets: &BTreeMap<String, SecretKeyRef>, answer: &mut MeasurementAnswer) -> Vec<String> {
-        let mut values = Vec::new();
-        for r in secrets.values() {
-            let secret: Option<Secret> = self
-                .others
-                .get(&("Secret".to_string(), r.name.clone()))
-                .and_then(|v| serde_json::from_value(v.clone()).ok());
-            let value = secret.as_ref().and_then(|s| {
-                s.string_data
-                    .as_ref()
-                    .and_then(|d| d.get(&r.key).cloned())
-                    .or_else(|| s.data.as_ref().and_then(|d| d.get(&r.key)).map(|b| String::from_utf8_lossy(&b.0).into_owned()))
-            });
-            match value {
-                Some(v) => values.push(v),
-                None => {
-                    // Argo's words for the same failure.
-                    answer.args_error = Some(match secret {
-                        None => format!("secrets \"{}\" not found", r.name),
-                        Some(_) => format!("key '{}' does not exist in secret '{}'", r.key, r.name),
-                    });
-                    answer.value = Value::Null;
-                }
-            }
-        }
-        values
+    /// The Secrets in the cluster, by name (one that does not decode is left out).
+    fn secrets(&self) -> BTreeMap<String, Secret> {
+        self.others
+            .iter()
+            .filter(|((kind, _), _)| kind == "Secret")
+            .filter_map(|((_, name), v)| Some((name.clone(), serde_json::from_value(v.clone()).ok()?)))
+            .collect()
     }
 
     /// Answers and Job completions due by now go to their controllers.
@@ -211,19 +191,5 @@ impl Cluster {
     /// The next time a scripted answer or Job completion is due.
     pub(super) fn next_pending(&self) -> Option<Timestamp> {
         self.pending.iter().map(|(t, _, _)| *t).filter(|t| *t > self.now).min()
-    }
-}
-
-/// Replaces secret values in everything an answer could show.
-fn redact(answer: &mut MeasurementAnswer, secrets: &[String]) {
-    let hide = |s: &str| secrets.iter().filter(|v| !v.is_empty()).fold(s.to_string(), |acc, v| acc.replace(v.as_str(), REDACTED));
-    if let Some(e) = &answer.error {
-        answer.error = Some(hide(e));
-    }
-    if let Value::String(s) = &answer.value {
-        answer.value = Value::String(hide(s));
-    }
-    for v in answer.metadata.values_mut() {
-        *v = hide(v);
     }
 }

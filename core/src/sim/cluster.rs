@@ -14,8 +14,9 @@ use super::changes::{describe, Change};
 use super::pods::PodSet;
 pub use super::replica_controller::PodObjects;
 use super::scenario::{ClusterSpec, Command, MetricAnswer};
-use crate::api::{keys, Rollout};
-use crate::objects::{to_kube_time, ReplicaSetExt};
+use crate::api::keys;
+use crate::commands::{self, merge_patch, CommandError};
+use crate::objects::to_kube_time;
 use crate::state::{Action, Event, Object, ObjectKind};
 use crate::time::Timestamp;
 
@@ -54,8 +55,10 @@ pub(super) struct Cluster {
     pub outbox: BTreeMap<String, Vec<Event>>,
     /// Whether [`Cluster::changes`] is kept.
     pub record_changes: bool,
-    /// What the controllers changed, and notes about the run (refused commands).
+    /// What the controllers changed, and the notes, when [`Cluster::record_changes`].
     pub changes: Vec<Change>,
+    /// Commands that changed nothing, with why.
+    pub notes: Vec<Change>,
     /// Kubernetes Events recorded by the controller: (time, rollout, reason, message).
     pub recorded: Vec<(Timestamp, String, String, String)>,
 }
@@ -83,6 +86,7 @@ impl Cluster {
             outbox: BTreeMap::new(),
             record_changes: false,
             changes: Vec::new(),
+            notes: Vec::new(),
             recorded: Vec::new(),
         }
     }
@@ -214,134 +218,83 @@ impl Cluster {
         Ok(())
     }
 
-    /// Applies a user command the way Argo's kubectl plugin patches the Rollout.
-    pub fn command(&mut self, cmd: &Command) -> Result<(), String> {
-        if let Command::Apply(obj) = cmd {
-            return self.apply_manifest(obj.clone());
-        }
-        let name = match cmd {
-            Command::SetImage(c) => &c.rollout,
-            Command::Promote(c) => &c.rollout,
-            Command::Abort(c) | Command::Retry(c) | Command::Pause(c) | Command::Resume(c) | Command::Restart(c) => {
-                &c.rollout
-            }
-            Command::Undo(c) => &c.rollout,
-            Command::Scale(c) => &c.rollout,
-            Command::Apply(_) => unreachable_apply(),
-        }
-        .clone();
-        let obj = self.rollouts.get(&name).cloned().ok_or_else(|| format!("rollout {name:?} not found"))?;
-        let ro: Rollout = serde_json::from_value(obj.clone()).map_err(|e| format!("rollout {name:?}: {e}"))?;
-        let mut spec_patch: Option<Value> = None;
-        let mut status_patch: Option<Value> = None;
-        match cmd {
+    /// Applies a user command the way Argo's kubectl plugin changes the Rollout
+    /// ([`crate::commands::plan`]). `Ok(Some(note))`: the CLI would have refused it
+    /// because there is nothing to do (nothing to promote, already at that revision);
+    /// nothing changed and the note says why. `Err`: a mistake in the scenario.
+    pub fn command(&mut self, cmd: &Command) -> Result<Option<String>, String> {
+        let (name, command) = match cmd {
+            Command::Apply(obj) => return self.apply_manifest(obj.clone()).map(|()| None),
             Command::SetImage(c) => {
-                let containers = obj
-                    .pointer("/spec/template/spec/containers")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let mut found = false;
-                let updated: Vec<Value> = containers
-                    .into_iter()
-                    .map(|mut ctr| {
-                        if c.container == "*" || ctr.get("name").and_then(Value::as_str) == Some(c.container.as_str()) {
-                            found = true;
-                            ctr["image"] = json!(c.image);
-                        }
-                        ctr
-                    })
-                    .collect();
-                if !found {
-                    return Err(format!("rollout {name:?} has no container {:?}", c.container));
-                }
-                spec_patch = Some(json!({"template": {"spec": {"containers": updated}}}));
+                (&c.rollout, commands::Command::SetImage { container: c.container.clone(), image: c.image.clone() })
             }
-            Command::Promote(p) => {
-                if ro.spec.paused {
-                    spec_patch = Some(json!({"paused": false}));
-                }
-                let st = &ro.status;
-                if p.full {
-                    if st.current_pod_hash != st.stable_rs {
-                        status_patch = Some(json!({"promoteFull": true}));
-                    }
-                } else {
-                    let steps = ro.spec.steps().len() as i32;
-                    let idx = st.current_step_index.unwrap_or(0);
-                    let inconclusive = st
-                        .canary
-                        .current_step_analysis_run_status
-                        .as_ref()
-                        .is_some_and(|a| a.status == "Inconclusive");
-                    if ro.spec.canary().is_some() && inconclusive && !st.pause_conditions.is_empty() && st.controller_pause {
-                        status_patch = Some(json!({"pauseConditions": null, "controllerPause": false, "currentStepIndex": (idx + 1).min(steps)}));
-                    } else if !st.pause_conditions.is_empty() {
-                        status_patch = Some(json!({"pauseConditions": null}));
-                    } else if ro.spec.canary().is_some() && steps > 0 {
-                        status_patch = Some(json!({"pauseConditions": null, "currentStepIndex": (idx + 1).min(steps)}));
-                    }
-                }
+            Command::Promote(c) => (&c.rollout, commands::Command::Promote { full: c.full }),
+            Command::Abort(c) => (&c.rollout, commands::Command::Abort),
+            Command::Retry(c) => (&c.rollout, commands::Command::Retry),
+            Command::Pause(c) => (&c.rollout, commands::Command::Pause),
+            Command::Resume(c) => (&c.rollout, commands::Command::Resume),
+            Command::Restart(c) => (&c.rollout, commands::Command::Restart { at: self.now }),
+            Command::Undo(c) => (&c.rollout, commands::Command::Undo { to_revision: c.to_revision.unwrap_or(0) }),
+            Command::Scale(c) => (&c.rollout, commands::Command::Scale { replicas: c.replicas }),
+        };
+        let name = name.clone();
+        let obj = self.rollouts.get(&name).ok_or_else(|| format!("rollout {name:?} not found"))?;
+        let owned: Vec<ReplicaSet> =
+            self.replica_sets.values().filter(|rs| Self::owner_of(rs).as_deref() == Some(name.as_str())).cloned().collect();
+        let change = match commands::plan(&command, obj, &owned) {
+            Ok(commands::Change::Skip(why)) => return Ok(Some(why.to_string())),
+            Ok(change) => change,
+            Err(e @ (CommandError::NothingToPromote { .. } | CommandError::AlreadyFullyPromoted { .. })) => {
+                return Ok(Some(e.to_string()))
             }
-            Command::Abort(_) => status_patch = Some(json!({"abort": true})),
-            Command::Retry(_) => status_patch = Some(json!({"abort": false})),
-            Command::Pause(_) => spec_patch = Some(json!({"paused": true})),
-            Command::Resume(_) => spec_patch = Some(json!({"paused": false})),
-            Command::Restart(_) => spec_patch = Some(json!({"restartAt": self.now.to_rfc3339()})),
-            Command::Scale(s) => spec_patch = Some(json!({"replicas": s.replicas})),
-            Command::Undo(u) => {
-                let template = self.undo_template(&name, u.to_revision)?;
-                spec_patch = Some(json!({"template": template}));
-            }
-            Command::Apply(_) => {}
-        }
-        if let Some(p) = spec_patch {
-            self.patch_rollout(&name, &json!({"spec": p}));
-        }
-        if let Some(p) = status_patch {
-            self.patch_rollout(&name, &json!({"status": p}));
-        }
-        Ok(())
+            Err(
+                e @ (CommandError::NoSuchContainer { .. }
+                | CommandError::TemplateInWorkload { .. }
+                | CommandError::UndoOfWorkload { .. }
+                | CommandError::RevisionNotInHistory { .. }
+                | CommandError::NoPreviousRevision { .. }
+                | CommandError::NegativeReplicas { .. }),
+            ) => return Err(e.to_string()),
+        };
+        self.change_rollout(&name, |obj| change.apply_to(obj));
+        Ok(None)
     }
 
-    /// The pod template of the ReplicaSet at `revision` (default: the latest before the
-    /// current one), without the hash label, as `kubectl argo rollouts undo` takes it.
-    fn undo_template(&self, rollout: &str, revision: Option<i64>) -> Result<Value, String> {
-        let mut owned: Vec<&ReplicaSet> =
-            self.replica_sets.values().filter(|rs| Self::owner_of(rs).as_deref() == Some(rollout)).collect();
-        owned.sort_by_key(|rs| std::cmp::Reverse(rs.revision().unwrap_or(0)));
-        let target = match revision {
-            Some(r) => owned.iter().find(|rs| rs.revision() == Some(r)),
-            None => owned.get(1),
-        }
-        .ok_or_else(|| match revision {
-            Some(r) => format!("rollout {rollout:?} has no revision {r}"),
-            None => format!("rollout {rollout:?} has no previous revision"),
-        })?;
-        let mut t = serde_json::to_value(target.spec.as_ref().and_then(|s| s.template.clone())).unwrap_or(Value::Null);
-        if let Some(l) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
-            l.remove(keys::POD_TEMPLATE_HASH);
-        }
-        // The injected anti-affinity is not part of the user's template.
-        if let Some(spec) = t.pointer_mut("/spec").and_then(Value::as_object_mut) {
-            spec.remove("affinity");
-        }
-        Ok(t)
-    }
-
-    /// Applies a JSON merge patch to a stored rollout, bumping the generation when the
-    /// spec changes, and emits the watch event.
+    /// Applies a JSON merge patch to a stored rollout (see [`Cluster::change_rollout`]).
     fn patch_rollout(&mut self, name: &str, patch: &Value) {
+        self.change_rollout(name, |obj| {
+            merge_patch(obj, patch);
+            true
+        });
+    }
+
+    /// Changes a stored rollout as the API server would, bumping the generation when the
+    /// spec changes, and emits the watch event (unless `change` says nothing changed).
+    fn change_rollout(&mut self, name: &str, change: impl FnOnce(&mut Value) -> bool) {
         let showed_pods = self.shows_pods(name);
         let Some(obj) = self.rollouts.get_mut(name) else { return };
         let old_spec = obj.get("spec").cloned();
-        merge_patch(obj, patch);
+        if !change(obj) {
+            return;
+        }
         if obj.get("spec") != old_spec.as_ref() {
             let g = obj.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
-            obj["metadata"]["generation"] = json!(g + 1);
+            if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("generation".into(), json!(g + 1));
+            }
         }
         self.emit_rollout(name);
         self.pods_shown_changed(name, showed_pods);
+    }
+
+    /// Records a note about the run (a command that changed nothing).
+    pub fn note(&mut self, rollout: &str, text: String) {
+        let t = self.now.since(super::SIMULATION_EPOCH).0;
+        let note = Change { t, rollout: rollout.to_string(), what: format!("Note {text}") };
+        if self.record_changes {
+            self.changes.push(note.clone());
+        }
+        self.notes.push(note);
     }
 
     /// Carries out the controller's actions for `rollout`.
@@ -465,37 +418,10 @@ impl Cluster {
 
 }
 
-fn unreachable_apply() -> &'static String {
-    // `Command::Apply` returns early in `Cluster::command`; this keeps the match total.
-    static EMPTY: String = String::new();
-    &EMPTY
-}
-
 fn template_event(kind: &str, obj: Value) -> Event {
     if kind == "ClusterAnalysisTemplate" {
         Event::Applied(Object::ClusterAnalysisTemplate(obj))
     } else {
         Event::Applied(Object::AnalysisTemplate(obj))
-    }
-}
-
-/// RFC 7386 JSON merge patch.
-pub(super) fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = json!({});
-            }
-            if let Value::Object(t) = target {
-                for (k, v) in p {
-                    if v.is_null() {
-                        t.remove(k);
-                    } else {
-                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                    }
-                }
-            }
-        }
-        other => *target = other.clone(),
     }
 }

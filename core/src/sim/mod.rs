@@ -49,6 +49,11 @@ pub struct Simulation {
     /// receive on start. Not part of the JSON output.
     #[serde(skip)]
     pub final_objects: BTreeMap<String, Vec<crate::state::Object>>,
+    /// Scripted commands that changed nothing because the CLI would have refused them
+    /// (nothing to promote, already at that revision), with why. Not part of the JSON
+    /// output; `rollouts simulate` prints them under the table.
+    #[serde(skip)]
+    pub notes: Vec<Change>,
     /// What the controllers changed in the cluster, in order, when
     /// [`SimOptions::record_changes`] asked for it. Not part of the JSON output.
     #[serde(skip)]
@@ -144,9 +149,12 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
                 break;
             }
             let cmd = ev.command().map_err(|message| SimError::Command { index: *index, at: ev.at.human(), message })?;
-            cluster
+            let note = cluster
                 .command(&cmd)
                 .map_err(|message| SimError::Command { index: *index, at: ev.at.human(), message })?;
+            if let Some(note) = note {
+                cluster.note(cmd.rollout().unwrap_or_default(), format!("events[{index}]: {note}"));
+            }
             next_event += 1;
         }
         for (name, c) in controllers.iter_mut() {
@@ -199,6 +207,7 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
         outcome: Outcome { settled, t: end.0, at: end.human(), failed_expectations },
         final_objects: cluster.objects_by_rollout(),
         changes: std::mem::take(&mut cluster.changes),
+        notes: std::mem::take(&mut cluster.notes),
     })
 }
 
@@ -248,11 +257,7 @@ fn settle(
             let c = controllers.entry(name.clone()).or_insert_with(|| Controller { state: State::default(), wake: None });
             // Like a controller's work queue: every watch event that arrived is applied,
             // then one reconcile sees the newest version of everything.
-            let mut actions = Vec::new();
-            for event in events {
-                actions.extend(crate::rollout::observe(&mut c.state, event, now));
-            }
-            actions.extend(crate::rollout::reconcile(&mut c.state, now));
+            let actions = crate::rollout::step_batch(&mut c.state, events, now);
             c.wake = actions.iter().find_map(|a| if let Action::WakeAt { at, reason } = a { Some((*at, *reason)) } else { None });
             cluster.execute(&name, &actions);
         }

@@ -159,6 +159,22 @@ pub enum Command {
     Apply(Value),
 }
 
+impl Command {
+    /// The rollout the command is for (`None` for `apply`).
+    pub fn rollout(&self) -> Option<&str> {
+        match self {
+            Command::SetImage(c) => Some(&c.rollout),
+            Command::Promote(c) => Some(&c.rollout),
+            Command::Abort(c) | Command::Retry(c) | Command::Pause(c) | Command::Resume(c) | Command::Restart(c) => {
+                Some(&c.rollout)
+            }
+            Command::Undo(c) => Some(&c.rollout),
+            Command::Scale(c) => Some(&c.rollout),
+            Command::Apply(_) => None,
+        }
+    }
+}
+
 impl ScenarioEvent {
     /// The single command of this event, or an error when there is none or several.
     pub fn command(&self) -> Result<Command, String> {
