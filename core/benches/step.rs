@@ -1,5 +1,6 @@
-//! Benchmarks: one `step` of a mid-update rollout with 10 steps and 5 ReplicaSets, and
-//! the seed walkthrough simulated end to end.
+//! Benchmarks: one `step` of a mid-update rollout with 10 steps and 5 ReplicaSets, the
+//! seed walkthrough simulated end to end, and 1,000 canary rollouts updated at once
+//! (`fixtures/bench/thousand-canary-rollouts.yaml`) simulated to the end.
 #![allow(clippy::disallowed_methods)] // benchmarks read their fixture from disk
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
@@ -64,6 +65,16 @@ fn bench(c: &mut Criterion) {
     c.bench_function("simulate: seed walkthrough end to end", |b| {
         b.iter(|| simulate(&parse_scenario(&seed).expect("parses")).expect("simulates"))
     });
+    let thousand = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/bench/thousand-canary-rollouts.yaml"
+    ))
+    .expect("bench fixture");
+    let thousand = parse_scenario(&thousand).expect("parses");
+    let mut group = c.benchmark_group("simulate");
+    group.sample_size(10);
+    group.bench_function("1000 rollouts", |b| b.iter(|| simulate(&thousand).expect("simulates")));
+    group.finish();
 }
 
 criterion_group!(benches, bench);

@@ -82,9 +82,11 @@ pub fn observe(state: &mut State, event: Event, now: Timestamp) -> Vec<Action> {
 fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Vec<Action>) {
     match event {
         Event::Applied(Object::Rollout(value)) => {
-            let (rollout, error) = decode_rollout(&value);
-            state.rollout = Some(rollout);
-            state.spec_error = error;
+            if !observe_status_only(state, &value) {
+                let (rollout, error) = decode_rollout(&value);
+                state.rollout = Some(rollout);
+                state.spec_error = error;
+            }
         }
         Event::Applied(Object::ReplicaSet(rs)) => observe_replica_set(state, *rs),
         Event::Applied(Object::Service(svc)) => {
@@ -247,6 +249,27 @@ fn resume_measurements(state: &State) -> Vec<Action> {
 
 fn object_name(value: &Value) -> Option<String> {
     value.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string)
+}
+
+/// A Rollout whose `metadata.generation` is the one already decoded has the same spec
+/// (the API server bumps the generation with every spec change): only its metadata and
+/// status are decoded, so observing a status write costs the same whatever the number of
+/// steps. Returns false (decode it all) when that does not apply.
+fn observe_status_only(state: &mut State, value: &Value) -> bool {
+    let Some(ro) = state.rollout.as_mut() else { return false };
+    let generation = value.pointer("/metadata/generation").and_then(Value::as_i64);
+    if state.spec_error.is_some() || generation.is_none() || ro.metadata.generation != generation {
+        return false;
+    }
+    let metadata = value.get("metadata").and_then(|m| from_value_strict(m).ok());
+    let status = match value.get("status") {
+        None => Some(RolloutStatus::default()),
+        Some(s) => from_value_strict::<RolloutStatus>(s).ok(),
+    };
+    let (Some(metadata), Some(status)) = (metadata, status) else { return false };
+    ro.metadata = metadata;
+    ro.status = status;
+    true
 }
 
 /// Decodes a Rollout strictly; on failure keeps its metadata and status so the error can

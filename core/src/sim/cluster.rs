@@ -4,7 +4,7 @@
 //! It answers the core's actions the way the real control plane would and turns every
 //! change into the watch events a controller would see.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Service;
@@ -28,6 +28,8 @@ pub(super) struct Cluster {
     /// Rollouts as stored JSON (spec, metadata, status).
     pub rollouts: BTreeMap<String, Value>,
     pub replica_sets: BTreeMap<String, ReplicaSet>,
+    /// The names of each rollout's ReplicaSets.
+    owned: BTreeMap<String, BTreeSet<String>>,
     pub services: BTreeMap<String, Service>,
     /// Pods, by ReplicaSet name.
     pub pods: BTreeMap<String, PodSet>,
@@ -71,6 +73,7 @@ impl Cluster {
             namespace: "default".into(),
             rollouts: BTreeMap::new(),
             replica_sets: BTreeMap::new(),
+            owned: BTreeMap::new(),
             services: BTreeMap::new(),
             pods: BTreeMap::new(),
             pod_objects: PodObjects::WhileRestartAt,
@@ -128,6 +131,11 @@ impl Cluster {
         if let Some(owner) = Self::owner_of(&rs) {
             self.emit(&owner, Event::Applied(Object::ReplicaSet(Box::new(rs))));
         }
+    }
+
+    /// The ReplicaSets of `rollout`, by name.
+    pub(super) fn replica_sets_of<'a>(&'a self, rollout: &str) -> impl Iterator<Item = (&'a String, &'a ReplicaSet)> + 'a {
+        self.owned.get(rollout).into_iter().flatten().filter_map(|n| self.replica_sets.get_key_value(n))
     }
 
     /// Creates or replaces an object from a manifest.
@@ -239,8 +247,7 @@ impl Cluster {
         };
         let name = name.clone();
         let obj = self.rollouts.get(&name).ok_or_else(|| format!("rollout {name:?} not found"))?;
-        let owned: Vec<ReplicaSet> =
-            self.replica_sets.values().filter(|rs| Self::owner_of(rs).as_deref() == Some(name.as_str())).cloned().collect();
+        let owned: Vec<ReplicaSet> = self.replica_sets_of(&name).map(|(_, rs)| rs.clone()).collect();
         let change = match commands::plan(&command, obj, &owned) {
             Ok(commands::Change::Skip(why)) => return Ok(Some(why.to_string())),
             Ok(change) => change,
@@ -322,6 +329,9 @@ impl Cluster {
                     rs.metadata.uid = Some(format!("uid-rs-{name}"));
                     rs.metadata.generation = Some(1);
                     rs.status = Some(ReplicaSetStatus { observed_generation: Some(1), ..Default::default() });
+                    if let Some(owner) = Self::owner_of(&rs) {
+                        self.owned.entry(owner).or_default().insert(name.clone());
+                    }
                     self.replica_sets.insert(name.clone(), rs);
                     self.emit_rs(&name);
                     true
@@ -339,8 +349,9 @@ impl Cluster {
                     true
                 }
                 Action::DeleteReplicaSet { name } => {
-                    if self.replica_sets.remove(name).is_none() {
-                        return false;
+                    let Some(rs) = self.replica_sets.remove(name) else { return false };
+                    if let Some(owned) = Self::owner_of(&rs).and_then(|o| self.owned.get_mut(&o)) {
+                        owned.remove(name);
                     }
                     self.delete_pods_of(rollout, name);
                     self.emit(rollout, Event::Deleted { kind: ObjectKind::ReplicaSet, name: name.clone() });
@@ -392,11 +403,9 @@ impl Cluster {
             for svc in self.services.values() {
                 objs.push(Object::Service(Box::new(svc.clone())));
             }
-            for (rs_name, rs) in &self.replica_sets {
-                if Self::owner_of(rs).as_deref() == Some(name.as_str()) {
-                    objs.push(Object::ReplicaSet(Box::new(rs.clone())));
-                    objs.extend(self.pod_objects_of(name, rs_name));
-                }
+            for (rs_name, rs) in self.replica_sets_of(name) {
+                objs.push(Object::ReplicaSet(Box::new(rs.clone())));
+                objs.extend(self.pod_objects_of(name, rs_name));
             }
             for t in self.templates.iter().map(|((kind, _), t)| template_event(kind, t.clone())) {
                 if let Event::Applied(o) = t {

@@ -69,12 +69,7 @@ impl Cluster {
 
     /// Pods of the rollout's ReplicaSets.
     fn pod_count_of(&self, rollout: &str) -> u64 {
-        self.replica_sets
-            .iter()
-            .filter(|(_, rs)| Self::owner_of(rs).as_deref() == Some(rollout))
-            .filter_map(|(name, _)| self.pods.get(name))
-            .map(|p| p.len())
-            .sum()
+        self.replica_sets_of(rollout).filter_map(|(name, _)| self.pods.get(name)).map(|p| p.len()).sum()
     }
 
     /// Announces pods `range` of ReplicaSet `rs` as they are now, or as deleted.
@@ -108,9 +103,7 @@ impl Cluster {
     /// rollout that starts or stops being shown pods.
     pub(super) fn emit_all_pods(&mut self, rollout: &str, deleted: bool) {
         let sets: Vec<(String, Vec<PodRange>)> = self
-            .replica_sets
-            .iter()
-            .filter(|(_, rs)| Self::owner_of(rs).as_deref() == Some(rollout))
+            .replica_sets_of(rollout)
             .filter_map(|(name, _)| Some((name.clone(), self.pods.get(name)?.pods().map(|(n, _)| n..n + 1).collect())))
             .collect();
         for (rs, ranges) in sets {

@@ -350,7 +350,15 @@ pub fn parse_scenario(text: &str) -> Result<Scenario, SpecError> {
     // Duplicate keys are refused by the YAML parser itself only inside typed structs;
     // in manifests (free-form maps) the last one would silently win.
     check_duplicate_keys(text)?;
-    let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&e))?;
+    let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| {
+        let mut e = yaml_error(&e);
+        // The parser points at the enclosing map; a value it refused is on its own line.
+        if let (Some(value), Some(from)) = (e.message.split_once(" got \"").map(|(_, v)| v.trim_end_matches('"')), e.line) {
+            let key = e.path.rsplit(['.', ']']).next().unwrap_or_default().to_string();
+            e.line = line_of_value(text, from, &key, value).or(e.line);
+        }
+        e
+    })?;
     if scenario.objects.is_empty() && scenario.events.is_empty() {
         return Err(SpecError {
             line: Some(1),
@@ -439,6 +447,17 @@ fn kind_of_json(v: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "a map",
     }
+}
+
+/// The first line from line `from` on where `key` has the value `value` (best effort).
+fn line_of_value(text: &str, from: usize, key: &str, value: &str) -> Option<usize> {
+    let plain = format!("{key}: {value}");
+    let quoted = format!("{key}: \"{value}\"");
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, l)| l.contains(&plain) || l.contains(&quoted))
+        .map(|(i, _)| i + 1)
 }
 
 /// Line of the i-th entry of `events:` (best effort).

@@ -103,12 +103,8 @@ pub(super) fn entry(cluster: &Cluster, name: &str, t: Seconds) -> Option<Entry> 
         .map(|s| service_selected_hash(s).to_string())
         .unwrap_or_default();
     let mut rss: Vec<RsEntry> = cluster
-        .replica_sets
-        .values()
-        .filter(|rs| {
-            rs.metadata.owner_references.iter().flatten().any(|o| o.kind == "Rollout" && o.name == name)
-        })
-        .map(|rs| {
+        .replica_sets_of(name)
+        .map(|(_, rs)| {
             let hash = rs.pod_hash().to_string();
             let role = if is_bg {
                 if !active.is_empty() && hash == active {
