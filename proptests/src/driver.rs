@@ -4,8 +4,8 @@
 //! [`Action::WakeAt`] is the only timer. User commands are the patches Argo's kubectl
 //! plugin makes.
 //!
-//! It is the step-level harness of the properties, independent of the simulator, with
-//! two knobs:
+//! It is the step-level harness of the properties: the simulator's cluster
+//! ([`rollouts_core::sim::Cluster`]) with its own run loop, and two knobs:
 //!
 //! * [`Pods`]: `Instant` — a ReplicaSet's status follows its spec at once (every replica
 //!   ready and available, none for a never-ready image), no pods; or `Simulated` — pods
@@ -20,21 +20,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::{Pod, Service};
-use rollouts_core::objects::to_kube_time;
-use rollouts_core::state::{Action, Event, Object, ObjectKind, State};
+use rollouts_core::sim::scenario::{ClusterSpec, ImageBehaviour};
+use rollouts_core::sim::{Cluster, PodModel, PodObjects};
+use rollouts_core::state::{Action, Event, Object, State};
 use rollouts_core::time::{Seconds, Timestamp};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::scenario::{Cmd, Timed};
-use crate::spec::{CONTAINER, IMAGES};
 
 /// Reconciles allowed at one instant before the driver reports a hot loop.
 pub const MAX_STEPS_PER_INSTANT: usize = 2_000;
 
 /// The start of every driven run (2024-01-01T00:00:00Z), as in the simulator.
-pub const EPOCH: Timestamp = Timestamp::from_unix(1_704_067_200);
+pub const EPOCH: Timestamp = rollouts_core::sim::SIMULATION_EPOCH;
 
 /// How pods behave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,39 +77,20 @@ pub struct Call {
     pub actions: Vec<Action>,
 }
 
-/// A pod as the driver tracks it.
-#[derive(Clone, Debug)]
-struct DriverPod {
-    replica_set: String,
-    created: Timestamp,
-    ready_at: Option<Timestamp>,
-    ready_announced: bool,
-}
-
 /// The cluster and the controller state it feeds.
 pub struct Driver {
     /// The virtual clock.
     pub now: Timestamp,
-    /// The Rollout as stored (spec, metadata, status).
-    pub rollout: Value,
-    /// ReplicaSets as stored.
-    pub replica_sets: BTreeMap<String, ReplicaSet>,
-    /// Services as stored.
-    pub services: BTreeMap<String, Service>,
+    /// The simulated cluster (the Rollout, its ReplicaSets, pods and Services).
+    pub cluster: Cluster,
     /// The controller's state.
     pub state: State,
     /// The controller's timer.
     pub wake: Option<Timestamp>,
-    /// Images whose pods never become ready.
-    pub unready_images: BTreeSet<String>,
-    /// Pod behaviour.
-    pub pods_mode: Pods,
     /// Watch-event payloads.
     pub delivery: Delivery,
-    pods: BTreeMap<String, DriverPod>,
-    next_pod: u64,
-    /// Watch events not yet delivered (the next batch).
-    queue: Vec<Event>,
+    /// The rollout's name.
+    rollout: String,
     /// Every `step` call, when recording.
     pub calls: Option<Vec<Call>>,
     /// Number of `step` calls made.
@@ -130,40 +109,6 @@ pub enum DriveError {
     },
 }
 
-/// RFC 7386 JSON merge patch.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = json!({});
-            }
-            if let Value::Object(t) = target {
-                for (k, v) in p {
-                    if v.is_null() {
-                        t.remove(k);
-                    } else {
-                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                    }
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
-fn rs_images(rs: &ReplicaSet) -> Vec<String> {
-    rs.spec
-        .as_ref()
-        .and_then(|s| s.template.as_ref())
-        .and_then(|t| t.spec.as_ref())
-        .map(|p| p.containers.iter().filter_map(|c| c.image.clone()).collect())
-        .unwrap_or_default()
-}
-
-fn rs_spec_replicas(rs: &ReplicaSet) -> i32 {
-    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
-}
-
 impl Driver {
     /// A cluster holding `objects` (Services and one Rollout manifest), with instant pods
     /// and snapshot delivery, and the watch events a starting controller would get.
@@ -172,54 +117,35 @@ impl Driver {
     }
 
     /// The same, with the given pod behaviour and delivery.
-    pub fn with(objects: &[Value], unready_images: BTreeSet<String>, pods_mode: Pods, delivery: Delivery) -> Self {
-        let mut d = Driver {
+    pub fn with(objects: &[Value], unready_images: BTreeSet<String>, pods: Pods, delivery: Delivery) -> Self {
+        let (pod_model, startup) = match pods {
+            Pods::Instant => (PodModel::Instant, 0),
+            Pods::Simulated { startup } => (PodModel::Simulated, startup),
+        };
+        let images = unready_images.into_iter().map(|i| (i, ImageBehaviour { ready: false, startup: None })).collect();
+        let mut cluster = Cluster::new(EPOCH, ClusterSpec { pod_startup: Seconds(startup), images }, BTreeMap::new());
+        cluster.pod_model = pod_model;
+        // Every pod change is a watch event, as in a real cluster.
+        cluster.pod_objects = PodObjects::Always;
+        let mut rollout = String::new();
+        for obj in objects {
+            if obj.get("kind").and_then(Value::as_str) == Some("Rollout") {
+                rollout = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+            }
+            // A manifest the cluster refuses is left out, as `kubectl apply` would refuse it.
+            let _refused = cluster.apply_manifest(obj.clone()).is_err();
+        }
+        Driver {
             now: EPOCH,
-            rollout: Value::Null,
-            replica_sets: BTreeMap::new(),
-            services: BTreeMap::new(),
+            cluster,
             state: State::default(),
             wake: None,
-            unready_images,
-            pods_mode,
             delivery,
-            pods: BTreeMap::new(),
-            next_pod: 0,
-            queue: Vec::new(),
+            rollout,
             calls: None,
             steps: 0,
             max_steps_per_instant: MAX_STEPS_PER_INSTANT,
-        };
-        for obj in objects {
-            match obj.get("kind").and_then(Value::as_str) {
-                Some("Service") => {
-                    let mut obj = obj.clone();
-                    obj["metadata"]["namespace"] = json!("default");
-                    if let Ok(svc) = serde_json::from_value::<Service>(obj) {
-                        let name = svc.metadata.name.clone().unwrap_or_default();
-                        d.queue.push(Event::Applied(Object::Service(Box::new(svc.clone()))));
-                        d.services.insert(name, svc);
-                    }
-                }
-                Some("Rollout") => {
-                    let mut obj = obj.clone();
-                    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
-                    merge_patch(
-                        &mut obj,
-                        &json!({"metadata": {
-                            "namespace": "default",
-                            "uid": format!("uid-rollout-{name}"),
-                            "generation": 1,
-                            "creationTimestamp": EPOCH.to_rfc3339(),
-                        }}),
-                    );
-                    d.rollout = obj;
-                }
-                _ => {}
-            }
         }
-        d.emit_rollout();
-        d
     }
 
     /// Starts recording every `step` call.
@@ -228,181 +154,21 @@ impl Driver {
         self
     }
 
-    fn emit_rollout(&mut self) {
-        if !self.rollout.is_null() {
-            self.queue.push(Event::Applied(Object::Rollout(self.rollout.clone())));
-        }
-    }
-
-    fn emit_rs(&mut self, name: &str) {
-        if let Some(rs) = self.replica_sets.get(name) {
-            self.queue.push(Event::Applied(Object::ReplicaSet(Box::new(rs.clone()))));
-        }
-    }
-
     /// Seconds since [`EPOCH`].
     pub fn t(&self) -> i64 {
         self.now.since(EPOCH).0
     }
 
-    fn image_ready(&self, images: &[String]) -> bool {
-        images.iter().all(|i| !self.unready_images.contains(i))
-    }
-
-    /// The status the instant kubelet gives a ReplicaSet.
-    fn instant_status(&self, rs: &mut ReplicaSet) {
-        let spec = rs_spec_replicas(rs).max(0);
-        let n = if self.image_ready(&rs_images(rs)) { spec } else { 0 };
-        rs.status = Some(ReplicaSetStatus {
-            replicas: spec,
-            ready_replicas: Some(n),
-            available_replicas: Some(n),
-            fully_labeled_replicas: Some(spec),
-            observed_generation: rs.metadata.generation,
-            conditions: None,
-            terminating_replicas: None,
-        });
-    }
-
-    /// Executes the controller's actions.
-    fn execute(&mut self, actions: &[Action]) {
-        for a in actions {
-            match a {
-                Action::CreateReplicaSet { replica_set } => {
-                    let mut rs = (**replica_set).clone();
-                    let name = rs.metadata.name.clone().unwrap_or_default();
-                    if self.replica_sets.contains_key(&name) {
-                        continue;
-                    }
-                    rs.metadata.creation_timestamp = Some(to_kube_time(self.now));
-                    rs.metadata.uid = Some(format!("uid-rs-{name}"));
-                    rs.metadata.generation = Some(1);
-                    match self.pods_mode {
-                        Pods::Instant => self.instant_status(&mut rs),
-                        Pods::Simulated { .. } => {
-                            rs.status = Some(ReplicaSetStatus { observed_generation: Some(1), ..Default::default() })
-                        }
-                    }
-                    self.replica_sets.insert(name.clone(), rs);
-                    self.emit_rs(&name);
-                }
-                Action::PatchReplicaSet { name, patch } => {
-                    let Some(rs) = self.replica_sets.get(name) else { continue };
-                    let mut v = serde_json::to_value(rs).unwrap_or(Value::Null);
-                    let old_spec = v.get("spec").cloned();
-                    merge_patch(&mut v, &patch.to_merge_patch());
-                    let spec_changed = v.get("spec") != old_spec.as_ref();
-                    let Ok(mut rs) = serde_json::from_value::<ReplicaSet>(v) else { continue };
-                    if spec_changed {
-                        let g = rs.metadata.generation.unwrap_or(1) + 1;
-                        rs.metadata.generation = Some(g);
-                        rs.status.get_or_insert_with(Default::default).observed_generation = Some(g);
-                    }
-                    if self.pods_mode == Pods::Instant {
-                        self.instant_status(&mut rs);
-                    }
-                    self.replica_sets.insert(name.clone(), rs);
-                    self.emit_rs(name);
-                }
-                Action::DeleteReplicaSet { name } => {
-                    if self.replica_sets.remove(name).is_some() {
-                        let pods: Vec<String> =
-                            self.pods.iter().filter(|(_, p)| &p.replica_set == name).map(|(n, _)| n.clone()).collect();
-                        for p in pods {
-                            self.pods.remove(&p);
-                            self.queue.push(Event::Deleted { kind: ObjectKind::Pod, name: p });
-                        }
-                        self.queue.push(Event::Deleted { kind: ObjectKind::ReplicaSet, name: name.clone() });
-                    }
-                }
-                Action::SetServiceSelector { service, hash, managed_by } => {
-                    let Some(svc) = self.services.get_mut(service) else { continue };
-                    svc.spec
-                        .get_or_insert_with(Default::default)
-                        .selector
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert("rollouts-pod-template-hash".into(), hash.clone());
-                    if let Some(owner) = managed_by {
-                        svc.metadata
-                            .annotations
-                            .get_or_insert_with(BTreeMap::new)
-                            .insert("argo-rollouts.argoproj.io/managed-by-rollouts".into(), owner.clone());
-                    }
-                    let svc = svc.clone();
-                    self.queue.push(Event::Applied(Object::Service(Box::new(svc))));
-                }
-                Action::PatchRolloutStatus { patch } | Action::PatchRollout { patch } => self.patch_rollout(patch),
-                Action::EvictPod { name } => {
-                    if self.pods.remove(name).is_some() {
-                        self.queue.push(Event::Deleted { kind: ObjectKind::Pod, name: name.clone() });
-                    }
-                }
-                // Analysis is not modelled: the generated rollouts have no analysis steps,
-                // so the core never asks for runs, measurements or jobs here.
-                Action::CreateAnalysisRun { .. }
-                | Action::PatchAnalysisRun { .. }
-                | Action::DeleteAnalysisRun { .. }
-                | Action::Measure { .. }
-                | Action::CreateJob { .. }
-                | Action::DeleteJob { .. }
-                | Action::RecordEvent { .. }
-                | Action::WakeAt { .. } => {}
-            }
-        }
-    }
-
-    /// Merge-patches the stored Rollout, bumping the generation when the spec changes.
-    fn patch_rollout(&mut self, patch: &Value) {
-        if self.rollout.is_null() {
-            return;
-        }
-        let old_spec = self.rollout.get("spec").cloned();
-        merge_patch(&mut self.rollout, patch);
-        if self.rollout.get("spec") != old_spec.as_ref() {
-            let g = self.rollout.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
-            self.rollout["metadata"]["generation"] = json!(g + 1);
-        }
-        self.emit_rollout();
-    }
-
-    /// The payload to deliver for a queued event under [`Delivery::Latest`]: the object
-    /// as it is now (`None`: it is gone, a `Deleted` event follows).
-    fn latest(&self, event: Event) -> Option<Event> {
-        match event {
-            Event::Applied(Object::Rollout(_)) => {
-                (!self.rollout.is_null()).then(|| Event::Applied(Object::Rollout(self.rollout.clone())))
-            }
-            Event::Applied(Object::ReplicaSet(rs)) => {
-                let name = rs.metadata.name.clone().unwrap_or_default();
-                self.replica_sets.get(&name).map(|r| Event::Applied(Object::ReplicaSet(Box::new(r.clone()))))
-            }
-            Event::Applied(Object::Service(svc)) => {
-                let name = svc.metadata.name.clone().unwrap_or_default();
-                self.services.get(&name).map(|s| Event::Applied(Object::Service(Box::new(s.clone()))))
-            }
-            Event::Applied(Object::Pod(pod)) => {
-                let name = pod.metadata.name.clone().unwrap_or_default();
-                self.pods.get(&name).map(|p| Event::Applied(Object::Pod(Box::new(self.kube_pod(&name, p)))))
-            }
-            Event::Applied(
-                Object::AnalysisRun(_)
-                | Object::AnalysisTemplate(_)
-                | Object::ClusterAnalysisTemplate(_)
-                | Object::Job(_),
-            )
-            | Event::Deleted { .. }
-            | Event::Tick
-            | Event::Resync
-            | Event::Measured { .. }
-            | Event::ActionFailed { .. } => Some(event),
-        }
+    /// The Rollout as stored (spec, metadata, status).
+    pub fn rollout(&self) -> Option<&Value> {
+        self.cluster.rollouts.get(&self.rollout)
     }
 
     /// One `step`, executing its actions.
     fn step(&mut self, event: Event) {
         let event = match self.delivery {
             Delivery::Snapshot | Delivery::Coalesced => event,
-            Delivery::Latest => match self.latest(event) {
+            Delivery::Latest => match self.cluster.latest(event) {
                 Some(e) => e,
                 None => return,
             },
@@ -412,20 +178,26 @@ impl Driver {
         let recorded = self.calls.as_ref().map(|_| (state.clone(), event.clone()));
         let (state, actions) = rollouts_core::step(state, event, self.now);
         if let (Some(calls), Some((before, event))) = (self.calls.as_mut(), recorded) {
-            calls.push(Call {
-                state: before,
-                event,
-                now: self.now,
-                state_after: state.clone(),
-                actions: actions.clone(),
-            });
+            calls.push(Call { state: before, event, now: self.now, state_after: state.clone(), actions: actions.clone() });
         }
         self.state = state;
+        self.execute(&actions);
+    }
+
+    /// [`Delivery::Coalesced`]: every event of the batch is observed, then one reconcile
+    /// runs (run-loop contract, rule 5). Not recorded in [`Driver::calls`].
+    fn step_batch(&mut self, batch: Vec<Event>) {
+        self.steps += 1;
+        let actions = rollouts_core::rollout::step_batch(&mut self.state, batch, self.now);
+        self.execute(&actions);
+    }
+
+    fn execute(&mut self, actions: &[Action]) {
         self.wake = actions.iter().find_map(|a| match a {
             Action::WakeAt { at, .. } => Some(*at),
             _ => None,
         });
-        self.execute(&actions);
+        self.cluster.execute(&self.rollout, actions);
     }
 
     /// Delivers watch events in batches (each batch: the events of the previous one's
@@ -434,8 +206,9 @@ impl Driver {
     pub fn settle(&mut self) -> Result<(), DriveError> {
         let mut n = 0;
         loop {
-            self.sync_pods();
-            let batch = std::mem::take(&mut self.queue);
+            self.cluster.now = self.now;
+            self.cluster.sync();
+            let batch = std::mem::take(&mut self.cluster.outbox).remove(&self.rollout).unwrap_or_default();
             if batch.is_empty() {
                 return Ok(());
             }
@@ -444,7 +217,7 @@ impl Driver {
                 if n > self.max_steps_per_instant {
                     return Err(DriveError::HotLoop { t: self.t() });
                 }
-                self.observe_then_reconcile(batch);
+                self.step_batch(batch);
                 continue;
             }
             for ev in batch {
@@ -457,206 +230,18 @@ impl Driver {
         }
     }
 
-    /// [`Delivery::Coalesced`]: every event of the batch is observed, then one reconcile
-    /// runs (run-loop contract, rule 5). Not recorded in [`Driver::calls`].
-    fn observe_then_reconcile(&mut self, batch: Vec<Event>) {
-        self.steps += 1;
-        let mut actions = Vec::new();
-        for ev in batch {
-            actions.extend(rollouts_core::observe(&mut self.state, ev, self.now));
-        }
-        actions.extend(rollouts_core::reconcile(&mut self.state, self.now));
-        self.wake = actions.iter().find_map(|a| match a {
-            Action::WakeAt { at, .. } => Some(*at),
-            _ => None,
-        });
-        self.execute(&actions);
-    }
-
-    /// The ReplicaSet controller and kubelet of [`Pods::Simulated`]: pod counts follow the
-    /// specs (not-ready pods go first, then the newest), readiness is announced, statuses
-    /// are recomputed; every change is a watch event.
-    fn sync_pods(&mut self) {
-        let Pods::Simulated { startup } = self.pods_mode else { return };
-        let now = self.now;
-        let names: Vec<String> = self.replica_sets.keys().cloned().collect();
-        for name in &names {
-            let Some(rs) = self.replica_sets.get(name) else { continue };
-            let desired = rs_spec_replicas(rs).max(0) as usize;
-            let ready = self.image_ready(&rs_images(rs));
-            let mut mine: Vec<(String, DriverPod)> =
-                self.pods.iter().filter(|(_, p)| &p.replica_set == name).map(|(n, p)| (n.clone(), p.clone())).collect();
-            if mine.len() < desired {
-                for _ in mine.len()..desired {
-                    self.next_pod += 1;
-                    let pod_name = format!("{name}-{:05}", self.next_pod);
-                    let pod = DriverPod {
-                        replica_set: name.clone(),
-                        created: now,
-                        ready_at: ready.then(|| now.plus(Seconds(startup))),
-                        ready_announced: false,
-                    };
-                    let kube = self.kube_pod(&pod_name, &pod);
-                    self.pods.insert(pod_name, pod);
-                    self.queue.push(Event::Applied(Object::Pod(Box::new(kube))));
-                }
-            } else if mine.len() > desired {
-                mine.sort_by(|(an, a), (bn, b)| {
-                    let ar = a.ready_at.is_some_and(|t| t <= now);
-                    let br = b.ready_at.is_some_and(|t| t <= now);
-                    ar.cmp(&br).then(b.created.cmp(&a.created)).then(bn.cmp(an))
-                });
-                let excess = mine.len() - desired;
-                for (pod_name, _) in mine.into_iter().take(excess) {
-                    self.pods.remove(&pod_name);
-                    self.queue.push(Event::Deleted { kind: ObjectKind::Pod, name: pod_name });
-                }
-            }
-        }
-        let became_ready: Vec<String> = self
-            .pods
-            .iter()
-            .filter(|(_, p)| !p.ready_announced && p.ready_at.is_some_and(|t| t <= now))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for n in became_ready {
-            if let Some(p) = self.pods.get_mut(&n) {
-                p.ready_announced = true;
-            }
-            if let Some(p) = self.pods.get(&n) {
-                let kube = self.kube_pod(&n, p);
-                self.queue.push(Event::Applied(Object::Pod(Box::new(kube))));
-            }
-        }
-        for name in &names {
-            let Some(rs) = self.replica_sets.get(name) else { continue };
-            let min_ready = i64::from(rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0));
-            let mine: Vec<&DriverPod> = self.pods.values().filter(|p| &p.replica_set == name).collect();
-            let replicas = mine.len() as i32;
-            let ready = mine.iter().filter(|p| p.ready_at.is_some_and(|t| t <= now)).count() as i32;
-            let available =
-                mine.iter().filter(|p| p.ready_at.is_some_and(|t| t.plus(Seconds(min_ready)) <= now)).count() as i32;
-            let status = ReplicaSetStatus {
-                replicas,
-                ready_replicas: Some(ready),
-                available_replicas: Some(available),
-                fully_labeled_replicas: Some(replicas),
-                observed_generation: rs.status.as_ref().and_then(|s| s.observed_generation),
-                conditions: None,
-                terminating_replicas: None,
-            };
-            if rs.status.as_ref() != Some(&status) {
-                if let Some(rs) = self.replica_sets.get_mut(name) {
-                    rs.status = Some(status);
-                }
-                self.emit_rs(name);
-            }
-        }
-    }
-
-    /// The next time a pod becomes ready or available, after now.
-    fn next_pod_transition(&self) -> Option<Timestamp> {
-        self.pods
-            .values()
-            .flat_map(|p| {
-                let min_ready = self
-                    .replica_sets
-                    .get(&p.replica_set)
-                    .and_then(|rs| rs.spec.as_ref())
-                    .and_then(|s| s.min_ready_seconds)
-                    .unwrap_or(0);
-                p.ready_at.into_iter().flat_map(move |r| [r, r.plus(Seconds(i64::from(min_ready)))])
-            })
-            .filter(|t| *t > self.now)
-            .min()
-    }
-
-    fn kube_pod(&self, name: &str, pod: &DriverPod) -> Pod {
-        let ready = pod.ready_at.is_some_and(|t| t <= self.now);
-        let since = if ready { pod.ready_at.unwrap_or(pod.created) } else { pod.created };
-        let labels = self
-            .replica_sets
-            .get(&pod.replica_set)
-            .and_then(|rs| rs.spec.as_ref())
-            .and_then(|s| s.template.as_ref())
-            .and_then(|t| t.metadata.as_ref())
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        serde_json::from_value(json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "namespace": "default",
-                "labels": labels,
-                "creationTimestamp": pod.created.to_rfc3339(),
-                "ownerReferences": [{
-                    "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": pod.replica_set,
-                    "uid": format!("uid-rs-{}", pod.replica_set), "controller": true, "blockOwnerDeletion": true,
-                }],
-            },
-            "status": {
-                "phase": if ready { "Running" } else { "Pending" },
-                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
-                                "lastTransitionTime": since.to_rfc3339()}],
-            },
-        }))
-        .unwrap_or_default()
-    }
-
-    /// Applies a user command as the kubectl plugin's patch of the Rollout.
+    /// Applies a user command as the kubectl plugin's change of the Rollout
+    /// ([`rollouts_core::commands`], through the simulator's cluster). A command the CLI
+    /// would refuse (nothing to promote) changes nothing.
     pub fn command(&mut self, cmd: &Cmd) {
-        let (ro, _) = rollouts_core::rollout::decode_rollout(&self.rollout);
-        let st = &ro.status;
-        let steps = ro.spec.steps().len() as i32;
-        let mut spec_patch: Option<Value> = None;
-        let mut status_patch: Option<Value> = None;
-        match cmd {
-            Cmd::SetImage(i) => {
-                let containers: Vec<Value> = self
-                    .rollout
-                    .pointer("/spec/template/spec/containers")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|mut c| {
-                        if c.get("name").and_then(Value::as_str) == Some(CONTAINER) {
-                            c["image"] = json!(IMAGES[*i]);
-                        }
-                        c
-                    })
-                    .collect();
-                spec_patch = Some(json!({"template": {"spec": {"containers": containers}}}));
-            }
-            Cmd::Promote | Cmd::PromoteFull => {
-                if ro.spec.paused {
-                    spec_patch = Some(json!({"paused": false}));
-                }
-                if *cmd == Cmd::PromoteFull {
-                    if st.current_pod_hash != st.stable_rs {
-                        status_patch = Some(json!({"promoteFull": true}));
-                    }
-                } else if !st.pause_conditions.is_empty() {
-                    status_patch = Some(json!({"pauseConditions": null}));
-                } else if ro.spec.canary().is_some() && steps > 0 {
-                    let idx = st.current_step_index.unwrap_or(0);
-                    status_patch = Some(json!({"pauseConditions": null, "currentStepIndex": (idx + 1).min(steps)}));
-                }
-            }
-            Cmd::Abort => status_patch = Some(json!({"abort": true})),
-            Cmd::Retry => status_patch = Some(json!({"abort": false})),
-            Cmd::Pause => spec_patch = Some(json!({"paused": true})),
-            Cmd::Resume => spec_patch = Some(json!({"paused": false})),
-            Cmd::Scale(n) => spec_patch = Some(json!({"replicas": n})),
-            Cmd::Restart => spec_patch = Some(json!({"restartAt": self.now.to_rfc3339()})),
+        self.cluster.now = self.now;
+        if let Ok(command) = cmd.event(self.t()).command() {
+            let _refused_or_noted = self.cluster.command(&command);
         }
-        if let Some(p) = spec_patch {
-            self.patch_rollout(&json!({ "spec": p }));
-        }
-        if let Some(p) = status_patch {
-            self.patch_rollout(&json!({ "status": p }));
-        }
+    }
+
+    fn next_pod_transition(&self) -> Option<Timestamp> {
+        self.cluster.next_pod_transition()
     }
 
     /// Runs the commands at their times (seconds since [`EPOCH`]), then keeps going until
@@ -678,7 +263,7 @@ impl Driver {
             }
             if self.wake.is_some_and(|w| w <= self.now) {
                 self.wake = None;
-                self.queue.push(Event::Tick);
+                self.cluster.outbox.entry(self.rollout.clone()).or_default().push(Event::Tick);
             }
             self.settle()?;
             observe(self);
@@ -712,21 +297,23 @@ impl Driver {
     /// Every object a controller starting now would list: Services, ReplicaSets, Pods,
     /// then the Rollout (so the first reconcile already sees everything).
     pub fn objects(&self) -> Vec<Object> {
-        let mut v: Vec<Object> = self.services.values().map(|s| Object::Service(Box::new(s.clone()))).collect();
-        v.extend(self.replica_sets.values().map(|r| Object::ReplicaSet(Box::new(r.clone()))));
-        v.extend(self.pods.iter().map(|(n, p)| Object::Pod(Box::new(self.kube_pod(n, p)))));
-        if !self.rollout.is_null() {
-            v.push(Object::Rollout(self.rollout.clone()));
+        let mut v = self.cluster.objects_by_rollout().remove(&self.rollout).unwrap_or_default();
+        // The cluster lists the Rollout first.
+        if !v.is_empty() && matches!(v.first(), Some(Object::Rollout(_))) {
+            let rollout = v.remove(0);
+            v.push(rollout);
         }
         v
     }
 
     /// `(name, spec.replicas, status.availableReplicas)` of every ReplicaSet.
     pub fn replica_counts(&self) -> Vec<(String, i32, i32)> {
-        self.replica_sets
+        self.cluster
+            .replica_sets
             .iter()
             .map(|(n, rs)| {
-                (n.clone(), rs_spec_replicas(rs), rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0))
+                let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                (n.clone(), spec, rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0))
             })
             .collect()
     }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::changes::{describe, Change};
 use super::pods::PodSet;
-pub use super::replica_controller::PodObjects;
+pub use super::replica_controller::{PodModel, PodObjects};
 use super::scenario::{ClusterSpec, Command, MetricAnswer};
 use crate::api::keys;
 use crate::commands::{self, merge_patch, CommandError};
@@ -20,21 +20,31 @@ use crate::objects::to_kube_time;
 use crate::state::{Action, Event, Object, ObjectKind};
 use crate::time::Timestamp;
 
-/// The simulated cluster.
-pub(super) struct Cluster {
+/// The simulated cluster: objects as an API server stores them, a ReplicaSet controller
+/// and kubelet ([`Cluster::sync`]), scripted metric providers, and per rollout the watch
+/// events its controller has not seen yet ([`Cluster::outbox`]). The simulator and the
+/// property-test driver both run controllers against it.
+pub struct Cluster {
+    /// The simulated time.
     pub now: Timestamp,
-    pub(super) spec: ClusterSpec,
+    /// How pods behave.
+    pub spec: ClusterSpec,
+    /// The namespace every object is in.
     pub(super) namespace: String,
     /// Rollouts as stored JSON (spec, metadata, status).
     pub rollouts: BTreeMap<String, Value>,
+    /// ReplicaSets as stored, by name.
     pub replica_sets: BTreeMap<String, ReplicaSet>,
     /// The names of each rollout's ReplicaSets.
     owned: BTreeMap<String, BTreeSet<String>>,
+    /// Services as stored, by name.
     pub services: BTreeMap<String, Service>,
     /// Pods, by ReplicaSet name.
     pub pods: BTreeMap<String, PodSet>,
     /// When controllers are shown individual Pod objects.
     pub pod_objects: PodObjects,
+    /// Whether pods are simulated at all.
+    pub pod_model: PodModel,
     /// Objects of other kinds (Secrets, Ingresses, ...), by (kind, name).
     pub others: BTreeMap<(String, String), Value>,
     /// AnalysisTemplates and ClusterAnalysisTemplates, by (kind, name).
@@ -66,6 +76,7 @@ pub(super) struct Cluster {
 }
 
 impl Cluster {
+    /// An empty cluster at `now`.
     pub fn new(now: Timestamp, spec: ClusterSpec, metrics: BTreeMap<String, Vec<MetricAnswer>>) -> Self {
         Cluster {
             now,
@@ -77,6 +88,7 @@ impl Cluster {
             services: BTreeMap::new(),
             pods: BTreeMap::new(),
             pod_objects: PodObjects::WhileRestartAt,
+            pod_model: PodModel::Simulated,
             others: BTreeMap::new(),
             templates: BTreeMap::new(),
             analysis_runs: BTreeMap::new(),
@@ -183,17 +195,12 @@ impl Cluster {
                         }
                     }
                 }
-                let showed_pods = self.shows_pods(&name);
-                self.rollouts.insert(name.clone(), obj);
-                self.emit_rollout(&name);
-                self.pods_shown_changed(&name, showed_pods);
-                // A new controller lists everything at start.
+                // A new controller lists everything at start, the Rollout last, so that its
+                // first reconcile already sees the Services it names.
                 if existing.is_none() {
-                    let services: Vec<String> = self.services.keys().cloned().collect();
-                    for s in services {
-                        if let Some(svc) = self.services.get(&s).cloned() {
-                            self.emit(&name, Event::Applied(Object::Service(Box::new(svc))));
-                        }
+                    let services: Vec<Service> = self.services.values().cloned().collect();
+                    for svc in services {
+                        self.emit(&name, Event::Applied(Object::Service(Box::new(svc))));
                     }
                     let templates: Vec<((String, String), Value)> =
                         self.templates.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -201,6 +208,10 @@ impl Cluster {
                         self.emit(&name, template_event(&kind, t));
                     }
                 }
+                let showed_pods = self.shows_pods(&name);
+                self.rollouts.insert(name.clone(), obj);
+                self.emit_rollout(&name);
+                self.pods_shown_changed(&name, showed_pods);
             }
             "Service" => {
                 let svc: Service = serde_json::from_value(obj).map_err(|e| format!("Service {name}: {e}"))?;
@@ -297,11 +308,10 @@ impl Cluster {
     /// Records a note about the run (a command that changed nothing).
     pub fn note(&mut self, rollout: &str, text: String) {
         let t = self.now.since(super::SIMULATION_EPOCH).0;
-        let note = Change { t, rollout: rollout.to_string(), what: format!("Note {text}") };
         if self.record_changes {
-            self.changes.push(note.clone());
+            self.changes.push(Change { t, rollout: rollout.to_string(), what: format!("Note {text}") });
         }
-        self.notes.push(note);
+        self.notes.push(Change { t, rollout: rollout.to_string(), what: text });
     }
 
     /// Carries out the controller's actions for `rollout`.
@@ -329,6 +339,7 @@ impl Cluster {
                     rs.metadata.uid = Some(format!("uid-rs-{name}"));
                     rs.metadata.generation = Some(1);
                     rs.status = Some(ReplicaSetStatus { observed_generation: Some(1), ..Default::default() });
+                    self.instant_status(&mut rs);
                     if let Some(owner) = Self::owner_of(&rs) {
                         self.owned.entry(owner).or_default().insert(name.clone());
                     }
@@ -345,6 +356,9 @@ impl Cluster {
                         rs.metadata.generation = Some(g);
                         rs.status.get_or_insert_with(Default::default).observed_generation = Some(g);
                     }
+                    let mut rs = rs.clone();
+                    self.instant_status(&mut rs);
+                    self.replica_sets.insert(name.clone(), rs);
                     self.emit_rs(name);
                     true
                 }

@@ -21,7 +21,7 @@ pub use timeline::{render_table, Entry};
 
 use crate::state::{Action, Event, State, WakeReason};
 use crate::time::{Seconds, Timestamp};
-use cluster::Cluster;
+pub use cluster::{Cluster, PodModel, PodObjects};
 
 /// Wall-clock time of `t = 0` in every simulation (2024-01-01T00:00:00Z).
 pub const SIMULATION_EPOCH: Timestamp = Timestamp::from_unix(1_704_067_200);

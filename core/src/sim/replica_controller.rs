@@ -30,6 +30,17 @@ pub enum PodObjects {
     Always,
 }
 
+/// Whether the cluster runs pods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodModel {
+    /// Pods are created, become ready after their image's startup time, and are deleted
+    /// (not-ready first, then the newest).
+    Simulated,
+    /// No pods: a ReplicaSet's status follows its spec the moment it is written (every
+    /// replica ready and available, none for an image that never becomes ready).
+    Instant,
+}
+
 fn labels_of(rs: &ReplicaSet) -> BTreeMap<String, String> {
     rs.spec
         .as_ref()
@@ -58,7 +69,7 @@ fn to_i32(n: u64) -> i32 {
 
 impl Cluster {
     /// Whether the controller of `rollout` is shown individual pods now.
-    pub(super) fn shows_pods(&self, rollout: &str) -> bool {
+    pub fn shows_pods(&self, rollout: &str) -> bool {
         match self.pod_objects {
             PodObjects::Always => true,
             PodObjects::WhileRestartAt => {
@@ -153,9 +164,32 @@ impl Cluster {
         (ready, startup)
     }
 
+    /// [`PodModel::Instant`]: the status a ReplicaSet has the moment it is written.
+    pub(super) fn instant_status(&self, rs: &mut ReplicaSet) {
+        match self.pod_model {
+            PodModel::Simulated => {}
+            PodModel::Instant => {
+                let spec = rs.spec_replicas().max(0);
+                let n = if self.image_behaviour(&images_of(rs)).0 { spec } else { 0 };
+                rs.status = Some(ReplicaSetStatus {
+                    replicas: spec,
+                    ready_replicas: Some(n),
+                    available_replicas: Some(n),
+                    fully_labeled_replicas: Some(spec),
+                    observed_generation: rs.metadata.generation,
+                    conditions: None,
+                    terminating_replicas: None,
+                });
+            }
+        }
+    }
+
     /// The ReplicaSet controller and the kubelet: reconciles pod counts and readiness,
     /// then recomputes every ReplicaSet's status, emitting events for what changed.
     pub fn sync(&mut self) {
+        if self.pod_model == PodModel::Instant {
+            return;
+        }
         let now = self.now;
         let names: Vec<String> = self.replica_sets.keys().cloned().collect();
         for name in &names {
@@ -221,6 +255,40 @@ impl Cluster {
                 pods.next_transition(self.now, min_ready)
             })
             .min()
+    }
+
+    /// A watch event carrying the object as the cluster holds it now rather than as it
+    /// was at the change (an informer cache never behind the API server); `None` when the
+    /// object is gone (its `Deleted` event follows).
+    pub fn latest(&self, event: Event) -> Option<Event> {
+        let name_of = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.name.clone().unwrap_or_default();
+        match event {
+            Event::Applied(Object::Rollout(v)) => {
+                let name = v.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or_default();
+                self.rollouts.get(name).map(|r| Event::Applied(Object::Rollout(r.clone())))
+            }
+            Event::Applied(Object::ReplicaSet(rs)) => {
+                self.replica_sets.get(&name_of(&rs.metadata)).map(|r| Event::Applied(Object::ReplicaSet(Box::new(r.clone()))))
+            }
+            Event::Applied(Object::Service(svc)) => {
+                self.services.get(&name_of(&svc.metadata)).map(|s| Event::Applied(Object::Service(Box::new(s.clone()))))
+            }
+            Event::Applied(Object::Pod(pod)) => {
+                let name = name_of(&pod.metadata);
+                let (rs, n) = parse_pod_name(&name)?;
+                let cohort = self.pods.get(rs)?.cohort_of(n)?;
+                let labels = self.replica_sets.get(rs).map(labels_of).unwrap_or_default();
+                Some(Event::Applied(Object::Pod(Box::new(kube_pod(rs, n, cohort, &self.namespace, &labels, self.now)))))
+            }
+            Event::Applied(
+                Object::AnalysisRun(_) | Object::AnalysisTemplate(_) | Object::ClusterAnalysisTemplate(_) | Object::Job(_),
+            )
+            | Event::Deleted { .. }
+            | Event::Tick
+            | Event::Resync
+            | Event::Measured { .. }
+            | Event::ActionFailed { .. } => Some(event),
+        }
     }
 
     /// The Pod objects of ReplicaSet `rs` a controller starting now would list (none

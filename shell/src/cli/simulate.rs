@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
+use rollouts_core::sim::scenario::MAX_SCENARIO_BYTES;
 use rollouts_core::sim::{parse_scenario, render_table, simulate};
 
 /// Exit code for a scenario that cannot be read or parsed.
@@ -28,9 +29,23 @@ enum Output {
     Json,
 }
 
+/// Reads the scenario, refusing more than [`MAX_SCENARIO_BYTES`] without reading further
+/// (`/dev/zero`, a huge file by mistake).
+fn read_capped(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let limit = u64::try_from(MAX_SCENARIO_BYTES).unwrap_or(u64::MAX);
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_SCENARIO_BYTES {
+        let msg = format!("the scenario is larger than {} MiB", MAX_SCENARIO_BYTES / (1024 * 1024));
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, msg));
+    }
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 pub fn run(args: SimulateArgs) -> ExitCode {
     let path = args.scenario.display().to_string();
-    let text = match std::fs::read_to_string(&args.scenario) {
+    let text = match read_capped(&args.scenario) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: cannot read {path}: {e}");
@@ -54,6 +69,10 @@ pub fn run(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_SCENARIO);
         }
     };
+    // A command the CLI would refuse for having nothing to do did not stop the run.
+    for n in &sim.notes {
+        eprintln!("note: {} {}: {}", rollouts_core::time::Seconds(n.t).human(), n.rollout, n.what);
+    }
     match args.output {
         Output::Json => match serde_json::to_string_pretty(&sim) {
             Ok(json) => println!("{json}"),
