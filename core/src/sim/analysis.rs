@@ -47,8 +47,10 @@ impl Cluster {
                     return;
                 }
                 let mut v = serde_json::to_value(run).unwrap_or(Value::Null);
-                v["metadata"]["uid"] = json!(format!("uid-run-{name}"));
-                v["metadata"]["creationTimestamp"] = json!(self.now.to_rfc3339());
+                if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("uid".into(), json!(format!("uid-run-{name}")));
+                    meta.insert("creationTimestamp".into(), json!(self.now.to_rfc3339()));
+                }
                 self.analysis_runs.insert(name.clone(), v);
                 self.emit_run(rollout, &name);
             }

@@ -140,6 +140,7 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
     let mut controllers: BTreeMap<String, Controller> = BTreeMap::new();
     let mut timeline: Vec<Entry> = Vec::new();
     let mut last: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut decoded = timeline::Decoded::default();
     let mut now = t0;
     let settled;
     loop {
@@ -166,7 +167,7 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
         // Only a rollout that was told about a change can have a new entry.
         let touched = settle(&mut cluster, &mut controllers, now)?;
         for name in touched.iter().filter(|n| cluster.rollouts.contains_key(*n)) {
-            if let Some(e) = timeline::entry(&cluster, name, t) {
+            if let Some(e) = timeline::entry(&cluster, &mut decoded, name, t) {
                 if last.get(name).is_none_or(|l| !l.same_state(&e)) {
                     last.insert(name.clone(), e.clone());
                     timeline.push(e);

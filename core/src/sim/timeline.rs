@@ -1,11 +1,13 @@
 //! Timeline entries (the simulator's JSON contract), the table view, and expectations.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cluster::Cluster;
 use super::scenario::Expectation;
-use crate::api::Rollout;
+use crate::api::{Rollout, RolloutStatus};
 use crate::objects::{service_selected_hash, ReplicaSetExt};
 use crate::replicas;
 use crate::time::Seconds;
@@ -90,10 +92,35 @@ impl Entry {
     }
 }
 
+/// Decoded Rollouts by name, reused while their `metadata.generation` (and so their
+/// spec) stays the same: most changes are status writes, and decoding every step of a
+/// long spec for each of them would make a simulation quadratic in the number of steps.
+#[derive(Default)]
+pub(super) struct Decoded(BTreeMap<String, Rollout>);
+
+impl Decoded {
+    fn get(&mut self, name: &str, obj: &Value) -> &Rollout {
+        let generation = obj.pointer("/metadata/generation").and_then(Value::as_i64);
+        let reuse = self.0.get(name).is_some_and(|r| generation.is_some() && r.metadata.generation == generation);
+        let status = obj.get("status").map_or(Some(RolloutStatus::default()), |s| serde_json::from_value(s.clone()).ok());
+        let metadata = obj.get("metadata").and_then(|m| serde_json::from_value(m.clone()).ok());
+        match (reuse, status, metadata, self.0.get_mut(name)) {
+            (true, Some(status), Some(metadata), Some(ro)) => {
+                ro.status = status;
+                ro.metadata = metadata;
+            }
+            _ => {
+                self.0.insert(name.to_string(), crate::rollout::decode_rollout(obj).0);
+            }
+        }
+        self.0.entry(name.to_string()).or_default()
+    }
+}
+
 /// Builds the entry for rollout `name` from the cluster's objects.
-pub(super) fn entry(cluster: &Cluster, name: &str, t: Seconds) -> Option<Entry> {
+pub(super) fn entry(cluster: &Cluster, decoded: &mut Decoded, name: &str, t: Seconds) -> Option<Entry> {
     let obj = cluster.rollouts.get(name)?;
-    let (ro, _) = crate::rollout::decode_rollout(obj);
+    let ro = decoded.get(name, obj);
     let st = &ro.status;
     let is_bg = ro.spec.blue_green().is_some();
     let active = ro
@@ -141,7 +168,7 @@ pub(super) fn entry(cluster: &Cluster, name: &str, t: Seconds) -> Option<Entry> 
         .collect();
     rss.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.name.cmp(&b.name)));
     let steps = ro.spec.steps().len() as i32;
-    let actual_weight = actual_weight(&ro, &rss, &active);
+    let actual_weight = actual_weight(ro, &rss, &active);
     Some(Entry {
         t: t.0,
         at: t.human(),
