@@ -73,7 +73,7 @@ fn a_scenario_without_expectations_is_reported() {
     let dir = std::env::temp_dir().join(format!("rollouts-fixtures-test-{}", std::process::id()));
     fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("no-expectations.yaml");
-    fs::write(&path, "name: nothing\nobjects: []\n").expect("write");
+    fs::write(&path, "name: nothing\nobjects: [{apiVersion: v1, kind: Service, metadata: {name: s}}]\n").expect("write");
     let result = run(&path);
     let _ = fs::remove_dir_all(&dir);
     let problems = result.expect_err("a scenario without expect: entries must fail");
