@@ -146,7 +146,8 @@ impl Cluster {
         if !self.pods.get_mut(&rs).is_some_and(|p| p.remove_pod(n)) {
             return false;
         }
-        self.emit_pods(owner, &rs, &[n..n + 1], true);
+        let evicted = std::iter::once(n..n + 1).collect::<Vec<PodRange>>();
+        self.emit_pods(owner, &rs, &evicted, true);
         true
     }
 
