@@ -103,7 +103,7 @@ fn the_largest_replica_count_simulates() {
 fn restarting_a_huge_rollout_is_refused_in_one_sentence() {
     let text = format!(
         "{}events:\n  - {{at: 1m, restart: {{rollout: demo}}}}\n",
-        ROLLOUT.replace("replicas: 3", "replicas: 1000000")
+        ROLLOUT.replace("replicas: 3", "replicas: 2147483647")
     );
     let e = simulate(&parse_scenario(&text).expect("parses")).expect_err("refused");
     assert!(matches!(e, SimError::Scenario(_)), "{e}");

@@ -137,6 +137,11 @@ impl PodSet {
             .min()
     }
 
+    /// The pod numbers of every cohort, one range each.
+    pub fn ranges(&self) -> Vec<PodRange> {
+        self.cohorts.iter().map(|(first, c)| *first..first + c.count).collect()
+    }
+
     /// Every pod: its number and cohort.
     pub fn pods(&self) -> impl Iterator<Item = (u64, &Cohort)> + '_ {
         self.cohorts.iter().flat_map(|(first, c)| (*first..first + c.count).map(move |n| (n, c)))

@@ -115,7 +115,7 @@ impl Cluster {
     pub(super) fn emit_all_pods(&mut self, rollout: &str, deleted: bool) {
         let sets: Vec<(String, Vec<PodRange>)> = self
             .replica_sets_of(rollout)
-            .filter_map(|(name, _)| Some((name.clone(), self.pods.get(name)?.pods().map(|(n, _)| n..n + 1).collect())))
+            .filter_map(|(name, _)| Some((name.clone(), self.pods.get(name)?.ranges())))
             .collect();
         for (rs, ranges) in sets {
             self.emit_pods(rollout, &rs, &ranges, deleted);
@@ -133,8 +133,7 @@ impl Cluster {
 
     /// A ReplicaSet and its pods are gone.
     pub(super) fn delete_pods_of(&mut self, owner: &str, rs: &str) {
-        let ranges: Vec<PodRange> =
-            self.pods.get(rs).map(|p| p.pods().map(|(n, _)| n..n + 1).collect()).unwrap_or_default();
+        let ranges = self.pods.get(rs).map(|p| p.ranges()).unwrap_or_default();
         self.emit_pods(owner, rs, &ranges, true);
         self.pods.remove(rs);
     }
