@@ -36,6 +36,13 @@ fn negative_durations_are_refused_with_their_line() {
 }
 
 #[test]
+fn durations_beyond_a_century_are_refused() {
+    let (e, line) = refused(&format!("{ROLLOUT}events:\n  - {{at: 9223372036854775807, abort: {{rollout: demo}}}}\n"));
+    assert!(e.contains("at most 100 years"), "{e}");
+    assert_eq!(line, Some(13), "{e}");
+}
+
+#[test]
 fn a_key_given_twice_is_refused() {
     let text = ROLLOUT.replace("      replicas: 3\n", "      replicas: 3\n      replicas: 4\n");
     let (e, line) = refused(&text);

@@ -142,6 +142,7 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
     let mut last: BTreeMap<String, Entry> = BTreeMap::new();
     let mut decoded = timeline::Decoded::default();
     let mut now = t0;
+    let mut same_instant = 0usize;
     let settled;
     loop {
         let t = now.since(t0);
@@ -192,7 +193,23 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
                 settled = scenario.until.is_some() && all_quiet(&controllers, &cluster, next_event, &events, t0);
                 break;
             }
-            Some(n) => now = n,
+            // Something due at this very instant again (a wake-up for now): bounded, so
+            // that a controller asking for it forever is reported instead of spinning.
+            Some(n) if n <= now => {
+                same_instant += 1;
+                if same_instant > MAX_STEPS_PER_INSTANT {
+                    let rollout = controllers
+                        .iter()
+                        .find(|(_, c)| c.wake.is_some_and(|(at, _)| at <= now))
+                        .map(|(name, _)| name.clone())
+                        .unwrap_or_default();
+                    return Err(SimError::HotLoop { rollout, at: now.since(t0).human() });
+                }
+            }
+            Some(n) => {
+                same_instant = 0;
+                now = n;
+            }
         }
     }
     let end = if scenario.until.is_some() || !settled { limit } else { now.since(t0) };

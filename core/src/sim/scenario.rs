@@ -327,12 +327,19 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Seconds, D::Error> {
     if d.0 < 0 {
         return Err(serde::de::Error::custom(format!("a duration here cannot be negative, got {text:?}")));
     }
+    if d > MAX_SCENARIO_DURATION {
+        return Err(serde::de::Error::custom(format!("a duration here can be at most 100 years, got {text:?}")));
+    }
     Ok(d)
 }
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Seconds>, D::Error> {
     duration(d).map(Some)
 }
+
+/// The longest duration a scenario may give (`at`, `until`, ...): 100 years. Simulated
+/// time must stay far from the end of the clock.
+pub const MAX_SCENARIO_DURATION: Seconds = Seconds(100 * 365 * 24 * 3600);
 
 /// The largest scenario file accepted (16 MiB): anything bigger is a mistake (or
 /// `/dev/zero`), and refusing it early keeps memory bounded.
