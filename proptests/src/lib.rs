@@ -7,10 +7,11 @@
 //! * [`fenceposts`]: Argo's `maxSurge` / `maxUnavailable` resolution, written again from
 //!   the reference (not taken from the core), so the bounds are checked against an
 //!   independent model.
-//! * [`driver`]: a small cluster that drives [`rollouts_core::step`] directly (pods that
-//!   start at once or over time; watch events delivered one `step` each or coalesced),
-//!   independent of the simulator, for properties about single steps, converged states
-//!   and delivery orders the simulator does not use.
+//! * [`driver`]: the simulator's cluster ([`rollouts_core::sim::Cluster`]) with its own run
+//!   loop that drives [`rollouts_core::step`] directly (pods that start at once or over
+//!   time; watch events delivered one `step` each, coalesced, or as the latest object),
+//!   for properties about single steps, converged states and delivery orders the
+//!   simulator does not use.
 //! * [`arbitrary`]: arbitrary JSON, mutated manifests and malformed objects for the
 //!   no-panic property.
 //! * [`findings`]: known failures that would otherwise dominate unrelated properties'

@@ -328,85 +328,85 @@ impl Cluster {
 
     /// Carries out one action; whether it changed anything.
     fn execute_one(&mut self, rollout: &str, a: &Action) -> bool {
-            match a {
-                Action::CreateReplicaSet { replica_set } => {
-                    let mut rs = (**replica_set).clone();
-                    let name = rs.metadata.name.clone().unwrap_or_default();
-                    if self.replica_sets.contains_key(&name) {
-                        return false;
-                    }
-                    rs.metadata.creation_timestamp = Some(to_kube_time(self.now));
-                    rs.metadata.uid = Some(format!("uid-rs-{name}"));
-                    rs.metadata.generation = Some(1);
-                    rs.status = Some(ReplicaSetStatus { observed_generation: Some(1), ..Default::default() });
-                    self.instant_status(&mut rs);
-                    if let Some(owner) = Self::owner_of(&rs) {
-                        self.owned.entry(owner).or_default().insert(name.clone());
-                    }
-                    self.replica_sets.insert(name.clone(), rs);
-                    self.emit_rs(&name);
-                    true
+        match a {
+            Action::CreateReplicaSet { replica_set } => {
+                let mut rs = (**replica_set).clone();
+                let name = rs.metadata.name.clone().unwrap_or_default();
+                if self.replica_sets.contains_key(&name) {
+                    return false;
                 }
-                Action::PatchReplicaSet { name, patch } => {
-                    let Some(rs) = self.replica_sets.get_mut(name) else { return false };
-                    let old_spec = rs.spec.clone();
-                    crate::rollout::apply_rs_patch(rs, patch);
-                    if rs.spec != old_spec {
-                        let g = rs.metadata.generation.unwrap_or(1) + 1;
-                        rs.metadata.generation = Some(g);
-                        rs.status.get_or_insert_with(Default::default).observed_generation = Some(g);
-                    }
-                    let mut rs = rs.clone();
-                    self.instant_status(&mut rs);
-                    self.replica_sets.insert(name.clone(), rs);
-                    self.emit_rs(name);
-                    true
+                rs.metadata.creation_timestamp = Some(to_kube_time(self.now));
+                rs.metadata.uid = Some(format!("uid-rs-{name}"));
+                rs.metadata.generation = Some(1);
+                rs.status = Some(ReplicaSetStatus { observed_generation: Some(1), ..Default::default() });
+                self.instant_status(&mut rs);
+                if let Some(owner) = Self::owner_of(&rs) {
+                    self.owned.entry(owner).or_default().insert(name.clone());
                 }
-                Action::DeleteReplicaSet { name } => {
-                    let Some(rs) = self.replica_sets.remove(name) else { return false };
-                    if let Some(owned) = Self::owner_of(&rs).and_then(|o| self.owned.get_mut(&o)) {
-                        owned.remove(name);
-                    }
-                    self.delete_pods_of(rollout, name);
-                    self.emit(rollout, Event::Deleted { kind: ObjectKind::ReplicaSet, name: name.clone() });
-                    true
-                }
-                Action::SetServiceSelector { service, hash, managed_by } => {
-                    let Some(svc) = self.services.get_mut(service) else { return false };
-                    svc.spec
-                        .get_or_insert_with(Default::default)
-                        .selector
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert(keys::POD_TEMPLATE_HASH.to_string(), hash.clone());
-                    if let Some(owner) = managed_by {
-                        svc.metadata
-                            .annotations
-                            .get_or_insert_with(BTreeMap::new)
-                            .insert(keys::MANAGED_BY_ROLLOUTS.to_string(), owner.clone());
-                    }
-                    self.emit_service(service);
-                    true
-                }
-                Action::PatchRolloutStatus { patch } | Action::PatchRollout { patch } => {
-                    self.patch_rollout(rollout, patch);
-                    true
-                }
-                Action::EvictPod { name } => self.evict(rollout, name),
-                Action::CreateAnalysisRun { .. }
-                | Action::PatchAnalysisRun { .. }
-                | Action::DeleteAnalysisRun { .. }
-                | Action::Measure { .. }
-                | Action::CreateJob { .. }
-                | Action::DeleteJob { .. } => {
-                    self.execute_analysis(rollout, a);
-                    true
-                }
-                Action::RecordEvent { reason, message, .. } => {
-                    self.recorded.push((self.now, rollout.to_string(), reason.clone(), message.clone()));
-                    true
-                }
-                Action::WakeAt { .. } => false,
+                self.replica_sets.insert(name.clone(), rs);
+                self.emit_rs(&name);
+                true
             }
+            Action::PatchReplicaSet { name, patch } => {
+                let Some(rs) = self.replica_sets.get_mut(name) else { return false };
+                let old_spec = rs.spec.clone();
+                crate::rollout::apply_rs_patch(rs, patch);
+                if rs.spec != old_spec {
+                    let g = rs.metadata.generation.unwrap_or(1) + 1;
+                    rs.metadata.generation = Some(g);
+                    rs.status.get_or_insert_with(Default::default).observed_generation = Some(g);
+                }
+                let mut rs = rs.clone();
+                self.instant_status(&mut rs);
+                self.replica_sets.insert(name.clone(), rs);
+                self.emit_rs(name);
+                true
+            }
+            Action::DeleteReplicaSet { name } => {
+                let Some(rs) = self.replica_sets.remove(name) else { return false };
+                if let Some(owned) = Self::owner_of(&rs).and_then(|o| self.owned.get_mut(&o)) {
+                    owned.remove(name);
+                }
+                self.delete_pods_of(rollout, name);
+                self.emit(rollout, Event::Deleted { kind: ObjectKind::ReplicaSet, name: name.clone() });
+                true
+            }
+            Action::SetServiceSelector { service, hash, managed_by } => {
+                let Some(svc) = self.services.get_mut(service) else { return false };
+                svc.spec
+                    .get_or_insert_with(Default::default)
+                    .selector
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(keys::POD_TEMPLATE_HASH.to_string(), hash.clone());
+                if let Some(owner) = managed_by {
+                    svc.metadata
+                        .annotations
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(keys::MANAGED_BY_ROLLOUTS.to_string(), owner.clone());
+                }
+                self.emit_service(service);
+                true
+            }
+            Action::PatchRolloutStatus { patch } | Action::PatchRollout { patch } => {
+                self.patch_rollout(rollout, patch);
+                true
+            }
+            Action::EvictPod { name } => self.evict(rollout, name),
+            Action::CreateAnalysisRun { .. }
+            | Action::PatchAnalysisRun { .. }
+            | Action::DeleteAnalysisRun { .. }
+            | Action::Measure { .. }
+            | Action::CreateJob { .. }
+            | Action::DeleteJob { .. } => {
+                self.execute_analysis(rollout, a);
+                true
+            }
+            Action::RecordEvent { reason, message, .. } => {
+                self.recorded.push((self.now, rollout.to_string(), reason.clone(), message.clone()));
+                true
+            }
+            Action::WakeAt { .. } => false,
+        }
     }
 
     /// Every rollout's objects, as a controller starting now would list them.
