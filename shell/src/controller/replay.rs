@@ -37,17 +37,17 @@ pub struct Replayed {
 }
 
 /// Why a replay stopped.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub enum ReplayError {
-    /// The trace cannot be read (the message names the line).
-    Unreadable(String),
+    /// The trace cannot be read.
+    Unreadable(trace::TraceError),
     /// The core decided differently.
     Diverged(Box<Divergence>),
 }
 
 /// Replays records in order, one state per rollout, exactly as the controller's workers
 /// step their batches; records are taken one at a time, so any trace length fits.
-pub fn replay(records: impl IntoIterator<Item = Result<Record, String>>) -> Result<Replayed, ReplayError> {
+pub fn replay(records: impl IntoIterator<Item = Result<Record, trace::TraceError>>) -> Result<Replayed, ReplayError> {
     let mut states: BTreeMap<String, State> = BTreeMap::new();
     let mut count = 0;
     for (i, r) in records.into_iter().enumerate() {

@@ -72,9 +72,45 @@ pub struct Records<R> {
     buf: Vec<u8>,
 }
 
+/// Why a trace cannot be read. Every error names the file, and the line where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// The file cannot be opened.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading failed.
+    #[error("{at}: {source}")]
+    Read {
+        at: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line longer than [`MAX_RECORD_BYTES`].
+    #[error("{at}: a record is longer than {} MiB: not a trace", MAX_RECORD_BYTES >> 20)]
+    TooLong { at: String },
+    /// A line that is not UTF-8.
+    #[error("{at}: not UTF-8 text: {source}")]
+    NotText {
+        at: String,
+        #[source]
+        source: std::str::Utf8Error,
+    },
+    /// A line that is not a record.
+    #[error("{at}: {source}")]
+    NotARecord {
+        at: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// Opens a trace file for reading.
-pub fn open(path: &Path) -> Result<Records<BufReader<File>>, String> {
-    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+pub fn open(path: &Path) -> Result<Records<BufReader<File>>, TraceError> {
+    let file = File::open(path).map_err(|source| TraceError::Open { path: path.display().to_string(), source })?;
     Ok(Records::new(BufReader::new(file), path.display().to_string()))
 }
 
@@ -86,7 +122,7 @@ impl<R: BufRead> Records<R> {
 }
 
 impl<R: BufRead> Iterator for Records<R> {
-    type Item = Result<Record, String>;
+    type Item = Result<Record, TraceError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -96,21 +132,19 @@ impl<R: BufRead> Iterator for Records<R> {
             let read = Read::take(self.reader.by_ref(), limit).read_until(b'\n', &mut self.buf);
             let at = format!("{}:{}", self.origin, self.line);
             match read {
-                Err(e) => return Some(Err(format!("{at}: {e}"))),
+                Err(source) => return Some(Err(TraceError::Read { at, source })),
                 Ok(0) => return None,
-                Ok(_) if self.buf.len() > MAX_RECORD_BYTES => {
-                    return Some(Err(format!("{at}: a record is longer than {} MiB: not a trace", MAX_RECORD_BYTES >> 20)));
-                }
+                Ok(_) if self.buf.len() > MAX_RECORD_BYTES => return Some(Err(TraceError::TooLong { at })),
                 Ok(_) => {}
             }
             let text = match std::str::from_utf8(&self.buf) {
                 Ok(t) => t,
-                Err(e) => return Some(Err(format!("{at}: not UTF-8 text: {e}"))),
+                Err(source) => return Some(Err(TraceError::NotText { at, source })),
             };
             if text.trim().is_empty() {
                 continue;
             }
-            return Some(serde_json::from_str(text).map_err(|e| format!("{at}: {e}")));
+            return Some(serde_json::from_str(text).map_err(|source| TraceError::NotARecord { at, source }));
         }
     }
 }
@@ -119,7 +153,7 @@ impl<R: BufRead> Iterator for Records<R> {
 mod tests {
     use super::*;
 
-    fn read(text: &[u8]) -> Vec<Result<Record, String>> {
+    fn read(text: &[u8]) -> Vec<Result<Record, TraceError>> {
         Records::new(text, "t.jsonl".into()).collect()
     }
 
@@ -130,7 +164,7 @@ mod tests {
         let records = read(text.as_bytes());
         assert_eq!(records.len(), 3, "{records:?}");
         assert!(records[0].is_ok() && records[1].is_ok(), "{records:?}");
-        assert!(records[2].as_ref().unwrap_err().starts_with("t.jsonl:4: "), "{records:?}");
+        assert!(records[2].as_ref().unwrap_err().to_string().starts_with("t.jsonl:4: "), "{records:?}");
     }
 
     #[test]
@@ -138,6 +172,6 @@ mod tests {
         let endless = std::io::BufReader::new(std::io::repeat(0));
         let mut records = Records::new(endless, "/dev/zero".into());
         let e = records.next().unwrap().unwrap_err();
-        assert_eq!(e, "/dev/zero:1: a record is longer than 64 MiB: not a trace");
+        assert_eq!(e.to_string(), "/dev/zero:1: a record is longer than 64 MiB: not a trace");
     }
 }
