@@ -22,5 +22,8 @@ export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 export ROLLOUTS_E2E_STATE="${ROLLOUTS_E2E_STATE:-${TMPDIR:-/tmp}/rollouts-e2e-plane-$$}"
 trap 'ROLLOUTS_DEV_CLUSTER_STATE="$ROLLOUTS_E2E_STATE" deploy/dev-cluster/down >/dev/null 2>&1 || true; rm -f "$ROLLOUTS_E2E_STATE.lock"' EXIT
 
+# Lints first: clippy with every warning an error (the core's clock and HashMap bans
+# included, see core/clippy.toml).
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --no-fail-fast
 cargo bench --workspace --locked --no-run

@@ -156,32 +156,27 @@ pub async fn promote(args: PromoteArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn abort(args: NamesArgs) -> Result<ExitCode, CliError> {
+/// Sends `command` to each rollout named, confirming each as Argo does (`rollout 'x' <done>`).
+async fn each(args: NamesArgs, command: Command, done: &str) -> Result<ExitCode, CliError> {
     let cluster = Cluster::connect(&args.kube).await?;
     for name in &args.names {
-        run_command(&cluster, name, &Command::Abort).await?;
-        println!("rollout '{name}' aborted");
+        run_command(&cluster, name, &command).await?;
+        println!("rollout '{name}' {done}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub async fn abort(args: NamesArgs) -> Result<ExitCode, CliError> {
+    each(args, Command::Abort, "aborted").await
 }
 
 pub async fn retry(command: RetryCommand) -> Result<ExitCode, CliError> {
     let RetryCommand::Rollout(args) = command;
-    let cluster = Cluster::connect(&args.kube).await?;
-    for name in &args.names {
-        run_command(&cluster, name, &Command::Retry).await?;
-        println!("rollout '{name}' retried");
-    }
-    Ok(ExitCode::SUCCESS)
+    each(args, Command::Retry, "retried").await
 }
 
 pub async fn pause(args: NamesArgs) -> Result<ExitCode, CliError> {
-    let cluster = Cluster::connect(&args.kube).await?;
-    for name in &args.names {
-        run_command(&cluster, name, &Command::Pause).await?;
-        println!("rollout '{name}' paused");
-    }
-    Ok(ExitCode::SUCCESS)
+    each(args, Command::Pause, "paused").await
 }
 
 pub async fn restart(args: RestartArgs) -> Result<ExitCode, CliError> {

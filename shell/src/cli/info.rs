@@ -75,8 +75,8 @@ pub struct RolloutInfo {
     pub name: String,
     pub namespace: String,
     pub created: Option<Timestamp>,
-    /// The phase as the client computes it (`Healthy`, `Progressing`, `Paused`, `Degraded`).
-    pub status: String,
+    /// The phase as the client computes it.
+    pub status: RolloutPhase,
     pub message: String,
     pub strategy: Strategy,
     /// `index/steps` for a canary with steps and a step index.
@@ -160,7 +160,7 @@ pub struct ExperimentInfo {
 
 /// The phase and message a client shows (Argo's `GetRolloutPhase`): a spec change the
 /// controller has not seen yet, or a promote it has not acted on, reads as Progressing.
-pub fn client_phase(ro: &Rollout) -> (String, String) {
+pub fn client_phase(ro: &Rollout) -> (RolloutPhase, String) {
     let generation = ro.metadata.generation.unwrap_or(0);
     let observed_current = match ro.status.observed_generation.parse::<i64>() {
         // Before 0.10 the field held a hash; a number above the generation is such a hash.
@@ -168,16 +168,15 @@ pub fn client_phase(ro: &Rollout) -> (String, String) {
         Err(_) => true,
     };
     if !observed_current {
-        return ("Progressing".into(), "waiting for rollout spec update to be observed".into());
+        return (RolloutPhase::Progressing, "waiting for rollout spec update to be observed".into());
     }
     if ro.status.controller_pause && ro.status.pause_conditions.is_empty() {
-        return ("Progressing".into(), "waiting for rollout to unpause".into());
+        return (RolloutPhase::Progressing, "waiting for rollout to unpause".into());
     }
     if let Some(phase) = ro.status.phase {
-        return (phase.as_str().into(), ro.status.message.clone());
+        return (phase, ro.status.message.clone());
     }
-    let (phase, message): (RolloutPhase, String) = calculate_phase(&ro.spec, &ro.status);
-    (phase.as_str().into(), message)
+    calculate_phase(&ro.spec, &ro.status)
 }
 
 /// The strategy of a rollout.
@@ -505,10 +504,8 @@ fn actual_weight(ro: &Rollout, set_weight: i32, replica_sets: &[ReplicaSetInfo])
     }
     replica_sets
         .iter()
-        .filter(|rs| rs.tags.contains(&Tag::Canary))
-        .map(|rs| rs.available * ro.spec.max_traffic_weight() / available)
-        .last()
-        .unwrap_or(0)
+        .rfind(|rs| rs.tags.contains(&Tag::Canary))
+        .map_or(0, |rs| rs.available * ro.spec.max_traffic_weight() / available)
 }
 
 /// Revisions shown in the tree, newest first (ReplicaSets, experiments and runs).
@@ -535,28 +532,28 @@ mod tests {
     #[test]
     fn an_unobserved_spec_change_reads_as_progressing() {
         let ro = rollout(json!({}), json!({"observedGeneration": "1", "phase": "Healthy"}));
-        assert_eq!(client_phase(&ro), ("Progressing".into(), "waiting for rollout spec update to be observed".into()));
+        assert_eq!(client_phase(&ro), (RolloutPhase::Progressing, "waiting for rollout spec update to be observed".into()));
     }
 
     #[test]
     fn a_promote_the_controller_has_not_seen_reads_as_unpausing() {
         let ro = rollout(json!({}), json!({"observedGeneration": "2", "controllerPause": true, "phase": "Paused", "message": "CanaryPauseStep"}));
-        assert_eq!(client_phase(&ro), ("Progressing".into(), "waiting for rollout to unpause".into()));
+        assert_eq!(client_phase(&ro), (RolloutPhase::Progressing, "waiting for rollout to unpause".into()));
     }
 
     #[test]
     fn the_controllers_phase_is_shown_otherwise() {
         let ro = rollout(json!({}), json!({"observedGeneration": "2", "phase": "Degraded", "message": "RolloutAborted: x"}));
-        assert_eq!(client_phase(&ro), ("Degraded".into(), "RolloutAborted: x".into()));
+        assert_eq!(client_phase(&ro), (RolloutPhase::Degraded, "RolloutAborted: x".into()));
         // An old controller wrote a hash there: treated as observed.
         let ro = rollout(json!({}), json!({"observedGeneration": "7d4b9c", "phase": "Healthy"}));
-        assert_eq!(client_phase(&ro).0, "Healthy");
+        assert_eq!(client_phase(&ro).0, RolloutPhase::Healthy);
     }
 
     #[test]
     fn without_a_phase_in_the_status_the_client_computes_it() {
         let ro = rollout(json!({"paused": true}), json!({"observedGeneration": "2"}));
-        assert_eq!(client_phase(&ro), ("Paused".into(), "manually paused".into()));
+        assert_eq!(client_phase(&ro), (RolloutPhase::Paused, "manually paused".into()));
     }
 
     #[test]

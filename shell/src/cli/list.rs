@@ -74,7 +74,7 @@ pub fn row(object: &Value) -> Row {
             Strategy::BlueGreen => "BlueGreen",
             Strategy::Unknown => "unknown",
         },
-        status: client_phase(&ro).0,
+        status: client_phase(&ro).0.as_str().to_string(),
         step: step(&ro).unwrap_or_else(|| "-".into()),
         set_weight: match strategy {
             Strategy::Canary => current_set_weight(&ro.spec, &ro.status).to_string(),
@@ -151,7 +151,7 @@ pub async fn run(command: ListCommand) -> Result<ExitCode, CliError> {
     }
     // Print a rollout's line again whenever its columns change.
     let mut shown: BTreeMap<(String, String), Row> =
-        items.iter().map(|v| row(v)).map(|r| ((r.namespace.clone(), r.name.clone()), r)).collect();
+        items.iter().map(row).map(|r| ((r.namespace.clone(), r.name.clone()), r)).collect();
     let mut config = watcher::Config::default();
     if let Some(name) = &args.name {
         config = config.fields(&format!("metadata.name={name}"));

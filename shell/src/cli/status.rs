@@ -11,6 +11,7 @@ use super::cluster::Cluster;
 use rollouts_core::api::lenient::rollout_lenient;
 use super::error::CliError;
 use super::info::client_phase;
+use rollouts_core::api::RolloutPhase;
 use super::watch::{watch_rollout, Next};
 use crate::kubeapi::KubeArgs;
 
@@ -62,18 +63,19 @@ pub enum Verdict {
     Pending,
 }
 
-pub fn verdict(status: &str, message: &str) -> Verdict {
-    match status {
-        "Healthy" => Verdict::Healthy,
-        "Degraded" => Verdict::Degraded(message.to_string()),
-        _ => Verdict::Pending,
+pub fn verdict(phase: RolloutPhase, message: &str) -> Verdict {
+    match phase {
+        RolloutPhase::Healthy => Verdict::Healthy,
+        RolloutPhase::Degraded => Verdict::Degraded(message.to_string()),
+        RolloutPhase::Progressing | RolloutPhase::Paused => Verdict::Pending,
     }
 }
 
 /// The printed line: `Status` or `Status - Message`. A one-shot status of a finished rollout
 /// is the bare phase, as Argo prints it.
-pub fn status_line(status: &str, message: &str, watching: bool) -> String {
-    let finished = matches!(verdict(status, message), Verdict::Healthy | Verdict::Degraded(_));
+pub fn status_line(phase: RolloutPhase, message: &str, watching: bool) -> String {
+    let finished = matches!(verdict(phase, message), Verdict::Healthy | Verdict::Degraded(_));
+    let status = phase.as_str();
     if message.is_empty() || (!watching && finished) {
         status.to_string()
     } else {
@@ -98,8 +100,8 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode, CliError> {
     if !args.watch {
         let ro = rollout_lenient(&cluster.objects(&args.name).await?.rollout).rollout;
         let (status, message) = client_phase(&ro);
-        println!("{}", status_line(&status, &message, false));
-        return outcome(&verdict(&status, &message), false);
+        println!("{}", status_line(status, &message, false));
+        return outcome(&verdict(status, &message), false);
     }
     let deadline = args.timeout.0.map(|d| tokio::time::Instant::now() + d);
     let mut last = Verdict::Pending;
@@ -107,12 +109,12 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode, CliError> {
     watch_rollout(&cluster, &args.name, deadline, |objects| {
         let ro = rollout_lenient(&objects.rollout).rollout;
         let (status, message) = client_phase(&ro);
-        let line = status_line(&status, &message, true);
+        let line = status_line(status, &message, true);
         if line != printed {
             println!("{line}");
             printed = line;
         }
-        last = verdict(&status, &message);
+        last = verdict(status, &message);
         match last {
             Verdict::Pending => Next::Continue,
             Verdict::Healthy | Verdict::Degraded(_) => Next::Stop,
@@ -128,23 +130,23 @@ mod tests {
 
     #[test]
     fn lines_carry_the_message_when_there_is_one() {
-        assert_eq!(status_line("Paused", "CanaryPauseStep", true), "Paused - CanaryPauseStep");
-        assert_eq!(status_line("Healthy", "", true), "Healthy");
-        assert_eq!(status_line("Degraded", "RolloutAborted: x", true), "Degraded - RolloutAborted: x");
-        assert_eq!(status_line("Degraded", "RolloutAborted: x", false), "Degraded");
-        assert_eq!(status_line("Progressing", "more replicas need to be updated", false), "Progressing - more replicas need to be updated");
+        assert_eq!(status_line(RolloutPhase::Paused, "CanaryPauseStep", true), "Paused - CanaryPauseStep");
+        assert_eq!(status_line(RolloutPhase::Healthy, "", true), "Healthy");
+        assert_eq!(status_line(RolloutPhase::Degraded, "RolloutAborted: x", true), "Degraded - RolloutAborted: x");
+        assert_eq!(status_line(RolloutPhase::Degraded, "RolloutAborted: x", false), "Degraded");
+        assert_eq!(status_line(RolloutPhase::Progressing, "more replicas need to be updated", false), "Progressing - more replicas need to be updated");
     }
 
     #[test]
     fn healthy_exits_0_degraded_and_timeouts_fail_with_argos_messages() {
         assert!(outcome(&Verdict::Healthy, true).is_ok());
-        let e = outcome(&verdict("Degraded", "RolloutAborted: aborted"), true).unwrap_err();
+        let e = outcome(&verdict(RolloutPhase::Degraded, "RolloutAborted: aborted"), true).unwrap_err();
         assert_eq!(e.to_string(), "The rollout is in a degraded state with message: RolloutAborted: aborted");
         let e = outcome(&Verdict::Pending, true).unwrap_err();
         assert_eq!(e.to_string(), "Rollout status watch exceeded timeout");
         // A one-shot status of a rollout in progress is not a failure.
         assert!(outcome(&Verdict::Pending, false).is_ok());
-        assert!(outcome(&verdict("Degraded", "x"), false).is_err());
+        assert!(outcome(&verdict(RolloutPhase::Degraded, "x"), false).is_err());
     }
 
     #[test]

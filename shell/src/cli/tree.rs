@@ -140,7 +140,7 @@ pub fn render_rollout(info: &RolloutInfo, now: Timestamp, colour: bool) -> Strin
     };
     field("Name:", &info.name);
     field("Namespace:", &info.namespace);
-    field("Status:", &format!("{} {}", p.paint(rollout_icon(&info.status)), info.status));
+    field("Status:", &format!("{} {}", p.paint(rollout_icon(info.status.as_str())), info.status.as_str()));
     if !info.message.is_empty() {
         field("Message:", &info.message);
     }
@@ -181,8 +181,8 @@ fn tree(info: &RolloutInfo, now: Timestamp, p: &Painter) -> String {
         rows,
         "{ICON_ROLLOUT} {}\tRollout\t{} {}\t{}\t",
         info.name,
-        p.paint(rollout_icon(&info.status)),
-        info.status,
+        p.paint(rollout_icon(info.status.as_str())),
+        info.status.as_str(),
         age(info.created, now)
     );
     let revisions = revisions(info);

@@ -27,38 +27,56 @@ pub struct Divergence {
     pub actual: String,
 }
 
+/// What a replay went through.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Records replayed.
+    pub records: usize,
+    /// Distinct rollouts.
+    pub rollouts: usize,
+}
+
+/// Why a replay stopped.
+#[derive(Debug)]
+pub enum ReplayError {
+    /// The trace cannot be read.
+    Unreadable(trace::TraceError),
+    /// The core decided differently.
+    Diverged(Box<Divergence>),
+}
+
 /// Replays records in order, one state per rollout, exactly as the controller's workers
-/// observe and reconcile. Returns the number of records replayed.
-pub fn replay(records: &[Record]) -> Result<usize, Box<Divergence>> {
-    let mut states: BTreeMap<&str, State> = BTreeMap::new();
-    for (i, r) in records.iter().enumerate() {
-        let state = states.entry(r.rollout.as_str()).or_default();
+/// step their batches; records are taken one at a time, so any trace length fits.
+pub fn replay(records: impl IntoIterator<Item = Result<Record, trace::TraceError>>) -> Result<Replayed, ReplayError> {
+    let mut states: BTreeMap<String, State> = BTreeMap::new();
+    let mut count = 0;
+    for (i, r) in records.into_iter().enumerate() {
+        let r = r.map_err(ReplayError::Unreadable)?;
+        count += 1;
+        let state = states.entry(r.rollout.clone()).or_default();
         let actions = step_batch(state, r.events.iter().cloned(), r.now);
         let expected = serde_json::to_string(&r.actions).unwrap_or_default();
         let actual = serde_json::to_string(&actions).unwrap_or_default();
         if expected != actual {
-            return Err(Box::new(Divergence { record: i + 1, rollout: r.rollout.clone(), expected, actual }));
+            return Err(ReplayError::Diverged(Box::new(Divergence { record: i + 1, rollout: r.rollout, expected, actual })));
         }
     }
-    Ok(records.len())
+    Ok(Replayed { records: count, rollouts: states.len() })
 }
 
 /// Replays the trace.
 pub fn run(args: ReplayArgs) -> ExitCode {
-    let records = match trace::read(&args.trace) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match replay(&records) {
-        Ok(n) => {
-            let rollouts: std::collections::BTreeSet<&str> = records.iter().map(|r| r.rollout.as_str()).collect();
-            println!("replayed {n} reconciles of {} rollouts: every action matched", rollouts.len());
+    let outcome = trace::open(&args.trace).map_err(ReplayError::Unreadable).and_then(replay);
+    match outcome {
+        Ok(r) => {
+            println!("replayed {} reconciles of {} rollouts: every action matched", r.records, r.rollouts);
             ExitCode::SUCCESS
         }
-        Err(d) => {
+        Err(ReplayError::Unreadable(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(ReplayError::Diverged(d)) => {
             eprintln!("error: record {} ({}): the core decided differently", d.record, d.rollout);
             eprintln!("recorded: {}", d.expected);
             eprintln!("replayed: {}", d.actual);

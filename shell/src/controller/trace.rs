@@ -6,7 +6,7 @@
 //! secret values.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -59,17 +59,119 @@ impl Trace {
     }
 }
 
-/// Reads a trace; the error names the line.
-pub fn read(path: &Path) -> Result<Vec<Record>, String> {
-    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record = serde_json::from_str(&line).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
-        out.push(record);
+/// The longest record `replay` reads: a record holds one reconcile's events (at a start,
+/// every object of one rollout), far below this; a longer line is not a trace.
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// Reads a trace one record at a time, so that memory stays bounded whatever the file's
+/// size; the error names the line.
+pub struct Records<R> {
+    reader: R,
+    origin: String,
+    line: usize,
+    buf: Vec<u8>,
+}
+
+/// Why a trace cannot be read. Every error names the file, and the line where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// The file cannot be opened.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading failed.
+    #[error("{at}: {source}")]
+    Read {
+        at: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line longer than [`MAX_RECORD_BYTES`].
+    #[error("{at}: a record is longer than {} MiB: not a trace", MAX_RECORD_BYTES >> 20)]
+    TooLong { at: String },
+    /// A line that is not UTF-8.
+    #[error("{at}: not UTF-8 text: {source}")]
+    NotText {
+        at: String,
+        #[source]
+        source: std::str::Utf8Error,
+    },
+    /// A line that is not a record.
+    #[error("{at}: {source}")]
+    NotARecord {
+        at: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Opens a trace file for reading.
+pub fn open(path: &Path) -> Result<Records<BufReader<File>>, TraceError> {
+    let file = File::open(path).map_err(|source| TraceError::Open { path: path.display().to_string(), source })?;
+    Ok(Records::new(BufReader::new(file), path.display().to_string()))
+}
+
+impl<R: BufRead> Records<R> {
+    /// Records from `reader`; errors name `origin` and the line.
+    pub fn new(reader: R, origin: String) -> Self {
+        Records { reader, origin, line: 0, buf: Vec::new() }
     }
-    Ok(out)
+}
+
+impl<R: BufRead> Iterator for Records<R> {
+    type Item = Result<Record, TraceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.buf.clear();
+            self.line += 1;
+            let limit = u64::try_from(MAX_RECORD_BYTES).unwrap_or(u64::MAX) + 1;
+            let read = Read::take(self.reader.by_ref(), limit).read_until(b'\n', &mut self.buf);
+            let at = format!("{}:{}", self.origin, self.line);
+            match read {
+                Err(source) => return Some(Err(TraceError::Read { at, source })),
+                Ok(0) => return None,
+                Ok(_) if self.buf.len() > MAX_RECORD_BYTES => return Some(Err(TraceError::TooLong { at })),
+                Ok(_) => {}
+            }
+            let text = match std::str::from_utf8(&self.buf) {
+                Ok(t) => t,
+                Err(source) => return Some(Err(TraceError::NotText { at, source })),
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            return Some(serde_json::from_str(text).map_err(|source| TraceError::NotARecord { at, source }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &[u8]) -> Vec<Result<Record, TraceError>> {
+        Records::new(text, "t.jsonl".into()).collect()
+    }
+
+    #[test]
+    fn records_are_read_one_per_line_and_errors_name_the_line() {
+        let good = r#"{"rollout":"ns/a","now":"2024-01-01T00:00:00Z","events":["tick"],"actions":[]}"#;
+        let text = format!("{good}\n\n{good}\nnot json\n");
+        let records = read(text.as_bytes());
+        assert_eq!(records.len(), 3, "{records:?}");
+        assert!(records[0].is_ok() && records[1].is_ok(), "{records:?}");
+        assert!(records[2].as_ref().unwrap_err().to_string().starts_with("t.jsonl:4: "), "{records:?}");
+    }
+
+    #[test]
+    fn an_endless_line_is_refused_without_reading_it_all() {
+        let endless = std::io::BufReader::new(std::io::repeat(0));
+        let mut records = Records::new(endless, "/dev/zero".into());
+        let e = records.next().unwrap().unwrap_err();
+        assert_eq!(e.to_string(), "/dev/zero:1: a record is longer than 64 MiB: not a trace");
+    }
 }
