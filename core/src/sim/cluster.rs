@@ -274,13 +274,16 @@ impl Cluster {
                 | CommandError::NegativeReplicas { .. }),
             ) => return Err(e.to_string()),
         };
-        self.change_rollout(&name, |obj| change.apply_to(obj));
+        self.change_rollout(&name, true, |obj| change.apply_to(obj));
         Ok(None)
     }
 
     /// Applies a JSON merge patch to a stored rollout (see [`Cluster::change_rollout`]).
     fn patch_rollout(&mut self, name: &str, patch: &Value) {
-        self.change_rollout(name, |obj| {
+        // A status or metadata patch (nearly all of them) cannot change the spec: no copy of
+        // a spec that grows with the number of steps for each of them.
+        let touches_spec = patch.get("spec").is_some();
+        self.change_rollout(name, touches_spec, |obj| {
             merge_patch(obj, patch);
             true
         });
@@ -288,14 +291,14 @@ impl Cluster {
 
     /// Changes a stored rollout as the API server would, bumping the generation when the
     /// spec changes, and emits the watch event (unless `change` says nothing changed).
-    fn change_rollout(&mut self, name: &str, change: impl FnOnce(&mut Value) -> bool) {
+    fn change_rollout(&mut self, name: &str, touches_spec: bool, change: impl FnOnce(&mut Value) -> bool) {
         let showed_pods = self.shows_pods(name);
         let Some(obj) = self.rollouts.get_mut(name) else { return };
-        let old_spec = obj.get("spec").cloned();
+        let old_spec = if touches_spec { obj.get("spec").cloned() } else { None };
         if !change(obj) {
             return;
         }
-        if obj.get("spec") != old_spec.as_ref() {
+        if touches_spec && obj.get("spec") != old_spec.as_ref() {
             let g = obj.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
             if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.insert("generation".into(), json!(g + 1));
