@@ -360,11 +360,21 @@ impl Ctx<'_> {
     /// Argo's `FilterAnalysisRunsToDelete`: runs of ReplicaSets that are gone, and runs
     /// beyond the successful / unsuccessful history limits (newest kept).
     fn delete_old_runs(&mut self, others: &[String]) {
-        let limits = self.ro.spec.analysis.clone().unwrap_or_default();
-        let max_ok = limits.successful_run_history_limit.unwrap_or(crate::api::defaults::RUN_HISTORY_LIMIT);
-        let max_bad = limits.unsuccessful_run_history_limit.unwrap_or(crate::api::defaults::RUN_HISTORY_LIMIT);
-        let hashes: BTreeSet<String> =
-            self.all_rs().filter(|r| !r.is_deleting()).map(|r| r.pod_hash().to_string()).collect();
+        if others.is_empty() {
+            return;
+        }
+        let limits = self.ro.spec.analysis.as_ref();
+        let max_ok = limits
+            .and_then(|l| l.successful_run_history_limit)
+            .unwrap_or(crate::api::defaults::RUN_HISTORY_LIMIT);
+        let max_bad = limits
+            .and_then(|l| l.unsuccessful_run_history_limit)
+            .unwrap_or(crate::api::defaults::RUN_HISTORY_LIMIT);
+        let hashes: BTreeSet<String> = self
+            .all_rs()
+            .filter(|r| !r.is_deleting())
+            .map(|r| r.pod_hash().to_string())
+            .collect();
         let mut runs: Vec<&AnalysisRun> = others
             .iter()
             .filter_map(|n| self.state.analysis_runs.get(n))
@@ -421,19 +431,37 @@ impl Ctx<'_> {
 
     /// Events `AnalysisRun<Phase>` when a current run's phase changed.
     fn emit_run_status_changes(&mut self, next: &CurrentRuns) {
-        let old = self.ro.status.clone();
+        let old = &self.ro.status;
         let pairs = [
-            (old.blue_green.post_promotion_analysis_run_status.clone(), next.post.clone(), RunKind::PostPromotion),
-            (old.blue_green.pre_promotion_analysis_run_status.clone(), next.pre.clone(), RunKind::PrePromotion),
-            (old.canary.current_step_analysis_run_status.clone(), next.step.clone(), RunKind::Step),
-            (old.canary.current_background_analysis_run_status.clone(), next.background.clone(), RunKind::Background),
+            (
+                old.blue_green.post_promotion_analysis_run_status.clone(),
+                next.post.as_ref(),
+                RunKind::PostPromotion,
+            ),
+            (
+                old.blue_green.pre_promotion_analysis_run_status.clone(),
+                next.pre.as_ref(),
+                RunKind::PrePromotion,
+            ),
+            (
+                old.canary.current_step_analysis_run_status.clone(),
+                next.step.as_ref(),
+                RunKind::Step,
+            ),
+            (
+                old.canary.current_background_analysis_run_status.clone(),
+                next.background.as_ref(),
+                RunKind::Background,
+            ),
         ];
         for (prev, run, kind) in pairs {
             let Some(run) = run else { continue };
-            let Some(phase) = run_phase(&run) else { continue };
+            let Some(phase) = run_phase(run) else {
+                continue;
+            };
             let changed = match &prev {
                 None => true,
-                Some(p) => p.name == run_name(&run) && p.status != phase.as_str(),
+                Some(p) => p.name == run_name(run) && p.status != phase.as_str(),
             };
             if !changed {
                 continue;
@@ -442,7 +470,7 @@ impl Ctx<'_> {
             let msg = format!(
                 "{} Analysis Run '{}' Status New: '{}' Previous: '{previous}'",
                 kind.label(),
-                run_name(&run),
+                run_name(run),
                 phase.as_str()
             );
             let reason = format!("AnalysisRun{}", phase.as_str());
@@ -657,11 +685,23 @@ pub(crate) fn field_value(ro: &Rollout, path: &str) -> Result<String, String> {
         let inner = rest.strip_prefix("['").and_then(|r| r.strip_suffix("']"))?;
         Some(inner.to_string())
     };
+    // A label or annotation the object does not have reads as "", as Kubernetes'
+    // `fieldpath.ExtractFieldPathAsString` does (a Go map lookup of a missing key).
     if let Some(k) = map_key("metadata.labels") {
-        return meta.labels.as_ref().and_then(|l| l.get(&k)).cloned().ok_or_else(err);
+        return Ok(meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(&k))
+            .cloned()
+            .unwrap_or_default());
     }
     if let Some(k) = map_key("metadata.annotations") {
-        return meta.annotations.as_ref().and_then(|l| l.get(&k)).cloned().ok_or_else(err);
+        return Ok(meta
+            .annotations
+            .as_ref()
+            .and_then(|l| l.get(&k))
+            .cloned()
+            .unwrap_or_default());
     }
     match path {
         "metadata.name" => return meta.name.clone().ok_or_else(err),

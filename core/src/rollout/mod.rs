@@ -25,7 +25,8 @@ use serde_json::Value;
 
 use crate::api::parse::from_value_strict;
 use crate::api::{
-    AnalysisRun, AnalysisTemplate, ConditionStatus, ConditionType, Rollout, RolloutSpec, RolloutStatus, SpecError,
+    AnalysisRun, AnalysisTemplate, ConditionReason, ConditionStatus, ConditionType, Rollout,
+    RolloutSpec, RolloutStatus, SpecError,
 };
 use crate::state::{Action, Event, EventType, Object, ObjectKind, State};
 use crate::time::Timestamp;
@@ -39,6 +40,7 @@ pub(crate) use context::apply_rs_patch;
 ///
 /// `step` is total and deterministic: it never panics, never reads a clock (`now` is the
 /// caller's), and the same inputs give the same outputs.
+#[must_use]
 pub fn step(mut state: State, event: Event, now: Timestamp) -> (State, Vec<Action>) {
     let failed = matches!(event, Event::ActionFailed { .. });
     let mut actions = observe(&mut state, event, now);
@@ -55,6 +57,7 @@ pub fn step(mut state: State, event: Event, now: Timestamp) -> (State, Vec<Actio
 /// all and [`reconcile`] once, like a work queue coalescing keys: the reconcile then sees
 /// the newest version of every object, never an intermediate one. The result is the same
 /// as stepping the last of them, minus the intermediate reconciles.
+#[must_use]
 pub fn observe(state: &mut State, event: Event, now: Timestamp) -> Vec<Action> {
     let mut actions = Vec::new();
     apply_event(state, event, now, &mut actions);
@@ -247,7 +250,7 @@ fn action_failed(state: &mut State, action: &Action, error: &str, now: Timestamp
         let msg = format!("Failed to create new replica set {name:?}: {error}");
         out.push(Action::RecordEvent {
             kind: EventType::Warning,
-            reason: "ReplicaSetCreateError".into(),
+            reason: ConditionReason::ReplicaSetCreateError.as_str().into(),
             message: msg.clone(),
         });
         if let Some(ro) = state.rollout.as_mut() {
@@ -255,7 +258,13 @@ fn action_failed(state: &mut State, action: &Action, error: &str, now: Timestamp
             let mut new = old.clone();
             status::set_condition(
                 &mut new,
-                status::condition(ConditionType::Progressing, ConditionStatus::False, "ReplicaSetCreateError", &msg, now),
+                status::condition(
+                    ConditionType::Progressing,
+                    ConditionStatus::False,
+                    ConditionReason::ReplicaSetCreateError,
+                    &msg,
+                    now,
+                ),
             );
             let (phase, message) = phase::calculate_phase(&ro.spec, &new);
             new.phase = Some(phase);
@@ -271,6 +280,7 @@ fn action_failed(state: &mut State, action: &Action, error: &str, now: Timestamp
 
 /// One reconcile (see [`observe`]): the rollout's AnalysisRuns advance first (in Argo a separate
 /// controller does that), then the rollout itself; one wake-up for both.
+#[must_use]
 pub fn reconcile(state: &mut State, now: Timestamp) -> Vec<Action> {
     let (mut actions, run_wake) = runs::advance_runs(state, now);
     let mut wake = run_wake.map(|at| (at, crate::state::WakeReason::Analysis));
@@ -292,14 +302,15 @@ pub fn reconcile(state: &mut State, now: Timestamp) -> Vec<Action> {
 
 /// One reconcile of the rollout in `state`.
 fn reconcile_rollout(state: &mut State, now: Timestamp) -> Vec<Action> {
-    let Some(ro) = state.rollout.clone() else {
+    let Some(ro) = state.rollout.as_ref() else {
         return Vec::new();
     };
     if ro.metadata.deletion_timestamp.is_some() {
         return Vec::new();
     }
-    if let Some(err) = state.spec_error.clone() {
-        return status::invalid_spec(state, &ro, &err.to_string(), now);
+    if let Some(err) = &state.spec_error {
+        let (ro, msg) = (ro.clone(), err.to_string());
+        return status::invalid_spec(state, &ro, &msg, now);
     }
     if ro.spec.replicas.is_none() {
         // HPA needs spec.replicas; Argo writes the default into the spec.
@@ -310,10 +321,21 @@ fn reconcile_rollout(state: &mut State, now: Timestamp) -> Vec<Action> {
             patch: serde_json::json!({"spec": {"replicas": crate::api::defaults::REPLICAS}}),
         }];
     }
-    if let Err(msg) = validation::validate(&ro, state) {
-        return status::invalid_spec(state, &ro, &msg, now);
+    let digest = state.digests.of(&ro.spec, ro.status.collision_count);
+    let hashes = digest.hashes.clone();
+    let valid = digest
+        .validation
+        .clone()
+        .and_then(|()| validation::validate_references(ro, state));
+    if let Err(e) = valid {
+        let ro = ro.clone();
+        return status::invalid_spec(state, &ro, &e.to_string(), now);
     }
-    let mut ctx = Ctx::new(state, ro, now);
+    // The reconcile works on the rollout itself, not a copy: `Ctx::finish` puts it back.
+    let Some(ro) = state.rollout.take() else {
+        return Vec::new();
+    };
+    let mut ctx = Ctx::new(state, ro, hashes, now);
     ctx.run();
     ctx.finish()
 }
