@@ -24,6 +24,17 @@ pub struct RsCounts {
     pub available: i32,
 }
 
+/// A canary's `maxSurge` or `maxUnavailable` that is neither an integer nor a percentage.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("spec.strategy.canary.{field}: {source}")]
+pub struct FencepostError {
+    /// `maxSurge` or `maxUnavailable`.
+    pub field: &'static str,
+    /// Why the value does not resolve.
+    #[source]
+    pub source: crate::api::intstr::IntOrPercentError,
+}
+
 /// `(maxSurge, maxUnavailable)` resolved against `spec.replicas` for a canary: surge rounds
 /// up, unavailable rounds down, both 0 ⇒ unavailable 1; `MaxUnavailable` capped at replicas
 /// (0 when replicas is 0).
@@ -32,15 +43,15 @@ pub struct RsCounts {
 /// `"25"`). An unparsable string (e.g. `"abc"`) is an `Err` naming the field
 /// (`"spec.strategy.canary.maxSurge: ..."`). A rollout without a canary strategy has no
 /// canary fenceposts: `(0, 0)`.
-pub fn canary_fenceposts(spec: &RolloutSpec) -> Result<(i32, i32), String> {
+pub fn canary_fenceposts(spec: &RolloutSpec) -> Result<(i32, i32), FencepostError> {
     let Some(canary) = spec.canary() else {
         return Ok((0, 0));
     };
     let replicas = spec.replicas();
     let surge = resolve_int_or_percent(&canary.max_surge(), replicas, true)
-        .map_err(|e| format!("spec.strategy.canary.maxSurge: {e}"))?;
+        .map_err(|source| FencepostError { field: "maxSurge", source })?;
     let unavailable = resolve_int_or_percent(&canary.max_unavailable(), replicas, false)
-        .map_err(|e| format!("spec.strategy.canary.maxUnavailable: {e}"))?;
+        .map_err(|source| FencepostError { field: "maxUnavailable", source })?;
     // Rounding the unavailability down can leave both limits at 0, which would freeze the
     // rollout; Argo (like the Deployment controller) then allows one unavailable pod.
     let unavailable = if surge == 0 && unavailable == 0 {
@@ -1683,11 +1694,11 @@ mod tests {
         assert!(
             bad_surge
                 .as_ref()
-                .is_err_and(|e| e.starts_with("spec.strategy.canary.maxSurge: ")),
+                .is_err_and(|e| e.to_string().starts_with("spec.strategy.canary.maxSurge: ")),
             "{bad_surge:?}"
         );
         let bad_unavailable = canary_fenceposts(&spec_for(10, None, Some(pct("x%"))));
-        let is_named = |e: &String| e.starts_with("spec.strategy.canary.maxUnavailable: ");
+        let is_named = |e: &FencepostError| e.to_string().starts_with("spec.strategy.canary.maxUnavailable: ");
         assert!(
             bad_unavailable.as_ref().is_err_and(is_named),
             "{bad_unavailable:?}"
