@@ -8,7 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde_json::Value;
 
 use super::context::Ctx;
-use crate::analysis::args::{flatten_templates, merge_args, merge_dry_run, merge_measurement_retention};
+use crate::analysis::args::{
+    flatten_templates, merge_args, merge_dry_run, merge_measurement_retention, TemplateError,
+};
 use crate::api::{
     keys, AnalysisPhase, AnalysisRun, AnalysisRunArgument, AnalysisRunSpec, AnalysisTemplate, Argument,
     PauseReason, Rollout, RolloutAnalysis, RolloutAnalysisRunStatus, RolloutAnalysisTemplate, StepKind, ValueFrom,
@@ -528,6 +530,47 @@ impl Ctx<'_> {
     }
 }
 
+/// Why the core cannot build an AnalysisRun for a rollout (or validate its references).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// A referenced template is not in the state.
+    #[error("{kind}.argoproj.io {name:?} not found")]
+    TemplateNotFound {
+        /// `analysistemplate` or `clusteranalysistemplate`.
+        kind: &'static str,
+        /// The template's name.
+        name: String,
+    },
+    /// A referenced template did not decode.
+    #[error("{kind}.argoproj.io {name:?} is invalid: {source}")]
+    TemplateInvalid {
+        /// `analysistemplate` or `clusteranalysistemplate`.
+        kind: &'static str,
+        /// The template's name.
+        name: String,
+        /// The decode error.
+        #[source]
+        source: crate::api::SpecError,
+    },
+    /// `valueFrom.podTemplateHashValue` is neither `Latest` nor `Stable`.
+    #[error("args.{arg}: unknown podTemplateHashValue {value:?}")]
+    UnknownPodTemplateHashValue {
+        /// The argument.
+        arg: String,
+        /// The value given.
+        value: String,
+    },
+    /// `valueFrom.fieldRef.fieldPath` does not name a readable field of the Rollout.
+    #[error("failed to resolve fieldPath {path:?}")]
+    FieldPath {
+        /// The path.
+        path: String,
+    },
+    /// The templates, rules and arguments do not merge.
+    #[error(transparent)]
+    Templates(#[from] TemplateError),
+}
+
 /// Argo's `newAnalysisRunFromRollout`: templates flattened, arguments merged, labels,
 /// annotations and the owner reference set.
 fn build_run(
@@ -538,7 +581,7 @@ fn build_run(
     step: Option<i32>,
     new_hash: &str,
     stable_hash: Option<String>,
-) -> Result<AnalysisRun, String> {
+) -> Result<AnalysisRun, RunError> {
     let args = rollout_args(&analysis.args, ro, new_hash, stable_hash.as_deref())?;
     let (namespaced, cluster) = referenced_templates(state, &analysis.templates)?;
     let flat = flatten_templates(&namespaced, &cluster)?;
@@ -611,7 +654,7 @@ fn build_run(
 pub(crate) fn referenced_templates(
     state: &State,
     refs: &[RolloutAnalysisTemplate],
-) -> Result<(Vec<AnalysisTemplate>, Vec<AnalysisTemplate>), String> {
+) -> Result<(Vec<AnalysisTemplate>, Vec<AnalysisTemplate>), RunError> {
     let mut namespaced: Vec<AnalysisTemplate> = Vec::new();
     let mut cluster: Vec<AnalysisTemplate> = Vec::new();
     let mut seen: BTreeSet<(bool, String)> = BTreeSet::new();
@@ -627,8 +670,8 @@ pub(crate) fn referenced_templates(
             (&state.analysis_templates, "analysistemplate")
         };
         let template = match store.get(&name) {
-            None => return Err(format!("{kind}.argoproj.io {name:?} not found")),
-            Some(Err(e)) => return Err(format!("{kind}.argoproj.io {name:?} is invalid: {e}")),
+            None => return Err(RunError::TemplateNotFound { kind, name }),
+            Some(Err(e)) => return Err(RunError::TemplateInvalid { kind, name, source: e.clone() }),
             Some(Ok(t)) => t.clone(),
         };
         let mut nested: Vec<(bool, String)> =
@@ -651,7 +694,7 @@ fn rollout_args(
     ro: &Rollout,
     new_hash: &str,
     stable_hash: Option<&str>,
-) -> Result<Vec<Argument>, String> {
+) -> Result<Vec<Argument>, RunError> {
     let mut out = Vec::new();
     for a in args {
         let value = match &a.value_from {
@@ -661,7 +704,12 @@ fn rollout_args(
                     match which.as_str() {
                         "Latest" => Some(new_hash.to_string()),
                         "Stable" => stable_hash.map(str::to_string),
-                        other => return Err(format!("args.{}: unknown podTemplateHashValue {other:?}", a.name)),
+                        other => {
+                            return Err(RunError::UnknownPodTemplateHashValue {
+                                arg: a.name.clone(),
+                                value: other.to_string(),
+                            })
+                        }
                     }
                 } else if let Some(field) = &from.field_ref {
                     Some(field_value(ro, &field.field_path)?)
@@ -677,8 +725,8 @@ fn rollout_args(
 
 /// Reads `fieldPath` from the Rollout: `metadata.name`, `metadata.labels['k']`, ..., or any
 /// dotted path to a primitive.
-pub(crate) fn field_value(ro: &Rollout, path: &str) -> Result<String, String> {
-    let err = || format!("failed to resolve fieldPath {path:?}");
+pub(crate) fn field_value(ro: &Rollout, path: &str) -> Result<String, RunError> {
+    let err = || RunError::FieldPath { path: path.to_string() };
     let meta = &ro.metadata;
     let map_key = |prefix: &str| -> Option<String> {
         let rest = path.strip_prefix(prefix)?;

@@ -15,6 +15,7 @@ pub mod phase;
 mod replicasets;
 mod restart;
 pub(crate) mod runs;
+pub use analysis::RunError;
 pub use runs::JOB_RUN_UID;
 mod services;
 mod status;

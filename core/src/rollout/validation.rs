@@ -36,6 +36,17 @@ pub enum ValidationError {
         /// What is required.
         detail: String,
     },
+    /// `<path>: Invalid value: <value>: <why the analysis cannot be built>`.
+    #[error("{path}: Invalid value: {value}: {source}")]
+    Analysis {
+        /// The field naming the templates.
+        path: String,
+        /// The template names, rendered.
+        value: String,
+        /// Why they do not make a run.
+        #[source]
+        source: super::analysis::RunError,
+    },
     /// `<path>: Forbidden: <what> is not supported by this version of Rollouts`.
     #[error("{path}: Forbidden: {what} is not supported by this version of Rollouts")]
     Unsupported {
@@ -422,9 +433,15 @@ fn validate_analysis_references(ro: &Rollout, state: &State) -> Result<(), Valid
         if templates.is_empty() {
             return Err(required(&path, "at least one template is required"));
         }
-        let (namespaced, cluster) = super::analysis::referenced_templates(state, templates)
-            .map_err(|e| invalid(&path, &value, &e))?;
-        let flat = crate::analysis::args::flatten_templates(&namespaced, &cluster).map_err(|e| invalid(&path, &value, &e))?;
+        let analysis_error = |source: super::analysis::RunError| ValidationError::Analysis {
+            path: path.clone(),
+            value: value.clone(),
+            source,
+        };
+        let (namespaced, cluster) =
+            super::analysis::referenced_templates(state, templates).map_err(analysis_error)?;
+        let flat = crate::analysis::args::flatten_templates(&namespaced, &cluster)
+            .map_err(|e| analysis_error(e.into()))?;
         if !background {
             for m in &flat.metrics {
                 let count = match &m.count {
@@ -450,7 +467,7 @@ fn validate_analysis_references(ro: &Rollout, state: &State) -> Result<(), Valid
                 value_from: None,
             })
             .collect();
-        crate::analysis::args::merge_args(&flat.args, &supplied).map_err(|e| invalid(&path, &value, &e))?;
+        crate::analysis::args::merge_args(&flat.args, &supplied).map_err(|e| analysis_error(e.into()))?;
         for (i, a) in args.iter().enumerate() {
             let Some(field) = a.value_from.as_ref().and_then(|v| v.field_ref.as_ref()) else { continue };
             if field.field_path.starts_with("metadata") && super::analysis::field_value(ro, &field.field_path).is_err() {
