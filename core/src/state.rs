@@ -73,6 +73,10 @@ pub struct State {
 #[derive(Clone, Debug, Default)]
 pub struct SpecDigests {
     entry: Option<Box<SpecDigest>>,
+    /// The `spec` of the last Rollout manifest that decoded strictly, as JSON and decoded:
+    /// a manifest whose `spec` is the same JSON is not decoded again (every status write
+    /// comes back as a whole manifest).
+    decoded: Option<Box<(serde_json::Value, RolloutSpec)>>,
 }
 
 /// One [`SpecDigests`] entry.
@@ -105,6 +109,18 @@ impl PartialEq for SpecDigests {
 }
 
 impl SpecDigests {
+    /// The decoded spec remembered for this JSON `spec`, if it is the last one decoded.
+    pub(crate) fn decoded_spec(&self, raw: &serde_json::Value) -> Option<&RolloutSpec> {
+        self.decoded.as_ref().filter(|d| d.0 == *raw).map(|d| &d.1)
+    }
+
+    /// Remembers the JSON `spec` of a manifest that decoded strictly into `spec`.
+    pub(crate) fn remember_decoded(&mut self, raw: &serde_json::Value, spec: &RolloutSpec) {
+        if self.decoded_spec(raw).is_none() {
+            self.decoded = Some(Box::new((raw.clone(), spec.clone())));
+        }
+    }
+
     /// The digest of `spec`, computed once per spec.
     pub(crate) fn of(&mut self, spec: &RolloutSpec, collision_count: Option<i32>) -> &SpecDigest {
         if self

@@ -68,7 +68,7 @@ pub fn observe(state: &mut State, event: Event, now: Timestamp) -> Vec<Action> {
 fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Vec<Action>) {
     match event {
         Event::Applied(Object::Rollout(value)) => {
-            let (rollout, error) = decode_rollout(&value);
+            let (rollout, error) = decode_rollout_remembering_spec(value, &mut state.digests);
             state.rollout = Some(rollout);
             state.spec_error = error;
         }
@@ -215,6 +215,32 @@ fn object_name(value: &Value) -> Option<String> {
     value.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string)
 }
 
+/// [`decode_rollout`], without decoding a `spec` that is the same JSON as the last one
+/// decoded: the rest of the manifest is decoded strictly on its own (every field of a
+/// Rollout is optional, and the remembered spec decoded without an error or an unknown
+/// field, so the result and any error are the same as decoding the whole manifest).
+fn decode_rollout_remembering_spec(
+    mut value: Value,
+    digests: &mut crate::state::SpecDigests,
+) -> (Rollout, Option<SpecError>) {
+    let remembered = value.get("spec").and_then(|raw| digests.decoded_spec(raw)).cloned();
+    if let Some(spec) = remembered {
+        if let Some(object) = value.as_object_mut() {
+            object.shift_remove("spec");
+        }
+        let (mut rollout, error) = decode_rollout(&value);
+        if error.is_none() {
+            rollout.spec = spec;
+        }
+        return (rollout, error);
+    }
+    let (rollout, error) = decode_rollout(&value);
+    if let (None, Some(raw)) = (&error, value.get("spec")) {
+        digests.remember_decoded(raw, &rollout.spec);
+    }
+    (rollout, error)
+}
+
 /// Decodes a Rollout strictly; on failure keeps its metadata and status so the error can
 /// be reported in a condition.
 pub fn decode_rollout(value: &Value) -> (Rollout, Option<SpecError>) {
@@ -339,4 +365,38 @@ fn reconcile_rollout(state: &mut State, now: Timestamp) -> Vec<Action> {
     let mut ctx = Ctx::new(state, ro, hashes, now);
     ctx.run();
     ctx.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A manifest whose spec was decoded before gives what decoding it whole gives, errors
+    /// in the rest of the manifest included.
+    #[test]
+    fn a_remembered_spec_decodes_like_the_whole_manifest() {
+        let base = serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "demo", "generation": 2},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "demo"}},
+                "template": {"metadata": {"labels": {"app": "demo"}}, "spec": {"containers": [{"name": "app", "image": "app:1"}]}},
+                "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}
+            },
+            "status": {"observedGeneration": "1"}
+        });
+        let mut digests = crate::state::SpecDigests::default();
+        assert_eq!(decode_rollout_remembering_spec(base.clone(), &mut digests), decode_rollout(&base));
+        assert!(digests.decoded_spec(&base["spec"]).is_some(), "the spec is remembered");
+        let mut later = base.clone();
+        later["status"] = serde_json::json!({"observedGeneration": "2", "abort": true});
+        assert_eq!(decode_rollout_remembering_spec(later.clone(), &mut digests), decode_rollout(&later));
+        let mut typo = base.clone();
+        typo["status"]["abortt"] = serde_json::json!(true);
+        let got = decode_rollout_remembering_spec(typo.clone(), &mut digests);
+        assert_eq!(got.1.as_ref().map(|e| e.path.as_str()), Some("status.abortt"));
+        assert_eq!(got, decode_rollout(&typo));
+    }
 }
