@@ -45,7 +45,7 @@ pub enum ValidationError {
         value: String,
         /// Why they do not make a run.
         #[source]
-        source: super::analysis::RunError,
+        source: Box<super::analysis::RunError>,
     },
     /// `<path>: Forbidden: <what> is not supported by this version of Rollouts`.
     #[error("{path}: Forbidden: {what} is not supported by this version of Rollouts")]
@@ -436,7 +436,7 @@ fn validate_analysis_references(ro: &Rollout, state: &State) -> Result<(), Valid
         let analysis_error = |source: super::analysis::RunError| ValidationError::Analysis {
             path: path.clone(),
             value: value.clone(),
-            source,
+            source: Box::new(source),
         };
         let (namespaced, cluster) =
             super::analysis::referenced_templates(state, templates).map_err(analysis_error)?;
