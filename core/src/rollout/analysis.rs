@@ -118,6 +118,11 @@ impl Ctx<'_> {
 
     /// Argo's `reconcileAnalysisRuns`.
     pub(super) fn reconcile_analysis_runs(&mut self) {
+        // Without runs and without any analysis in the spec there is nothing to create,
+        // cancel, delete or report, and the new status already names no run.
+        if self.state.analysis_runs.is_empty() && !self.spec_has_analysis() {
+            return;
+        }
         let current = self.current_runs();
         let aborted = self.pause.is_aborted(&self.ro.status);
         let rollback_to_delay = self.new_rs().is_some_and(|r| r.has_scale_down_deadline());
@@ -145,6 +150,17 @@ impl Ctx<'_> {
         self.cancel_runs(&others);
         self.delete_old_runs(&others);
         self.emit_run_status_changes(&next);
+    }
+
+    /// Whether the spec asks for any AnalysisRun (a step, background, pre- or
+    /// post-promotion analysis).
+    fn spec_has_analysis(&self) -> bool {
+        let spec = &self.ro.spec;
+        let canary = spec.canary().is_some_and(|c| c.analysis.is_some() || c.steps.iter().any(|s| s.analysis.is_some()));
+        let blue_green = spec
+            .blue_green()
+            .is_some_and(|b| b.pre_promotion_analysis.is_some() || b.post_promotion_analysis.is_some());
+        canary || blue_green
     }
 
     fn pause_or_abort(&mut self, run: Option<&AnalysisRun>, kind: RunKind) {
