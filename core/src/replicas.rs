@@ -11,7 +11,7 @@
 //! cannot be parsed is reported by [`canary_fenceposts`]; every other function then uses 0
 //! for both limits, as Argo does when it swallows the same error.
 
-use crate::api::{IntOrString, RolloutSpec, RolloutStatus, SetCanaryScale};
+use crate::api::{IntOrString, ProgressType, RolloutSpec, RolloutStatus, SetCanaryScale};
 
 /// The numbers of one ReplicaSet that the arithmetic needs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,6 +24,17 @@ pub struct RsCounts {
     pub available: i32,
 }
 
+/// A canary's `maxSurge` or `maxUnavailable` that is neither an integer nor a percentage.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("spec.strategy.canary.{field}: {source}")]
+pub struct FencepostError {
+    /// `maxSurge` or `maxUnavailable`.
+    pub field: &'static str,
+    /// Why the value does not resolve.
+    #[source]
+    pub source: crate::api::intstr::IntOrPercentError,
+}
+
 /// `(maxSurge, maxUnavailable)` resolved against `spec.replicas` for a canary: surge rounds
 /// up, unavailable rounds down, both 0 ⇒ unavailable 1; `MaxUnavailable` capped at replicas
 /// (0 when replicas is 0).
@@ -32,15 +43,15 @@ pub struct RsCounts {
 /// `"25"`). An unparsable string (e.g. `"abc"`) is an `Err` naming the field
 /// (`"spec.strategy.canary.maxSurge: ..."`). A rollout without a canary strategy has no
 /// canary fenceposts: `(0, 0)`.
-pub fn canary_fenceposts(spec: &RolloutSpec) -> Result<(i32, i32), String> {
+pub fn canary_fenceposts(spec: &RolloutSpec) -> Result<(i32, i32), FencepostError> {
     let Some(canary) = spec.canary() else {
         return Ok((0, 0));
     };
     let replicas = spec.replicas();
     let surge = resolve_int_or_percent(&canary.max_surge(), replicas, true)
-        .map_err(|e| format!("spec.strategy.canary.maxSurge: {e}"))?;
+        .map_err(|source| FencepostError { field: "maxSurge", source })?;
     let unavailable = resolve_int_or_percent(&canary.max_unavailable(), replicas, false)
-        .map_err(|e| format!("spec.strategy.canary.maxUnavailable: {e}"))?;
+        .map_err(|source| FencepostError { field: "maxUnavailable", source })?;
     // Rounding the unavailability down can leave both limits at 0, which would freeze the
     // rollout; Argo (like the Deployment controller) then allows one unavailable pod.
     let unavailable = if surge == 0 && unavailable == 0 {
@@ -218,12 +229,13 @@ pub fn at_desired_replica_counts_for_canary(
     true
 }
 
-/// Whether `rs` has enough available pods for `desired` under the rollout's
-/// `replicaProgressThreshold` (also used to gate traffic shifts and the final promotion).
+/// Argo's `ReplicaProgressThresholdMet`: whether `rs` has enough available pods for
+/// `desired` under the rollout's `replicaProgressThreshold`. The one rule behind a step
+/// being reached and the final promotion (see `Ctx::new_rs_progress_met`).
 ///
-/// No threshold, a negative value or an unknown type ⇒ spec and available both equal
-/// `desired`. `Percent` ⇒ `available × 100 ≥ value × desired` (desired 0 passes); `Pods` ⇒
-/// `available ≥ value`. A missing RS never meets it.
+/// No threshold or a negative value ⇒ spec and available both equal `desired`. `Percent`
+/// ⇒ `available × 100 ≥ value × desired` (desired 0 passes); `Pods` ⇒ `available ≥ value`.
+/// A missing RS never meets it.
 pub(crate) fn replica_progress_threshold_met(
     spec: &RolloutSpec,
     rs: Option<RsCounts>,
@@ -237,10 +249,14 @@ pub(crate) fn replica_progress_threshold_met(
         .canary()
         .and_then(|c| c.replica_progress_threshold.as_ref())
         .filter(|t| t.value >= 0);
-    match threshold.map(|t| (t.kind.as_str(), i64::from(t.value))) {
+    let Some(threshold) = threshold else {
+        return all_desired_are_available(Some(rs), desired);
+    };
+    let value = i64::from(threshold.value);
+    match threshold.kind {
         // Argo compares `available / desired × 100 ≥ value` in floating point with a 1e-10
         // tolerance; the integer cross-multiplication gives the same answer exactly.
-        Some(("Percent", value)) => match desired.cmp(&0) {
+        ProgressType::Percent => match desired.cmp(&0) {
             std::cmp::Ordering::Equal => true,
             std::cmp::Ordering::Greater => {
                 i128::from(available) * 100 >= i128::from(value) * i128::from(desired)
@@ -249,8 +265,7 @@ pub(crate) fn replica_progress_threshold_met(
                 i128::from(available) * 100 <= i128::from(value) * i128::from(desired)
             }
         },
-        Some(("Pods", value)) => available >= value,
-        _ => all_desired_are_available(Some(rs), desired),
+        ProgressType::Pods => available >= value,
     }
 }
 
@@ -1271,37 +1286,34 @@ mod tests {
 
     #[test]
     fn b5_replica_progress_threshold() {
-        let with = |threshold: Option<(&str, i32)>| {
+        let with = |threshold: Option<(ProgressType, i32)>| {
             let mut spec = argo_rollout(10, 10, 1, 0);
             canary_mut(&mut spec).replica_progress_threshold =
-                threshold.map(|(kind, value)| ReplicaProgressThreshold {
-                    kind: kind.into(),
-                    value,
-                });
+                threshold.map(|(kind, value)| ReplicaProgressThreshold { kind, value });
             spec
         };
+        use ProgressType::{Percent, Pods};
         #[rustfmt::skip]
         let rows = [
             // TestAllReplicaProgressThresholdMet
-            ("B5 90% 9/10",                 Some(("Percent", 90)),   Some(rs(10, 9)),   10, true),
-            ("B5 pods 9, 9 available",      Some(("Pods", 9)),       Some(rs(10, 9)),   10, true),
-            ("B5 90% 8/10",                 Some(("Percent", 90)),   Some(rs(10, 8)),   10, false),
-            ("B5 pods 8, 7 available",      Some(("Pods", 8)),       Some(rs(10, 7)),   10, false),
-            ("B5 -100 ⇒ default",           Some(("Percent", -100)), Some(rs(10, 10)),  10, true),
+            ("B5 90% 9/10",                 Some((Percent, 90)),   Some(rs(10, 9)),   10, true),
+            ("B5 pods 9, 9 available",      Some((Pods, 9)),       Some(rs(10, 9)),   10, true),
+            ("B5 90% 8/10",                 Some((Percent, 90)),   Some(rs(10, 8)),   10, false),
+            ("B5 pods 8, 7 available",      Some((Pods, 8)),       Some(rs(10, 7)),   10, false),
+            ("B5 -100 ⇒ default",           Some((Percent, -100)), Some(rs(10, 10)),  10, true),
             ("B5 nil, spec 5 avail 10",     None,                    Some(rs(5, 10)),   10, false),
-            ("B5 nil rs",                   Some(("Percent", 90)),   None,              10, false),
-            ("B5 100% 100/10",              Some(("Percent", 100)),  Some(rs(10, 100)), 10, true),
-            ("B5 90% desired 0",            Some(("Percent", 90)),   Some(rs(10, 0)),   0,  true),
+            ("B5 nil rs",                   Some((Percent, 90)),   None,              10, false),
+            ("B5 100% 100/10",              Some((Percent, 100)),  Some(rs(10, 100)), 10, true),
+            ("B5 90% desired 0",            Some((Percent, 90)),   Some(rs(10, 0)),   0,  true),
             // TestCheckReplicasAvailableWithReplicaProgressThreshold: 5 pods needed.
-            ("B5 check 80% 4/5",            Some(("Percent", 80)),   Some(rs(5, 4)),    5,  true),
-            ("B5 check 80% 3/5",            Some(("Percent", 80)),   Some(rs(5, 3)),    5,  false),
+            ("B5 check 80% 4/5",            Some((Percent, 80)),   Some(rs(5, 4)),    5,  true),
+            ("B5 check 80% 3/5",            Some((Percent, 80)),   Some(rs(5, 3)),    5,  false),
             ("B5 check nil 4/5",            None,                    Some(rs(5, 4)),    5,  false),
             // TestShouldFullPromoteWithReplicaProgressThreshold: 10 pods needed.
-            ("B5 promote 90% 9/10",         Some(("Percent", 90)),   Some(rs(10, 9)),   10, true),
-            ("B5 promote 90% 8/10",         Some(("Percent", 90)),   Some(rs(10, 8)),   10, false),
+            ("B5 promote 90% 9/10",         Some((Percent, 90)),   Some(rs(10, 9)),   10, true),
+            ("B5 promote 90% 8/10",         Some((Percent, 90)),   Some(rs(10, 8)),   10, false),
             ("B5 promote nil 9/10",         None,                    Some(rs(10, 9)),   10, false),
-            // An unknown type falls back to the default.
-            ("unknown type",                Some(("Pod", 1)),        Some(rs(10, 9)),   10, false),
+            ("B5 pods 1, 9 available",      Some((Pods, 1)),         Some(rs(10, 9)),   10, true),
         ];
         for (id, threshold, set, desired, expect) in rows {
             assert_eq!(
@@ -1357,7 +1369,7 @@ mod tests {
         let half = spec_for(50, empty());
         let mut threshold = routed(10, vec![set_weight(100)], false);
         canary_mut(&mut threshold).replica_progress_threshold = Some(ReplicaProgressThreshold {
-            kind: "Percent".into(),
+            kind: ProgressType::Percent,
             value: 90,
         });
         let (r22, r1010) = (Some(rs(2, 2)), Some(rs(10, 10)));
@@ -1682,11 +1694,11 @@ mod tests {
         assert!(
             bad_surge
                 .as_ref()
-                .is_err_and(|e| e.starts_with("spec.strategy.canary.maxSurge: ")),
+                .is_err_and(|e| e.to_string().starts_with("spec.strategy.canary.maxSurge: ")),
             "{bad_surge:?}"
         );
         let bad_unavailable = canary_fenceposts(&spec_for(10, None, Some(pct("x%"))));
-        let is_named = |e: &String| e.starts_with("spec.strategy.canary.maxUnavailable: ");
+        let is_named = |e: &FencepostError| e.to_string().starts_with("spec.strategy.canary.maxUnavailable: ");
         assert!(
             bad_unavailable.as_ref().is_err_and(is_named),
             "{bad_unavailable:?}"
@@ -1839,7 +1851,7 @@ mod tests {
                             canary.dynamic_stable_scale = max.is_some();
                             canary.min_pods_per_replica_set = Some(value);
                             canary.replica_progress_threshold = Some(ReplicaProgressThreshold {
-                                kind: "Percent".into(),
+                                kind: ProgressType::Percent,
                                 value,
                             });
                             canary.abort_scale_down_delay_seconds = Some(value);

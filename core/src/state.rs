@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Affinity, Pod, Service};
+use k8s_openapi::api::core::v1::{Affinity, Pod, PodTemplateSpec, Service};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::run::MeasurementAnswer;
-use crate::api::{AnalysisRun, AnalysisTemplate, MetricProvider, Rollout, SecretKeyRef, SpecError};
+use crate::api::{
+    AnalysisRun, AnalysisTemplate, MetricProvider, Rollout, RolloutSpec, SecretKeyRef, SpecError,
+};
 use crate::time::Timestamp;
 
 /// Everything one rollout's decisions depend on.
@@ -53,6 +55,109 @@ pub struct State {
     /// Jobs created for the rollout's job metrics, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub jobs: BTreeMap<String, Job>,
+    /// Hashes derived from the Rollout's spec, kept between steps (see [`SpecDigests`]).
+    #[serde(skip)]
+    pub digests: SpecDigests,
+}
+
+/// What the core derives from the Rollout's spec alone, remembered with the spec it was
+/// computed from.
+///
+/// The hashes run over the JSON of the pod template and of the steps, and validation
+/// parses every step; together they cost more than the rest of a reconcile at rest, while
+/// the spec changes only when someone edits the Rollout. The entry is recomputed whenever
+/// the spec (or the collision count the template hash includes) differs from the
+/// remembered copy, so this is derived data only: it is never serialized, equality of
+/// states ignores it, and a state read back from JSON (an empty cache) gives the same
+/// outputs.
+#[derive(Clone, Debug, Default)]
+pub struct SpecDigests {
+    entry: Option<Box<SpecDigest>>,
+    /// The `metadata.generation` of the last Rollout manifest decoded whole: while the
+    /// cluster reports that generation, its spec is the one decoded (the API server bumps
+    /// the generation with every spec change). `None` after a failed action, whose re-read
+    /// must be decoded whole, and in a state read back from JSON.
+    pub(crate) decoded_generation: Option<i64>,
+    /// The `spec` of the last Rollout manifest that decoded strictly, as JSON and decoded:
+    /// a manifest whose `spec` is the same JSON is not decoded again (every status write
+    /// comes back as a whole manifest).
+    decoded: Option<Box<(serde_json::Value, RolloutSpec)>>,
+}
+
+/// One [`SpecDigests`] entry.
+#[derive(Clone, Debug)]
+pub(crate) struct SpecDigest {
+    spec: RolloutSpec,
+    collision_count: Option<i32>,
+    /// The strings a reconcile copies from the digest.
+    pub hashes: SpecHashes,
+    /// [`crate::rollout::validation::validate_spec`] of the spec.
+    pub validation: Result<(), crate::rollout::validation::ValidationError>,
+}
+
+/// The strings of a [`SpecDigest`].
+#[derive(Clone, Debug)]
+pub(crate) struct SpecHashes {
+    /// [`crate::hash::pod_template_hash`] of the template (the default one when unset).
+    pub template_hash: String,
+    /// [`crate::hash::steps_hash`] of the canary steps.
+    pub steps_hash: String,
+    /// `spec.selector` rendered for `status.selector`.
+    pub selector: String,
+}
+
+impl PartialEq for SpecDigests {
+    fn eq(&self, _: &Self) -> bool {
+        // Derived from the rest of the state, so never a difference of its own.
+        true
+    }
+}
+
+impl SpecDigests {
+    /// The decoded spec remembered for this JSON `spec`, if it is the last one decoded.
+    pub(crate) fn decoded_spec(&self, raw: &serde_json::Value) -> Option<&RolloutSpec> {
+        self.decoded.as_ref().filter(|d| d.0 == *raw).map(|d| &d.1)
+    }
+
+    /// Remembers the JSON `spec` of a manifest that decoded strictly into `spec`.
+    pub(crate) fn remember_decoded(&mut self, raw: &serde_json::Value, spec: &RolloutSpec) {
+        if self.decoded_spec(raw).is_none() {
+            self.decoded = Some(Box::new((raw.clone(), spec.clone())));
+        }
+    }
+
+    /// The digest of `spec`, computed once per spec.
+    pub(crate) fn of(&mut self, spec: &RolloutSpec, collision_count: Option<i32>) -> &SpecDigest {
+        if self
+            .entry
+            .as_ref()
+            .is_some_and(|d| d.collision_count != collision_count || d.spec != *spec)
+        {
+            self.entry = None;
+        }
+        self.entry.get_or_insert_with(|| {
+            let template_hash = match &spec.template {
+                Some(t) => crate::hash::pod_template_hash(t, collision_count),
+                None => {
+                    crate::hash::pod_template_hash(&PodTemplateSpec::default(), collision_count)
+                }
+            };
+            Box::new(SpecDigest {
+                spec: spec.clone(),
+                collision_count,
+                hashes: SpecHashes {
+                    template_hash,
+                    steps_hash: crate::hash::steps_hash(spec.steps()),
+                    selector: spec
+                        .selector
+                        .as_ref()
+                        .map(crate::objects::format_label_selector)
+                        .unwrap_or_default(),
+                },
+                validation: crate::rollout::validation::validate_spec(spec),
+            })
+        })
+    }
 }
 
 /// A Kubernetes object the core is told about.
@@ -144,6 +249,7 @@ pub enum Event {
 
 /// An intention for the shell, idempotent and addressed by deterministic names.
 /// Actions are returned in the order the shell must execute them.
+#[must_use = "an action does nothing until the shell executes it"]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Action {

@@ -115,7 +115,33 @@ pub struct DurationError {
     /// The text that was given.
     pub input: String,
     /// What is wrong with it, in Go's words (`time: unknown unit "x" in duration "1x"`).
-    pub reason: String,
+    #[source]
+    pub reason: GoDurationError,
+}
+
+/// Why Go's `time.ParseDuration` rejects a string; the messages are Go's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GoDurationError {
+    /// Not a duration at all, or out of range.
+    #[error("time: invalid duration {}", time_quote(.input))]
+    Invalid {
+        /// The whole input.
+        input: String,
+    },
+    /// A number without a unit.
+    #[error("time: missing unit in duration {}", time_quote(.input))]
+    MissingUnit {
+        /// The whole input.
+        input: String,
+    },
+    /// A unit Go does not know.
+    #[error("time: unknown unit {} in duration {}", time_quote(.unit), time_quote(.input))]
+    UnknownUnit {
+        /// The unit as written.
+        unit: String,
+        /// The whole input.
+        input: String,
+    },
 }
 
 /// Parses a duration the way Argo Rollouts does for `pause.duration`: a bare integer is
@@ -134,8 +160,8 @@ pub fn parse_duration(input: &str) -> Result<Seconds, DurationError> {
 /// metric's `interval` and `initialDelay`), returning nanoseconds. Unlike
 /// [`parse_duration`], a bare number other than `0` is an error; the error
 /// texts are Go's (`time: unknown unit "s-typo" in duration "60s-typo"`).
-pub fn parse_go_duration(input: &str) -> Result<i64, String> {
-    let invalid = || format!("time: invalid duration {}", time_quote(input));
+pub fn parse_go_duration(input: &str) -> Result<i64, GoDurationError> {
+    let invalid = || GoDurationError::Invalid { input: input.to_string() };
     let mut s = input;
     let mut negative = false;
     if let Some(rest) = s.strip_prefix('-') {
@@ -189,10 +215,7 @@ pub fn parse_go_duration(input: &str) -> Result<i64, String> {
             .find(|c: char| c == '.' || c.is_ascii_digit())
             .unwrap_or(s.len());
         if unit_len == 0 {
-            return Err(format!(
-                "time: missing unit in duration {}",
-                time_quote(input)
-            ));
+            return Err(GoDurationError::MissingUnit { input: input.to_string() });
         }
         let (unit, rest) = s.split_at(unit_len);
         s = rest;
@@ -204,11 +227,7 @@ pub fn parse_go_duration(input: &str) -> Result<i64, String> {
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
             _ => {
-                return Err(format!(
-                    "time: unknown unit {} in duration {}",
-                    time_quote(unit),
-                    time_quote(input)
-                ));
+                return Err(GoDurationError::UnknownUnit { unit: unit.to_string(), input: input.to_string() });
             }
         };
         if whole > (1u64 << 63) / unit_nanos {

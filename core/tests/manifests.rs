@@ -88,3 +88,33 @@ fn a_typo_in_a_metric_is_rejected_with_its_path() {
     let e = from_yaml_strict::<rollouts_core::api::AnalysisTemplate>(&text.replace("address:", "adress:")).unwrap_err();
     assert_eq!(e.path, "spec.metrics[0].provider.prometheus.adress");
 }
+
+#[test]
+fn an_unknown_replica_progress_threshold_type_is_a_decode_error_naming_the_field() {
+    let text = std::fs::read_to_string(format!(
+        "{}/../fixtures/rollouts/seed-basic-canary.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let with = |kind: &str| {
+        text.replace(
+            "canary:\n",
+            &format!("canary:\n      replicaProgressThreshold: {{type: {kind}, value: 1}}\n"),
+        )
+    };
+    for kind in ["Percent", "Pods"] {
+        let ro = from_yaml_strict::<Rollout>(&with(kind)).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert!(
+            ro.spec
+                .canary()
+                .and_then(|c| c.replica_progress_threshold.as_ref())
+                .is_some(),
+            "{kind}"
+        );
+    }
+    let e = from_yaml_strict::<Rollout>(&with("Pod")).unwrap_err();
+    assert_eq!(
+        e.path, "spec.strategy.canary.replicaProgressThreshold.type",
+        "{e}"
+    );
+}

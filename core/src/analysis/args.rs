@@ -25,6 +25,34 @@ pub struct FlattenedTemplates {
     pub measurement_retention: Vec<MeasurementRetention>,
 }
 
+/// Why templates (and the caller's rules and arguments) do not merge; the messages are
+/// Argo's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// Two metrics of the merged templates share a name.
+    #[error("two metrics have the same name '{0}'")]
+    DuplicateMetric(String),
+    /// Two dry-run rules name the same metric.
+    #[error("two Dry-Run metric rules have the same name '{0}'")]
+    DuplicateDryRun(String),
+    /// Two measurement-retention rules name the same metric.
+    #[error("two Measurement Retention metric rules have the same name '{0}'")]
+    DuplicateRetention(String),
+    /// Two templates give one argument different values.
+    #[error("Argument `{name}` specified multiple times with different values: '{first}', '{second}'")]
+    ConflictingArgument {
+        /// The argument.
+        name: String,
+        /// The first template's value.
+        first: String,
+        /// The other template's value.
+        second: String,
+    },
+    /// An argument ends with neither a value nor a `valueFrom`.
+    #[error("args.{0} was not resolved")]
+    UnresolvedArgument(String),
+}
+
 /// Merges templates (namespaced first, then cluster-scoped). Errors carry Argo's messages,
 /// checked in Argo's order: metric names, dry-run rules, retention rules, arguments.
 ///
@@ -42,12 +70,12 @@ pub struct FlattenedTemplates {
 pub fn flatten_templates(
     namespaced: &[AnalysisTemplate],
     cluster: &[AnalysisTemplate],
-) -> Result<FlattenedTemplates, String> {
+) -> Result<FlattenedTemplates, TemplateError> {
     let all = || namespaced.iter().chain(cluster);
 
     let metrics: Vec<Metric> = all().flat_map(|t| t.spec.metrics.iter().cloned()).collect();
     first_duplicate(metrics.iter().map(|m| m.name.as_str())).map_or(Ok(()), |name| {
-        Err(format!("two metrics have the same name '{name}'"))
+        Err(TemplateError::DuplicateMetric(name.to_string()))
     })?;
 
     let dry_run: Vec<DryRun> = all().flat_map(|t| t.spec.dry_run.iter().cloned()).collect();
@@ -64,10 +92,11 @@ pub fn flatten_templates(
             None => args.push(arg.clone()),
             Some(prev) => match (&prev.value, &arg.value) {
                 (Some(a), Some(b)) if a != b => {
-                    return Err(format!(
-                    "Argument `{}` specified multiple times with different values: '{a}', '{b}'",
-                    prev.name
-                ))
+                    return Err(TemplateError::ConflictingArgument {
+                        name: prev.name.clone(),
+                        first: a.clone(),
+                        second: b.clone(),
+                    })
                 }
                 (Some(_), _) => {}
                 (None, _) => *prev = arg.clone(),
@@ -85,7 +114,7 @@ pub fn flatten_templates(
 
 /// The caller's dry-run rules (from the Rollout or Experiment) followed by the templates';
 /// a `metricName` seen twice is Argo's `two Dry-Run metric rules have the same name '<n>'`.
-pub fn merge_dry_run(caller: &[DryRun], templates: &[DryRun]) -> Result<Vec<DryRun>, String> {
+pub fn merge_dry_run(caller: &[DryRun], templates: &[DryRun]) -> Result<Vec<DryRun>, TemplateError> {
     let merged: Vec<DryRun> = caller.iter().chain(templates).cloned().collect();
     check_dry_run_names(&merged)?;
     Ok(merged)
@@ -96,26 +125,20 @@ pub fn merge_dry_run(caller: &[DryRun], templates: &[DryRun]) -> Result<Vec<DryR
 pub fn merge_measurement_retention(
     caller: &[MeasurementRetention],
     templates: &[MeasurementRetention],
-) -> Result<Vec<MeasurementRetention>, String> {
+) -> Result<Vec<MeasurementRetention>, TemplateError> {
     let merged: Vec<MeasurementRetention> = caller.iter().chain(templates).cloned().collect();
     check_retention_names(&merged)?;
     Ok(merged)
 }
 
-fn check_dry_run_names(rules: &[DryRun]) -> Result<(), String> {
-    first_duplicate(rules.iter().map(|r| r.metric_name.as_str())).map_or(Ok(()), |name| {
-        Err(format!(
-            "two Dry-Run metric rules have the same name '{name}'"
-        ))
-    })
+fn check_dry_run_names(rules: &[DryRun]) -> Result<(), TemplateError> {
+    first_duplicate(rules.iter().map(|r| r.metric_name.as_str()))
+        .map_or(Ok(()), |name| Err(TemplateError::DuplicateDryRun(name.to_string())))
 }
 
-fn check_retention_names(rules: &[MeasurementRetention]) -> Result<(), String> {
-    first_duplicate(rules.iter().map(|r| r.metric_name.as_str())).map_or(Ok(()), |name| {
-        Err(format!(
-            "two Measurement Retention metric rules have the same name '{name}'"
-        ))
-    })
+fn check_retention_names(rules: &[MeasurementRetention]) -> Result<(), TemplateError> {
+    first_duplicate(rules.iter().map(|r| r.metric_name.as_str()))
+        .map_or(Ok(()), |name| Err(TemplateError::DuplicateRetention(name.to_string())))
 }
 
 fn first_duplicate<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
@@ -131,7 +154,7 @@ fn first_duplicate<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> 
 pub fn merge_args(
     template_args: &[Argument],
     incoming: &[Argument],
-) -> Result<Vec<Argument>, String> {
+) -> Result<Vec<Argument>, TemplateError> {
     let mut merged = template_args.to_vec();
     for arg in incoming {
         // Argo's findArg: the first template argument of that name.
@@ -147,7 +170,7 @@ pub fn merge_args(
         .iter()
         .find(|a| a.value.is_none() && a.value_from.is_none())
     {
-        Some(unresolved) => Err(format!("args.{} was not resolved", unresolved.name)),
+        Some(unresolved) => Err(TemplateError::UnresolvedArgument(unresolved.name.clone())),
         None => Ok(merged),
     }
 }
@@ -647,19 +670,19 @@ mod tests {
     fn duplicate_names_are_errors() {
         let a = template(vec![prom("foo", "")], vec![], &[], &[]);
         assert_eq!(
-            flatten_templates(std::slice::from_ref(&a), std::slice::from_ref(&a)),
+            flatten_templates(std::slice::from_ref(&a), std::slice::from_ref(&a)).map_err(|e| e.to_string()),
             Err("two metrics have the same name 'foo'".into())
         );
         let d1 = template(vec![prom("a", "")], vec![], &["foo"], &[]);
         let d2 = template(vec![prom("b", "")], vec![], &["foo"], &[]);
         assert_eq!(
-            flatten_templates(&[d1, d2], &[]),
+            flatten_templates(&[d1, d2], &[]).map_err(|e| e.to_string()),
             Err("two Dry-Run metric rules have the same name 'foo'".into())
         );
         let r1 = template(vec![prom("a", "")], vec![], &[], &["foo"]);
         let r2 = template(vec![prom("b", "")], vec![], &[], &["foo"]);
         assert_eq!(
-            flatten_templates(&[r1], &[r2]),
+            flatten_templates(&[r1], &[r2]).map_err(|e| e.to_string()),
             Err("two Measurement Retention metric rules have the same name 'foo'".into())
         );
     }
@@ -700,7 +723,7 @@ mod tests {
                     t(vec![arg("foo", Some("false"))])
                 ],
                 &[]
-            ),
+            ).map_err(|e| e.to_string()),
             Err(
                 "Argument `foo` specified multiple times with different values: 'true', 'false'"
                     .into()
@@ -718,7 +741,7 @@ mod tests {
             Ok(vec![d("a"), d("b")])
         );
         assert_eq!(
-            merge_dry_run(&[d("a")], &[d("a")]),
+            merge_dry_run(&[d("a")], &[d("a")]).map_err(|e| e.to_string()),
             Err("two Dry-Run metric rules have the same name 'a'".into())
         );
         let r = |n: &str| MeasurementRetention {
@@ -730,7 +753,7 @@ mod tests {
             Ok(vec![r("a"), r("b")])
         );
         assert_eq!(
-            merge_measurement_retention(&[r("a")], &[r("a")]),
+            merge_measurement_retention(&[r("a")], &[r("a")]).map_err(|e| e.to_string()),
             Err("two Measurement Retention metric rules have the same name 'a'".into())
         );
     }
@@ -761,11 +784,11 @@ mod tests {
     #[test]
     fn merge_args_requires_every_argument() {
         assert_eq!(
-            merge_args(&[arg("foo", None)], &[]),
+            merge_args(&[arg("foo", None)], &[]).map_err(|e| e.to_string()),
             Err("args.foo was not resolved".into())
         );
         assert_eq!(
-            merge_args(&[arg("unresolved", None)], &[arg("other", Some("1"))]),
+            merge_args(&[arg("unresolved", None)], &[arg("other", Some("1"))]).map_err(|e| e.to_string()),
             Err("args.unresolved was not resolved".into())
         );
     }

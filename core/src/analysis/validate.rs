@@ -563,35 +563,35 @@ mod tests {
         assert_eq!(parse_go_duration("0"), Ok(0));
         assert_eq!(parse_go_duration("1µs"), Ok(1_000));
         assert_eq!(
-            parse_go_duration("10"),
+            parse_go_duration("10").map_err(|e| e.to_string()),
             Err("time: missing unit in duration \"10\"".into())
         );
         assert_eq!(
-            parse_go_duration(""),
+            parse_go_duration("").map_err(|e| e.to_string()),
             Err("time: invalid duration \"\"".into())
         );
         assert_eq!(
-            parse_go_duration("s"),
+            parse_go_duration("s").map_err(|e| e.to_string()),
             Err("time: invalid duration \"s\"".into())
         );
         assert_eq!(
-            parse_go_duration(".s"),
+            parse_go_duration(".s").map_err(|e| e.to_string()),
             Err("time: invalid duration \".s\"".into())
         );
         assert_eq!(
-            parse_go_duration("5 m"),
+            parse_go_duration("5 m").map_err(|e| e.to_string()),
             Err("time: unknown unit \" m\" in duration \"5 m\"".into())
         );
         assert_eq!(
-            parse_go_duration("3é"),
+            parse_go_duration("3é").map_err(|e| e.to_string()),
             Err("time: unknown unit \"\\xc3\\xa9\" in duration \"3\\xc3\\xa9\"".into())
         );
         assert_eq!(
-            parse_go_duration("9999999999999999999h"),
+            parse_go_duration("9999999999999999999h").map_err(|e| e.to_string()),
             Err("time: invalid duration \"9999999999999999999h\"".into())
         );
         assert_eq!(
-            parse_go_duration("3000000h"),
+            parse_go_duration("3000000h").map_err(|e| e.to_string()),
             Err("time: invalid duration \"3000000h\"".into())
         );
         assert_eq!(parse_go_duration("-2562047h47m16.854775808s"), Ok(i64::MIN));

@@ -392,11 +392,23 @@ impl CanaryStrategy {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplicaProgressThreshold {
-    /// `Percent` or `Pods`.
+    /// Whether `value` counts pods or a percentage of the desired pods. Any other
+    /// spelling is refused when the Rollout is decoded (an `InvalidSpec` naming the field).
     #[serde(rename = "type")]
-    pub kind: String,
-    /// The threshold.
+    pub kind: ProgressType,
+    /// The threshold; a negative value means the default (every desired pod available).
     pub value: i32,
+}
+
+/// Argo's `ProgressType`: how a `replicaProgressThreshold` value counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum ProgressType {
+    /// `Percent`: a percentage of the desired pods.
+    #[default]
+    Percent,
+    /// `Pods`: a number of pods.
+    Pods,
 }
 
 /// `pingPong`.

@@ -188,6 +188,79 @@ pub struct RolloutCondition {
     pub message: String,
 }
 
+impl RolloutCondition {
+    /// Whether the condition carries `reason`. The field stays a string, so that a status
+    /// written by another controller (with reasons this version does not set) still decodes.
+    pub fn has_reason(&self, reason: ConditionReason) -> bool {
+        self.reason == reason.as_str()
+    }
+}
+
+/// The condition reasons the core writes and tests, spelled as Argo spells them
+/// (utils/conditions/conditions.go).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConditionReason {
+    /// `InvalidSpec`: the spec (or a referenced object) is invalid.
+    InvalidSpec,
+    /// `ReplicaSetCreateError`: creating the new ReplicaSet failed.
+    ReplicaSetCreateError,
+    /// `FoundNewReplicaSet`: the new ReplicaSet already existed.
+    FoundNewReplicaSet,
+    /// `NewReplicaSetCreated`: the new ReplicaSet was created.
+    NewReplicaSetCreated,
+    /// `ReplicaSetUpdated`: the update made progress.
+    ReplicaSetUpdated,
+    /// `ReplicaSetNotAvailable`: a promoted rollout lost availability.
+    ReplicaSetNotAvailable,
+    /// `NewReplicaSetAvailable`: the update finished and every pod is available.
+    NewReplicaSetAvailable,
+    /// `ProgressDeadlineExceeded`: no progress within `progressDeadlineSeconds`.
+    ProgressDeadlineExceeded,
+    /// `RolloutAborted`: the update was aborted.
+    RolloutAborted,
+    /// `RolloutPaused`: the rollout is paused.
+    RolloutPaused,
+    /// `RolloutResumed`: the rollout was resumed.
+    RolloutResumed,
+    /// `RolloutRetry`: an aborted update is retried.
+    RolloutRetry,
+    /// `RolloutHealthy`: the Healthy condition's reason, true or false.
+    RolloutHealthy,
+    /// `AvailableReason`: the Available condition's reason, true or false.
+    Available,
+    /// `RolloutCompleted`: the Completed condition's reason, true or false.
+    RolloutCompleted,
+}
+
+impl ConditionReason {
+    /// Argo's spelling, as written to `status.conditions[].reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionReason::InvalidSpec => "InvalidSpec",
+            ConditionReason::ReplicaSetCreateError => "ReplicaSetCreateError",
+            ConditionReason::FoundNewReplicaSet => "FoundNewReplicaSet",
+            ConditionReason::NewReplicaSetCreated => "NewReplicaSetCreated",
+            ConditionReason::ReplicaSetUpdated => "ReplicaSetUpdated",
+            ConditionReason::ReplicaSetNotAvailable => "ReplicaSetNotAvailable",
+            ConditionReason::NewReplicaSetAvailable => "NewReplicaSetAvailable",
+            ConditionReason::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
+            ConditionReason::RolloutAborted => "RolloutAborted",
+            ConditionReason::RolloutPaused => "RolloutPaused",
+            ConditionReason::RolloutResumed => "RolloutResumed",
+            ConditionReason::RolloutRetry => "RolloutRetry",
+            ConditionReason::RolloutHealthy => "RolloutHealthy",
+            ConditionReason::Available => "AvailableReason",
+            ConditionReason::RolloutCompleted => "RolloutCompleted",
+        }
+    }
+}
+
+impl std::fmt::Display for ConditionReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Rollout condition types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -8,7 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde_json::Value;
 
 use super::context::Ctx;
-use crate::analysis::args::{flatten_templates, merge_args, merge_dry_run, merge_measurement_retention};
+use crate::analysis::args::{
+    flatten_templates, merge_args, merge_dry_run, merge_measurement_retention, TemplateError,
+};
 use crate::api::{
     keys, AnalysisPhase, AnalysisRun, AnalysisRunArgument, AnalysisRunSpec, AnalysisTemplate, Argument,
     PauseReason, Rollout, RolloutAnalysis, RolloutAnalysisRunStatus, RolloutAnalysisTemplate, StepKind, ValueFrom,
@@ -116,6 +118,11 @@ impl Ctx<'_> {
 
     /// Argo's `reconcileAnalysisRuns`.
     pub(super) fn reconcile_analysis_runs(&mut self) {
+        // Without runs and without any analysis in the spec there is nothing to create,
+        // cancel, delete or report, and the new status already names no run.
+        if self.state.analysis_runs.is_empty() && !self.spec_has_analysis() {
+            return;
+        }
         let current = self.current_runs();
         let aborted = self.pause.is_aborted(&self.ro.status);
         let rollback_to_delay = self.new_rs().is_some_and(|r| r.has_scale_down_deadline());
@@ -143,6 +150,17 @@ impl Ctx<'_> {
         self.cancel_runs(&others);
         self.delete_old_runs(&others);
         self.emit_run_status_changes(&next);
+    }
+
+    /// Whether the spec asks for any AnalysisRun (a step, background, pre- or
+    /// post-promotion analysis).
+    fn spec_has_analysis(&self) -> bool {
+        let spec = &self.ro.spec;
+        let canary = spec.canary().is_some_and(|c| c.analysis.is_some() || c.steps.iter().any(|s| s.analysis.is_some()));
+        let blue_green = spec
+            .blue_green()
+            .is_some_and(|b| b.pre_promotion_analysis.is_some() || b.post_promotion_analysis.is_some());
+        canary || blue_green
     }
 
     fn pause_or_abort(&mut self, run: Option<&AnalysisRun>, kind: RunKind) {
@@ -360,11 +378,21 @@ impl Ctx<'_> {
     /// Argo's `FilterAnalysisRunsToDelete`: runs of ReplicaSets that are gone, and runs
     /// beyond the successful / unsuccessful history limits (newest kept).
     fn delete_old_runs(&mut self, others: &[String]) {
-        let limits = self.ro.spec.analysis.clone().unwrap_or_default();
-        let max_ok = limits.successful_run_history_limit.unwrap_or(crate::api::defaults::RUN_HISTORY_LIMIT);
-        let max_bad = limits.unsuccessful_run_history_limit.unwrap_or(crate::api::defaults::RUN_HISTORY_LIMIT);
-        let hashes: BTreeSet<String> =
-            self.all_rs().filter(|r| !r.is_deleting()).map(|r| r.pod_hash().to_string()).collect();
+        if others.is_empty() {
+            return;
+        }
+        let limits = self.ro.spec.analysis.as_ref();
+        let max_ok = limits
+            .and_then(|l| l.successful_run_history_limit)
+            .unwrap_or(crate::api::defaults::RUN_HISTORY_LIMIT);
+        let max_bad = limits
+            .and_then(|l| l.unsuccessful_run_history_limit)
+            .unwrap_or(crate::api::defaults::RUN_HISTORY_LIMIT);
+        let hashes: BTreeSet<String> = self
+            .all_rs()
+            .filter(|r| !r.is_deleting())
+            .map(|r| r.pod_hash().to_string())
+            .collect();
         let mut runs: Vec<&AnalysisRun> = others
             .iter()
             .filter_map(|n| self.state.analysis_runs.get(n))
@@ -421,19 +449,37 @@ impl Ctx<'_> {
 
     /// Events `AnalysisRun<Phase>` when a current run's phase changed.
     fn emit_run_status_changes(&mut self, next: &CurrentRuns) {
-        let old = self.ro.status.clone();
+        let old = &self.ro.status;
         let pairs = [
-            (old.blue_green.post_promotion_analysis_run_status.clone(), next.post.clone(), RunKind::PostPromotion),
-            (old.blue_green.pre_promotion_analysis_run_status.clone(), next.pre.clone(), RunKind::PrePromotion),
-            (old.canary.current_step_analysis_run_status.clone(), next.step.clone(), RunKind::Step),
-            (old.canary.current_background_analysis_run_status.clone(), next.background.clone(), RunKind::Background),
+            (
+                old.blue_green.post_promotion_analysis_run_status.clone(),
+                next.post.as_ref(),
+                RunKind::PostPromotion,
+            ),
+            (
+                old.blue_green.pre_promotion_analysis_run_status.clone(),
+                next.pre.as_ref(),
+                RunKind::PrePromotion,
+            ),
+            (
+                old.canary.current_step_analysis_run_status.clone(),
+                next.step.as_ref(),
+                RunKind::Step,
+            ),
+            (
+                old.canary.current_background_analysis_run_status.clone(),
+                next.background.as_ref(),
+                RunKind::Background,
+            ),
         ];
         for (prev, run, kind) in pairs {
             let Some(run) = run else { continue };
-            let Some(phase) = run_phase(&run) else { continue };
+            let Some(phase) = run_phase(run) else {
+                continue;
+            };
             let changed = match &prev {
                 None => true,
-                Some(p) => p.name == run_name(&run) && p.status != phase.as_str(),
+                Some(p) => p.name == run_name(run) && p.status != phase.as_str(),
             };
             if !changed {
                 continue;
@@ -442,7 +488,7 @@ impl Ctx<'_> {
             let msg = format!(
                 "{} Analysis Run '{}' Status New: '{}' Previous: '{previous}'",
                 kind.label(),
-                run_name(&run),
+                run_name(run),
                 phase.as_str()
             );
             let reason = format!("AnalysisRun{}", phase.as_str());
@@ -500,6 +546,47 @@ impl Ctx<'_> {
     }
 }
 
+/// Why the core cannot build an AnalysisRun for a rollout (or validate its references).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// A referenced template is not in the state.
+    #[error("{kind}.argoproj.io {name:?} not found")]
+    TemplateNotFound {
+        /// `analysistemplate` or `clusteranalysistemplate`.
+        kind: &'static str,
+        /// The template's name.
+        name: String,
+    },
+    /// A referenced template did not decode.
+    #[error("{kind}.argoproj.io {name:?} is invalid: {source}")]
+    TemplateInvalid {
+        /// `analysistemplate` or `clusteranalysistemplate`.
+        kind: &'static str,
+        /// The template's name.
+        name: String,
+        /// The decode error.
+        #[source]
+        source: crate::api::SpecError,
+    },
+    /// `valueFrom.podTemplateHashValue` is neither `Latest` nor `Stable`.
+    #[error("args.{arg}: unknown podTemplateHashValue {value:?}")]
+    UnknownPodTemplateHashValue {
+        /// The argument.
+        arg: String,
+        /// The value given.
+        value: String,
+    },
+    /// `valueFrom.fieldRef.fieldPath` does not name a readable field of the Rollout.
+    #[error("failed to resolve fieldPath {path:?}")]
+    FieldPath {
+        /// The path.
+        path: String,
+    },
+    /// The templates, rules and arguments do not merge.
+    #[error(transparent)]
+    Templates(#[from] TemplateError),
+}
+
 /// Argo's `newAnalysisRunFromRollout`: templates flattened, arguments merged, labels,
 /// annotations and the owner reference set.
 fn build_run(
@@ -510,7 +597,7 @@ fn build_run(
     step: Option<i32>,
     new_hash: &str,
     stable_hash: Option<String>,
-) -> Result<AnalysisRun, String> {
+) -> Result<AnalysisRun, RunError> {
     let args = rollout_args(&analysis.args, ro, new_hash, stable_hash.as_deref())?;
     let (namespaced, cluster) = referenced_templates(state, &analysis.templates)?;
     let flat = flatten_templates(&namespaced, &cluster)?;
@@ -583,7 +670,7 @@ fn build_run(
 pub(crate) fn referenced_templates(
     state: &State,
     refs: &[RolloutAnalysisTemplate],
-) -> Result<(Vec<AnalysisTemplate>, Vec<AnalysisTemplate>), String> {
+) -> Result<(Vec<AnalysisTemplate>, Vec<AnalysisTemplate>), RunError> {
     let mut namespaced: Vec<AnalysisTemplate> = Vec::new();
     let mut cluster: Vec<AnalysisTemplate> = Vec::new();
     let mut seen: BTreeSet<(bool, String)> = BTreeSet::new();
@@ -599,8 +686,8 @@ pub(crate) fn referenced_templates(
             (&state.analysis_templates, "analysistemplate")
         };
         let template = match store.get(&name) {
-            None => return Err(format!("{kind}.argoproj.io {name:?} not found")),
-            Some(Err(e)) => return Err(format!("{kind}.argoproj.io {name:?} is invalid: {e}")),
+            None => return Err(RunError::TemplateNotFound { kind, name }),
+            Some(Err(e)) => return Err(RunError::TemplateInvalid { kind, name, source: e.clone() }),
             Some(Ok(t)) => t.clone(),
         };
         let mut nested: Vec<(bool, String)> =
@@ -623,7 +710,7 @@ fn rollout_args(
     ro: &Rollout,
     new_hash: &str,
     stable_hash: Option<&str>,
-) -> Result<Vec<Argument>, String> {
+) -> Result<Vec<Argument>, RunError> {
     let mut out = Vec::new();
     for a in args {
         let value = match &a.value_from {
@@ -633,7 +720,12 @@ fn rollout_args(
                     match which.as_str() {
                         "Latest" => Some(new_hash.to_string()),
                         "Stable" => stable_hash.map(str::to_string),
-                        other => return Err(format!("args.{}: unknown podTemplateHashValue {other:?}", a.name)),
+                        other => {
+                            return Err(RunError::UnknownPodTemplateHashValue {
+                                arg: a.name.clone(),
+                                value: other.to_string(),
+                            })
+                        }
                     }
                 } else if let Some(field) = &from.field_ref {
                     Some(field_value(ro, &field.field_path)?)
@@ -649,19 +741,31 @@ fn rollout_args(
 
 /// Reads `fieldPath` from the Rollout: `metadata.name`, `metadata.labels['k']`, ..., or any
 /// dotted path to a primitive.
-pub(crate) fn field_value(ro: &Rollout, path: &str) -> Result<String, String> {
-    let err = || format!("failed to resolve fieldPath {path:?}");
+pub(crate) fn field_value(ro: &Rollout, path: &str) -> Result<String, RunError> {
+    let err = || RunError::FieldPath { path: path.to_string() };
     let meta = &ro.metadata;
     let map_key = |prefix: &str| -> Option<String> {
         let rest = path.strip_prefix(prefix)?;
         let inner = rest.strip_prefix("['").and_then(|r| r.strip_suffix("']"))?;
         Some(inner.to_string())
     };
+    // A label or annotation the object does not have reads as "", as Kubernetes'
+    // `fieldpath.ExtractFieldPathAsString` does (a Go map lookup of a missing key).
     if let Some(k) = map_key("metadata.labels") {
-        return meta.labels.as_ref().and_then(|l| l.get(&k)).cloned().ok_or_else(err);
+        return Ok(meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(&k))
+            .cloned()
+            .unwrap_or_default());
     }
     if let Some(k) = map_key("metadata.annotations") {
-        return meta.annotations.as_ref().and_then(|l| l.get(&k)).cloned().ok_or_else(err);
+        return Ok(meta
+            .annotations
+            .as_ref()
+            .and_then(|l| l.get(&k))
+            .cloned()
+            .unwrap_or_default());
     }
     match path {
         "metadata.name" => return meta.name.clone().ok_or_else(err),

@@ -36,7 +36,7 @@ impl Ctx<'_> {
     /// Argo's `PodTemplateOrStepsChanged`.
     pub(super) fn template_or_steps_changed(&self) -> bool {
         let status = &self.ro.status;
-        if status.current_step_hash.is_empty() || status.current_step_hash != self.steps_hash() {
+        if status.current_step_hash.is_empty() || status.current_step_hash != self.steps_hash {
             return true;
         }
         self.template_changed()
@@ -46,10 +46,6 @@ impl Ctx<'_> {
     pub(super) fn template_changed(&self) -> bool {
         let status = &self.ro.status;
         !status.current_pod_hash.is_empty() && status.current_pod_hash != self.new_hash()
-    }
-
-    fn steps_hash(&self) -> String {
-        crate::hash::steps_hash(self.ro.spec.steps())
     }
 
     /// Desired (new, stable) replica counts.
@@ -81,14 +77,15 @@ impl Ctx<'_> {
                 self.remove_scale_down_delay(&s);
             }
         }
+        // Counted once: scaling the stable ReplicaSet ends this function, and nothing else
+        // before the new one is scaled changes a replica count.
+        let (new_count, stable_count) = self.desired_canary_counts();
         if let Some(stable) = self.stable_rs.clone().filter(|_| !self.stable_is_new()) {
-            let (_, stable_count) = self.desired_canary_counts();
             if self.scale_rs(&stable, stable_count) {
                 return true;
             }
         }
         if let Some(new) = self.new_rs.clone() {
-            let (new_count, _) = self.desired_canary_counts();
             if self.scale_rs(&new, new_count) {
                 return true;
             }
@@ -234,8 +231,8 @@ impl Ctx<'_> {
         if self.pause.is_aborted(&self.ro.status) {
             return None;
         }
-        let new = self.new_rs()?;
-        if !self.new_rs_progress_met(new.spec_replicas(), new.available()) {
+        self.new_rs()?;
+        if !self.new_rs_progress_met() {
             return None;
         }
         if self.ro.status.promote_full {
@@ -249,22 +246,14 @@ impl Ctx<'_> {
         done.then(|| format!("Completed all {steps} canary steps"))
     }
 
-    /// The new ReplicaSet has all its pods available (or meets `replicaProgressThreshold`).
-    fn new_rs_progress_met(&self, _spec: i32, available: i32) -> bool {
+    /// The new ReplicaSet has at least `spec.replicas` pods available, or meets
+    /// `replicaProgressThreshold` for `spec.replicas` (Argo's `shouldFullPromote`: a canary
+    /// that HPA scaled below its available pods may still complete).
+    fn new_rs_progress_met(&self) -> bool {
         let replicas = self.replicas();
-        match self.ro.spec.canary().and_then(|c| c.replica_progress_threshold.as_ref()) {
-            Some(t) if t.value >= 0 => match t.kind.as_str() {
-                "Pods" => available >= t.value,
-                _ => {
-                    if replicas == 0 {
-                        true
-                    } else {
-                        f64::from(available) / f64::from(replicas) * 100.0 + 1e-10 >= f64::from(t.value)
-                    }
-                }
-            },
-            _ => available >= replicas,
-        }
+        let counts = self.counts(self.new_rs.as_deref());
+        counts.is_some_and(|c| c.available >= replicas)
+            || replicas::replica_progress_threshold_met(&self.ro.spec, counts, i64::from(replicas))
     }
 
     /// Argo's `isRollbackWithinWindow`.
@@ -310,7 +299,7 @@ impl Ctx<'_> {
         s.hpa_replicas = total_replicas(self.all_rs().map(|r| r.status_replicas()));
         s.selector = self.canary_selector();
         s.stable_rs = self.ro.status.stable_rs.clone();
-        s.current_step_hash = self.steps_hash();
+        s.current_step_hash = self.steps_hash.clone();
         let step_count = self.ro.spec.steps().len() as i32;
         let mut index = if step_count > 0 { Some(self.ro.status.current_step_index.unwrap_or(0)) } else { None };
 

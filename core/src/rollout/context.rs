@@ -4,19 +4,20 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use super::pause::PauseCtx;
 use crate::api::{keys, Rollout, RolloutStatus};
-use crate::hash::pod_template_hash;
 use crate::objects::{total_replicas, ReplicaSetExt};
 use crate::replicas::RsCounts;
-use crate::state::{Action, EventType, ReplicaSetPatch, State, WakeReason};
+use crate::state::{Action, EventType, ReplicaSetPatch, SpecHashes, State, WakeReason};
 use crate::time::{Seconds, Timestamp};
 
 /// One reconcile in progress.
 pub(super) struct Ctx<'s> {
     pub now: Timestamp,
-    /// The rollout as read at the start (updated by our own metadata/status writes).
+    /// The rollout, taken out of `state.rollout` for the reconcile and updated by our own
+    /// metadata and status writes; [`Ctx::finish`] puts it back.
     pub ro: Rollout,
     /// The working state: our writes are applied to it as they are emitted.
     pub state: &'s mut State,
@@ -26,10 +27,17 @@ pub(super) struct Ctx<'s> {
     pub stable_rs: Option<String>,
     /// All ReplicaSets but the new one.
     pub older_rs: Vec<String>,
+    /// The highest revision among `older_rs` (0 without one); only the new ReplicaSet's
+    /// revision is written during a reconcile, so it holds until the next `classify`.
+    pub max_old_revision: i64,
     /// All ReplicaSets but the new and the stable one.
     pub other_rs: Vec<String>,
     /// The hash of the current template.
     pub template_hash: String,
+    /// The hash of the canary steps (`status.currentStepHash`).
+    pub steps_hash: String,
+    /// `spec.selector` rendered for `status.selector`.
+    pub selector: String,
     /// The status being built (Argo's `newStatus`).
     pub new_status: RolloutStatus,
     pub pause: PauseCtx,
@@ -40,9 +48,15 @@ pub(super) struct Ctx<'s> {
 }
 
 impl<'s> Ctx<'s> {
-    pub fn new(state: &'s mut State, ro: Rollout, now: Timestamp) -> Self {
-        let template = ro.spec.template.clone().unwrap_or_default();
-        let template_hash = pod_template_hash(&template, ro.status.collision_count);
+    /// Starts a reconcile of `ro`, which the caller took out of `state.rollout`:
+    /// [`Ctx::finish`] puts it back with this reconcile's writes. `hashes` come from the
+    /// [`crate::state::SpecDigests`] entry of `ro`'s spec.
+    pub fn new(state: &'s mut State, ro: Rollout, hashes: SpecHashes, now: Timestamp) -> Self {
+        let SpecHashes {
+            template_hash,
+            steps_hash,
+            selector,
+        } = hashes;
         let mut ctx = Ctx {
             now,
             new_status: RolloutStatus {
@@ -55,8 +69,11 @@ impl<'s> Ctx<'s> {
             new_rs: None,
             stable_rs: None,
             older_rs: Vec::new(),
+            max_old_revision: 0,
             other_rs: Vec::new(),
             template_hash,
+            steps_hash,
+            selector,
             pause: PauseCtx::default(),
             actions: Vec::new(),
             wake: None,
@@ -71,35 +88,55 @@ impl<'s> Ctx<'s> {
 
     /// Sorts the ReplicaSets into new / stable / other.
     pub fn classify(&mut self) {
-        let mut all: Vec<&ReplicaSet> = self.state.replica_sets.values().collect();
-        all.sort_by(|a, b| (a.created(), a.name()).cmp(&(b.created(), b.name())));
-        let template = self.ro.spec.template.clone().unwrap_or_default();
+        let mut all: Vec<(Timestamp, &str, &ReplicaSet)> = self
+            .state
+            .replica_sets
+            .values()
+            .map(|rs| (rs.created(), rs.name(), rs))
+            .collect();
+        all.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let default_template = PodTemplateSpec::default();
+        let template = self.ro.spec.template.as_ref().unwrap_or(&default_template);
         let new_rs = all
             .iter()
-            .find(|rs| rs.pod_hash() == self.template_hash)
+            .find(|(_, _, rs)| rs.pod_hash() == self.template_hash)
             .or_else(|| {
-                all.iter().find(|rs| {
+                all.iter().find(|(_, _, rs)| {
                     rs.spec
                         .as_ref()
                         .and_then(|s| s.template.as_ref())
-                        .is_some_and(|t| super::replicasets::templates_equal(t, &template, &self.ro))
+                        .is_some_and(|t| super::replicasets::templates_equal(t, template, &self.ro))
                 })
             })
-            .map(|rs| rs.name().to_string());
-        let stable_hash = self.ro.status.stable_rs.clone();
+            .map(|(_, name, _)| *name);
+        let stable_hash = self.ro.status.stable_rs.as_str();
         let stable_rs = if stable_hash.is_empty() {
             None
         } else {
-            all.iter().find(|rs| rs.pod_hash() == stable_hash).map(|rs| rs.name().to_string())
+            all.iter()
+                .find(|(_, _, rs)| rs.pod_hash() == stable_hash)
+                .map(|(_, name, _)| *name)
         };
-        let names: Vec<String> = all.iter().map(|rs| rs.name().to_string()).collect();
-        self.older_rs = names.iter().filter(|n| Some(*n) != new_rs.as_ref()).cloned().collect();
-        self.other_rs = self
-            .older_rs
+        let older: Vec<String> = all
             .iter()
-            .filter(|n| Some(*n) != stable_rs.as_ref())
+            .filter(|(_, n, _)| Some(*n) != new_rs)
+            .map(|(_, n, _)| n.to_string())
+            .collect();
+        let max_old_revision = all
+            .iter()
+            .filter(|(_, n, _)| Some(*n) != new_rs)
+            .filter_map(|(_, _, rs)| rs.revision())
+            .max()
+            .unwrap_or(0);
+        let other: Vec<String> = older
+            .iter()
+            .filter(|n| Some(n.as_str()) != stable_rs)
             .cloned()
             .collect();
+        let (new_rs, stable_rs) = (new_rs.map(str::to_string), stable_rs.map(str::to_string));
+        self.older_rs = older;
+        self.max_old_revision = max_old_revision;
+        self.other_rs = other;
         self.new_rs = new_rs;
         self.stable_rs = stable_rs;
     }
@@ -318,9 +355,7 @@ impl<'s> Ctx<'s> {
         if let Some((at, reason)) = self.wake.take() {
             self.actions.push(Action::WakeAt { at, reason });
         }
-        if let Some(r) = self.state.rollout.as_mut() {
-            r.metadata = self.ro.metadata.clone();
-        }
+        self.state.rollout = Some(self.ro);
         self.actions
     }
 

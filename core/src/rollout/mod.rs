@@ -16,6 +16,7 @@ mod references;
 mod replicasets;
 mod restart;
 pub(crate) mod runs;
+pub use analysis::RunError;
 pub use runs::JOB_RUN_UID;
 mod services;
 mod status;
@@ -26,7 +27,8 @@ use serde_json::Value;
 
 use crate::api::parse::from_value_strict;
 use crate::api::{
-    AnalysisRun, AnalysisTemplate, ConditionStatus, ConditionType, Rollout, RolloutSpec, RolloutStatus, SpecError,
+    AnalysisRun, AnalysisTemplate, ConditionReason, ConditionStatus, ConditionType, Rollout,
+    RolloutSpec, RolloutStatus, SpecError,
 };
 use crate::state::{Action, Event, EventType, Object, ObjectKind, State};
 use crate::time::Timestamp;
@@ -41,6 +43,7 @@ pub(crate) use context::apply_rs_patch;
 ///
 /// `step` is total and deterministic: it never panics, never reads a clock (`now` is the
 /// caller's), and the same inputs give the same outputs.
+#[must_use]
 pub fn step(mut state: State, event: Event, now: Timestamp) -> (State, Vec<Action>) {
     let actions = step_batch(&mut state, [event], now);
     (state, actions)
@@ -73,6 +76,7 @@ pub fn step_batch(state: &mut State, events: impl IntoIterator<Item = Event>, no
 /// all and [`reconcile`] once, like a work queue coalescing keys: the reconcile then sees
 /// the newest version of every object, never an intermediate one. The result is the same
 /// as stepping the last of them, minus the intermediate reconciles.
+#[must_use]
 pub fn observe(state: &mut State, event: Event, now: Timestamp) -> Vec<Action> {
     let mut actions = Vec::new();
     apply_event(state, event, now, &mut actions);
@@ -83,7 +87,8 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
     match event {
         Event::Applied(Object::Rollout(value)) => {
             if !observe_status_only(state, &value) {
-                let (rollout, error) = decode_rollout(&value);
+                let (rollout, error) = decode_rollout_remembering_spec(value, &mut state.digests);
+                state.digests.decoded_generation = if error.is_none() { rollout.metadata.generation } else { None };
                 state.rollout = Some(rollout);
                 state.spec_error = error;
             }
@@ -254,11 +259,12 @@ fn object_name(value: &Value) -> Option<String> {
 /// A Rollout whose `metadata.generation` is the one already decoded has the same spec
 /// (the API server bumps the generation with every spec change): only its metadata and
 /// status are decoded, so observing a status write costs the same whatever the number of
-/// steps. Returns false (decode it all) when that does not apply.
+/// steps. Returns false (decode it all) when that does not apply (see
+/// `SpecDigests::decoded_generation`).
 fn observe_status_only(state: &mut State, value: &Value) -> bool {
     let Some(ro) = state.rollout.as_mut() else { return false };
     let generation = value.pointer("/metadata/generation").and_then(Value::as_i64);
-    if state.spec_error.is_some() || generation.is_none() || ro.metadata.generation != generation {
+    if state.spec_error.is_some() || generation.is_none() || state.digests.decoded_generation != generation {
         return false;
     }
     let metadata = value.get("metadata").and_then(|m| from_value_strict(m).ok());
@@ -270,6 +276,32 @@ fn observe_status_only(state: &mut State, value: &Value) -> bool {
     ro.metadata = metadata;
     ro.status = status;
     true
+}
+
+/// [`decode_rollout`], without decoding a `spec` that is the same JSON as the last one
+/// decoded: the rest of the manifest is decoded strictly on its own (every field of a
+/// Rollout is optional, and the remembered spec decoded without an error or an unknown
+/// field, so the result and any error are the same as decoding the whole manifest).
+fn decode_rollout_remembering_spec(
+    mut value: Value,
+    digests: &mut crate::state::SpecDigests,
+) -> (Rollout, Option<SpecError>) {
+    let remembered = value.get("spec").and_then(|raw| digests.decoded_spec(raw)).cloned();
+    if let Some(spec) = remembered {
+        if let Some(object) = value.as_object_mut() {
+            object.shift_remove("spec");
+        }
+        let (mut rollout, error) = decode_rollout(&value);
+        if error.is_none() {
+            rollout.spec = spec;
+        }
+        return (rollout, error);
+    }
+    let (rollout, error) = decode_rollout(&value);
+    if let (None, Some(raw)) = (&error, value.get("spec")) {
+        digests.remember_decoded(raw, &rollout.spec);
+    }
+    (rollout, error)
 }
 
 /// Decodes a Rollout strictly; on failure keeps its metadata and status so the error can
@@ -300,6 +332,9 @@ pub fn decode_rollout(value: &Value) -> (Rollout, Option<SpecError>) {
 
 fn action_failed(state: &mut State, action: &Action, error: &str, now: Timestamp) -> Vec<Action> {
     forget_own_generations(state);
+    // The Rollout's spec may hold an optimistic write that never happened (a defaulted
+    // `spec.replicas`): its re-read must be decoded whole, not taken as the same generation.
+    state.digests.decoded_generation = None;
     let mut out = Vec::new();
     if let Action::CreateReplicaSet { replica_set } = action {
         let name = replica_set.metadata.name.clone().unwrap_or_default();
@@ -308,7 +343,7 @@ fn action_failed(state: &mut State, action: &Action, error: &str, now: Timestamp
         let msg = format!("Failed to create new replica set {name:?}: {error}");
         out.push(Action::RecordEvent {
             kind: EventType::Warning,
-            reason: "ReplicaSetCreateError".into(),
+            reason: ConditionReason::ReplicaSetCreateError.as_str().into(),
             message: msg.clone(),
         });
         if let Some(ro) = state.rollout.as_mut() {
@@ -316,7 +351,13 @@ fn action_failed(state: &mut State, action: &Action, error: &str, now: Timestamp
             let mut new = old.clone();
             status::set_condition(
                 &mut new,
-                status::condition(ConditionType::Progressing, ConditionStatus::False, "ReplicaSetCreateError", &msg, now),
+                status::condition(
+                    ConditionType::Progressing,
+                    ConditionStatus::False,
+                    ConditionReason::ReplicaSetCreateError,
+                    &msg,
+                    now,
+                ),
             );
             let (phase, message) = phase::calculate_phase(&ro.spec, &new);
             new.phase = Some(phase);
@@ -332,6 +373,7 @@ fn action_failed(state: &mut State, action: &Action, error: &str, now: Timestamp
 
 /// One reconcile (see [`observe`]): the rollout's AnalysisRuns advance first (in Argo a separate
 /// controller does that), then the rollout itself; one wake-up for both.
+#[must_use]
 pub fn reconcile(state: &mut State, now: Timestamp) -> Vec<Action> {
     let (mut actions, run_wake) = runs::advance_runs(state, now);
     let mut wake = run_wake.map(|at| (at, crate::state::WakeReason::Analysis));
@@ -353,14 +395,15 @@ pub fn reconcile(state: &mut State, now: Timestamp) -> Vec<Action> {
 
 /// One reconcile of the rollout in `state`.
 fn reconcile_rollout(state: &mut State, now: Timestamp) -> Vec<Action> {
-    let Some(ro) = state.rollout.clone() else {
+    let Some(ro) = state.rollout.as_ref() else {
         return Vec::new();
     };
     if ro.metadata.deletion_timestamp.is_some() {
         return Vec::new();
     }
-    if let Some(err) = state.spec_error.clone() {
-        return status::invalid_spec(state, &ro, &err.to_string(), now);
+    if let Some(err) = &state.spec_error {
+        let (ro, msg) = (ro.clone(), err.to_string());
+        return status::invalid_spec(state, &ro, &msg, now);
     }
     if ro.spec.replicas.is_none() {
         // HPA needs spec.replicas; Argo writes the default into the spec.
@@ -371,10 +414,55 @@ fn reconcile_rollout(state: &mut State, now: Timestamp) -> Vec<Action> {
             patch: serde_json::json!({"spec": {"replicas": crate::api::defaults::REPLICAS}}),
         }];
     }
-    if let Err(msg) = validation::validate(&ro, state) {
-        return status::invalid_spec(state, &ro, &msg, now);
+    let digest = state.digests.of(&ro.spec, ro.status.collision_count);
+    let hashes = digest.hashes.clone();
+    let valid = digest
+        .validation
+        .clone()
+        .and_then(|()| validation::validate_references(ro, state));
+    if let Err(e) = valid {
+        let ro = ro.clone();
+        return status::invalid_spec(state, &ro, &e.to_string(), now);
     }
-    let mut ctx = Ctx::new(state, ro, now);
+    // The reconcile works on the rollout itself, not a copy: `Ctx::finish` puts it back.
+    let Some(ro) = state.rollout.take() else {
+        return Vec::new();
+    };
+    let mut ctx = Ctx::new(state, ro, hashes, now);
     ctx.run();
     ctx.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A manifest whose spec was decoded before gives what decoding it whole gives, errors
+    /// in the rest of the manifest included.
+    #[test]
+    fn a_remembered_spec_decodes_like_the_whole_manifest() {
+        let base = serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "demo", "generation": 2},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "demo"}},
+                "template": {"metadata": {"labels": {"app": "demo"}}, "spec": {"containers": [{"name": "app", "image": "app:1"}]}},
+                "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}
+            },
+            "status": {"observedGeneration": "1"}
+        });
+        let mut digests = crate::state::SpecDigests::default();
+        assert_eq!(decode_rollout_remembering_spec(base.clone(), &mut digests), decode_rollout(&base));
+        assert!(digests.decoded_spec(&base["spec"]).is_some(), "the spec is remembered");
+        let mut later = base.clone();
+        later["status"] = serde_json::json!({"observedGeneration": "2", "abort": true});
+        assert_eq!(decode_rollout_remembering_spec(later.clone(), &mut digests), decode_rollout(&later));
+        let mut typo = base.clone();
+        typo["status"]["abortt"] = serde_json::json!(true);
+        let got = decode_rollout_remembering_spec(typo.clone(), &mut digests);
+        assert_eq!(got.1.as_ref().map(|e| e.path.as_str()), Some("status.abortt"));
+        assert_eq!(got, decode_rollout(&typo));
+    }
 }

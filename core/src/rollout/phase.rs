@@ -1,6 +1,6 @@
 //! `status.phase` and `status.message`, computed as Argo's `CalculateRolloutPhase`.
 
-use crate::api::{ConditionType, RolloutPhase, RolloutSpec, RolloutStatus};
+use crate::api::{ConditionReason, ConditionType, RolloutPhase, RolloutSpec, RolloutStatus};
 
 /// The phase and message for a status, first matching rule wins.
 pub fn calculate_phase(spec: &RolloutSpec, status: &RolloutStatus) -> (RolloutPhase, String) {
@@ -8,8 +8,13 @@ pub fn calculate_phase(spec: &RolloutSpec, status: &RolloutStatus) -> (RolloutPh
         if c.kind == ConditionType::InvalidSpec {
             return (RolloutPhase::Degraded, format!("InvalidSpec: {}", c.message));
         }
-        if c.reason == "RolloutAborted" || c.reason == "ProgressDeadlineExceeded" {
-            return (RolloutPhase::Degraded, format!("{}: {}", c.reason, c.message));
+        if c.has_reason(ConditionReason::RolloutAborted)
+            || c.has_reason(ConditionReason::ProgressDeadlineExceeded)
+        {
+            return (
+                RolloutPhase::Degraded,
+                format!("{}: {}", c.reason, c.message),
+            );
         }
     }
     if spec.paused {

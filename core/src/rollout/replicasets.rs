@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::context::Ctx;
 use super::status::{condition, get_condition, set_condition};
-use crate::api::{keys, AntiAffinity, ConditionStatus, ConditionType, Rollout};
+use crate::api::{keys, AntiAffinity, ConditionReason, ConditionStatus, ConditionType, Rollout};
 use crate::objects::{to_kube_time, ReplicaSetExt};
 use crate::state::{Action, ReplicaSetPatch};
 
@@ -215,10 +215,6 @@ fn injected_affinity_needs_update(affinity: Option<&Affinity>, ro: &Rollout, tem
 }
 
 impl Ctx<'_> {
-    fn max_old_revision(&self) -> i64 {
-        self.older_rs.iter().filter_map(|n| self.rs(n)).filter_map(|rs| rs.revision()).max().unwrap_or(0)
-    }
-
     /// Rollout annotations copied onto its new ReplicaSet.
     fn copied_annotations(&self) -> BTreeMap<String, String> {
         self.ro
@@ -235,17 +231,21 @@ impl Ctx<'_> {
     /// the highest revision (keeping a history when reused), minReadySeconds and the
     /// anti-affinity; then the rollout records the revision.
     pub(super) fn sync_replica_set_revision(&mut self) {
-        let Some(name) = self.new_rs.clone() else { return };
-        let Some(rs) = self.rs(&name).cloned() else { return };
-        let new_revision = self.max_old_revision() + 1;
+        let Some(name) = self.new_rs.clone() else {
+            return;
+        };
+        let new_revision = self.max_old_revision + 1;
+        let Some(rs) = self.rs(&name) else { return };
         let mut patch = ReplicaSetPatch::default();
-        for (k, v) in self.copied_annotations() {
-            if rs.annotation(&k) != Some(v.as_str()) {
-                patch.annotations.insert(k, Some(v));
+        for (k, v) in self.ro.metadata.annotations.iter().flatten() {
+            if !keys::NOT_COPIED_TO_REPLICA_SETS.contains(&k.as_str())
+                && rs.annotation(k) != Some(v.as_str())
+            {
+                patch.annotations.insert(k.clone(), Some(v.clone()));
             }
         }
-        let old_revision = rs.annotation(keys::REVISION).map(str::to_string);
-        let old_revision_num = old_revision.as_deref().map_or(Some(0), |r| r.parse::<i64>().ok());
+        let old_revision = rs.annotation(keys::REVISION);
+        let old_revision_num = old_revision.map_or(Some(0), |r| r.parse::<i64>().ok());
         let bumped = old_revision_num.is_some_and(|old| old < new_revision);
         if bumped {
             patch.annotations.insert(keys::REVISION.to_string(), Some(new_revision.to_string()));
@@ -254,13 +254,30 @@ impl Ctx<'_> {
         // to the history whenever any annotation changed; only a real renumbering does here.
         if let Some(old) = old_revision.filter(|_| bumped) {
             let history = rs.annotation(keys::REVISION_HISTORY).unwrap_or("");
-            let joined = if history.is_empty() { old } else { format!("{history},{old}") };
-            patch.annotations.insert(keys::REVISION_HISTORY.to_string(), Some(joined));
+            let joined = if history.is_empty() {
+                old.to_string()
+            } else {
+                format!("{history},{old}")
+            };
+            patch
+                .annotations
+                .insert(keys::REVISION_HISTORY.to_string(), Some(joined));
         }
         let min_ready = self.ro.spec.min_ready_seconds;
-        let rs_min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
-        let current_affinity = rs.spec.as_ref().and_then(|s| s.template.as_ref()).and_then(|t| t.spec.as_ref()).and_then(|s| s.affinity.as_ref());
-        let affinity_stale = injected_affinity_needs_update(current_affinity, &self.ro, &self.template_hash);
+        let rs_min_ready = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0);
+        let current_affinity = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.as_ref())
+            .and_then(|t| t.spec.as_ref())
+            .and_then(|s| s.affinity.as_ref());
+        let affinity_stale =
+            injected_affinity_needs_update(current_affinity, &self.ro, &self.template_hash);
+        let revision = rs.annotation(keys::REVISION).map(str::to_string);
         if !patch.annotations.is_empty() || rs_min_ready != min_ready || affinity_stale {
             patch.min_ready_seconds = (rs_min_ready != min_ready).then_some(min_ready);
             if affinity_stale {
@@ -269,7 +286,7 @@ impl Ctx<'_> {
             self.patch_rs(&name, patch);
             return;
         }
-        if let Some(rev) = rs.annotation(keys::REVISION).map(str::to_string) {
+        if let Some(rev) = revision {
             self.set_rollout_revision(&rev);
         }
         if get_condition(&self.ro.status, ConditionType::Progressing).is_none() {
@@ -277,7 +294,13 @@ impl Ctx<'_> {
             let msg = format!("Found new replica set {name:?}");
             set_condition(
                 &mut new,
-                condition(ConditionType::Progressing, ConditionStatus::True, "FoundNewReplicaSet", &msg, self.now),
+                condition(
+                    ConditionType::Progressing,
+                    ConditionStatus::True,
+                    ConditionReason::FoundNewReplicaSet,
+                    &msg,
+                    self.now,
+                ),
             );
             self.write_status(new);
         }
@@ -296,7 +319,7 @@ impl Ctx<'_> {
         let ro = &self.ro;
         let hash = self.template_hash.clone();
         let name = format!("{}-{}", self.name(), hash);
-        let revision = (self.max_old_revision() + 1).to_string();
+        let revision = (self.max_old_revision + 1).to_string();
         let mut template = ro.spec.template.clone().unwrap_or_default();
         let mut labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
         labels.insert(keys::POD_TEMPLATE_HASH.to_string(), hash.clone());
@@ -346,7 +369,13 @@ impl Ctx<'_> {
         let msg = format!("Created new replica set {name:?}");
         set_condition(
             &mut new,
-            condition(ConditionType::Progressing, ConditionStatus::True, "NewReplicaSetCreated", &msg, self.now),
+            condition(
+                ConditionType::Progressing,
+                ConditionStatus::True,
+                ConditionReason::NewReplicaSetCreated,
+                &msg,
+                self.now,
+            ),
         );
         self.write_status(new);
     }

@@ -67,23 +67,31 @@ impl Ctx<'_> {
 
     /// Argo's `reconcileStableAndCanaryService`.
     pub(super) fn reconcile_stable_and_canary_service(&mut self) {
-        let Some(canary) = self.ro.spec.canary().cloned() else { return };
-        self.ensure_service_targets(&canary.stable_service, self.stable_rs.clone(), true);
-        if self.pause.is_aborted(&self.ro.status) && canary.traffic_routing.is_none() {
+        let Some(canary) = self.ro.spec.canary() else {
+            return;
+        };
+        let (stable_service, canary_service) =
+            (canary.stable_service.clone(), canary.canary_service.clone());
+        let routed = canary.traffic_routing.is_some();
+        self.ensure_service_targets(&stable_service, self.stable_rs.clone(), true);
+        if self.pause.is_aborted(&self.ro.status) && !routed {
             // A basic canary's canary service goes back to the stable pods on abort.
-            self.ensure_service_targets(&canary.canary_service, self.stable_rs.clone(), true);
+            self.ensure_service_targets(&canary_service, self.stable_rs.clone(), true);
             return;
         }
-        self.ensure_service_targets(&canary.canary_service, self.new_rs.clone(), true);
+        self.ensure_service_targets(&canary_service, self.new_rs.clone(), true);
     }
 
     /// Argo's `reconcilePreviewService`: the preview service follows the new ReplicaSet.
     pub(super) fn reconcile_preview_service(&mut self) {
-        let Some(bg) = self.ro.spec.blue_green().cloned() else { return };
-        if bg.preview_service.is_empty() || self.halt_progress() {
+        let Some(preview_service) = self.ro.spec.blue_green().map(|b| b.preview_service.clone())
+        else {
+            return;
+        };
+        if preview_service.is_empty() || self.halt_progress() {
             return;
         }
         let hash = self.new_hash();
-        self.switch_service_selector(&bg.preview_service, &hash);
+        self.switch_service_selector(&preview_service, &hash);
     }
 }

@@ -6,10 +6,10 @@ use serde_json::{Map, Value};
 use super::context::Ctx;
 use super::phase::calculate_phase;
 use crate::api::{
-    CompletionStatus, ConditionStatus, ConditionType, PauseReason, Rollout, RolloutCondition, RolloutDurationStatus,
-    RolloutStatus, StepKind,
+    CompletionStatus, ConditionReason, ConditionStatus, ConditionType, PauseReason, Rollout,
+    RolloutCondition, RolloutDurationStatus, RolloutStatus, StepKind,
 };
-use crate::objects::{format_label_selector, total_replicas, ReplicaSetExt};
+use crate::objects::{total_replicas, ReplicaSetExt};
 use crate::state::{Action, State, WakeReason};
 use crate::time::{Seconds, Timestamp};
 
@@ -17,7 +17,7 @@ use crate::time::{Seconds, Timestamp};
 pub(super) fn condition(
     kind: ConditionType,
     status: ConditionStatus,
-    reason: &str,
+    reason: ConditionReason,
     message: &str,
     now: Timestamp,
 ) -> RolloutCondition {
@@ -26,7 +26,7 @@ pub(super) fn condition(
         status,
         last_update_time: now,
         last_transition_time: now,
-        reason: reason.to_string(),
+        reason: reason.as_str().to_string(),
         message: message.to_string(),
     }
 }
@@ -49,6 +49,27 @@ pub(super) fn set_condition(status: &mut RolloutStatus, mut cond: RolloutConditi
     status.conditions.retain(|c| c.kind != cond.kind);
     status.conditions.push(cond);
     true
+}
+
+/// [`set_condition`] of a fresh condition, built only when it would be written (a
+/// reconcile at rest re-asserts every condition, and the strings cost more than the check).
+pub(super) fn update_condition(
+    status: &mut RolloutStatus,
+    kind: ConditionType,
+    condition_status: ConditionStatus,
+    reason: ConditionReason,
+    message: &str,
+    now: Timestamp,
+) -> bool {
+    if get_condition(status, kind)
+        .is_some_and(|c| c.status == condition_status && c.has_reason(reason))
+    {
+        return false;
+    }
+    set_condition(
+        status,
+        condition(kind, condition_status, reason, message, now),
+    )
 }
 
 pub(super) fn remove_condition(status: &mut RolloutStatus, kind: ConditionType) {
@@ -107,7 +128,16 @@ pub(super) fn invalid_spec(state: &mut State, ro: &Rollout, error: &str, now: Ti
     let prev = get_condition(&old, ConditionType::InvalidSpec).cloned();
     if prev.as_ref().is_none_or(|p| p.message != message) {
         remove_condition(&mut new, ConditionType::InvalidSpec);
-        set_condition(&mut new, condition(ConditionType::InvalidSpec, ConditionStatus::True, "InvalidSpec", &message, now));
+        set_condition(
+            &mut new,
+            condition(
+                ConditionType::InvalidSpec,
+                ConditionStatus::True,
+                ConditionReason::InvalidSpec,
+                &message,
+                now,
+            ),
+        );
     }
     new.observed_generation = ro.metadata.generation.unwrap_or(0).to_string();
     let (phase, msg) = calculate_phase(&ro.spec, &new);
@@ -166,23 +196,35 @@ impl Ctx<'_> {
         }
         let status = &self.ro.status;
         let prog = get_condition(status, ConditionType::Progressing);
-        let prog_paused = prog.is_some_and(|c| c.reason == "RolloutPaused");
+        let prog_paused = prog.is_some_and(|c| c.has_reason(ConditionReason::RolloutPaused));
         let is_paused = !status.pause_conditions.is_empty() || self.ro.spec.paused;
-        let abort_cond = prog.is_some_and(|c| c.reason == "RolloutAborted");
+        let abort_cond = prog.is_some_and(|c| c.has_reason(ConditionReason::RolloutAborted));
         let now = self.now;
         let mut updates = Vec::new();
         if is_paused != prog_paused && !abort_cond {
             updates.push(if is_paused {
-                condition(ConditionType::Progressing, ConditionStatus::Unknown, "RolloutPaused", "Rollout is paused", now)
+                condition(
+                    ConditionType::Progressing,
+                    ConditionStatus::Unknown,
+                    ConditionReason::RolloutPaused,
+                    "Rollout is paused",
+                    now,
+                )
             } else {
-                condition(ConditionType::Progressing, ConditionStatus::Unknown, "RolloutResumed", "Rollout is resumed", now)
+                condition(
+                    ConditionType::Progressing,
+                    ConditionStatus::Unknown,
+                    ConditionReason::RolloutResumed,
+                    "Rollout is resumed",
+                    now,
+                )
             });
         }
         if !status.abort && abort_cond {
             updates.push(condition(
                 ConditionType::Progressing,
                 ConditionStatus::Unknown,
-                "RolloutRetry",
+                ConditionReason::RolloutRetry,
                 "Retrying Rollout after abort",
                 now,
             ));
@@ -190,8 +232,18 @@ impl Ctx<'_> {
         let paused_true =
             get_condition(status, ConditionType::Paused).is_some_and(|c| c.status == ConditionStatus::True);
         if is_paused != paused_true && !abort_cond {
-            let st = if is_paused { ConditionStatus::True } else { ConditionStatus::False };
-            updates.push(condition(ConditionType::Paused, st, "RolloutPaused", "Rollout is paused", now));
+            let st = if is_paused {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            };
+            updates.push(condition(
+                ConditionType::Paused,
+                st,
+                ConditionReason::RolloutPaused,
+                "Rollout is paused",
+                now,
+            ));
         }
         if updates.is_empty() {
             return false;
@@ -213,10 +265,7 @@ impl Ctx<'_> {
         match status_patch(&self.ro.status, &new) {
             Some(a) => {
                 self.actions.push(a);
-                self.ro.status = new.clone();
-                if let Some(r) = self.state.rollout.as_mut() {
-                    r.status = new;
-                }
+                self.ro.status = new;
                 true
             }
             None => false,
@@ -226,21 +275,31 @@ impl Ctx<'_> {
     /// Argo's `calculateRolloutConditions`.
     pub(super) fn calculate_conditions(&mut self, mut s: RolloutStatus) -> RolloutStatus {
         let now = self.now;
-        let old = self.ro.status.clone();
+        self.evaluate_progress_deadline_abort(&s);
+        let old = &self.ro.status;
         let is_paused = !old.pause_conditions.is_empty() || self.ro.spec.paused;
-        let is_aborted = self.pause.is_aborted(&old);
+        let is_aborted = self.pause.is_aborted(old);
+        let healthy_cond_exists = get_condition(old, ConditionType::Healthy).is_some();
+        let current = get_condition(old, ConditionType::Progressing).cloned();
 
         let mut became_unhealthy = false;
-        let healthy_cond_exists = get_condition(&old, ConditionType::Healthy).is_some();
         if !is_paused && self.rollout_healthy(&s) {
-            set_condition(
+            update_condition(
                 &mut s,
-                condition(ConditionType::Healthy, ConditionStatus::True, "RolloutHealthy", "Rollout is healthy", now),
+                ConditionType::Healthy,
+                ConditionStatus::True,
+                ConditionReason::RolloutHealthy,
+                "Rollout is healthy",
+                now,
             );
         } else if healthy_cond_exists {
-            became_unhealthy = set_condition(
+            became_unhealthy = update_condition(
                 &mut s,
-                condition(ConditionType::Healthy, ConditionStatus::False, "RolloutHealthy", "Rollout is not healthy", now),
+                ConditionType::Healthy,
+                ConditionStatus::False,
+                ConditionReason::RolloutHealthy,
+                "Rollout is not healthy",
+                now,
             );
         }
 
@@ -249,23 +308,35 @@ impl Ctx<'_> {
             if !self.pause.abort_message.is_empty() {
                 message = format!("{message}: {}", self.pause.abort_message);
             }
-            let cond = condition(ConditionType::Progressing, ConditionStatus::False, "RolloutAborted", &message, now);
+            let cond = condition(
+                ConditionType::Progressing,
+                ConditionStatus::False,
+                ConditionReason::RolloutAborted,
+                &message,
+                now,
+            );
             if set_condition(&mut s, cond) {
-                self.warning("RolloutAborted", message);
+                self.warning(ConditionReason::RolloutAborted.as_str(), message);
             }
         }
 
-        let current = get_condition(&old, ConditionType::Progressing).cloned();
         let rs_name = self.new_rs.clone();
         // Progress is not estimated while paused: the Progressing condition says
         // RolloutPaused (written by `check_paused_conditions`), and overwriting it here
         // would make every reconcile flip it back and forth.
         if !is_aborted && !is_paused {
             if self.rollout_healthy(&s) {
-                let msg = format!("ReplicaSet {:?} has successfully progressed.", rs_name.clone().unwrap_or_default());
-                set_condition(
+                let msg = format!(
+                    "ReplicaSet {:?} has successfully progressed.",
+                    rs_name.clone().unwrap_or_default()
+                );
+                update_condition(
                     &mut s,
-                    condition(ConditionType::Progressing, ConditionStatus::True, "NewReplicaSetAvailable", &msg, now),
+                    ConditionType::Progressing,
+                    ConditionStatus::True,
+                    ConditionReason::NewReplicaSetAvailable,
+                    &msg,
+                    now,
                 );
             } else if self.rollout_progressing(&s) || became_unhealthy {
                 let mut msg = match &rs_name {
@@ -274,9 +345,9 @@ impl Ctx<'_> {
                 };
                 let reason = if s.stable_rs == s.current_pod_hash && became_unhealthy {
                     msg = "Rollout does not have minimum availability".to_string();
-                    "ReplicaSetNotAvailable"
+                    ConditionReason::ReplicaSetNotAvailable
                 } else {
-                    "ReplicaSetUpdated"
+                    ConditionReason::ReplicaSetUpdated
                 };
                 let mut cond = condition(ConditionType::Progressing, ConditionStatus::True, reason, &msg, now);
                 if let Some(cur) = &current {
@@ -291,15 +362,14 @@ impl Ctx<'_> {
                     Some(n) => format!("ReplicaSet {n:?} has timed out progressing."),
                     None => format!("Rollout {:?} has timed out progressing.", self.name()),
                 };
-                let cond =
-                    condition(ConditionType::Progressing, ConditionStatus::False, "ProgressDeadlineExceeded", &msg, now);
+                let cond = condition(
+                    ConditionType::Progressing,
+                    ConditionStatus::False,
+                    ConditionReason::ProgressDeadlineExceeded,
+                    &msg,
+                    now,
+                );
                 set_condition(&mut s, cond);
-                // This reconcile records the timeout and sets `status.abort`; the next one
-                // writes the RolloutAborted condition, as Argo does.
-                if self.ro.spec.progress_deadline_abort && !self.pause.is_aborted(&old) && !self.is_fully_promoted() {
-                    self.pause.add_abort(msg.clone());
-                    self.warning("RolloutAborted", msg);
-                }
             }
         }
 
@@ -309,27 +379,39 @@ impl Ctx<'_> {
         } else {
             total_replicas(self.all_rs().map(|r| r.available())) >= self.replicas()
         };
-        let cond = if available {
-            condition(ConditionType::Available, ConditionStatus::True, "AvailableReason", "Rollout has minimum availability", now)
+        let (available_status, message) = if available {
+            (ConditionStatus::True, "Rollout has minimum availability")
         } else {
-            condition(
-                ConditionType::Available,
+            (
                 ConditionStatus::False,
-                "AvailableReason",
                 "Rollout does not have minimum availability",
-                now,
             )
         };
-        set_condition(&mut s, cond);
+        update_condition(
+            &mut s,
+            ConditionType::Available,
+            available_status,
+            ConditionReason::Available,
+            message,
+            now,
+        );
 
         if !s.stable_rs.is_empty() && s.stable_rs == s.current_pod_hash {
-            set_condition(
+            update_condition(
                 &mut s,
-                condition(ConditionType::Completed, ConditionStatus::True, "RolloutCompleted", "RolloutCompleted", now),
+                ConditionType::Completed,
+                ConditionStatus::True,
+                ConditionReason::RolloutCompleted,
+                "RolloutCompleted",
+                now,
             );
-        } else if set_condition(
+        } else if update_condition(
             &mut s,
-            condition(ConditionType::Completed, ConditionStatus::False, "RolloutCompleted", "RolloutCompleted", now),
+            ConditionType::Completed,
+            ConditionStatus::False,
+            ConditionReason::RolloutCompleted,
+            "RolloutCompleted",
+            now,
         ) {
             let msg = format!(
                 "Rollout not completed, started update to revision {} ({})",
@@ -339,6 +421,29 @@ impl Ctx<'_> {
             self.event("RolloutNotCompleted", msg);
         }
         s
+    }
+
+    /// Argo's `evaluateProgressDeadlineAbort`: with `progressDeadlineAbort`, an update in
+    /// flight whose Progressing condition had already timed out, and that made no progress
+    /// in this reconcile, is aborted. It runs before the conditions are computed so that the
+    /// `RolloutAborted` condition of this same reconcile carries the timeout message.
+    fn evaluate_progress_deadline_abort(&mut self, s: &RolloutStatus) {
+        if !self.ro.spec.progress_deadline_abort || self.pause.is_aborted(&self.ro.status) {
+            return;
+        }
+        let completed = !s.stable_rs.is_empty() && s.stable_rs == s.current_pod_hash;
+        if completed || self.rollout_progressing(s) || self.progress_not_measured() {
+            return;
+        }
+        if !self.timed_out(&self.ro.status) {
+            return;
+        }
+        let msg = match &self.new_rs {
+            Some(n) => format!("ReplicaSet {n:?} has timed out progressing."),
+            None => format!("Rollout {:?} has timed out progressing.", self.name()),
+        };
+        self.pause.add_abort(msg.clone());
+        self.warning(ConditionReason::RolloutAborted.as_str(), msg);
     }
 
     /// Argo's `RolloutHealthy`.
@@ -396,11 +501,15 @@ impl Ctx<'_> {
 
     /// Argo's `RolloutTimedOut`.
     fn timed_out(&self, s: &RolloutStatus) -> bool {
-        let Some(cond) = get_condition(s, ConditionType::Progressing) else { return false };
-        if cond.reason == "RolloutAborted" || cond.reason == "RolloutPaused" {
+        let Some(cond) = get_condition(s, ConditionType::Progressing) else {
+            return false;
+        };
+        if cond.has_reason(ConditionReason::RolloutAborted)
+            || cond.has_reason(ConditionReason::RolloutPaused)
+        {
             return false;
         }
-        if cond.reason == "ProgressDeadlineExceeded" {
+        if cond.has_reason(ConditionReason::ProgressDeadlineExceeded) {
             return true;
         }
         let deadline = Seconds(i64::from(self.ro.spec.progress_deadline_seconds()));
@@ -427,31 +536,28 @@ impl Ctx<'_> {
     /// Argo's `persistRolloutStatus`: pause fields, observedGeneration, phase, duration;
     /// patch if anything changed, else schedule the progress-deadline check.
     pub(super) fn persist_status(&mut self, mut s: RolloutStatus) {
-        let old = self.ro.status.clone();
-        self.pause.apply(&old, &mut s, self.now);
+        let old = &self.ro.status;
+        self.pause.apply(old, &mut s, self.now);
         s.workload_observed_generation = String::new();
         s.observed_generation = self.ro.metadata.generation.unwrap_or(0).to_string();
         let (phase, message) = calculate_phase(&self.ro.spec, &s);
         s.phase = Some(phase);
         s.message = message;
-        s.duration = self.duration(&old, &s);
-        match status_patch(&old, &s) {
+        s.duration = self.duration(old, &s);
+        match status_patch(old, &s) {
             Some(a) => {
+                let was_paused = !old.pause_conditions.is_empty();
                 self.actions.push(a);
-                self.state_change_events(&old, &s);
-                self.ro.status = s.clone();
-                if let Some(r) = self.state.rollout.as_mut() {
-                    r.status = s;
-                }
+                self.state_change_events(was_paused, &s);
+                self.ro.status = s;
             }
             None => self.requeue_stuck_rollout(&s),
         }
     }
 
-    fn state_change_events(&mut self, old: &RolloutStatus, new: &RolloutStatus) {
-        let was = !old.pause_conditions.is_empty();
+    fn state_change_events(&mut self, was_paused: bool, new: &RolloutStatus) {
         let is = !new.pause_conditions.is_empty();
-        if was != is {
+        if was_paused != is {
             if is {
                 let reason = new.pause_conditions[0].reason.as_str();
                 self.event("RolloutPaused", format!("Rollout is paused ({reason})"));
@@ -467,7 +573,7 @@ impl Ctx<'_> {
         let Some(cond) = get_condition(&self.ro.status, ConditionType::Progressing).cloned() else { return };
         let paused = !self.ro.status.pause_conditions.is_empty() || self.ro.spec.paused;
         if self.rollout_healthy(s)
-            || cond.reason == "ProgressDeadlineExceeded"
+            || cond.has_reason(ConditionReason::ProgressDeadlineExceeded)
             || paused
             || self.ro.status.abort
             || self.progress_not_measured()
@@ -548,7 +654,7 @@ impl Ctx<'_> {
 
     /// Sets the selector fields common to both strategies' status.
     pub(super) fn canary_selector(&self) -> String {
-        self.ro.spec.selector.as_ref().map(format_label_selector).unwrap_or_default()
+        self.selector.clone()
     }
 }
 
@@ -578,10 +684,22 @@ mod tests {
     #[test]
     fn set_condition_keeps_transition_time_when_status_holds() {
         let mut s = RolloutStatus::default();
-        let a = condition(ConditionType::Progressing, ConditionStatus::True, "A", "a", Timestamp(1));
+        let a = condition(
+            ConditionType::Progressing,
+            ConditionStatus::True,
+            ConditionReason::ReplicaSetUpdated,
+            "a",
+            Timestamp(1),
+        );
         assert!(set_condition(&mut s, a.clone()));
         assert!(!set_condition(&mut s, a));
-        let b = condition(ConditionType::Progressing, ConditionStatus::True, "B", "b", Timestamp(5));
+        let b = condition(
+            ConditionType::Progressing,
+            ConditionStatus::True,
+            ConditionReason::NewReplicaSetAvailable,
+            "b",
+            Timestamp(5),
+        );
         assert!(set_condition(&mut s, b));
         let c = get_condition(&s, ConditionType::Progressing).unwrap();
         assert_eq!((c.last_transition_time, c.last_update_time), (Timestamp(1), Timestamp(5)));

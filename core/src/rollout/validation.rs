@@ -4,33 +4,89 @@
 //! (`<path>: Invalid value: <value>: <detail>`), and becomes the message of the
 //! `InvalidSpec` condition.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 
-use crate::api::{keys, AnalysisRunArgument, Argument, IntOrString, Rollout, RolloutAnalysisTemplate, StepKind};
-use crate::objects::{service_managed_by, service_selector};
+use crate::api::{
+    keys, AnalysisRunArgument, Argument, IntOrString, Rollout, RolloutAnalysisTemplate,
+    RolloutSpec, StepKind,
+};
+use crate::objects::service_managed_by;
 use crate::state::State;
 
-fn invalid(path: &str, value: impl Display, detail: &str) -> String {
-    format!("{path}: Invalid value: {value}: {detail}")
+/// Why a Rollout is invalid, worded as a Kubernetes field error; the `Display` text
+/// becomes the message of the `InvalidSpec` condition.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// `<path>: Invalid value: <value>: <detail>`.
+    #[error("{path}: Invalid value: {value}: {detail}")]
+    Invalid {
+        /// The field.
+        path: String,
+        /// The offending value, rendered.
+        value: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// `<path>: Required value: <detail>`.
+    #[error("{path}: Required value: {detail}")]
+    Required {
+        /// The missing field.
+        path: String,
+        /// What is required.
+        detail: String,
+    },
+    /// `<path>: Invalid value: <value>: <why the analysis cannot be built>`.
+    #[error("{path}: Invalid value: {value}: {source}")]
+    Analysis {
+        /// The field naming the templates.
+        path: String,
+        /// The template names, rendered.
+        value: String,
+        /// Why they do not make a run.
+        #[source]
+        source: Box<super::analysis::RunError>,
+    },
+    /// `<path>: Forbidden: <what> is not supported by this version of Rollouts`.
+    #[error("{path}: Forbidden: {what} is not supported by this version of Rollouts")]
+    Unsupported {
+        /// The field of the unsupported feature.
+        path: String,
+        /// The feature.
+        what: String,
+    },
 }
 
-fn required(path: &str, detail: &str) -> String {
-    format!("{path}: Required value: {detail}")
+fn invalid(path: &str, value: impl Display, detail: &str) -> ValidationError {
+    ValidationError::Invalid {
+        path: path.to_string(),
+        value: value.to_string(),
+        detail: detail.to_string(),
+    }
 }
 
-fn unsupported(path: &str, what: &str) -> String {
-    format!("{path}: Forbidden: {what} is not supported by this version of Rollouts")
+fn required(path: &str, detail: &str) -> ValidationError {
+    ValidationError::Required {
+        path: path.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+fn unsupported(path: &str, what: &str) -> ValidationError {
+    ValidationError::Unsupported {
+        path: path.to_string(),
+        what: what.to_string(),
+    }
 }
 
 /// Validates the rollout and the Services it references.
-pub fn validate(ro: &Rollout, state: &State) -> Result<(), String> {
-    validate_spec(ro)?;
+pub fn validate(ro: &Rollout, state: &State) -> Result<(), ValidationError> {
+    validate_spec(&ro.spec)?;
     validate_references(ro, state)
 }
 
 /// Static validation of the spec.
-pub fn validate_spec(ro: &Rollout) -> Result<(), String> {
-    let spec = &ro.spec;
+pub fn validate_spec(spec: &RolloutSpec) -> Result<(), ValidationError> {
     for (path, v) in [
         ("spec.replicas", spec.replicas),
         ("spec.minReadySeconds", Some(spec.min_ready_seconds)),
@@ -54,15 +110,29 @@ pub fn validate_spec(ro: &Rollout) -> Result<(), String> {
     let Some(selector) = &spec.selector else {
         return Err(required("spec.selector", "Rollout has missing field '.spec.selector'"));
     };
-    let match_labels = selector.match_labels.clone().unwrap_or_default();
-    if match_labels.is_empty() && selector.match_expressions.as_ref().is_none_or(|e| e.is_empty()) {
-        return Err(invalid("spec.selector", "{}", "empty selector is invalid for deployment"));
+    let no_labels = BTreeMap::new();
+    let match_labels = selector.match_labels.as_ref().unwrap_or(&no_labels);
+    if match_labels.is_empty()
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(|e| e.is_empty())
+    {
+        return Err(invalid(
+            "spec.selector",
+            "{}",
+            "empty selector is invalid for deployment",
+        ));
     }
     let Some(template) = &spec.template else {
         return Err(required("spec.template", "Rollout has missing field '.spec.template'"));
     };
-    let labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
-    for (k, v) in &match_labels {
+    let labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref())
+        .unwrap_or(&no_labels);
+    for (k, v) in match_labels {
         if labels.get(k) != Some(v) {
             return Err(invalid(
                 "spec.template.metadata.labels",
@@ -99,12 +169,12 @@ pub fn validate_spec(ro: &Rollout) -> Result<(), String> {
             "spec.strategy",
             "Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'",
         )),
-        (Some(_), None) => validate_canary(ro),
-        (None, Some(_)) => validate_blue_green(ro),
+        (Some(_), None) => validate_canary(spec),
+        (None, Some(_)) => validate_blue_green(spec),
     }
 }
 
-fn validate_anti_affinity(path: &str, a: &crate::api::AntiAffinity) -> Result<(), String> {
+fn validate_anti_affinity(path: &str, a: &crate::api::AntiAffinity) -> Result<(), ValidationError> {
     match (&a.preferred_during_scheduling_ignored_during_execution, &a.required_during_scheduling_ignored_during_execution)
     {
         (Some(_), Some(_)) | (None, None) => Err(invalid(
@@ -121,8 +191,10 @@ fn validate_anti_affinity(path: &str, a: &crate::api::AntiAffinity) -> Result<()
     }
 }
 
-fn validate_blue_green(ro: &Rollout) -> Result<(), String> {
-    let Some(bg) = ro.spec.blue_green() else { return Ok(()) };
+fn validate_blue_green(spec: &RolloutSpec) -> Result<(), ValidationError> {
+    let Some(bg) = spec.blue_green() else {
+        return Ok(());
+    };
     let p = "spec.strategy.blueGreen";
     if bg.active_service.is_empty() {
         return Err(required(&format!("{p}.activeService"), "Rollout has missing field '.spec.strategy.blueGreen.activeService'"));
@@ -135,7 +207,7 @@ fn validate_blue_green(ro: &Rollout) -> Result<(), String> {
         ));
     }
     if let Some(limit) = bg.scale_down_delay_revision_limit {
-        if limit > ro.spec.revision_history_limit() {
+        if limit > spec.revision_history_limit() {
             return Err(invalid(
                 &format!("{p}.scaleDownDelayRevisionLimit"),
                 limit,
@@ -156,13 +228,25 @@ fn validate_blue_green(ro: &Rollout) -> Result<(), String> {
     if let Some(mu) = &bg.max_unavailable {
         check_int_or_percent(&format!("{p}.maxUnavailable"), mu)?;
     }
+    if bg.active_metadata.is_some() {
+        return Err(unsupported(
+            &format!("{p}.activeMetadata"),
+            "ephemeral metadata",
+        ));
+    }
+    if bg.preview_metadata.is_some() {
+        return Err(unsupported(
+            &format!("{p}.previewMetadata"),
+            "ephemeral metadata",
+        ));
+    }
     if let Some(a) = &bg.anti_affinity {
         validate_anti_affinity(&format!("{p}.antiAffinity"), a)?;
     }
     Ok(())
 }
 
-fn check_int_or_percent(path: &str, v: &IntOrString) -> Result<(), String> {
+fn check_int_or_percent(path: &str, v: &IntOrString) -> Result<(), ValidationError> {
     match v {
         IntOrString::Int(n) if *n < 0 => Err(invalid(path, n, "must be greater than or equal to 0")),
         IntOrString::Int(_) => Ok(()),
@@ -173,8 +257,10 @@ fn check_int_or_percent(path: &str, v: &IntOrString) -> Result<(), String> {
     }
 }
 
-fn validate_canary(ro: &Rollout) -> Result<(), String> {
-    let Some(c) = ro.spec.canary() else { return Ok(()) };
+fn validate_canary(spec: &RolloutSpec) -> Result<(), ValidationError> {
+    let Some(c) = spec.canary() else {
+        return Ok(());
+    };
     let p = "spec.strategy.canary";
     if let Some(s) = &c.max_surge {
         check_int_or_percent(&format!("{p}.maxSurge"), s)?;
@@ -203,6 +289,18 @@ fn validate_canary(ro: &Rollout) -> Result<(), String> {
     if c.ping_pong.is_some() {
         return Err(unsupported(&format!("{p}.pingPong"), "pingPong"));
     }
+    if c.canary_metadata.is_some() {
+        return Err(unsupported(
+            &format!("{p}.canaryMetadata"),
+            "ephemeral metadata",
+        ));
+    }
+    if c.stable_metadata.is_some() {
+        return Err(unsupported(
+            &format!("{p}.stableMetadata"),
+            "ephemeral metadata",
+        ));
+    }
     if c.scale_down_delay_seconds.is_some() {
         return Err(invalid(
             &format!("{p}.scaleDownDelaySeconds"),
@@ -216,9 +314,10 @@ fn validate_canary(ro: &Rollout) -> Result<(), String> {
     if let Some(a) = &c.anti_affinity {
         validate_anti_affinity(&format!("{p}.antiAffinity"), a)?;
     }
-    let max_weight = ro.spec.max_traffic_weight();
+    let max_weight = spec.max_traffic_weight();
     for (i, step) in c.steps.iter().enumerate() {
-        let sp = format!("{p}.steps[{i}]");
+        // Formatted only for an error.
+        let sp = || format!("{p}.steps[{i}]");
         let set = [
             step.set_weight.is_some(),
             step.pause.is_some(),
@@ -234,14 +333,14 @@ fn validate_canary(ro: &Rollout) -> Result<(), String> {
         .count();
         if set == 0 {
             return Err(invalid(
-                &sp,
+                &sp(),
                 "{}",
                 "Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause",
             ));
         }
         if set > 1 {
             return Err(invalid(
-                &sp,
+                &sp(),
                 "{...}",
                 "Step must have exactly one of the following set: experiment, setWeight, setCanaryScale, plugin or pause",
             ));
@@ -250,7 +349,7 @@ fn validate_canary(ro: &Rollout) -> Result<(), String> {
             StepKind::SetWeight(w) => {
                 if !(0..=max_weight).contains(&w) {
                     return Err(invalid(
-                        &format!("{sp}.setWeight"),
+                        &format!("{}.setWeight", sp()),
                         w,
                         &format!("SetWeight needs to be between 0 and {max_weight}"),
                     ));
@@ -258,20 +357,42 @@ fn validate_canary(ro: &Rollout) -> Result<(), String> {
             }
             StepKind::Pause(pause) => match pause.duration_seconds() {
                 Ok(Some(d)) if d.0 < 0 => {
-                    return Err(invalid(&format!("{sp}.pause.duration"), d.0, "Duration needs to be greater than 0"))
+                    return Err(invalid(
+                        &format!("{}.pause.duration", sp()),
+                        d.0,
+                        "Duration needs to be greater than 0",
+                    ))
                 }
-                Err(e) => return Err(invalid(&format!("{sp}.pause.duration"), format!("{:?}", e.input), "Duration needs to be greater than 0")),
+                Err(e) => {
+                    return Err(invalid(
+                        &format!("{}.pause.duration", sp()),
+                        format!("{:?}", e.input),
+                        "Duration needs to be greater than 0",
+                    ))
+                }
                 Ok(_) => {}
             },
             StepKind::SetCanaryScale(_) => {
-                return Err(invalid(&format!("{sp}.setCanaryScale"), "{...}", "SetCanaryScale requires TrafficRouting to be set"))
+                return Err(invalid(
+                    &format!("{}.setCanaryScale", sp()),
+                    "{...}",
+                    "SetCanaryScale requires TrafficRouting to be set",
+                ))
             }
             StepKind::SetHeaderRoute(_) | StepKind::SetMirrorRoute(_) => {
-                return Err(invalid(&sp, "{...}", "SetHeaderRoute and SetMirrorRoute require TrafficRouting to be set"))
+                return Err(invalid(
+                    &sp(),
+                    "{...}",
+                    "SetHeaderRoute and SetMirrorRoute require TrafficRouting to be set",
+                ))
             }
             StepKind::Analysis(_) => {}
-            StepKind::Experiment(_) => return Err(unsupported(&format!("{sp}.experiment"), "experiment")),
-            StepKind::Plugin(_) => return Err(unsupported(&format!("{sp}.plugin"), "step plugins")),
+            StepKind::Experiment(_) => {
+                return Err(unsupported(&format!("{}.experiment", sp()), "experiment"))
+            }
+            StepKind::Plugin(_) => {
+                return Err(unsupported(&format!("{}.plugin", sp()), "step plugins"))
+            }
             StepKind::Empty => {}
         }
     }
@@ -304,7 +425,7 @@ fn analyses(ro: &Rollout) -> Vec<(String, &[RolloutAnalysisTemplate], &[Analysis
 
 /// The analysis templates a rollout references exist, merge without conflicts, get every
 /// argument they need, and (except background analysis) do not measure forever.
-fn validate_analysis_references(ro: &Rollout, state: &State) -> Result<(), String> {
+fn validate_analysis_references(ro: &Rollout, state: &State) -> Result<(), ValidationError> {
     for (path, templates, args, background) in analyses(ro) {
         let path = format!("{path}.templates");
         let names: Vec<&str> = templates.iter().map(|t| t.template_name.as_str()).collect();
@@ -312,9 +433,15 @@ fn validate_analysis_references(ro: &Rollout, state: &State) -> Result<(), Strin
         if templates.is_empty() {
             return Err(required(&path, "at least one template is required"));
         }
-        let (namespaced, cluster) = super::analysis::referenced_templates(state, templates)
-            .map_err(|e| invalid(&path, &value, &e))?;
-        let flat = crate::analysis::args::flatten_templates(&namespaced, &cluster).map_err(|e| invalid(&path, &value, &e))?;
+        let analysis_error = |source: super::analysis::RunError| ValidationError::Analysis {
+            path: path.clone(),
+            value: value.clone(),
+            source: Box::new(source),
+        };
+        let (namespaced, cluster) =
+            super::analysis::referenced_templates(state, templates).map_err(analysis_error)?;
+        let flat = crate::analysis::args::flatten_templates(&namespaced, &cluster)
+            .map_err(|e| analysis_error(e.into()))?;
         if !background {
             for m in &flat.metrics {
                 let count = match &m.count {
@@ -340,7 +467,7 @@ fn validate_analysis_references(ro: &Rollout, state: &State) -> Result<(), Strin
                 value_from: None,
             })
             .collect();
-        crate::analysis::args::merge_args(&flat.args, &supplied).map_err(|e| invalid(&path, &value, &e))?;
+        crate::analysis::args::merge_args(&flat.args, &supplied).map_err(|e| analysis_error(e.into()))?;
         for (i, a) in args.iter().enumerate() {
             let Some(field) = a.value_from.as_ref().and_then(|v| v.field_ref.as_ref()) else { continue };
             if field.field_path.starts_with("metadata") && super::analysis::field_value(ro, &field.field_path).is_err() {
@@ -352,9 +479,10 @@ fn validate_analysis_references(ro: &Rollout, state: &State) -> Result<(), Strin
     Ok(())
 }
 
-/// The Services the rollout names must exist, select the template's pods, and not be
-/// managed by another rollout.
-fn validate_references(ro: &Rollout, state: &State) -> Result<(), String> {
+/// The references of a rollout whose spec passed [`validate_spec`]: the analysis
+/// templates it names, and the Services it names (they must exist, select the template's
+/// pods, and not be managed by another rollout).
+pub fn validate_references(ro: &Rollout, state: &State) -> Result<(), ValidationError> {
     validate_analysis_references(ro, state)?;
     let mut refs: Vec<(String, &str)> = Vec::new();
     if let Some(bg) = ro.spec.blue_green() {
@@ -365,13 +493,14 @@ fn validate_references(ro: &Rollout, state: &State) -> Result<(), String> {
         refs.push(("spec.strategy.canary.canaryService".into(), &c.canary_service));
     }
     let name = ro.metadata.name.as_deref().unwrap_or("");
+    let no_labels = BTreeMap::new();
     let labels = ro
         .spec
         .template
         .as_ref()
         .and_then(|t| t.metadata.as_ref())
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
+        .and_then(|m| m.labels.as_ref())
+        .unwrap_or(&no_labels);
     for (path, svc_name) in refs {
         if svc_name.is_empty() {
             continue;
@@ -384,11 +513,17 @@ fn validate_references(ro: &Rollout, state: &State) -> Result<(), String> {
                 return Err(invalid(&path, format!("{svc_name:?}"), &format!("Service {svc_name:?} is managed by another Rollout")));
             }
         }
-        for (k, v) in service_selector(svc) {
+        for (k, v) in svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .into_iter()
+            .flatten()
+        {
             if k == keys::POD_TEMPLATE_HASH {
                 continue;
             }
-            if labels.get(&k) != Some(&v) {
+            if labels.get(k) != Some(v) {
                 return Err(invalid(
                     &path,
                     format!("{svc_name:?}"),
@@ -398,4 +533,100 @@ fn validate_references(ro: &Rollout, state: &State) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::parse::from_yaml_strict;
+    use crate::api::AnalysisTemplate;
+
+    fn rollout(strategy: &str) -> Rollout {
+        let text = format!(
+            "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: demo}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: demo}}}}
+  template:
+    metadata: {{labels: {{app: demo}}}}
+    spec: {{containers: [{{name: app, image: app:1}}]}}
+  strategy:
+{strategy}"
+        );
+        from_yaml_strict(&text).expect("the test rollout decodes")
+    }
+
+    #[test]
+    fn ephemeral_metadata_is_refused_as_unsupported() {
+        let rows = [
+            ("    canary: {canaryMetadata: {labels: {role: canary}}}", "spec.strategy.canary.canaryMetadata"),
+            ("    canary: {stableMetadata: {labels: {role: stable}}}", "spec.strategy.canary.stableMetadata"),
+            (
+                "    blueGreen: {activeService: a, activeMetadata: {labels: {role: active}}}",
+                "spec.strategy.blueGreen.activeMetadata",
+            ),
+            (
+                "    blueGreen: {activeService: a, previewService: p, previewMetadata: {labels: {role: preview}}}",
+                "spec.strategy.blueGreen.previewMetadata",
+            ),
+        ];
+        for (strategy, path) in rows {
+            let err = validate_spec(&rollout(strategy).spec).expect_err(path);
+            assert_eq!(
+                err.to_string(),
+                format!("{path}: Forbidden: ephemeral metadata is not supported by this version of Rollouts")
+            );
+        }
+        assert_eq!(
+            validate_spec(&rollout("    canary: {}").spec).map_err(|e| e.to_string()),
+            Ok(())
+        );
+    }
+
+    /// Argo's test/e2e/functional/rollout-rollback-window.yaml: the argument reads a label
+    /// the Rollout itself does not carry (only its pod template does), which Kubernetes
+    /// resolves to "".
+    #[test]
+    fn a_field_ref_to_a_missing_label_is_valid() {
+        let ro = rollout(
+            "    canary:
+      steps:
+      - setWeight: 50
+      - analysis:
+          templates: [{templateName: sleep-job}]
+          args:
+          - name: rev
+            valueFrom: {fieldRef: {fieldPath: \"metadata.labels['rev']\"}}",
+        );
+        let template: AnalysisTemplate = from_yaml_strict(
+            "apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: sleep-job}
+spec:
+  args: [{name: rev}]
+  metrics:
+  - name: sleep
+    provider: {web: {url: \"http://example/{{args.rev}}\"}}",
+        )
+        .expect("the test template decodes");
+        let mut state = State::default();
+        state
+            .analysis_templates
+            .insert("sleep-job".into(), Ok(template));
+        assert_eq!(validate(&ro, &state).map_err(|e| e.to_string()), Ok(()));
+        assert_eq!(
+            super::super::analysis::field_value(&ro, "metadata.labels['rev']")
+                .ok()
+                .as_deref(),
+            Some("")
+        );
+        assert_eq!(
+            super::super::analysis::field_value(&ro, "metadata.annotations['missing']")
+                .ok()
+                .as_deref(),
+            Some("")
+        );
+    }
 }

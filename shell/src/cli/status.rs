@@ -45,7 +45,7 @@ pub struct StatusArgs {
 pub struct Timeout(pub Option<Duration>);
 
 fn parse_timeout(s: &str) -> Result<Timeout, String> {
-    let nanos = parse_go_duration(s)?;
+    let nanos = parse_go_duration(s).map_err(|e| e.to_string())?;
     match u64::try_from(nanos) {
         Ok(0) => Ok(Timeout(None)),
         Ok(n) => Ok(Timeout(Some(Duration::from_nanos(n)))),
