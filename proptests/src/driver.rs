@@ -125,6 +125,8 @@ impl Driver {
         let images = unready_images.into_iter().map(|i| (i, ImageBehaviour { ready: false, startup: None })).collect();
         let mut cluster = Cluster::new(EPOCH, ClusterSpec { pod_startup: Seconds(startup), images }, BTreeMap::new());
         cluster.pod_model = pod_model;
+        // Every version of the Rollout is a watch event of its own: `Delivery` decides.
+        cluster.latest_rollout_only = false;
         // Every pod change is a watch event, as in a real cluster.
         cluster.pod_objects = PodObjects::Always;
         let mut rollout = String::new();
@@ -208,7 +210,7 @@ impl Driver {
         loop {
             self.cluster.now = self.now;
             self.cluster.sync();
-            let batch = std::mem::take(&mut self.cluster.outbox).remove(&self.rollout).unwrap_or_default();
+            let batch = self.cluster.take_outbox().remove(&self.rollout).unwrap_or_default();
             if batch.is_empty() {
                 return Ok(());
             }

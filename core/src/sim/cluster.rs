@@ -65,6 +65,10 @@ pub struct Cluster {
     pub(super) next_pod: u64,
     /// Watch events not yet delivered, per rollout.
     pub outbox: BTreeMap<String, Vec<Event>>,
+    /// Whether a Rollout's watch event replaces the ones of the same Rollout not yet
+    /// delivered (the default), as a controller's work queue and informer cache make it see
+    /// only the newest version; `false` delivers every version, each as it was.
+    pub latest_rollout_only: bool,
     /// Whether [`Cluster::changes`] is kept.
     pub record_changes: bool,
     /// What the controllers changed, and the notes, when [`Cluster::record_changes`].
@@ -99,6 +103,7 @@ impl Cluster {
             errors: Vec::new(),
             next_pod: 0,
             outbox: BTreeMap::new(),
+            latest_rollout_only: true,
             record_changes: false,
             changes: Vec::new(),
             notes: Vec::new(),
@@ -116,9 +121,33 @@ impl Cluster {
     }
 
     fn emit_rollout(&mut self, name: &str) {
-        if let Some(v) = self.rollouts.get(name).cloned() {
-            self.emit(name, Event::Applied(Object::Rollout(v)));
+        if !self.rollouts.contains_key(name) {
+            return;
         }
+        if !self.latest_rollout_only {
+            let v = self.rollouts.get(name).cloned().unwrap_or_default();
+            return self.emit(name, Event::Applied(Object::Rollout(v)));
+        }
+        // A placeholder, filled with the stored Rollout when the batch is taken: the
+        // manifest is copied once per delivery, not once per write.
+        if let Some(queued) = self.outbox.get_mut(name) {
+            queued.retain(|e| !matches!(e, Event::Applied(Object::Rollout(_))));
+        }
+        self.emit(name, Event::Applied(Object::Rollout(Value::Null)));
+    }
+
+    /// The watch events not yet delivered, per rollout, taken out of the outbox, each
+    /// Rollout event carrying the Rollout as stored now (see [`Cluster::latest_rollout_only`]).
+    pub fn take_outbox(&mut self) -> BTreeMap<String, Vec<Event>> {
+        let mut outbox = std::mem::take(&mut self.outbox);
+        for (name, events) in outbox.iter_mut() {
+            for event in events.iter_mut() {
+                if let Event::Applied(Object::Rollout(v @ Value::Null)) = event {
+                    *v = self.rollouts.get(name).cloned().unwrap_or_default();
+                }
+            }
+        }
+        outbox
     }
 
     fn emit_service(&mut self, name: &str) {

@@ -259,7 +259,7 @@ fn settle(
         if let Some(e) = cluster.errors.first() {
             return Err(SimError::Scenario(e.clone()));
         }
-        let outbox = std::mem::take(&mut cluster.outbox);
+        let outbox = cluster.take_outbox();
         if outbox.values().all(Vec::is_empty) {
             return Ok(steps.into_keys().collect());
         }
