@@ -26,6 +26,9 @@
 //! spec becomes an `InvalidSpec` condition naming the field.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// No `_ =>` over an enum: a new variant (of ours, or of serde_json's `Value`) must make every
+// match be looked at again. Modules matching another crate's open-ended enums opt out.
+#![warn(clippy::wildcard_enum_match_arm)]
 
 pub mod analysis;
 pub mod api;

@@ -779,13 +779,13 @@ pub(crate) fn field_value(ro: &Rollout, path: &str) -> Result<String, RunError> 
         cur = match cur {
             Value::Object(m) => m.get(part).ok_or_else(err)?,
             Value::Array(a) => a.get(part.parse::<usize>().map_err(|_| err())?).ok_or_else(err)?,
-            _ => return Err(err()),
+            Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => return Err(err()),
         };
     }
     match cur {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        _ => Err(err()),
+        Value::Null | Value::Array(_) | Value::Object(_) => Err(err()),
     }
 }

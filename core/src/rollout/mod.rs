@@ -384,7 +384,20 @@ pub fn reconcile(state: &mut State, now: Timestamp) -> Vec<Action> {
                     wake = Some((at, reason));
                 }
             }
-            other => actions.push(other),
+            other @ (Action::CreateReplicaSet { .. }
+            | Action::PatchReplicaSet { .. }
+            | Action::DeleteReplicaSet { .. }
+            | Action::SetServiceSelector { .. }
+            | Action::PatchRolloutStatus { .. }
+            | Action::PatchRollout { .. }
+            | Action::EvictPod { .. }
+            | Action::CreateAnalysisRun { .. }
+            | Action::PatchAnalysisRun { .. }
+            | Action::DeleteAnalysisRun { .. }
+            | Action::Measure { .. }
+            | Action::CreateJob { .. }
+            | Action::DeleteJob { .. }
+            | Action::RecordEvent { .. }) => actions.push(other),
         }
     }
     if let Some((at, reason)) = wake {

@@ -94,7 +94,7 @@ fn prune_empty(v: &mut Value) {
             m.retain(|_, x| !(x.is_null() || x.as_object().is_some_and(|o| o.is_empty()) || x.as_array().is_some_and(|a| a.is_empty())));
         }
         Value::Array(a) => a.iter_mut().for_each(prune_empty),
-        _ => {}
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
     }
 }
 

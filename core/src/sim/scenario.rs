@@ -321,7 +321,9 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Seconds, D::Error> {
     let text = match &v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
-        other => return Err(serde::de::Error::custom(format!("expected a duration such as \"30s\", got {other}"))),
+        other @ (Value::Null | Value::Bool(_) | Value::Array(_) | Value::Object(_)) => {
+            return Err(serde::de::Error::custom(format!("expected a duration such as \"30s\", got {other}")))
+        }
     };
     let d = parse_duration(&text).map_err(serde::de::Error::custom)?;
     if d.0 < 0 {
