@@ -378,26 +378,13 @@ pub fn reconcile(state: &mut State, now: Timestamp) -> Vec<Action> {
     let (mut actions, run_wake) = runs::advance_runs(state, now);
     let mut wake = run_wake.map(|at| (at, crate::state::WakeReason::Analysis));
     for a in reconcile_rollout(state, now) {
-        match a {
-            Action::WakeAt { at, reason } => {
-                if wake.is_none_or(|(w, _)| at < w) {
-                    wake = Some((at, reason));
-                }
+        // One wake-up for the runs and the rollout: the earliest; everything else in order.
+        if let Action::WakeAt { at, reason } = a {
+            if wake.is_none_or(|(w, _)| at < w) {
+                wake = Some((at, reason));
             }
-            other @ (Action::CreateReplicaSet { .. }
-            | Action::PatchReplicaSet { .. }
-            | Action::DeleteReplicaSet { .. }
-            | Action::SetServiceSelector { .. }
-            | Action::PatchRolloutStatus { .. }
-            | Action::PatchRollout { .. }
-            | Action::EvictPod { .. }
-            | Action::CreateAnalysisRun { .. }
-            | Action::PatchAnalysisRun { .. }
-            | Action::DeleteAnalysisRun { .. }
-            | Action::Measure { .. }
-            | Action::CreateJob { .. }
-            | Action::DeleteJob { .. }
-            | Action::RecordEvent { .. }) => actions.push(other),
+        } else {
+            actions.push(a);
         }
     }
     if let Some((at, reason)) = wake {
