@@ -10,37 +10,7 @@ use rollouts_core::{step, Event, Object, State};
 
 /// A canary with 10 steps, updated four times (5 ReplicaSets), stopped while paused in
 /// the middle of the fifth revision's steps.
-const TEN_STEPS: &str = r#"
-objects:
-  - apiVersion: argoproj.io/v1alpha1
-    kind: Rollout
-    metadata: {name: bench}
-    spec:
-      replicas: 10
-      selector: {matchLabels: {app: bench}}
-      template:
-        metadata: {labels: {app: bench}}
-        spec: {containers: [{name: app, image: "app:1"}]}
-      strategy:
-        canary:
-          steps:
-            - setWeight: 10
-            - pause: {duration: 30s}
-            - setWeight: 20
-            - pause: {duration: 30s}
-            - setWeight: 40
-            - pause: {}
-            - setWeight: 60
-            - pause: {duration: 30s}
-            - setWeight: 80
-            - pause: {duration: 30s}
-events:
-  - {at: 1m, setImage: {rollout: bench, container: app, image: "app:2"}}
-  - {at: 2m, setImage: {rollout: bench, container: app, image: "app:3"}}
-  - {at: 3m, setImage: {rollout: bench, container: app, image: "app:4"}}
-  - {at: 4m, setImage: {rollout: bench, container: app, image: "app:5"}}
-until: 10m
-"#;
+const TEN_STEPS: &str = include_str!("../../fixtures/bench/ten-steps.yaml");
 
 fn paused_state() -> (State, rollouts_core::Timestamp) {
     let sim = simulate(&parse_scenario(TEN_STEPS).expect("parses")).expect("simulates");
