@@ -21,6 +21,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::{json, Value};
 
+pub use crate::api::merge::merge_patch;
 use crate::api::lenient::rollout_lenient;
 use crate::api::{keys, AnalysisPhase, Rollout};
 use crate::objects::ReplicaSetExt;
@@ -399,26 +400,6 @@ impl Change {
                 true
             }
             Change::Skip(_) => false,
-        }
-    }
-}
-
-/// RFC 7386 JSON merge patch: `null` removes a field, objects merge, anything else replaces.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(p) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = json!({});
-    }
-    if let Value::Object(t) = target {
-        for (k, v) in p {
-            if v.is_null() {
-                t.remove(k);
-            } else {
-                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-            }
         }
     }
 }

@@ -166,7 +166,9 @@ impl SpecDigests {
 pub enum Object {
     /// A Rollout, as raw JSON: the core decodes it strictly so that a malformed manifest
     /// becomes an `InvalidSpec` condition rather than an event the shell cannot deliver.
-    Rollout(serde_json::Value),
+    /// Shared, so that a cache holding the manifest (the simulator's API server) hands it
+    /// over without copying it; it serializes as the JSON it holds.
+    Rollout(std::sync::Arc<serde_json::Value>),
     /// A ReplicaSet.
     ReplicaSet(Box<ReplicaSet>),
     /// A Service.

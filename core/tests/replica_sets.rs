@@ -124,7 +124,7 @@ fn a_semantically_equal_replica_set_is_reused() {
     .unwrap();
     let now = Timestamp(1_704_067_300);
     let (state, _) = step(State::default(), Event::Applied(Object::ReplicaSet(Box::new(rs))), now);
-    let (_, actions) = step(state, Event::Applied(Object::Rollout(rollout)), now);
+    let (_, actions) = step(state, Event::Applied(Object::Rollout(rollout.into())), now);
     assert!(
         !actions.iter().any(|a| matches!(a, Action::CreateReplicaSet { .. })),
         "no new ReplicaSet expected, got {actions:#?}"

@@ -50,7 +50,7 @@ fn rollout(objects: &[Object]) -> Value {
     objects
         .iter()
         .find_map(|o| match o {
-            Object::Rollout(v) => Some(v.clone()),
+            Object::Rollout(v) => Some((**v).clone()),
             _ => None,
         })
         .unwrap()
@@ -75,7 +75,7 @@ fn spec_replicas(state: &State, name: &str) -> Option<i32> {
 fn promote_full(state: State, objects: &[Object], now: Timestamp) -> (State, String, i32, Action) {
     let mut ro = rollout(objects);
     ro["status"]["promoteFull"] = Value::Bool(true);
-    let (state, actions) = step(state, Event::Applied(Object::Rollout(ro)), now);
+    let (state, actions) = step(state, Event::Applied(Object::Rollout(ro.into())), now);
     let scale = actions.iter().find_map(|a| match a {
         Action::PatchReplicaSet { name, patch } => patch.replicas.map(|r| (name.clone(), r, a.clone())),
         _ => None,

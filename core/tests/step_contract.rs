@@ -69,7 +69,7 @@ fn an_unknown_field_becomes_an_invalid_spec_condition_naming_it() {
         "metadata": {"name": "typo", "generation": 3},
         "spec": {"replicas": 2, "strategy": {"canary": {"steps": [{"setWieght": 20}]}}}
     });
-    let (state, actions) = step(State::default(), Event::Applied(Object::Rollout(manifest)), Timestamp(1000));
+    let (state, actions) = step(State::default(), Event::Applied(Object::Rollout(manifest.into())), Timestamp(1000));
     let ro: &Rollout = state.rollout.as_ref().unwrap();
     let cond = ro.status.conditions.iter().find(|c| c.kind == ConditionType::InvalidSpec).expect("InvalidSpec set");
     assert_eq!(
@@ -105,7 +105,7 @@ fn garbage_never_panics() {
     ];
     for input in inputs {
         for now in [Timestamp(i64::MIN), Timestamp(0), Timestamp(i64::MAX)] {
-            let (s, _) = step(State::default(), Event::Applied(Object::Rollout(input.clone())), now);
+            let (s, _) = step(State::default(), Event::Applied(Object::Rollout(input.clone().into())), now);
             let _ = step(s, Event::Tick, now);
         }
     }

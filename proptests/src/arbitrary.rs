@@ -429,7 +429,7 @@ pub fn event(time: BoxedStrategy<Timestamp>) -> BoxedStrategy<Event> {
         ObjectKind::Job,
     ]);
     prop_oneof![
-        2 => rollout_json().prop_map(|v| Event::Applied(Object::Rollout(v))),
+        2 => rollout_json().prop_map(|v| Event::Applied(Object::Rollout(v.into()))),
         3 => replica_set().prop_filter_map("decodes", |rs| rs).prop_map(|rs| Event::Applied(Object::ReplicaSet(Box::new(rs)))),
         1 => service().prop_map(|s| Event::Applied(Object::Service(Box::new(s)))),
         1 => pod().prop_map(|p| Event::Applied(Object::Pod(Box::new(p)))),

@@ -163,7 +163,7 @@ impl Driver {
 
     /// The Rollout as stored (spec, metadata, status).
     pub fn rollout(&self) -> Option<&Value> {
-        self.cluster.rollouts.get(&self.rollout)
+        self.cluster.rollouts.get(&self.rollout).map(|v| &**v)
     }
 
     /// One `step`, executing its actions.

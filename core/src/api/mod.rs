@@ -4,6 +4,7 @@ pub mod analysis;
 pub mod intstr;
 pub mod keys;
 pub mod lenient;
+pub mod merge;
 pub mod parse;
 pub mod rollout;
 pub mod status;

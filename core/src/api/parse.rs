@@ -40,6 +40,14 @@ impl std::error::Error for SpecError {}
 
 /// Decodes `value` into `T`, failing on any field `T` does not know.
 pub fn from_value_strict<T: DeserializeOwned>(value: &Value) -> Result<T, SpecError> {
+    // Most values decode: try without tracking the path, which only an error needs.
+    let mut unknown = false;
+    let mut note = |_: serde_ignored::Path<'_>| unknown = true;
+    if let Ok(t) = T::deserialize(serde_ignored::Deserializer::new(value, &mut note)) {
+        if !unknown {
+            return Ok(t);
+        }
+    }
     let mut unknown: Vec<String> = Vec::new();
     let mut record = |path: serde_ignored::Path<'_>| unknown.push(render_path(&path));
     let ignored = serde_ignored::Deserializer::new(value, &mut record);

@@ -98,6 +98,158 @@ pub struct RolloutStatus {
     pub workload_observed_generation: String,
 }
 
+impl RolloutStatus {
+    /// The RFC 7386 merge patch turning `old` into `self`, field by field: a field that
+    /// changed is written (objects diffed recursively), a field that became empty (left out
+    /// of the JSON, as its `skip_serializing_if` says) is `null`, listed after the others.
+    /// The same patch as diffing the two serialized statuses, without serializing the
+    /// fields that did not change. `None` when nothing changed.
+    pub fn merge_patch_from(&self, old: &RolloutStatus) -> Option<serde_json::Map<String, serde_json::Value>> {
+        if self == old {
+            return None;
+        }
+        let mut patch = FieldPatch::default();
+        // Destructured without `..`: a new field does not compile until it is listed here.
+        let RolloutStatus {
+            abort,
+            pause_conditions,
+            controller_pause,
+            aborted_at,
+            current_pod_hash,
+            current_step_hash,
+            replicas,
+            updated_replicas,
+            ready_replicas,
+            available_replicas,
+            current_step_index,
+            collision_count,
+            observed_generation,
+            conditions,
+            canary,
+            blue_green,
+            hpa_replicas,
+            selector,
+            stable_rs,
+            restarted_at,
+            promote_full,
+            phase,
+            message,
+            duration,
+            workload_observed_generation,
+        } = self;
+        patch.field("abort", &old.abort, abort);
+        patch.field("pauseConditions", &old.pause_conditions, pause_conditions);
+        patch.field("controllerPause", &old.controller_pause, controller_pause);
+        patch.field("abortedAt", &old.aborted_at, aborted_at);
+        patch.field("currentPodHash", &old.current_pod_hash, current_pod_hash);
+        patch.field("currentStepHash", &old.current_step_hash, current_step_hash);
+        patch.field("replicas", &old.replicas, replicas);
+        patch.field("updatedReplicas", &old.updated_replicas, updated_replicas);
+        patch.field("readyReplicas", &old.ready_replicas, ready_replicas);
+        patch.field("availableReplicas", &old.available_replicas, available_replicas);
+        patch.field("currentStepIndex", &old.current_step_index, current_step_index);
+        patch.field("collisionCount", &old.collision_count, collision_count);
+        patch.field("observedGeneration", &old.observed_generation, observed_generation);
+        patch.field("conditions", &old.conditions, conditions);
+        patch.field("canary", &old.canary, canary);
+        patch.field("blueGreen", &old.blue_green, blue_green);
+        patch.field("HPAReplicas", &old.hpa_replicas, hpa_replicas);
+        patch.field("selector", &old.selector, selector);
+        patch.field("stableRS", &old.stable_rs, stable_rs);
+        patch.field("restartedAt", &old.restarted_at, restarted_at);
+        patch.field("promoteFull", &old.promote_full, promote_full);
+        patch.field("phase", &old.phase, phase);
+        patch.field("message", &old.message, message);
+        patch.field("duration", &old.duration, duration);
+        patch.field("workloadObservedGeneration", &old.workload_observed_generation, workload_observed_generation);
+        patch.finish()
+    }
+}
+
+/// A merge patch built one status field at a time.
+#[derive(Default)]
+struct FieldPatch {
+    written: serde_json::Map<String, serde_json::Value>,
+    removed: Vec<&'static str>,
+}
+
+impl FieldPatch {
+    fn field<T: Omitted + PartialEq + Serialize>(&mut self, key: &'static str, old: &T, new: &T) {
+        if old == new {
+            return;
+        }
+        let value = |v: &T| serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+        match (old.omitted(), new.omitted()) {
+            (_, true) => self.removed.push(key),
+            (true, false) => {
+                self.written.insert(key.to_string(), value(new));
+            }
+            (false, false) => {
+                // Only objects are diffed member by member; anything else is replaced.
+                let new = value(new);
+                let diff = if new.is_object() { crate::api::merge::merge_diff(&value(old), &new) } else { Some(new) };
+                if let Some(d) = diff {
+                    self.written.insert(key.to_string(), d);
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        for key in self.removed {
+            self.written.insert(key.to_string(), serde_json::Value::Null);
+        }
+        (!self.written.is_empty()).then_some(self.written)
+    }
+}
+
+/// Whether a status field is left out of its JSON: the field's `skip_serializing_if`.
+trait Omitted {
+    fn omitted(&self) -> bool;
+}
+
+impl Omitted for bool {
+    fn omitted(&self) -> bool {
+        is_false(self)
+    }
+}
+
+impl Omitted for i32 {
+    fn omitted(&self) -> bool {
+        is_zero(self)
+    }
+}
+
+impl Omitted for String {
+    fn omitted(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<T> Omitted for Vec<T> {
+    fn omitted(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<T> Omitted for Option<T> {
+    fn omitted(&self) -> bool {
+        self.is_none()
+    }
+}
+
+impl Omitted for CanaryStatus {
+    fn omitted(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl Omitted for BlueGreenStatus {
+    fn omitted(&self) -> bool {
+        self.is_empty()
+    }
+}
+
 /// The rollout phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -441,3 +593,6 @@ pub enum CompletionStatus {
     /// Rolled back fast (to stable or within the rollback window).
     FastRolledBack,
 }
+
+#[cfg(test)]
+mod tests;

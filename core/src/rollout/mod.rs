@@ -22,6 +22,8 @@ mod services;
 mod status;
 pub mod validation;
 
+use std::sync::Arc;
+
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use serde_json::Value;
 
@@ -87,7 +89,7 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
     match event {
         Event::Applied(Object::Rollout(value)) => {
             if !observe_status_only(state, &value) {
-                let (rollout, error) = decode_rollout_remembering_spec(value, &mut state.digests);
+                let (rollout, error) = decode_rollout_remembering_spec(Arc::unwrap_or_clone(value), &mut state.digests);
                 state.digests.decoded_generation = if error.is_none() { rollout.metadata.generation } else { None };
                 state.rollout = Some(rollout);
                 state.spec_error = error;

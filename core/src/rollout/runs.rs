@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 
 use crate::analysis::run::{record_answer, reconcile_run, MeasureRequest, MeasurementAnswer};
 use crate::api::{AnalysisPhase, AnalysisRun, AnalysisRunStatus};
-use crate::rollout::status::merge_diff;
+use crate::api::merge::merge_diff;
 use crate::state::{Action, State};
 use crate::time::Timestamp;
 
@@ -29,7 +29,10 @@ pub(super) fn status_patch(name: &str, old: &AnalysisRunStatus, new: &AnalysisRu
     }
     let o = serde_json::to_value(old).unwrap_or_default();
     let n = serde_json::to_value(new).unwrap_or_default();
-    merge_diff(&o, &n).map(|d| Action::PatchAnalysisRun { name: name.to_string(), patch: serde_json::json!({"status": d}) })
+    merge_diff(&o, &n).map(|d| Action::PatchAnalysisRun {
+        name: name.to_string(),
+        patch: serde_json::Value::Object(serde_json::Map::from_iter([("status".to_string(), d)])),
+    })
 }
 
 /// The Job name of a job metric's measurement: `<run>.<metric>.<N>`, at most 63

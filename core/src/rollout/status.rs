@@ -76,47 +76,11 @@ pub(super) fn remove_condition(status: &mut RolloutStatus, kind: ConditionType) 
     status.conditions.retain(|c| c.kind != kind);
 }
 
-/// RFC 7386 merge patch turning `old` into `new` (removed fields become `null`).
-pub(crate) fn merge_diff(old: &Value, new: &Value) -> Option<Value> {
-    match (old, new) {
-        (Value::Object(o), Value::Object(n)) => {
-            let mut patch = Map::new();
-            for (k, nv) in n {
-                match o.get(k) {
-                    Some(ov) => {
-                        if let Some(d) = merge_diff(ov, nv) {
-                            patch.insert(k.clone(), d);
-                        }
-                    }
-                    None => {
-                        patch.insert(k.clone(), nv.clone());
-                    }
-                }
-            }
-            for k in o.keys() {
-                if !n.contains_key(k) {
-                    patch.insert(k.clone(), Value::Null);
-                }
-            }
-            if patch.is_empty() {
-                None
-            } else {
-                Some(Value::Object(patch))
-            }
-        }
-        _ if old == new => None,
-        _ => Some(new.clone()),
-    }
-}
 
 /// The status-subresource patch action from `old` to `new`, if anything changed.
 pub(super) fn status_patch(old: &RolloutStatus, new: &RolloutStatus) -> Option<Action> {
-    if old == new {
-        return None;
-    }
-    let o = serde_json::to_value(old).unwrap_or(Value::Null);
-    let n = serde_json::to_value(new).unwrap_or(Value::Null);
-    merge_diff(&o, &n).map(|d| Action::PatchRolloutStatus { patch: serde_json::json!({ "status": d }) })
+    let diff = new.merge_patch_from(old)?;
+    Some(Action::PatchRolloutStatus { patch: Value::Object(Map::from_iter([("status".to_string(), Value::Object(diff))])) })
 }
 
 /// Writes the `InvalidSpec` condition (Argo's `createInvalidRolloutCondition`).
@@ -669,17 +633,6 @@ fn stable_changed_back(old: &RolloutStatus, new: &RolloutStatus) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn merge_diff_sets_removed_fields_to_null() {
-        let old = serde_json::json!({"abort": true, "phase": "Degraded", "canary": {"a": 1, "b": 2}});
-        let new = serde_json::json!({"phase": "Healthy", "canary": {"a": 1}});
-        assert_eq!(
-            merge_diff(&old, &new),
-            Some(serde_json::json!({"abort": null, "phase": "Healthy", "canary": {"b": null}}))
-        );
-        assert_eq!(merge_diff(&new, &new), None);
-    }
 
     #[test]
     fn set_condition_keeps_transition_time_when_status_holds() {

@@ -5,6 +5,7 @@
 //! change into the watch events a controller would see.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Service;
@@ -32,7 +33,7 @@ pub struct Cluster {
     /// The namespace every object is in.
     pub(super) namespace: String,
     /// Rollouts as stored JSON (spec, metadata, status).
-    pub rollouts: BTreeMap<String, Value>,
+    pub rollouts: BTreeMap<String, Arc<Value>>,
     /// ReplicaSets as stored, by name.
     pub replica_sets: BTreeMap<String, ReplicaSet>,
     /// The names of each rollout's ReplicaSets.
@@ -133,7 +134,7 @@ impl Cluster {
         if let Some(queued) = self.outbox.get_mut(name) {
             queued.retain(|e| !matches!(e, Event::Applied(Object::Rollout(_))));
         }
-        self.emit(name, Event::Applied(Object::Rollout(Value::Null)));
+        self.emit(name, Event::Applied(Object::Rollout(Arc::default())));
     }
 
     /// The watch events not yet delivered, per rollout, taken out of the outbox, each
@@ -142,8 +143,10 @@ impl Cluster {
         let mut outbox = std::mem::take(&mut self.outbox);
         for (name, events) in outbox.iter_mut() {
             for event in events.iter_mut() {
-                if let Event::Applied(Object::Rollout(v @ Value::Null)) = event {
-                    *v = self.rollouts.get(name).cloned().unwrap_or_default();
+                if let Event::Applied(Object::Rollout(v)) = event {
+                    if v.is_null() {
+                        *v = self.rollouts.get(name).cloned().unwrap_or_default();
+                    }
                 }
             }
         }
@@ -238,7 +241,7 @@ impl Cluster {
                     }
                 }
                 let showed_pods = self.shows_pods(&name);
-                self.rollouts.insert(name.clone(), obj);
+                self.rollouts.insert(name.clone(), Arc::new(obj));
                 self.emit_rollout(&name);
                 self.pods_shown_changed(&name, showed_pods);
             }
@@ -322,7 +325,7 @@ impl Cluster {
     /// spec changes, and emits the watch event (unless `change` says nothing changed).
     fn change_rollout(&mut self, name: &str, touches_spec: bool, change: impl FnOnce(&mut Value) -> bool) {
         let showed_pods = self.shows_pods(name);
-        let Some(obj) = self.rollouts.get_mut(name) else { return };
+        let Some(obj) = self.rollouts.get_mut(name).map(Arc::make_mut) else { return };
         let old_spec = if touches_spec { obj.get("spec").cloned() } else { None };
         if !change(obj) {
             return;

@@ -289,7 +289,7 @@ fn spawn_watches(
         serde_json::to_value(o).unwrap_or_default()
     }
     let hash = watcher::Config::default().labels(rollouts_core::api::keys::POD_TEMPLATE_HASH);
-    watch(dynamic(&rollout_resource()), by_instance.clone(), ObjectKind::Rollout, |o| Object::Rollout(raw(o)), tx);
+    watch(dynamic(&rollout_resource()), by_instance.clone(), ObjectKind::Rollout, |o| Object::Rollout(raw(o).into()), tx);
     watch(typed::<ReplicaSet>(client, scope), hash.clone(), ObjectKind::ReplicaSet, |o| Object::ReplicaSet(Box::new(o)), tx);
     watch(typed::<Pod>(client, scope), hash, ObjectKind::Pod, |o| Object::Pod(Box::new(o)), tx);
     watch(typed::<Service>(client, scope), watcher::Config::default(), ObjectKind::Service, |o| Object::Service(Box::new(o)), tx);

@@ -319,9 +319,8 @@ pub fn kind_of(obj: &Object) -> ObjectKind {
 pub fn meta_of(obj: &Object) -> ObjectMeta {
     let raw = |v: &Value| v.get("metadata").and_then(|m| serde_json::from_value(m.clone()).ok()).unwrap_or_default();
     match obj {
-        Object::Rollout(v) | Object::AnalysisRun(v) | Object::AnalysisTemplate(v) | Object::ClusterAnalysisTemplate(v) => {
-            raw(v)
-        }
+        Object::Rollout(v) => raw(v),
+        Object::AnalysisRun(v) | Object::AnalysisTemplate(v) | Object::ClusterAnalysisTemplate(v) => raw(v),
         Object::ReplicaSet(o) => o.metadata.clone(),
         Object::Service(o) => o.metadata.clone(),
         Object::Pod(o) => o.metadata.clone(),
@@ -380,7 +379,7 @@ mod tests {
                 "canaryService": canary_service,
                 "steps": [{"analysis": {"templates": [{"templateName": "rate"}, {"templateName": "global", "clusterScope": true}]}}]
             }}}
-        }))
+        }).into())
     }
 
     fn owned(kind: &str, owner: &str) -> ObjectMeta {

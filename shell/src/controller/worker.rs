@@ -317,7 +317,7 @@ impl Executor<'_> {
         }
         Ok(match kind {
             ObjectKind::Rollout => {
-                dynamic(Api::namespaced_with(client, ns, &rollout_resource()).get_opt(name).await?, Object::Rollout)
+                dynamic(Api::namespaced_with(client, ns, &rollout_resource()).get_opt(name).await?, |v| Object::Rollout(v.into()))
             }
             ObjectKind::AnalysisRun => {
                 dynamic(Api::namespaced_with(client, ns, &analysis_run_resource()).get_opt(name).await?, Object::AnalysisRun)
