@@ -199,7 +199,7 @@ impl Driver {
             Action::WakeAt { at, .. } => Some(*at),
             _ => None,
         });
-        self.cluster.execute(&self.rollout, actions);
+        self.cluster.execute(&self.rollout, actions.to_vec());
     }
 
     /// Delivers watch events in batches (each batch: the events of the previous one's

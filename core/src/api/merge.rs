@@ -4,8 +4,13 @@ use serde_json::{json, Map, Value};
 
 /// RFC 7386 JSON merge patch: `null` removes a field, objects merge, anything else replaces.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
+    merge_patch_owned(target, patch.clone());
+}
+
+/// [`merge_patch`], moving the patch's values into `target` instead of copying them.
+pub fn merge_patch_owned(target: &mut Value, patch: Value) {
     let Value::Object(p) = patch else {
-        *target = patch.clone();
+        *target = patch;
         return;
     };
     if !target.is_object() {
@@ -14,9 +19,9 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     if let Value::Object(t) = target {
         for (k, v) in p {
             if v.is_null() {
-                t.remove(k);
+                t.remove(&k);
             } else {
-                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                merge_patch_owned(t.entry(k).or_insert(Value::Null), v);
             }
         }
     }

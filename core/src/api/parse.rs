@@ -38,18 +38,25 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
-/// Decodes `value` into `T`, failing on any field `T` does not know.
+/// Decodes `value` into `T`, failing on any field `T` does not know, except under the
+/// object's top-level `status`: a status is written by a controller, perhaps another
+/// version of this one or Argo Rollouts itself (`status.alb`, `status.canary.stepPluginStatuses`),
+/// never by the user, so what this version does not model there is left alone.
 pub fn from_value_strict<T: DeserializeOwned>(value: &Value) -> Result<T, SpecError> {
     // Most values decode: try without tracking the path, which only an error needs.
     let mut unknown = false;
-    let mut note = |_: serde_ignored::Path<'_>| unknown = true;
+    let mut note = |path: serde_ignored::Path<'_>| unknown |= !under_status(&path);
     if let Ok(t) = T::deserialize(serde_ignored::Deserializer::new(value, &mut note)) {
         if !unknown {
             return Ok(t);
         }
     }
     let mut unknown: Vec<String> = Vec::new();
-    let mut record = |path: serde_ignored::Path<'_>| unknown.push(render_path(&path));
+    let mut record = |path: serde_ignored::Path<'_>| {
+        if !under_status(&path) {
+            unknown.push(render_path(&path));
+        }
+    };
     let ignored = serde_ignored::Deserializer::new(value, &mut record);
     let result: Result<T, _> = serde_path_to_error::deserialize(ignored);
     match result {
@@ -89,6 +96,18 @@ pub fn yaml_error(e: &serde_yaml_ng::Error) -> SpecError {
         path: if path == "." { String::new() } else { path },
         message: strip_location(&rest),
         line: e.location().map(|l| l.line()),
+    }
+}
+
+/// Whether `path` lies under the top-level `status` key.
+fn under_status(path: &serde_ignored::Path<'_>) -> bool {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => false,
+        Path::Map { parent, key } => matches!(**parent, Path::Root) && key == "status" || under_status(parent),
+        Path::Seq { parent, .. } | Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            under_status(parent)
+        }
     }
 }
 
@@ -155,6 +174,20 @@ mod tests {
         let v = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "imagee": "x"}]}}}});
         let e = from_value_strict::<Rollout>(&v).unwrap_err();
         assert_eq!(e.to_string(), "spec.template.spec.containers[0].imagee: unknown field");
+    }
+
+    #[test]
+    fn a_status_field_of_another_controller_version_is_left_alone() {
+        let v = serde_json::json!({"spec": {"replicas": 2}, "status": {
+            "alb": {"loadBalancer": {"name": "lb"}},
+            "canary": {"stepPluginStatuses": [], "currentExperiment": "e"},
+            "currentStepIndex": 1,
+        }});
+        let r = from_value_strict::<Rollout>(&v).expect("a status this version does not fully model");
+        assert_eq!((r.status.current_step_index, r.status.canary.current_experiment.as_str()), (Some(1), "e"));
+        // The spec stays strict, with or without a status.
+        let v = serde_json::json!({"spec": {"status": 1}, "status": {"alb": {}}});
+        assert_eq!(from_value_strict::<Rollout>(&v).unwrap_err().to_string(), "spec.status: unknown field");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod validation;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::parse::from_value_strict;
@@ -255,7 +256,7 @@ fn resume_measurements(state: &State) -> Vec<Action> {
 }
 
 fn object_name(value: &Value) -> Option<String> {
-    value.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string)
+    value.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).map(str::to_string)
 }
 
 /// A Rollout whose `metadata.generation` is the one already decoded has the same spec
@@ -265,14 +266,15 @@ fn object_name(value: &Value) -> Option<String> {
 /// `SpecDigests::decoded_generation`).
 fn observe_status_only(state: &mut State, value: &Value) -> bool {
     let Some(ro) = state.rollout.as_mut() else { return false };
-    let generation = value.pointer("/metadata/generation").and_then(Value::as_i64);
+    let generation = value.get("metadata").and_then(|m| m.get("generation")).and_then(Value::as_i64);
     if state.spec_error.is_some() || generation.is_none() || state.digests.decoded_generation != generation {
         return false;
     }
     let metadata = value.get("metadata").and_then(|m| from_value_strict(m).ok());
     let status = match value.get("status") {
         None => Some(RolloutStatus::default()),
-        Some(s) => from_value_strict::<RolloutStatus>(s).ok(),
+        // Lenient, as in a whole Rollout (see `from_value_strict`).
+        Some(s) => RolloutStatus::deserialize(s).ok(),
     };
     let (Some(metadata), Some(status)) = (metadata, status) else { return false };
     ro.metadata = metadata;

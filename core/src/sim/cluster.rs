@@ -16,7 +16,8 @@ use super::pods::PodSet;
 pub use super::replica_controller::{PodModel, PodObjects};
 use super::scenario::{ClusterSpec, Command, MetricAnswer};
 use crate::api::keys;
-use crate::commands::{self, merge_patch, CommandError};
+use crate::api::merge::merge_patch_owned;
+use crate::commands::{self, CommandError};
 use crate::objects::to_kube_time;
 use crate::state::{Action, Event, Object, ObjectKind};
 use crate::time::Timestamp;
@@ -311,12 +312,12 @@ impl Cluster {
     }
 
     /// Applies a JSON merge patch to a stored rollout (see [`Cluster::change_rollout`]).
-    fn patch_rollout(&mut self, name: &str, patch: &Value) {
+    fn patch_rollout(&mut self, name: &str, patch: Value) {
         // A status or metadata patch (nearly all of them) cannot change the spec: no copy of
         // a spec that grows with the number of steps for each of them.
         let touches_spec = patch.get("spec").is_some();
         self.change_rollout(name, touches_spec, |obj| {
-            merge_patch(obj, patch);
+            merge_patch_owned(obj, patch);
             true
         });
     }
@@ -331,7 +332,7 @@ impl Cluster {
             return;
         }
         if touches_spec && obj.get("spec") != old_spec.as_ref() {
-            let g = obj.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+            let g = obj.get("metadata").and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(1);
             if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.insert("generation".into(), json!(g + 1));
             }
@@ -350,10 +351,11 @@ impl Cluster {
     }
 
     /// Carries out the controller's actions for `rollout`.
-    pub fn execute(&mut self, rollout: &str, actions: &[Action]) {
+    pub fn execute(&mut self, rollout: &str, actions: Vec<Action>) {
         for a in actions {
-            if self.execute_one(rollout, a) && self.record_changes {
-                if let Some(what) = describe(a) {
+            let what = if self.record_changes { describe(&a) } else { None };
+            if self.execute_one(rollout, a) {
+                if let Some(what) = what {
                     let t = self.now.since(super::SIMULATION_EPOCH).0;
                     self.changes.push(Change { t, rollout: rollout.to_string(), what });
                 }
@@ -362,10 +364,10 @@ impl Cluster {
     }
 
     /// Carries out one action; whether it changed anything.
-    fn execute_one(&mut self, rollout: &str, a: &Action) -> bool {
+    fn execute_one(&mut self, rollout: &str, a: Action) -> bool {
         match a {
             Action::CreateReplicaSet { replica_set } => {
-                let mut rs = (**replica_set).clone();
+                let mut rs = *replica_set;
                 let name = rs.metadata.name.clone().unwrap_or_default();
                 if self.replica_sets.contains_key(&name) {
                     return false;
@@ -383,9 +385,9 @@ impl Cluster {
                 true
             }
             Action::PatchReplicaSet { name, patch } => {
-                let Some(rs) = self.replica_sets.get_mut(name) else { return false };
+                let Some(rs) = self.replica_sets.get_mut(&name) else { return false };
                 let old_spec = rs.spec.clone();
-                crate::rollout::apply_rs_patch(rs, patch);
+                crate::rollout::apply_rs_patch(rs, &patch);
                 if rs.spec != old_spec {
                     let g = rs.metadata.generation.unwrap_or(1) + 1;
                     rs.metadata.generation = Some(g);
@@ -394,50 +396,47 @@ impl Cluster {
                 let mut rs = rs.clone();
                 self.instant_status(&mut rs);
                 self.replica_sets.insert(name.clone(), rs);
-                self.emit_rs(name);
+                self.emit_rs(&name);
                 true
             }
             Action::DeleteReplicaSet { name } => {
-                let Some(rs) = self.replica_sets.remove(name) else { return false };
+                let Some(rs) = self.replica_sets.remove(&name) else { return false };
                 if let Some(owned) = Self::owner_of(&rs).and_then(|o| self.owned.get_mut(&o)) {
-                    owned.remove(name);
+                    owned.remove(&name);
                 }
-                self.delete_pods_of(rollout, name);
-                self.emit(rollout, Event::Deleted { kind: ObjectKind::ReplicaSet, name: name.clone() });
+                self.delete_pods_of(rollout, &name);
+                self.emit(rollout, Event::Deleted { kind: ObjectKind::ReplicaSet, name });
                 true
             }
             Action::SetServiceSelector { service, hash, managed_by } => {
-                let Some(svc) = self.services.get_mut(service) else { return false };
+                let Some(svc) = self.services.get_mut(&service) else { return false };
                 svc.spec
                     .get_or_insert_with(Default::default)
                     .selector
                     .get_or_insert_with(BTreeMap::new)
-                    .insert(keys::POD_TEMPLATE_HASH.to_string(), hash.clone());
+                    .insert(keys::POD_TEMPLATE_HASH.to_string(), hash);
                 if let Some(owner) = managed_by {
-                    svc.metadata
-                        .annotations
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert(keys::MANAGED_BY_ROLLOUTS.to_string(), owner.clone());
+                    svc.metadata.annotations.get_or_insert_with(BTreeMap::new).insert(keys::MANAGED_BY_ROLLOUTS.to_string(), owner);
                 }
-                self.emit_service(service);
+                self.emit_service(&service);
                 true
             }
             Action::PatchRolloutStatus { patch } | Action::PatchRollout { patch } => {
                 self.patch_rollout(rollout, patch);
                 true
             }
-            Action::EvictPod { name } => self.evict(rollout, name),
-            Action::CreateAnalysisRun { .. }
+            Action::EvictPod { name } => self.evict(rollout, &name),
+            a @ (Action::CreateAnalysisRun { .. }
             | Action::PatchAnalysisRun { .. }
             | Action::DeleteAnalysisRun { .. }
             | Action::Measure { .. }
             | Action::CreateJob { .. }
-            | Action::DeleteJob { .. } => {
-                self.execute_analysis(rollout, a);
+            | Action::DeleteJob { .. }) => {
+                self.execute_analysis(rollout, &a);
                 true
             }
             Action::RecordEvent { reason, message, .. } => {
-                self.recorded.push((self.now, rollout.to_string(), reason.clone(), message.clone()));
+                self.recorded.push((self.now, rollout.to_string(), reason, message));
                 true
             }
             Action::WakeAt { .. } => false,

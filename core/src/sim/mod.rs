@@ -277,7 +277,7 @@ fn settle(
             // then one reconcile sees the newest version of everything.
             let actions = crate::rollout::step_batch(&mut c.state, events, now);
             c.wake = actions.iter().find_map(|a| if let Action::WakeAt { at, reason } = a { Some((*at, *reason)) } else { None });
-            cluster.execute(&name, &actions);
+            cluster.execute(&name, actions);
         }
     }
 }

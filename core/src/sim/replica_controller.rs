@@ -73,7 +73,7 @@ impl Cluster {
         match self.pod_objects {
             PodObjects::Always => true,
             PodObjects::WhileRestartAt => {
-                self.rollouts.get(rollout).and_then(|r| r.pointer("/spec/restartAt")).is_some_and(|v| !v.is_null())
+                self.rollouts.get(rollout).and_then(|r| r.get("spec")?.get("restartAt")).is_some_and(|v| !v.is_null())
             }
         }
     }

@@ -100,10 +100,10 @@ pub(super) struct Decoded(BTreeMap<String, Rollout>);
 
 impl Decoded {
     fn get(&mut self, name: &str, obj: &Value) -> &Rollout {
-        let generation = obj.pointer("/metadata/generation").and_then(Value::as_i64);
+        let generation = obj.get("metadata").and_then(|m| m.get("generation")).and_then(Value::as_i64);
         let reuse = self.0.get(name).is_some_and(|r| generation.is_some() && r.metadata.generation == generation);
-        let status = obj.get("status").map_or(Some(RolloutStatus::default()), |s| serde_json::from_value(s.clone()).ok());
-        let metadata = obj.get("metadata").and_then(|m| serde_json::from_value(m.clone()).ok());
+        let status = obj.get("status").map_or(Some(RolloutStatus::default()), |s| RolloutStatus::deserialize(s).ok());
+        let metadata = obj.get("metadata").and_then(|m| Deserialize::deserialize(m).ok());
         match (reuse, status, metadata, self.0.get_mut(name)) {
             (true, Some(status), Some(metadata), Some(ro)) => {
                 ro.status = status;
