@@ -49,9 +49,13 @@ impl Timestamp {
     /// Formats as RFC 3339 with whole seconds, the way Kubernetes writes `Time`. Instants
     /// outside years 1970..=9999 are clamped into that range.
     pub fn to_rfc3339(self) -> String {
+        self.rfc3339().to_string()
+    }
+
+    /// [`Timestamp::to_rfc3339`], as something to display.
+    fn rfc3339(self) -> humantime::Rfc3339Timestamp {
         let secs = self.0.clamp(0, Self::MAX_RFC3339.0) as u64;
-        let t = UNIX_EPOCH + StdDuration::from_secs(secs);
-        humantime::format_rfc3339_seconds(t).to_string()
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + StdDuration::from_secs(secs))
     }
 
     /// Converts from a `SystemTime` (for the shell), flooring to whole seconds.
@@ -71,15 +75,24 @@ impl fmt::Display for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        // Written straight into the output, without a string of its own first.
+        s.collect_str(&self.rfc3339())
     }
 }
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Timestamp::parse_rfc3339(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("invalid RFC 3339 time {s:?}")))
+        struct Rfc3339;
+        impl serde::de::Visitor<'_> for Rfc3339 {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 time")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Timestamp, E> {
+                Timestamp::parse_rfc3339(s).ok_or_else(|| E::custom(format!("invalid RFC 3339 time {s:?}")))
+            }
+        }
+        d.deserialize_str(Rfc3339)
     }
 }
 

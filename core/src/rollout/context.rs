@@ -239,9 +239,7 @@ impl<'s> Ctx<'s> {
     /// and then cannot undo it (see `observe_replica_set`).
     pub fn patch_rs(&mut self, name: &str, patch: ReplicaSetPatch) {
         if let Some(rs) = self.state.replica_sets.get_mut(name) {
-            let old_spec = rs.spec.clone();
-            apply_rs_patch(rs, &patch);
-            if rs.spec != old_spec {
+            if apply_rs_patch(rs, &patch) {
                 if let Some(g) = rs.metadata.generation.as_mut() {
                     *g = g.saturating_add(1);
                 }
@@ -430,18 +428,26 @@ impl<'s> Ctx<'s> {
     }
 }
 
-/// Applies a patch to the working copy of a ReplicaSet.
-pub(crate) fn apply_rs_patch(rs: &mut ReplicaSet, patch: &ReplicaSetPatch) {
-    if let Some(r) = patch.replicas {
-        rs.spec.get_or_insert_with(Default::default).replicas = Some(r);
-    }
-    if let Some(m) = patch.min_ready_seconds {
-        rs.spec.get_or_insert_with(Default::default).min_ready_seconds = Some(m);
-    }
+/// Applies a patch to the working copy of a ReplicaSet; whether its spec changed (and so
+/// its generation, which the caller bumps).
+pub(crate) fn apply_rs_patch(rs: &mut ReplicaSet, patch: &ReplicaSetPatch) -> bool {
+    let mut spec_changed = false;
+    let mut set = |field: &mut Option<i32>, value: Option<i32>| {
+        if value.is_some() && *field != value {
+            *field = value;
+            spec_changed = true;
+        }
+    };
+    let spec = rs.spec.get_or_insert_with(Default::default);
+    set(&mut spec.replicas, patch.replicas);
+    set(&mut spec.min_ready_seconds, patch.min_ready_seconds);
     if let Some(aff) = &patch.affinity {
-        let spec = rs.spec.get_or_insert_with(Default::default);
         let template = spec.template.get_or_insert_with(Default::default);
-        template.spec.get_or_insert_with(Default::default).affinity = aff.as_deref().cloned();
+        let pod = template.spec.get_or_insert_with(Default::default);
+        if pod.affinity.as_ref() != aff.as_deref() {
+            pod.affinity = aff.as_deref().cloned();
+            spec_changed = true;
+        }
     }
     if !patch.annotations.is_empty() {
         let ann = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
@@ -456,4 +462,5 @@ pub(crate) fn apply_rs_patch(rs: &mut ReplicaSet, patch: &ReplicaSetPatch) {
             }
         }
     }
+    spec_changed
 }

@@ -464,9 +464,9 @@ mod tests {
         later["status"] = serde_json::json!({"observedGeneration": "2", "abort": true});
         assert_eq!(decode_rollout_remembering_spec(later.clone(), &mut digests), decode_rollout(&later));
         let mut typo = base.clone();
-        typo["status"]["abortt"] = serde_json::json!(true);
+        typo["metadata"]["labelz"] = serde_json::json!({});
         let got = decode_rollout_remembering_spec(typo.clone(), &mut digests);
-        assert_eq!(got.1.as_ref().map(|e| e.path.as_str()), Some("status.abortt"));
+        assert_eq!(got.1.as_ref().map(|e| e.path.as_str()), Some("metadata.labelz"));
         assert_eq!(got, decode_rollout(&typo));
     }
 }

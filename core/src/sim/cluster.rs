@@ -385,15 +385,13 @@ impl Cluster {
                 true
             }
             Action::PatchReplicaSet { name, patch } => {
-                let Some(rs) = self.replica_sets.get_mut(&name) else { return false };
-                let old_spec = rs.spec.clone();
-                crate::rollout::apply_rs_patch(rs, &patch);
-                if rs.spec != old_spec {
+                let Some(mut rs) = self.replica_sets.remove(&name) else { return false };
+                // Only a patch of the spec can change it (and so the generation).
+                if crate::rollout::apply_rs_patch(&mut rs, &patch) {
                     let g = rs.metadata.generation.unwrap_or(1) + 1;
                     rs.metadata.generation = Some(g);
                     rs.status.get_or_insert_with(Default::default).observed_generation = Some(g);
                 }
-                let mut rs = rs.clone();
                 self.instant_status(&mut rs);
                 self.replica_sets.insert(name.clone(), rs);
                 self.emit_rs(&name);
