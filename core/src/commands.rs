@@ -22,6 +22,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::{json, Value};
 
 pub use crate::api::merge::merge_patch;
+use crate::api::merge::merge_patch_owned;
 use crate::api::lenient::rollout_lenient;
 use crate::api::{keys, AnalysisPhase, Rollout};
 use crate::objects::ReplicaSetExt;
@@ -381,19 +382,19 @@ impl Change {
     /// object merge patches in order, the JSON patch, or the replacement (which keeps the
     /// stored status, as an update of a resource with a status subresource does). Returns false for
     /// [`Change::Skip`] (nothing changed) and for a JSON patch the object cannot take.
-    pub fn apply_to(&self, object: &mut Value) -> bool {
+    pub fn apply_to(self, object: &mut Value) -> bool {
         match self {
             Change::Merge { status, object: patch, unified: _ } => {
                 for p in [status, patch].into_iter().flatten() {
-                    merge_patch(object, p);
+                    merge_patch_owned(object, p);
                 }
                 true
             }
-            Change::JsonPatch(ops) => json_patch(object, ops),
+            Change::JsonPatch(ops) => json_patch(object, &ops),
             Change::Replace(new) => {
                 // An update of the object leaves its status subresource as it is.
-                let status = object.get("status").cloned();
-                *object = new.clone();
+                let status = object.get_mut("status").map(Value::take);
+                *object = new;
                 if let (Some(status), Value::Object(map)) = (status, &mut *object) {
                     map.insert("status".into(), status);
                 }

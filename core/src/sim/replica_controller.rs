@@ -191,12 +191,21 @@ impl Cluster {
             return;
         }
         let now = self.now;
-        let names: Vec<String> = self.replica_sets.keys().cloned().collect();
-        for name in &names {
+        // The ReplicaSets whose pod count is not the desired one.
+        let off: Vec<(String, u64, u64)> = self
+            .replica_sets
+            .iter()
+            .filter_map(|(name, rs)| {
+                let desired = u64::try_from(rs.spec_replicas()).unwrap_or(0);
+                let have = self.pods.get(name).map_or(0, |p| p.len());
+                (have != desired).then(|| (name.clone(), desired, have))
+            })
+            .collect();
+        self.pods.retain(|_, p| !p.is_empty());
+        for (name, desired, have) in &off {
+            let (name, desired, have) = (name, *desired, *have);
             let Some(rs) = self.replica_sets.get(name) else { continue };
             let Some(owner) = Self::owner_of(rs) else { continue };
-            let desired = u64::try_from(rs.spec_replicas()).unwrap_or(0);
-            let have = self.pods.get(name).map_or(0, |p| p.len());
             if have < desired {
                 let (ready, startup) = self.image_behaviour(&images_of(rs));
                 let first = self.next_pod.saturating_add(1);
@@ -212,20 +221,26 @@ impl Cluster {
                 self.pods.remove(name);
             }
         }
-        self.refresh_statuses(&names);
+        self.refresh_statuses();
     }
 
     /// Pods whose readiness changed at this instant are re-announced, and ReplicaSet
     /// statuses recomputed.
-    fn refresh_statuses(&mut self, names: &[String]) {
+    fn refresh_statuses(&mut self) {
         let now = self.now;
-        for name in names {
-            let Some(owner) = self.replica_sets.get(name).and_then(Self::owner_of) else { continue };
-            let ready = self.pods.get_mut(name).map(|p| p.became_ready(now)).unwrap_or_default();
-            self.emit_pods(&owner, name, &ready, false);
+        // One pass over each map (in name order, as the events were always emitted), the
+        // events emitted afterwards.
+        let ready: Vec<(String, Vec<PodRange>)> = self
+            .pods
+            .iter_mut()
+            .filter_map(|(name, p)| Some(p.became_ready(now)).filter(|r| !r.is_empty()).map(|r| (name.clone(), r)))
+            .collect();
+        for (name, ready) in ready {
+            let Some(owner) = self.replica_sets.get(&name).and_then(Self::owner_of) else { continue };
+            self.emit_pods(&owner, &name, &ready, false);
         }
-        for name in names {
-            let Some(rs) = self.replica_sets.get(name) else { continue };
+        let mut changed = Vec::new();
+        for (name, rs) in self.replica_sets.iter_mut() {
             let pods = self.pods.get(name);
             let replicas = to_i32(pods.map_or(0, |p| p.len()));
             let status = ReplicaSetStatus {
@@ -238,11 +253,12 @@ impl Cluster {
                 terminating_replicas: None,
             };
             if rs.status.as_ref() != Some(&status) {
-                if let Some(rs) = self.replica_sets.get_mut(name) {
-                    rs.status = Some(status);
-                }
-                self.emit_rs(name);
+                rs.status = Some(status);
+                changed.push(name.clone());
             }
+        }
+        for name in changed {
+            self.emit_rs(&name);
         }
     }
 
