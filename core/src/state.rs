@@ -88,6 +88,8 @@ pub struct SpecDigests {
 #[derive(Clone, Debug)]
 pub(crate) struct SpecDigest {
     spec: RolloutSpec,
+    /// The Rollout's `metadata.generation` when the digest was made.
+    generation: Option<i64>,
     collision_count: Option<i32>,
     /// The strings a reconcile copies from the digest.
     pub hashes: SpecHashes,
@@ -126,13 +128,21 @@ impl SpecDigests {
         }
     }
 
-    /// The digest of `spec`, computed once per spec.
-    pub(crate) fn of(&mut self, spec: &RolloutSpec, collision_count: Option<i32>) -> &SpecDigest {
-        if self
-            .entry
-            .as_ref()
-            .is_some_and(|d| d.collision_count != collision_count || d.spec != *spec)
-        {
+    /// The digest of `spec`, computed once per spec. While the Rollout's `generation` is
+    /// the one of the digest, the spec is the same (the API server bumps the generation
+    /// with every spec change), so a long spec is not compared step by step on every
+    /// reconcile; without a generation the specs are compared.
+    pub(crate) fn of(&mut self, spec: &RolloutSpec, generation: Option<i64>, collision_count: Option<i32>) -> &SpecDigest {
+        let reusable = self.entry.as_ref().is_some_and(|d| {
+            d.collision_count == collision_count
+                && if generation.is_some() && d.generation == generation {
+                    debug_assert!(d.spec == *spec, "the spec changed without a new generation");
+                    true
+                } else {
+                    d.spec == *spec
+                }
+        });
+        if !reusable {
             self.entry = None;
         }
         self.entry.get_or_insert_with(|| {
@@ -144,6 +154,7 @@ impl SpecDigests {
             };
             Box::new(SpecDigest {
                 spec: spec.clone(),
+                generation,
                 collision_count,
                 hashes: SpecHashes {
                     template_hash,

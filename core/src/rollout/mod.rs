@@ -418,7 +418,7 @@ fn reconcile_rollout(state: &mut State, now: Timestamp) -> Vec<Action> {
             patch: serde_json::json!({"spec": {"replicas": crate::api::defaults::REPLICAS}}),
         }];
     }
-    let digest = state.digests.of(&ro.spec, ro.status.collision_count);
+    let digest = state.digests.of(&ro.spec, ro.metadata.generation, ro.status.collision_count);
     let hashes = digest.hashes.clone();
     let valid = digest
         .validation
