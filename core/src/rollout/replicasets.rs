@@ -24,6 +24,13 @@ const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
 /// hash label and the anti-affinity term) and the fields Kubernetes defaults (the
 /// ReplicaSet stored by the API server is defaulted, the Rollout's template is not).
 pub fn templates_equal(live: &PodTemplateSpec, desired: &PodTemplateSpec, ro: &Rollout) -> bool {
+    // Nothing below touches a container's image: different images, different templates.
+    fn images(t: &PodTemplateSpec) -> impl Iterator<Item = Option<&str>> {
+        t.spec.as_ref().map_or(&[][..], |s| s.containers.as_slice()).iter().map(|c| c.image.as_deref())
+    }
+    if !images(live).eq(images(desired)) {
+        return false;
+    }
     let mut live = live.clone();
     let mut desired = desired.clone();
     for t in [&mut live, &mut desired] {
