@@ -22,8 +22,6 @@ mod services;
 mod status;
 pub mod validation;
 
-use std::sync::Arc;
-
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use serde::Deserialize;
 use serde_json::Value;
@@ -90,7 +88,7 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
     match event {
         Event::Applied(Object::Rollout(value)) => {
             if !observe_status_only(state, &value) {
-                let (rollout, error) = decode_rollout_remembering_spec(Arc::unwrap_or_clone(value), &mut state.digests);
+                let (rollout, error) = decode_rollout_remembering_spec(&value, &mut state.digests);
                 state.digests.decoded_generation = if error.is_none() { rollout.metadata.generation } else { None };
                 state.rollout = Some(rollout);
                 state.spec_error = error;
@@ -270,7 +268,9 @@ fn observe_status_only(state: &mut State, value: &Value) -> bool {
     if state.spec_error.is_some() || generation.is_none() || state.digests.decoded_generation != generation {
         return false;
     }
-    let metadata = value.get("metadata").and_then(|m| from_value_strict(m).ok());
+    // Metadata as the API server writes it (its schema is fixed, unknown fields pruned);
+    // anything that does not decode is decoded again whole, for the error.
+    let metadata = value.get("metadata").and_then(|m| Deserialize::deserialize(m).ok());
     let status = match value.get("status") {
         None => Some(RolloutStatus::default()),
         // Lenient, as in a whole Rollout (see `from_value_strict`).
@@ -287,15 +287,20 @@ fn observe_status_only(state: &mut State, value: &Value) -> bool {
 /// Rollout is optional, and the remembered spec decoded without an error or an unknown
 /// field, so the result and any error are the same as decoding the whole manifest).
 fn decode_rollout_remembering_spec(
-    mut value: Value,
+    value: &Value,
     digests: &mut crate::state::SpecDigests,
 ) -> (Rollout, Option<SpecError>) {
     let remembered = value.get("spec").and_then(|raw| digests.decoded_spec(raw)).cloned();
     if let Some(spec) = remembered {
-        if let Some(object) = value.as_object_mut() {
-            object.shift_remove("spec");
-        }
-        let (mut rollout, error) = decode_rollout(&value);
+        // The manifest without its spec (which is not copied).
+        let rest: serde_json::Map<String, Value> = value
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.as_str() != "spec")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let (mut rollout, error) = decode_rollout(&Value::Object(rest));
         if error.is_none() {
             rollout.spec = spec;
         }
@@ -458,14 +463,14 @@ mod tests {
             "status": {"observedGeneration": "1"}
         });
         let mut digests = crate::state::SpecDigests::default();
-        assert_eq!(decode_rollout_remembering_spec(base.clone(), &mut digests), decode_rollout(&base));
+        assert_eq!(decode_rollout_remembering_spec(&base, &mut digests), decode_rollout(&base));
         assert!(digests.decoded_spec(&base["spec"]).is_some(), "the spec is remembered");
         let mut later = base.clone();
         later["status"] = serde_json::json!({"observedGeneration": "2", "abort": true});
-        assert_eq!(decode_rollout_remembering_spec(later.clone(), &mut digests), decode_rollout(&later));
+        assert_eq!(decode_rollout_remembering_spec(&later, &mut digests), decode_rollout(&later));
         let mut typo = base.clone();
         typo["metadata"]["labelz"] = serde_json::json!({});
-        let got = decode_rollout_remembering_spec(typo.clone(), &mut digests);
+        let got = decode_rollout_remembering_spec(&typo, &mut digests);
         assert_eq!(got.1.as_ref().map(|e| e.path.as_str()), Some("metadata.labelz"));
         assert_eq!(got, decode_rollout(&typo));
     }
