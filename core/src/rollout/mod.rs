@@ -306,7 +306,7 @@ fn decode_rollout_remembering_spec(
         }
         return (rollout, error);
     }
-    let (rollout, error) = decode_rollout(&value);
+    let (rollout, error) = decode_rollout(value);
     if let (None, Some(raw)) = (&error, value.get("spec")) {
         digests.remember_decoded(raw, &rollout.spec);
     }
