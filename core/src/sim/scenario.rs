@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use super::duplicate_keys::check_duplicate_keys;
+use super::duplicate_keys::{self as unique, second_occurrence, DUPLICATE_KEY};
 use crate::api::parse::{line_of_path, yaml_error};
 use crate::api::SpecError;
 use crate::time::{parse_duration, Seconds};
@@ -19,13 +19,13 @@ pub struct Scenario {
     #[serde(default)]
     pub name: Option<String>,
     /// Manifests the cluster starts with (Rollout, Service, ...).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique::values")]
     pub objects: Vec<Value>,
     /// How the simulated cluster behaves.
     #[serde(default)]
     pub cluster: ClusterSpec,
     /// Scripted metric-provider answers, by metric name (used by analysis).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique::map")]
     pub metrics: BTreeMap<String, Vec<MetricAnswer>>,
     /// User commands and manifest changes at simulated times.
     #[serde(default)]
@@ -46,7 +46,7 @@ pub struct ClusterSpec {
     #[serde(default = "one_second", deserialize_with = "duration")]
     pub pod_startup: Seconds,
     /// Behaviour per image.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique::map")]
     pub images: BTreeMap<String, ImageBehaviour>,
 }
 
@@ -82,7 +82,7 @@ fn yes() -> bool {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricAnswer {
     /// What the provider returned (any JSON).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "unique::opt_value", skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
     /// The provider failed with this message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,7 +130,7 @@ pub struct ScenarioEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<Scale>,
     /// Creates or replaces any object.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "unique::opt_value", skip_serializing_if = "Option::is_none")]
     pub apply: Option<Value>,
 }
 
@@ -302,7 +302,7 @@ pub struct Expectation {
     pub pause_conditions: Option<Vec<String>>,
     /// Expected ReplicaSets by revision: any of `desired`, `ready`, `available`, `role`,
     /// `images`. A revision listed with `absent: true` must not exist.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, deserialize_with = "unique::value_map", skip_serializing_if = "BTreeMap::is_empty")]
     pub replica_sets: BTreeMap<String, Value>,
     /// The number of ReplicaSets the rollout owns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -312,7 +312,7 @@ pub struct Expectation {
     pub stable_revision: Option<i64>,
     /// The rollout's AnalysisRuns, oldest first: as many as listed, each matching the
     /// keys given (`name`, `phase`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "unique::opt_values", skip_serializing_if = "Option::is_none")]
     pub analysis_runs: Option<Vec<Value>>,
 }
 
@@ -356,11 +356,13 @@ pub fn parse_scenario(text: &str) -> Result<Scenario, SpecError> {
             message: format!("the scenario is larger than {} MiB", MAX_SCENARIO_BYTES / (1024 * 1024)),
         });
     }
-    // Duplicate keys are refused by the YAML parser itself only inside typed structs;
-    // in manifests (free-form maps) the last one would silently win.
-    check_duplicate_keys(text)?;
+    // A key given twice is refused while reading (see `duplicate_keys`).
     let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| {
         let mut e = yaml_error(&e);
+        if let (Some(key), Some(from)) = (e.message.strip_prefix(DUPLICATE_KEY), e.line) {
+            e.line = second_occurrence(text, key, from).or(e.line);
+            return e;
+        }
         // The parser points at the enclosing map; a value it refused is on its own line.
         if let (Some(value), Some(from)) = (e.message.split_once(" got \"").map(|(_, v)| v.trim_end_matches('"')), e.line) {
             let key = e.path.rsplit(['.', ']']).next().unwrap_or_default().to_string();
