@@ -4,6 +4,10 @@
 #![allow(clippy::disallowed_methods)] // benchmarks read their fixture from disk
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+
+/// The allocator the `rollouts` binary runs the core with (see the README's benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rollouts_core::sim::{parse_scenario, simulate, SIMULATION_EPOCH};
 use rollouts_core::time::Seconds;
 use rollouts_core::{step, Event, Object, State};
