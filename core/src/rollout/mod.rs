@@ -23,6 +23,7 @@ mod status;
 pub mod validation;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -268,18 +269,23 @@ fn observe_status_only(state: &mut State, value: &Value) -> bool {
     if state.spec_error.is_some() || generation.is_none() || state.digests.decoded_generation != generation {
         return false;
     }
-    // Metadata as the API server writes it (its schema is fixed, unknown fields pruned);
-    // anything that does not decode is decoded again whole, for the error.
-    let metadata = value.get("metadata").and_then(|m| Deserialize::deserialize(m).ok());
-    let status = match value.get("status") {
-        None => Some(RolloutStatus::default()),
-        // Lenient, as in a whole Rollout (see `from_value_strict`).
-        Some(s) => RolloutStatus::deserialize(s).ok(),
-    };
-    let (Some(metadata), Some(status)) = (metadata, status) else { return false };
+    let Some((metadata, status)) = metadata_and_status(value) else { return false };
     ro.metadata = metadata;
     ro.status = status;
     true
+}
+
+/// The metadata and status of a Rollout manifest whose spec is already known; `None` when
+/// either does not decode (then the whole manifest is decoded, for the error). Metadata is
+/// read as the API server writes it (its schema is fixed, unknown fields pruned), the
+/// status leniently, as in a whole Rollout (see `from_value_strict`).
+pub(crate) fn metadata_and_status(value: &Value) -> Option<(ObjectMeta, RolloutStatus)> {
+    let metadata = ObjectMeta::deserialize(value.get("metadata")?).ok()?;
+    let status = match value.get("status") {
+        None => RolloutStatus::default(),
+        Some(s) => RolloutStatus::deserialize(s).ok()?,
+    };
+    Some((metadata, status))
 }
 
 /// [`decode_rollout`], without decoding a `spec` that is the same JSON as the last one

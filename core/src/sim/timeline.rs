@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::cluster::Cluster;
 use super::scenario::Expectation;
-use crate::api::{Rollout, RolloutStatus};
+use crate::api::Rollout;
 use crate::objects::{service_selected_hash, ReplicaSetExt};
 use crate::replicas;
 use crate::time::Seconds;
@@ -101,17 +101,17 @@ pub(super) struct Decoded(BTreeMap<String, Rollout>);
 impl Decoded {
     fn get(&mut self, name: &str, obj: &Value) -> &Rollout {
         let generation = obj.get("metadata").and_then(|m| m.get("generation")).and_then(Value::as_i64);
-        let reuse = self.0.get(name).is_some_and(|r| generation.is_some() && r.metadata.generation == generation);
-        let status = obj.get("status").map_or(Some(RolloutStatus::default()), |s| RolloutStatus::deserialize(s).ok());
-        let metadata = obj.get("metadata").and_then(|m| Deserialize::deserialize(m).ok());
-        match (reuse, status, metadata, self.0.get_mut(name)) {
-            (true, Some(status), Some(metadata), Some(ro)) => {
-                ro.status = status;
-                ro.metadata = metadata;
+        let reused = match self.0.get_mut(name) {
+            Some(ro) if generation.is_some() && ro.metadata.generation == generation => {
+                crate::rollout::metadata_and_status(obj).map(|(metadata, status)| {
+                    ro.metadata = metadata;
+                    ro.status = status;
+                })
             }
-            _ => {
-                self.0.insert(name.to_string(), crate::rollout::decode_rollout(obj).0);
-            }
+            _ => None,
+        };
+        if reused.is_none() {
+            self.0.insert(name.to_string(), crate::rollout::decode_rollout(obj).0);
         }
         self.0.entry(name.to_string()).or_default()
     }
