@@ -188,7 +188,7 @@ fn known(available: &[String]) -> String {
 
 /// What `command` sends for the Rollout `rollout` (as read from the cluster, unknown fields
 /// and all), given the ReplicaSets it controls (needed by `undo` only).
-pub fn plan(command: &Command, rollout: &Value, replica_sets: &[ReplicaSet]) -> Result<Change, CommandError> {
+pub fn plan(command: &Command, rollout: &Value, replica_sets: &[&ReplicaSet]) -> Result<Change, CommandError> {
     match command {
         Command::Pause => Ok(object_patch(json!({"spec": {"paused": true}}))),
         Command::Resume => Ok(object_patch(json!({"spec": {"paused": false}}))),
@@ -336,14 +336,16 @@ fn revision(rs: &ReplicaSet) -> Option<i64> {
 
 /// The ReplicaSet `undo` goes back to: revision `to_revision`, or with 0 the second-highest
 /// distinct revision among the rollout's ReplicaSets (as Argo's plugin picks it).
-pub fn undo_source<'a>(ro: &Rollout, replica_sets: &'a [ReplicaSet], to_revision: i64) -> Result<&'a ReplicaSet, CommandError> {
+pub fn undo_source<'a>(ro: &Rollout, replica_sets: &[&'a ReplicaSet], to_revision: i64) -> Result<&'a ReplicaSet, CommandError> {
     if to_revision > 0 {
         return replica_sets
             .iter()
+            .copied()
             .find(|rs| revision(rs) == Some(to_revision))
             .ok_or(CommandError::RevisionNotInHistory { revision: to_revision });
     }
-    let mut by_revision: Vec<(i64, &ReplicaSet)> = replica_sets.iter().filter_map(|rs| revision(rs).map(|r| (r, rs))).collect();
+    let mut by_revision: Vec<(i64, &ReplicaSet)> =
+        replica_sets.iter().copied().filter_map(|rs| revision(rs).map(|r| (r, rs))).collect();
     by_revision.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name().cmp(b.1.name())));
     by_revision.dedup_by_key(|(r, _)| *r);
     by_revision
@@ -364,7 +366,7 @@ pub fn template_of(rs: &ReplicaSet) -> PodTemplateSpec {
 
 /// `undo [--to-revision N]`: a JSON patch replacing `spec.template` with the revision's
 /// template, or [`Skipped::AlreadyAtRevision`] when the rollout already has it.
-pub fn undo(ro: &Rollout, replica_sets: &[ReplicaSet], to_revision: i64) -> Result<Change, CommandError> {
+pub fn undo(ro: &Rollout, replica_sets: &[&ReplicaSet], to_revision: i64) -> Result<Change, CommandError> {
     if ro.spec.workload_ref.is_some() {
         return Err(CommandError::UndoOfWorkload { rollout: ro.metadata.name.clone().unwrap_or_default() });
     }

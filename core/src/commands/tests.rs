@@ -192,6 +192,10 @@ fn rs(name: &str, revision: Option<&str>, image: &str) -> ReplicaSet {
     .unwrap()
 }
 
+fn refs(replica_sets: &[ReplicaSet]) -> Vec<&ReplicaSet> {
+    replica_sets.iter().collect()
+}
+
 fn demo_rollout(image: &str) -> Value {
     json!({"metadata": {"name": "demo"}, "spec": {
         "selector": {"matchLabels": {"app": "demo"}},
@@ -203,19 +207,19 @@ fn demo_rollout(image: &str) -> Value {
 fn undo_goes_back_to_the_second_newest_distinct_revision_or_the_one_asked_for() {
     let ro = rollout(demo_rollout("demo:red"));
     let rss = [rs("a", Some("1"), "demo:blue"), rs("c", Some("3"), "demo:red"), rs("b", Some("2"), "demo:yellow")];
-    assert_eq!(undo_source(&ro, &rss, 0).unwrap().metadata.name.as_deref(), Some("b"));
-    assert_eq!(undo_source(&ro, &rss, 1).unwrap().metadata.name.as_deref(), Some("a"));
-    assert_eq!(undo_source(&ro, &rss, 7).unwrap_err(), CommandError::RevisionNotInHistory { revision: 7 });
-    assert_eq!(undo_source(&ro, &rss[..1], 0).unwrap_err(), CommandError::NoPreviousRevision { rollout: "demo".into() });
+    assert_eq!(undo_source(&ro, &refs(&rss), 0).unwrap().metadata.name.as_deref(), Some("b"));
+    assert_eq!(undo_source(&ro, &refs(&rss), 1).unwrap().metadata.name.as_deref(), Some("a"));
+    assert_eq!(undo_source(&ro, &refs(&rss), 7).unwrap_err(), CommandError::RevisionNotInHistory { revision: 7 });
+    assert_eq!(undo_source(&ro, &refs(&rss[..1]), 0).unwrap_err(), CommandError::NoPreviousRevision { rollout: "demo".into() });
     assert_eq!(undo_source(&ro, &[], 0).unwrap_err(), CommandError::NoPreviousRevision { rollout: "demo".into() });
     // Two ReplicaSets with the newest revision count once.
     let dup = [rs("c", Some("3"), "demo:red"), rs("d", Some("3"), "demo:red"), rs("b", Some("2"), "demo:yellow")];
-    assert_eq!(undo_source(&ro, &dup, 0).unwrap().metadata.name.as_deref(), Some("b"));
+    assert_eq!(undo_source(&ro, &refs(&dup), 0).unwrap().metadata.name.as_deref(), Some("b"));
 }
 
 #[test]
 fn undo_replaces_the_template_without_the_hash_label() {
-    let change = plan(&Command::Undo { to_revision: 1 }, &demo_rollout("demo:red"), &[rs("a", Some("1"), "demo:blue")]).unwrap();
+    let change = plan(&Command::Undo { to_revision: 1 }, &demo_rollout("demo:red"), &[&rs("a", Some("1"), "demo:blue")]).unwrap();
     let want = json!([{"op": "replace", "path": "/spec/template", "value": {
         "metadata": {"labels": {"app": "demo"}},
         "spec": {"containers": [{"name": "app", "image": "demo:blue"}]}
@@ -229,7 +233,7 @@ fn undo_replaces_the_template_without_the_hash_label() {
 #[test]
 fn undo_to_the_current_template_is_skipped() {
     let rss = [rs("a", Some("1"), "demo:blue"), rs("b", Some("2"), "demo:red")];
-    let change = plan(&Command::Undo { to_revision: 1 }, &demo_rollout("demo:blue"), &rss).unwrap();
+    let change = plan(&Command::Undo { to_revision: 1 }, &demo_rollout("demo:blue"), &refs(&rss)).unwrap();
     let Change::Skip(skipped) = change else { panic!("skipped, got {change:?}") };
     assert_eq!(skipped, Skipped::AlreadyAtRevision { revision: 1 });
     assert_eq!(skipped.to_string(), "skipped rollback (current template already matches revision 1)");

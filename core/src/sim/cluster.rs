@@ -291,12 +291,7 @@ impl Cluster {
         };
         let name = name.clone();
         let obj = self.rollouts.get(&name).ok_or_else(|| format!("rollout {name:?} not found"))?;
-        // Only `undo` looks at the ReplicaSets.
-        let owned: Vec<ReplicaSet> = if let commands::Command::Undo { .. } = command {
-            self.replica_sets_of(&name).map(|(_, rs)| rs.clone()).collect()
-        } else {
-            Vec::new()
-        };
+        let owned: Vec<&ReplicaSet> = self.replica_sets_of(&name).map(|(_, rs)| rs).collect();
         let change = match commands::plan(&command, obj, &owned) {
             Ok(commands::Change::Skip(why)) => return Ok(Some(why.to_string())),
             Ok(change) => change,

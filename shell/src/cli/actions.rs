@@ -139,7 +139,7 @@ async fn run_command(cluster: &Cluster, name: &str, command: &Command) -> Result
         | Command::SetImage { .. }
         | Command::Scale { .. } => Vec::new(),
     };
-    let change = commands::plan(command, &value, &owned).map_err(refused)?;
+    let change = commands::plan(command, &value, &owned.iter().collect::<Vec<_>>()).map_err(refused)?;
     cluster.send(name, &change).await?;
     Ok(change)
 }
