@@ -431,17 +431,20 @@ impl<'s> Ctx<'s> {
 /// Applies a patch to the working copy of a ReplicaSet; whether its spec changed (and so
 /// its generation, which the caller bumps).
 pub(crate) fn apply_rs_patch(rs: &mut ReplicaSet, patch: &ReplicaSetPatch) -> bool {
+    fn set(field: &mut Option<i32>, value: i32) -> bool {
+        let changed = *field != Some(value);
+        *field = Some(value);
+        changed
+    }
     let mut spec_changed = false;
-    let mut set = |field: &mut Option<i32>, value: Option<i32>| {
-        if value.is_some() && *field != value {
-            *field = value;
-            spec_changed = true;
-        }
-    };
-    let spec = rs.spec.get_or_insert_with(Default::default);
-    set(&mut spec.replicas, patch.replicas);
-    set(&mut spec.min_ready_seconds, patch.min_ready_seconds);
+    if let Some(r) = patch.replicas {
+        spec_changed |= set(&mut rs.spec.get_or_insert_with(Default::default).replicas, r);
+    }
+    if let Some(m) = patch.min_ready_seconds {
+        spec_changed |= set(&mut rs.spec.get_or_insert_with(Default::default).min_ready_seconds, m);
+    }
     if let Some(aff) = &patch.affinity {
+        let spec = rs.spec.get_or_insert_with(Default::default);
         let template = spec.template.get_or_insert_with(Default::default);
         let pod = template.spec.get_or_insert_with(Default::default);
         if pod.affinity.as_ref() != aff.as_deref() {
