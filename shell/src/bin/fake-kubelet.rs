@@ -18,6 +18,25 @@
 //! - a Pod being deleted (graceful deletion sets `deletionTimestamp` on a bound pod) is
 //!   deleted for good at once, as a kubelet does once its containers have stopped.
 //!
+//! Every pod that runs (Pending pods about to run, Running pods, ready or not, Job pods until
+//! they terminate) is served over HTTP on a 127.0.0.1 port of its own (an ephemeral port; the
+//! pod keeps its made-up 10.88.x.x address, which nothing can reach). The port is published on
+//! the pod as the annotation `fake-kubelet/port: "<n>"`, in the same patch that makes the pod
+//! Running (or, for a pod a previous fake kubelet ran, in a patch of its own as soon as it is
+//! seen). The server answers like `argoproj/rollouts-demo`:
+//!
+//! - `GET /color`: the image tag of the pod's first container as a JSON string (`"yellow"` for
+//!   `argoproj/rollouts-demo:yellow`; `"latest"` for an image without a tag);
+//! - any other request: `{"color", "pod", "hash", "requests", "host", "path"}` (`requests`
+//!   counts the requests this pod has answered, this one included; `host` is the request's
+//!   Host header), so that mirrored traffic can be counted too;
+//! - every answer carries `X-Pod-Name: <pod>` and `X-Pod-Template-Hash: <the pod's
+//!   rollouts-pod-template-hash label>` (empty when the label is missing).
+//!
+//! Serving stops (the listener is closed and idle connections are shut) when the pod is
+//! deleted, marked for deletion, or terminated. Unready pods (`--never-ready`) are served too:
+//! whoever routes traffic to pods must, like the endpoint controller, pick Ready pods only.
+//!
 //! An image pattern matches an image when equal to it, or, when the pattern has no tag or
 //! digest, when it equals the image's name without its tag or digest (`nginx` matches
 //! `nginx:1.19`, `nginx:1.19` does not match `nginx:1.20`).
@@ -28,9 +47,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
+use axum::response::{IntoResponse, Response};
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -39,11 +62,16 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
 /// The annotation that sets a Job pod's exit code.
 const EXIT_CODE_ANNOTATION: &str = "fake-kubelet/exit-code";
+/// The annotation the fake kubelet publishes a pod's 127.0.0.1 port in.
+const PORT_ANNOTATION: &str = "fake-kubelet/port";
+/// The label that carries a pod's template hash (set by Argo Rollouts and by us).
+const HASH_LABEL: &str = "rollouts-pod-template-hash";
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -158,6 +186,112 @@ impl Args {
     }
 }
 
+/// The colour `argoproj/rollouts-demo` answers with: the tag of the pod's first container
+/// image (`latest` when it has none).
+fn color(pod: &Pod) -> String {
+    let image = images(pod).next().unwrap_or_default();
+    let name = image.split('@').next().unwrap_or(image);
+    match name.rsplit_once(':') {
+        Some((_, tag)) if !tag.contains('/') => tag.to_string(),
+        _ => "latest".to_string(),
+    }
+}
+
+/// What a pod's HTTP server answers with.
+#[derive(Clone)]
+struct PodApp {
+    name: String,
+    hash: String,
+    color: String,
+    requests: Arc<AtomicU64>,
+}
+
+async fn answer(State(app): State<PodApp>, uri: Uri, headers: HeaderMap) -> Response {
+    let requests = app.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let body = if uri.path() == "/color" {
+        json!(app.color)
+    } else {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        json!({"color": app.color, "pod": app.name, "hash": app.hash, "requests": requests,
+               "host": host, "path": uri.path()})
+    };
+    let value = |s: &str| HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""));
+    let mut response = body.to_string().into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert("x-pod-name", value(&app.name));
+    headers.insert("x-pod-template-hash", value(&app.hash));
+    response
+}
+
+/// A pod's HTTP server; dropping it stops the server.
+struct PodServer {
+    port: u16,
+    _stop: oneshot::Sender<()>,
+}
+
+/// Starts serving `pod` on an ephemeral 127.0.0.1 port.
+fn serve(pod: &Pod) -> std::io::Result<PodServer> {
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+    listener.set_nonblocking(true)?;
+    let port = listener.local_addr()?.port();
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let app = PodApp {
+        name: pod.name_any(),
+        hash: pod.labels().get(HASH_LABEL).cloned().unwrap_or_default(),
+        color: color(pod),
+        requests: Arc::default(),
+    };
+    let router = axum::Router::new().fallback(answer).with_state(app);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let name = pod.name_any();
+    tokio::spawn(async move {
+        // Dropping the sender (the pod is gone) shuts the server: the listener closes at
+        // once, idle keep-alive connections are closed.
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            warn!(pod = %name, error = %e, "serving the pod failed");
+        }
+    });
+    Ok(PodServer { port, _stop: stop })
+}
+
+/// The port published on a pod, if any.
+fn published_port(pod: &Pod) -> Option<u16> {
+    pod.annotations()
+        .get(PORT_ANNOTATION)
+        .and_then(|p| p.parse().ok())
+}
+
+/// Publishes `port` on a pod that already runs (a patch of its metadata).
+async fn publish_port(client: Client, pod: Pod, port: u16) {
+    let api: Api<Pod> = Api::namespaced(client, &pod.namespace().unwrap_or_default());
+    let patch = json!({"metadata": {"annotations": {PORT_ANNOTATION: port.to_string()}}});
+    match api
+        .patch(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => debug!(pod = %pod.name_any(), port, "port published"),
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => warn!(pod = %pod.name_any(), error = %e, "publishing the port failed"),
+    }
+}
+
 /// The current time as the apiserver writes it (RFC 3339, whole seconds, UTC).
 fn now() -> String {
     k8s_openapi::jiff::Timestamp::now()
@@ -211,10 +345,11 @@ fn init_container_statuses(pod: &Pod, at: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The status patch that makes `pod` Running.
-fn running_status(pod: &Pod, ready: bool, pod_ip: &str) -> Value {
+/// The status patch that makes `pod` Running, publishing the port it is served on (the
+/// pods/status subresource takes metadata changes too, so this is one patch).
+fn running_status(pod: &Pod, ready: bool, pod_ip: &str, port: u16) -> Value {
     let at = now();
-    json!({"status": {
+    json!({"metadata": {"annotations": {PORT_ANNOTATION: port.to_string()}}, "status": {
         "phase": "Running",
         "hostIP": "127.0.0.1",
         "podIP": pod_ip,
@@ -356,7 +491,7 @@ async fn patch_status(client: &Client, pod: &Pod, patch: &Value) -> bool {
 }
 
 /// Drives one pod from its current status to its final one.
-async fn drive(client: Client, args: Arc<Args>, pod: Pod, plan: Plan, pod_ip: String) {
+async fn drive(client: Client, args: Arc<Args>, pod: Pod, plan: Plan, pod_ip: String, port: u16) {
     let ns = pod.namespace().unwrap_or_default();
     let name = pod.name_any();
     let mut started = pod
@@ -375,11 +510,11 @@ async fn drive(client: Client, args: Arc<Args>, pod: Pod, plan: Plan, pod_ip: St
         }
         tokio::time::sleep(args.ready_after).await;
         let ready = !any_image_matches(&pod, &args.never_ready);
-        let patch = running_status(&pod, ready, &pod_ip);
+        let patch = running_status(&pod, ready, &pod_ip, port);
         if !patch_status(&client, &pod, &patch).await {
             return;
         }
-        info!(namespace = %ns, pod = %name, ready, "pod running");
+        info!(namespace = %ns, pod = %name, ready, port, "pod running");
         started = patch["status"]["startTime"].as_str().map(str::to_owned);
     }
     if is_job_pod(&pod) {
@@ -403,6 +538,10 @@ struct Pods {
     /// Pod IPs in use (by pod uid), so that a restarted fake kubelet hands out fresh ones.
     ips: HashMap<String, String>,
     next_ip: u32,
+    /// The HTTP server of each pod that runs, by uid.
+    servers: HashMap<String, PodServer>,
+    /// The port last published on each pod (by a patch in flight or done), by uid.
+    published: HashMap<String, u16>,
 }
 
 impl Pods {
@@ -426,6 +565,7 @@ impl Pods {
             self.ips.insert(uid.clone(), ip);
         }
         if pod.metadata.deletion_timestamp.is_some() {
+            self.servers.remove(&uid);
             if let Some(task) = self.tasks.get(&uid) {
                 task.abort();
             }
@@ -434,6 +574,9 @@ impl Pods {
             }
             return;
         }
+        let Some(port) = self.serving(client, &uid, &pod) else {
+            return;
+        };
         // One task drives a pod all the way; later events (including ones that predate our
         // own patches) change nothing.
         if self.tasks.contains_key(&uid) {
@@ -449,12 +592,46 @@ impl Pods {
             None => self.new_pod_ip(),
         };
         self.ips.insert(uid.clone(), pod_ip.clone());
-        let task = tokio::spawn(drive(client.clone(), args.clone(), pod, plan, pod_ip));
+        self.published.insert(uid.clone(), port);
+        let task = tokio::spawn(drive(client.clone(), args.clone(), pod, plan, pod_ip, port));
         self.tasks.insert(uid, task.abort_handle());
+    }
+
+    /// Serves a pod that runs or is about to (starting its server on first sight, and
+    /// publishing the port of a Running pod whose annotation does not name it: a pod a
+    /// previous fake kubelet ran); stops serving a terminated one. The port, or None when the
+    /// pod is terminated or cannot be served.
+    fn serving(&mut self, client: &Client, uid: &str, pod: &Pod) -> Option<u16> {
+        if matches!(phase(pod), "Succeeded" | "Failed") {
+            self.servers.remove(uid);
+            return None;
+        }
+        let port = match self.servers.get(uid) {
+            Some(server) => server.port,
+            None => match serve(pod) {
+                Ok(server) => {
+                    let port = server.port;
+                    self.servers.insert(uid.to_string(), server);
+                    port
+                }
+                Err(e) => {
+                    warn!(pod = %pod.name_any(), error = %e, "cannot serve the pod");
+                    return None;
+                }
+            },
+        };
+        let stale = published_port(pod) != Some(port) && self.published.get(uid) != Some(&port);
+        if phase(pod) == "Running" && stale {
+            self.published.insert(uid.to_string(), port);
+            tokio::spawn(publish_port(client.clone(), pod.clone(), port));
+        }
+        Some(port)
     }
 
     fn deleted(&mut self, pod: &Pod) {
         let Some(uid) = pod.uid() else { return };
+        self.servers.remove(&uid);
+        self.published.remove(&uid);
         if let Some(task) = self.tasks.remove(&uid) {
             task.abort();
         }
@@ -476,6 +653,8 @@ impl Pods {
         });
         self.finalizing.retain(|uid| seen.contains(uid));
         self.ips.retain(|uid, _| seen.contains(uid));
+        self.servers.retain(|uid, _| seen.contains(uid));
+        self.published.retain(|uid, _| seen.contains(uid));
     }
 }
 
@@ -514,7 +693,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(test)]
 mod tests {
-    use super::image_matches;
+    use super::{color, image_matches};
+    use k8s_openapi::api::core::v1::Pod;
+
+    fn pod_with_image(image: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "a", "image": image}, {"name": "b", "image": "other:red"}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_color_is_the_tag_of_the_first_container_image() {
+        assert_eq!(
+            color(&pod_with_image("argoproj/rollouts-demo:yellow")),
+            "yellow"
+        );
+        assert_eq!(color(&pod_with_image("registry:5000/demo:blue")), "blue");
+        assert_eq!(color(&pod_with_image("registry:5000/demo")), "latest");
+        assert_eq!(color(&pod_with_image("demo:green@sha256:abc")), "green");
+    }
 
     #[test]
     fn an_image_pattern_without_tag_matches_any_tag() {
