@@ -41,6 +41,7 @@ pub mod secrets;
 pub mod sim;
 pub mod state;
 pub mod time;
+pub mod traffic;
 
 pub use rollout::{observe, reconcile, step, step_batch};
 pub use state::{Action, Event, Object, ObjectKind, State, WakeReason};

@@ -335,7 +335,7 @@ fn set_canary_scale_in_effect<'a>(
 /// `GetDesiredCanaryWeight`: the current setWeight, except while aborting with
 /// `dynamicStableScale`, where the weight steps back down through the setWeight steps as
 /// the stable regains its pods (`stable` is `None` unless it is a distinct RS).
-fn desired_canary_weight(
+pub(crate) fn desired_canary_weight(
     spec: &RolloutSpec,
     status: &RolloutStatus,
     new: Option<RsCounts>,
@@ -716,7 +716,7 @@ mod tests {
 
     fn nginx() -> RolloutTrafficRouting {
         RolloutTrafficRouting {
-            nginx: Some(serde_json::json!({})),
+            nginx: Some(crate::api::NginxTrafficRouting { stable_ingress: "ingress".into(), ..Default::default() }),
             ..Default::default()
         }
     }

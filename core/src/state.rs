@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Affinity, Pod, PodTemplateSpec, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::run::MeasurementAnswer;
 use crate::api::{
-    AnalysisRun, AnalysisTemplate, MetricProvider, Rollout, RolloutSpec, SecretKeyRef, SpecError,
+    AnalysisRun, AnalysisTemplate, MetricProvider, Rollout, RolloutSpec, RouteKind, SecretKeyRef, SpecError,
 };
 use crate::time::Timestamp;
 
@@ -55,6 +56,14 @@ pub struct State {
     /// Jobs created for the rollout's job metrics, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub jobs: BTreeMap<String, Job>,
+    /// Ingresses the rollout's NGINX router references (its stable Ingresses) or writes (its
+    /// canary Ingresses), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ingresses: BTreeMap<String, Ingress>,
+    /// Gateway API routes the rollout references, as raw JSON, by [`route_key`]
+    /// (`HTTPRoute/<name>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub routes: BTreeMap<String, serde_json::Value>,
     /// Hashes derived from the Rollout's spec, kept between steps (see [`SpecDigests`]).
     #[serde(skip)]
     pub digests: SpecDigests,
@@ -171,6 +180,11 @@ impl SpecDigests {
     }
 }
 
+/// The key of a route in [`State::routes`]: `<Kind>/<name>`.
+pub fn route_key(kind: RouteKind, name: &str) -> String {
+    format!("{}/{name}", kind.as_str())
+}
+
 /// A Kubernetes object the core is told about.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "object")]
@@ -194,6 +208,11 @@ pub enum Object {
     ClusterAnalysisTemplate(serde_json::Value),
     /// A Job (job metrics).
     Job(Box<Job>),
+    /// A `networking.k8s.io/v1` Ingress (NGINX traffic routing).
+    Ingress(Box<Ingress>),
+    /// A Gateway API route (HTTPRoute, GRPCRoute or TCPRoute), as raw JSON: its `kind` says
+    /// which.
+    Route(serde_json::Value),
 }
 
 /// The kind of an object, for deletions and failed actions.
@@ -215,6 +234,47 @@ pub enum ObjectKind {
     ClusterAnalysisTemplate,
     /// `batch/v1` Job.
     Job,
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress,
+    /// `gateway.networking.k8s.io/v1` HTTPRoute.
+    #[serde(rename = "HTTPRoute")]
+    HttpRoute,
+    /// `gateway.networking.k8s.io/v1` GRPCRoute.
+    #[serde(rename = "GRPCRoute")]
+    GrpcRoute,
+    /// `gateway.networking.k8s.io/v1alpha2` TCPRoute.
+    #[serde(rename = "TCPRoute")]
+    TcpRoute,
+}
+
+impl ObjectKind {
+    /// The route kind, for the Gateway API kinds.
+    pub fn route_kind(self) -> Option<RouteKind> {
+        match self {
+            ObjectKind::HttpRoute => Some(RouteKind::Http),
+            ObjectKind::GrpcRoute => Some(RouteKind::Grpc),
+            ObjectKind::TcpRoute => Some(RouteKind::Tcp),
+            ObjectKind::Rollout
+            | ObjectKind::ReplicaSet
+            | ObjectKind::Service
+            | ObjectKind::Pod
+            | ObjectKind::AnalysisRun
+            | ObjectKind::AnalysisTemplate
+            | ObjectKind::ClusterAnalysisTemplate
+            | ObjectKind::Job
+            | ObjectKind::Ingress => None,
+        }
+    }
+}
+
+impl From<RouteKind> for ObjectKind {
+    fn from(kind: RouteKind) -> Self {
+        match kind {
+            RouteKind::Http => ObjectKind::HttpRoute,
+            RouteKind::Grpc => ObjectKind::GrpcRoute,
+            RouteKind::Tcp => ObjectKind::TcpRoute,
+        }
+    }
 }
 
 /// What happened.
@@ -358,6 +418,31 @@ pub enum Action {
         /// Job name.
         name: String,
     },
+    /// Create this Ingress (a canary Ingress, owned by the rollout). If it already exists,
+    /// the shell re-reads it (the core then patches it, or reports who owns it).
+    CreateIngress {
+        /// The full object to create.
+        ingress: Box<Ingress>,
+    },
+    /// JSON-merge-patch an Ingress (the rollout's canary Ingress).
+    PatchIngress {
+        /// Ingress name.
+        name: String,
+        /// RFC 7386 merge patch.
+        patch: serde_json::Value,
+    },
+    /// JSON-merge-patch a Gateway API route (its rules and the in-progress label).
+    PatchRoute {
+        /// The route's kind.
+        kind: RouteKind,
+        /// Its namespace, when not the rollout's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        /// Its name.
+        name: String,
+        /// RFC 7386 merge patch.
+        patch: serde_json::Value,
+    },
     /// Record a Kubernetes Event on the Rollout.
     RecordEvent {
         /// `Normal` or `Warning`.
@@ -394,7 +479,10 @@ impl Action {
             | Action::DeleteAnalysisRun { .. }
             | Action::Measure { .. }
             | Action::CreateJob { .. }
-            | Action::DeleteJob { .. } => true,
+            | Action::DeleteJob { .. }
+            | Action::CreateIngress { .. }
+            | Action::PatchIngress { .. }
+            | Action::PatchRoute { .. } => true,
             Action::RecordEvent { .. } | Action::WakeAt { .. } => false,
         }
     }
@@ -483,6 +571,8 @@ pub enum WakeReason {
     Restart,
     /// An AnalysisRun's next measurement is due (interval, initial delay, retry).
     Analysis,
+    /// A traffic router's weight is checked again (`verified` was false).
+    TrafficVerify,
 }
 
 #[cfg(test)]

@@ -21,6 +21,16 @@ pub fn rollout_resource() -> ApiResource {
     argo("Rollout", "rollouts")
 }
 
+/// A Gateway API route kind (`gateway.networking.k8s.io`).
+pub fn route_resource(kind: rollouts_core::api::RouteKind) -> ApiResource {
+    let gvk = GroupVersionKind::gvk(
+        "gateway.networking.k8s.io",
+        kind.api_version().trim_start_matches("gateway.networking.k8s.io/"),
+        kind.as_str(),
+    );
+    ApiResource::from_gvk_with_plural(&gvk, &kind.as_str().to_ascii_lowercase().replace("route", "routes"))
+}
+
 /// `argoproj.io/v1alpha1` AnalysisRun.
 pub fn analysis_run_resource() -> ApiResource {
     argo("AnalysisRun", "analysisruns")

@@ -8,9 +8,11 @@ pub mod merge;
 pub mod parse;
 pub mod rollout;
 pub mod status;
+pub mod traffic;
 
 pub use analysis::*;
 pub use intstr::IntOrString;
 pub use parse::SpecError;
 pub use rollout::*;
 pub use status::*;
+pub use traffic::*;

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::intstr::IntOrString;
 use super::status::RolloutStatus;
+use super::traffic::{
+    GatewayApiTrafficRouting, ManagedRoute, NginxTrafficRouting, SetHeaderRoute, SetMirrorRoute,
+};
 use crate::time::{parse_duration, Seconds, Timestamp};
 
 fn is_false(b: &bool) -> bool {
@@ -444,12 +447,10 @@ pub struct CanaryStep {
     pub set_canary_scale: Option<SetCanaryScale>,
     /// Header-based route (traffic routing only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
-    pub set_header_route: Option<serde_json::Value>,
+    pub set_header_route: Option<SetHeaderRoute>,
     /// Mirror route (traffic routing only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
-    pub set_mirror_route: Option<serde_json::Value>,
+    pub set_mirror_route: Option<SetMirrorRoute>,
     /// Step plugin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
@@ -470,9 +471,9 @@ pub enum StepKind<'a> {
     /// `setCanaryScale`.
     SetCanaryScale(&'a SetCanaryScale),
     /// `setHeaderRoute`.
-    SetHeaderRoute(&'a serde_json::Value),
+    SetHeaderRoute(&'a SetHeaderRoute),
     /// `setMirrorRoute`.
-    SetMirrorRoute(&'a serde_json::Value),
+    SetMirrorRoute(&'a SetMirrorRoute),
     /// `plugin`.
     Plugin(&'a serde_json::Value),
     /// No field set (invalid).
@@ -525,14 +526,8 @@ impl CanaryStep {
                     "setCanaryScale".to_string()
                 }
             }
-            StepKind::SetHeaderRoute(v) => format!(
-                "setHeaderRoute: {}",
-                v.get("name").and_then(|n| n.as_str()).unwrap_or_default()
-            ),
-            StepKind::SetMirrorRoute(v) => format!(
-                "setMirrorRoute: {}",
-                v.get("name").and_then(|n| n.as_str()).unwrap_or_default()
-            ),
+            StepKind::SetHeaderRoute(h) => format!("setHeaderRoute: {}", h.name),
+            StepKind::SetMirrorRoute(m) => format!("setMirrorRoute: {}", m.name),
             StepKind::Plugin(v) => format!(
                 "plugin: {}",
                 v.get("name").and_then(|n| n.as_str()).unwrap_or_default()
@@ -765,8 +760,9 @@ pub struct RolloutExperimentStepAnalysisTemplateRef {
     pub required_for_completion: bool,
 }
 
-/// `trafficRouting`. Router blocks are kept as JSON: this controller does not drive traffic
-/// routers yet, but manifests that use them must still load.
+/// `trafficRouting`. NGINX and the Gateway API are driven; the other routers' blocks are
+/// kept as JSON so that their manifests load (and are refused by validation, naming the
+/// field).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -777,8 +773,10 @@ pub struct RolloutTrafficRouting {
     pub istio: Option<serde_json::Value>,
     /// NGINX Ingress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
-    pub nginx: Option<serde_json::Value>,
+    pub nginx: Option<NginxTrafficRouting>,
+    /// Gateway API, natively (the `argoproj-labs/gatewayAPI` plugin's configuration).
+    #[serde(rename = "gatewayAPI", default, skip_serializing_if = "Option::is_none")]
+    pub gateway_api: Option<GatewayApiTrafficRouting>,
     /// AWS ALB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
@@ -807,9 +805,9 @@ pub struct RolloutTrafficRouting {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
     pub plugins: Option<serde_json::Value>,
-    /// Managed header/mirror routes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub managed_routes: Option<serde_json::Value>,
+    /// Managed header/mirror routes, in precedence order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_routes: Vec<ManagedRoute>,
     /// Total weight (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_traffic_weight: Option<i32>,

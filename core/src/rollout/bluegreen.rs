@@ -85,31 +85,11 @@ impl Ctx<'_> {
         preview
     }
 
-    /// Argo's `reconcileNewReplicaSet` (blue-green part, with the abort scale-down delay).
+    /// Argo's `reconcileNewReplicaSet` (blue-green part).
     fn reconcile_new_replica_set_blue_green(&mut self) {
         let Some(new) = self.new_rs.clone() else { return };
-        let mut count = self.blue_green_new_rs_replicas();
-        if self.should_delay_scale_down_on_abort() {
-            let (delay, _) = self.abort_scale_down_delay();
-            match self.scale_down_deadline(&new) {
-                Some(deadline) if deadline > self.now => {
-                    self.wake_at(deadline, WakeReason::ScaleDownDeadline);
-                    return;
-                }
-                Some(_) => count = 0,
-                None => {
-                    if let Some(delay) = delay {
-                        // Annotate only once the stable can take all the traffic again.
-                        let stable_ready = self.stable_rs().is_some_and(|s| s.available() == self.replicas());
-                        if stable_ready {
-                            self.add_scale_down_delay(&new, delay);
-                        }
-                    }
-                    return;
-                }
-            }
-        }
-        self.scale_rs(&new, count);
+        let count = self.blue_green_new_rs_replicas();
+        self.reconcile_new_replica_set(&new, count);
     }
 
     /// Argo's `isReplicaSetReferenced`.
@@ -148,39 +128,17 @@ impl Ctx<'_> {
         others.sort_by_key(|n| {
             self.rs(n).map(|rs| (std::cmp::Reverse(rs.revision().unwrap_or(0)), std::cmp::Reverse(rs.created())))
         });
-        let limit = self.scale_down_revision_limit();
-        let delay = Seconds(i64::from(self.ro.spec.blue_green().map_or(30, |b| b.scale_down_delay_seconds())));
         let replicas = self.replicas();
         let mut annotated = 0i32;
         for name in others {
             if self.is_referenced_blue_green(&name) {
                 continue;
             }
-            let Some(rs) = self.rs(&name) else { continue };
-            let spec = rs.spec_replicas();
+            let Some(spec) = self.rs(&name).map(|rs| rs.spec_replicas()) else { continue };
             if spec == 0 {
                 continue;
             }
-            let mut desired = 0;
-            if !rs.has_scale_down_deadline() {
-                // Divergence from Argo (upstream issue #1992): there, a delay of 0 leaves
-                // the old ReplicaSet up forever; here it is scaled down at once.
-                if annotated < limit && delay.0 > 0 {
-                    annotated += 1;
-                    desired = spec;
-                    self.add_scale_down_delay(&name, delay);
-                }
-            } else {
-                annotated += 1;
-                if annotated <= limit {
-                    if let Some(deadline) = self.scale_down_deadline(&name) {
-                        if deadline > self.now {
-                            self.wake_at(deadline, WakeReason::ScaleDownDeadline);
-                            desired = replicas;
-                        }
-                    }
-                }
-            }
+            let desired = self.scale_down_delay_helper(&name, &mut annotated, replicas);
             if spec != desired {
                 self.scale_rs(&name, desired);
             }

@@ -21,6 +21,7 @@ impl Ctx<'_> {
         }
         self.reconcile_revision_history_limit();
         self.reconcile_stable_and_canary_service();
+        self.reconcile_traffic_routing();
         self.reconcile_analysis_runs();
         if self.pause.has_add_pause() {
             // An inconclusive run paused the rollout: nothing moves until a person decides.
@@ -86,7 +87,7 @@ impl Ctx<'_> {
             }
         }
         if let Some(new) = self.new_rs.clone() {
-            if self.scale_rs(&new, new_count) {
+            if self.reconcile_new_replica_set(&new, new_count) {
                 return true;
             }
         }
@@ -124,18 +125,32 @@ impl Ctx<'_> {
         others.sort_by_key(|n| {
             self.rs(n).map(|rs| (std::cmp::Reverse(rs.revision().unwrap_or(0)), std::cmp::Reverse(rs.created())))
         });
+        let routed = self.ro.spec.has_traffic_routing();
+        let dynamic = self.ro.spec.canary().is_some_and(|c| c.dynamic_stable_scale);
+        let mut annotated = 0;
         for name in others {
-            if self.is_still_referenced(&name) {
+            if self.is_still_referenced(&name) || (routed && self.selected_by_a_service(&name)) {
                 continue;
             }
             if max_scale_down <= 0 {
                 break;
             }
-            let Some(spec) = self.rs(&name).map(|rs| rs.spec_replicas()) else { continue };
+            let Some((spec, has_deadline)) = self.rs(&name).map(|rs| (rs.spec_replicas(), rs.has_scale_down_deadline())) else {
+                continue;
+            };
             if spec == 0 {
                 continue;
             }
-            let desired = if spec > max_scale_down { spec - max_scale_down } else { 0 };
+            let desired = if !routed {
+                if spec > max_scale_down { spec - max_scale_down } else { 0 }
+            } else if (self.is_fully_promoted() || has_deadline) && !dynamic {
+                // The previous stable keeps serving until its scale-down delay passes.
+                self.scale_down_delay_helper(&name, &mut annotated, spec)
+            } else {
+                // Fully promoted with dynamicStableScale (traffic already left it), or an
+                // intermediate ReplicaSet of an interrupted update that no traffic reaches.
+                0
+            };
             if spec == desired {
                 continue;
             }
@@ -144,6 +159,18 @@ impl Ctx<'_> {
             scaled_down += i64::from(spec - desired);
         }
         scaled_down > 0
+    }
+
+    /// Whether the canary or stable Service selects this ReplicaSet's pods.
+    fn selected_by_a_service(&self, name: &str) -> bool {
+        let Some(hash) = self.rs(name).map(|rs| rs.pod_hash().to_string()).filter(|h| !h.is_empty()) else {
+            return false;
+        };
+        let Some(c) = self.ro.spec.canary() else { return false };
+        [&c.canary_service, &c.stable_service]
+            .into_iter()
+            .filter_map(|s| self.state.services.get(s.as_str()))
+            .any(|svc| crate::objects::service_selected_hash(svc) == hash)
     }
 
     /// Argo's `IsStillReferenced`: the status still points at this ReplicaSet.

@@ -338,6 +338,79 @@ impl<'s> Ctx<'s> {
         (if secs == 0 { None } else { Some(Seconds(i64::from(secs))) }, set.is_some())
     }
 
+    /// Argo's `reconcileNewReplicaSet`: scales the new ReplicaSet to `count`, except that
+    /// after an abort it is kept until its scale-down deadline (added once the stable can
+    /// take all the traffic again); whether it scaled.
+    pub fn reconcile_new_replica_set(&mut self, new: &str, mut count: i32) -> bool {
+        if self.should_delay_scale_down_on_abort() {
+            let (delay, _) = self.abort_scale_down_delay();
+            match self.scale_down_deadline(new) {
+                Some(deadline) if deadline > self.now => {
+                    self.wake_at(deadline, WakeReason::ScaleDownDeadline);
+                    return false;
+                }
+                Some(_) => count = 0,
+                None => {
+                    if let Some(delay) = delay {
+                        // Annotate only once the stable can take all the traffic again.
+                        let stable_ready = self.stable_rs().is_some_and(|s| s.available() >= self.replicas());
+                        if stable_ready {
+                            self.add_scale_down_delay(new, delay);
+                        }
+                    }
+                    return false;
+                }
+            }
+        }
+        self.scale_rs(new, count)
+    }
+
+    /// The scale-down delay (blue-green `scaleDownDelaySeconds`, default 30, or the
+    /// traffic-routed canary's): the size an old ReplicaSet keeps now (`keep` until its
+    /// deadline, then 0), adding its deadline when it has none. `annotated` counts the
+    /// ReplicaSets waiting so far, newest first, against `scaleDownDelayRevisionLimit`.
+    /// Argo's `scaleDownDelayHelper`.
+    pub fn scale_down_delay_helper(&mut self, name: &str, annotated: &mut i32, keep: i32) -> i32 {
+        let Some(rs) = self.rs(name) else { return 0 };
+        let (spec, has_deadline) = (rs.spec_replicas(), rs.has_scale_down_deadline());
+        let limit = self.scale_down_revision_limit();
+        let delay = Seconds(i64::from(self.scale_down_delay_seconds()));
+        if !has_deadline && spec > 0 {
+            // Divergence from Argo (upstream issue #1992): there, a delay of 0 leaves the old
+            // ReplicaSet up forever; here it is scaled down at once.
+            if *annotated < limit && delay.0 > 0 {
+                *annotated += 1;
+                self.add_scale_down_delay(name, delay);
+                return spec;
+            }
+            return 0;
+        }
+        if has_deadline {
+            *annotated += 1;
+            if *annotated <= limit {
+                if let Some(deadline) = self.scale_down_deadline(name).filter(|d| *d > self.now) {
+                    self.wake_at(deadline, WakeReason::ScaleDownDeadline);
+                    return keep;
+                }
+            }
+        }
+        0
+    }
+
+    /// `scaleDownDelaySeconds`: blue-green's (default 30), or a traffic-routed canary's
+    /// (default 30); 0 for a basic canary.
+    pub fn scale_down_delay_seconds(&self) -> i32 {
+        if let Some(bg) = self.ro.spec.blue_green() {
+            return bg.scale_down_delay_seconds();
+        }
+        match self.ro.spec.canary() {
+            Some(c) if c.traffic_routing.is_some() => {
+                c.scale_down_delay_seconds.unwrap_or(crate::api::defaults::SCALE_DOWN_DELAY_SECONDS)
+            }
+            _ => 0,
+        }
+    }
+
     /// `scaleDownDelayRevisionLimit` (unlimited by default).
     pub fn scale_down_revision_limit(&self) -> i32 {
         self.ro

@@ -20,6 +20,7 @@ pub use analysis::RunError;
 pub use runs::JOB_RUN_UID;
 mod services;
 mod status;
+mod traffic;
 pub mod validation;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -36,7 +37,7 @@ use crate::state::{Action, Event, EventType, Object, ObjectKind, State};
 use crate::time::Timestamp;
 use context::Ctx;
 
-pub use references::{references, References};
+pub use references::{references, References, RouteRef};
 pub use replicasets::templates_equal;
 pub(crate) use context::apply_rs_patch;
 
@@ -129,6 +130,17 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
                 state.jobs.insert(name, *job);
             }
         }
+        Event::Applied(Object::Ingress(ingress)) => {
+            if let Some(name) = ingress.metadata.name.clone() {
+                state.ingresses.insert(name, *ingress);
+            }
+        }
+        Event::Applied(Object::Route(value)) => {
+            let kind = value.get("kind").and_then(Value::as_str).and_then(crate::api::RouteKind::from_kind);
+            if let (Some(kind), Some(name)) = (kind, object_name(&value)) {
+                state.routes.insert(crate::state::route_key(kind, &name), value);
+            }
+        }
         Event::Measured { run, metric, index, answer } => {
             let updated = state
                 .analysis_runs
@@ -166,6 +178,14 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
             }
             ObjectKind::Job => {
                 state.jobs.remove(&name);
+            }
+            ObjectKind::Ingress => {
+                state.ingresses.remove(&name);
+            }
+            ObjectKind::HttpRoute | ObjectKind::GrpcRoute | ObjectKind::TcpRoute => {
+                if let Some(kind) = kind.route_kind() {
+                    state.routes.remove(&crate::state::route_key(kind, &name));
+                }
             }
         },
         Event::Tick => {}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::Rollout;
+use crate::api::{Rollout, RouteKind};
 
 /// Names of the objects a Rollout refers to, in its namespace (or cluster-wide).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -15,6 +15,21 @@ pub struct References {
     pub templates: BTreeSet<String>,
     /// ClusterAnalysisTemplates (`clusterScope: true`).
     pub cluster_templates: BTreeSet<String>,
+    /// Ingresses: the NGINX router's stable Ingresses and the canary Ingresses it writes.
+    pub ingresses: BTreeSet<String>,
+    /// Gateway API routes.
+    pub routes: BTreeSet<RouteRef>,
+}
+
+/// A Gateway API route a Rollout names.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RouteRef {
+    /// Its kind.
+    pub kind: RouteKind,
+    /// Its namespace; `None` for the Rollout's own.
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
 }
 
 impl References {
@@ -49,6 +64,21 @@ pub fn references(ro: &Rollout) -> References {
         refs.service(&c.canary_service);
         if let Some(analysis) = &c.analysis {
             analysis.templates.iter().for_each(|t| refs.template(&t.template_name, t.cluster_scope));
+        }
+        if let Some(tr) = &c.traffic_routing {
+            if let Some(nginx) = &tr.nginx {
+                let rollout = ro.metadata.name.as_deref().unwrap_or_default();
+                for stable in nginx.stable_ingress_names().into_iter().filter(|n| !n.is_empty()) {
+                    refs.ingresses.insert(stable.to_string());
+                    refs.ingresses.insert(crate::traffic::nginx::canary_ingress_name(rollout, stable));
+                }
+            }
+            if let Ok(Some(gateway)) = tr.gateway_api_config() {
+                let namespace = Some(gateway.namespace.clone()).filter(|n| !n.is_empty());
+                for (kind, route) in gateway.routes() {
+                    refs.routes.insert(RouteRef { kind, namespace: namespace.clone(), name: route.name });
+                }
+            }
         }
         for step in &c.steps {
             if let Some(analysis) = &step.analysis {

@@ -40,7 +40,7 @@ impl Ctx<'_> {
 
     /// Argo's `ensureSVCTargets`: switch only when the target ReplicaSet can take traffic
     /// (fully available when adopting an unmanaged service, at least one pod otherwise).
-    fn ensure_service_targets(&mut self, service: &str, rs_name: Option<String>, check_availability: bool) {
+    pub(super) fn ensure_service_targets(&mut self, service: &str, rs_name: Option<String>, check_availability: bool) {
         let Some(rs_name) = rs_name else { return };
         if service.is_empty() {
             return;
@@ -77,6 +77,10 @@ impl Ctx<'_> {
         if self.pause.is_aborted(&self.ro.status) && !routed {
             // A basic canary's canary service goes back to the stable pods on abort.
             self.ensure_service_targets(&canary_service, self.stable_rs.clone(), true);
+            return;
+        }
+        if self.dynamically_rolling_back_to().is_some() {
+            // The stable may be undersized: the canary service moves once it is full.
             return;
         }
         self.ensure_service_targets(&canary_service, self.new_rs.clone(), true);

@@ -135,6 +135,9 @@ impl Cluster {
             | Action::PatchRollout { .. }
             | Action::EvictPod { .. }
             | Action::RecordEvent { .. }
+            | Action::CreateIngress { .. }
+            | Action::PatchIngress { .. }
+            | Action::PatchRoute { .. }
             | Action::WakeAt { .. } => {}
         }
     }

@@ -53,6 +53,16 @@ pub fn describe(action: &Action) -> Option<String> {
         Action::Measure { run, metric, index, .. } => format!("Measure {run} {metric} #{index}"),
         Action::CreateJob { job } => format!("CreateJob {}", job.metadata.name.as_deref().unwrap_or_default()),
         Action::DeleteJob { name } => format!("DeleteJob {name}"),
+        Action::CreateIngress { ingress } => format!(
+            "CreateIngress {} {}",
+            ingress.metadata.name.as_deref().unwrap_or_default(),
+            json(&serde_json::to_value(ingress).unwrap_or_default())
+        ),
+        Action::PatchIngress { name, patch } => format!("PatchIngress {name} {}", json(patch)),
+        Action::PatchRoute { kind, namespace, name, patch } => match namespace {
+            Some(ns) => format!("Patch{} {ns}/{name} {}", kind.as_str(), json(patch)),
+            None => format!("Patch{} {name} {}", kind.as_str(), json(patch)),
+        },
         Action::RecordEvent { kind, reason, message } => format!("Event {kind:?} {reason}: {message}"),
         Action::WakeAt { .. } => return None,
     })

@@ -437,6 +437,9 @@ impl Cluster {
                 self.recorded.push((self.now, rollout.to_string(), reason, message));
                 true
             }
+            Action::CreateIngress { .. } | Action::PatchIngress { .. } | Action::PatchRoute { .. } => {
+                self.execute_router(rollout, a)
+            }
             Action::WakeAt { .. } => false,
         }
     }

@@ -8,6 +8,7 @@ mod cluster;
 mod duplicate_keys;
 mod pods;
 mod replica_controller;
+mod routers;
 pub mod scenario;
 pub mod timeline;
 

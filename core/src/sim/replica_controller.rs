@@ -297,7 +297,12 @@ impl Cluster {
                 Some(Event::Applied(Object::Pod(Box::new(kube_pod(rs, n, cohort, &self.namespace, &labels, self.now)))))
             }
             Event::Applied(
-                Object::AnalysisRun(_) | Object::AnalysisTemplate(_) | Object::ClusterAnalysisTemplate(_) | Object::Job(_),
+                Object::AnalysisRun(_)
+                | Object::AnalysisTemplate(_)
+                | Object::ClusterAnalysisTemplate(_)
+                | Object::Job(_)
+                | Object::Ingress(_)
+                | Object::Route(_),
             )
             | Event::Deleted { .. }
             | Event::Tick

@@ -170,7 +170,13 @@ impl Router {
                 let run = self.get(ObjectKind::AnalysisRun, &namespace, &run)?;
                 self.owner_rollout(ObjectKind::AnalysisRun, &meta_of(run))
             }
-            ObjectKind::Service | ObjectKind::AnalysisTemplate | ObjectKind::ClusterAnalysisTemplate => None,
+            ObjectKind::Service
+            | ObjectKind::AnalysisTemplate
+            | ObjectKind::ClusterAnalysisTemplate
+            | ObjectKind::Ingress
+            | ObjectKind::HttpRoute
+            | ObjectKind::GrpcRoute
+            | ObjectKind::TcpRoute => None,
         }
     }
 
@@ -184,6 +190,12 @@ impl Router {
                 ObjectKind::Service => k.namespace == namespace && refs.services.contains(&name),
                 ObjectKind::AnalysisTemplate => k.namespace == namespace && refs.templates.contains(&name),
                 ObjectKind::ClusterAnalysisTemplate => refs.cluster_templates.contains(&name),
+                ObjectKind::Ingress => k.namespace == namespace && refs.ingresses.contains(&name),
+                ObjectKind::HttpRoute | ObjectKind::GrpcRoute | ObjectKind::TcpRoute => refs.routes.iter().any(|r| {
+                    ObjectKind::from(r.kind) == kind
+                        && r.name == name
+                        && r.namespace.as_deref().unwrap_or(k.namespace.as_str()) == namespace
+                }),
                 _ => false,
             })
             .map(|(k, _)| k.clone())
@@ -204,7 +216,13 @@ impl Router {
                 }
                 vec![Routed::Deliver(key, events)]
             }
-            ObjectKind::Service | ObjectKind::AnalysisTemplate | ObjectKind::ClusterAnalysisTemplate => self
+            ObjectKind::Service
+            | ObjectKind::AnalysisTemplate
+            | ObjectKind::ClusterAnalysisTemplate
+            | ObjectKind::Ingress
+            | ObjectKind::HttpRoute
+            | ObjectKind::GrpcRoute
+            | ObjectKind::TcpRoute => self
                 .referencing(kind, meta)
                 .into_iter()
                 .map(|k| Routed::Deliver(k, vec![Event::Applied(obj.clone())]))
@@ -248,7 +266,13 @@ impl Router {
                     Vec::new()
                 }
             }
-            ObjectKind::Service | ObjectKind::AnalysisTemplate | ObjectKind::ClusterAnalysisTemplate => {
+            ObjectKind::Service
+            | ObjectKind::AnalysisTemplate
+            | ObjectKind::ClusterAnalysisTemplate
+            | ObjectKind::Ingress
+            | ObjectKind::HttpRoute
+            | ObjectKind::GrpcRoute
+            | ObjectKind::TcpRoute => {
                 self.referencing(kind, meta).into_iter().map(|k| Routed::Deliver(k, vec![deleted()])).collect()
             }
             _ => match self.owner_rollout(kind, meta).filter(|k| self.running.contains_key(k)) {
@@ -297,6 +321,13 @@ impl Router {
         for name in &refs.cluster_templates {
             out.extend(self.get(ObjectKind::ClusterAnalysisTemplate, "", name).cloned().map(Event::Applied));
         }
+        for name in &refs.ingresses {
+            out.extend(self.get(ObjectKind::Ingress, namespace, name).cloned().map(Event::Applied));
+        }
+        for r in &refs.routes {
+            let ns = r.namespace.as_deref().unwrap_or(namespace);
+            out.extend(self.get(r.kind.into(), ns, &r.name).cloned().map(Event::Applied));
+        }
         out
     }
 }
@@ -312,6 +343,12 @@ pub fn kind_of(obj: &Object) -> ObjectKind {
         Object::AnalysisTemplate(_) => ObjectKind::AnalysisTemplate,
         Object::ClusterAnalysisTemplate(_) => ObjectKind::ClusterAnalysisTemplate,
         Object::Job(_) => ObjectKind::Job,
+        Object::Ingress(_) => ObjectKind::Ingress,
+        Object::Route(v) => v
+            .get("kind")
+            .and_then(Value::as_str)
+            .and_then(rollouts_core::api::RouteKind::from_kind)
+            .map_or(ObjectKind::HttpRoute, ObjectKind::from),
     }
 }
 
@@ -320,7 +357,8 @@ pub fn meta_of(obj: &Object) -> ObjectMeta {
     let raw = |v: &Value| v.get("metadata").and_then(|m| serde_json::from_value(m.clone()).ok()).unwrap_or_default();
     match obj {
         Object::Rollout(v) => raw(v),
-        Object::AnalysisRun(v) | Object::AnalysisTemplate(v) | Object::ClusterAnalysisTemplate(v) => raw(v),
+        Object::AnalysisRun(v) | Object::AnalysisTemplate(v) | Object::ClusterAnalysisTemplate(v) | Object::Route(v) => raw(v),
+        Object::Ingress(o) => o.metadata.clone(),
         Object::ReplicaSet(o) => o.metadata.clone(),
         Object::Service(o) => o.metadata.clone(),
         Object::Pod(o) => o.metadata.clone(),
@@ -348,7 +386,9 @@ fn refs_of(obj: &Object) -> References {
         | Object::AnalysisRun(_)
         | Object::AnalysisTemplate(_)
         | Object::ClusterAnalysisTemplate(_)
-        | Object::Job(_) => References::default(),
+        | Object::Job(_)
+        | Object::Ingress(_)
+        | Object::Route(_) => References::default(),
     }
 }
 

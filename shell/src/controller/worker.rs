@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DeleteParams, DynamicObject, EvictParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder};
 use kube::{Api, Client};
@@ -19,7 +20,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, WeakUnboundedSender};
 use super::metrics::{elapsed, EventKind, EventLabels, Metrics, RolloutLabels};
 use super::router::RolloutKey;
 use super::trace::Trace;
-use crate::kubeapi::{analysis_run_resource, rollout_resource};
+use crate::kubeapi::{analysis_run_resource, rollout_resource, route_resource};
 
 /// What every worker shares.
 pub struct Shared {
@@ -117,6 +118,12 @@ impl Executor<'_> {
 
     fn client(&self) -> Client {
         self.shared.client.clone()
+    }
+
+    /// The namespace of the rollout's Gateway API routes, when not its own.
+    fn route_namespace(&self) -> Option<String> {
+        let tr = self.state.rollout.as_ref()?.spec.canary()?.traffic_routing.as_ref()?;
+        tr.gateway_api_config().ok().flatten().map(|g| g.namespace).filter(|n| !n.is_empty())
     }
 
     fn ns(&self) -> &str {
@@ -236,6 +243,25 @@ impl Executor<'_> {
                 let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &analysis_run_resource());
                 gone_is_fine(api.delete(name, &DeleteParams::background()).await.map(drop))
             }
+            Action::CreateIngress { ingress } => {
+                let api: Api<Ingress> = Api::namespaced(client, &ns);
+                let mut ing = (**ingress).clone();
+                ing.metadata.namespace = Some(ns.clone());
+                match api.create(&PostParams::default(), &ing).await {
+                    Ok(_) => Ok(()),
+                    // Created meanwhile: the re-read lets the core patch it or say whose it is.
+                    Err(e) => Err(message(&e)),
+                }
+            }
+            Action::PatchIngress { name, patch } => {
+                let api: Api<Ingress> = Api::namespaced(client, &ns);
+                api.patch(name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
+            }
+            Action::PatchRoute { kind, namespace, name, patch } => {
+                let route_ns = namespace.clone().unwrap_or_else(|| ns.clone());
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &route_ns, &route_resource(*kind));
+                api.patch(name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
+            }
             Action::Measure { run, metric, index, provider, secrets } => {
                 let (client, me) = (self.client(), self.me.clone());
                 let (run, metric, index, provider, secrets) =
@@ -328,6 +354,14 @@ impl Executor<'_> {
             ObjectKind::Service => Api::<Service>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Service(Box::new(o))),
             ObjectKind::Pod => Api::<Pod>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Pod(Box::new(o))),
             ObjectKind::Job => Api::<Job>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Job(Box::new(o))),
+            ObjectKind::Ingress => {
+                Api::<Ingress>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Ingress(Box::new(o)))
+            }
+            ObjectKind::HttpRoute | ObjectKind::GrpcRoute | ObjectKind::TcpRoute => {
+                let Some(route) = kind.route_kind() else { return Ok(None) };
+                let route_ns = self.route_namespace().unwrap_or_else(|| ns.to_string());
+                dynamic(Api::namespaced_with(client, &route_ns, &route_resource(route)).get_opt(name).await?, Object::Route)
+            }
             // Templates are only read, never written: nothing to re-read.
             ObjectKind::AnalysisTemplate | ObjectKind::ClusterAnalysisTemplate => return Ok(None),
         })
@@ -349,6 +383,9 @@ fn target(action: &Action) -> Option<(ObjectKind, String)> {
         Action::Measure { run, .. } => Some((ObjectKind::AnalysisRun, run.clone())),
         Action::CreateJob { job } => Some((ObjectKind::Job, job.metadata.name.clone().unwrap_or_default())),
         Action::DeleteJob { name } => Some((ObjectKind::Job, name.clone())),
+        Action::CreateIngress { ingress } => Some((ObjectKind::Ingress, ingress.metadata.name.clone().unwrap_or_default())),
+        Action::PatchIngress { name, .. } => Some((ObjectKind::Ingress, name.clone())),
+        Action::PatchRoute { kind, name, .. } => Some(((*kind).into(), name.clone())),
     }
 }
 
@@ -368,6 +405,9 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::Measure { .. } => "Measure",
         Action::CreateJob { .. } => "CreateJob",
         Action::DeleteJob { .. } => "DeleteJob",
+        Action::CreateIngress { .. } => "CreateIngress",
+        Action::PatchIngress { .. } => "PatchIngress",
+        Action::PatchRoute { .. } => "PatchRoute",
         Action::RecordEvent { .. } => "RecordEvent",
         Action::WakeAt { .. } => "WakeAt",
     }

@@ -1,0 +1,1 @@
+//! Gateway API router tests.

@@ -1,0 +1,1 @@
+//! NGINX router tests (Argo nginx_test.go cases).
