@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use crate::api::{
-    keys, AnalysisRunArgument, Argument, IntOrString, Rollout, RolloutAnalysisTemplate,
-    RolloutSpec, StepKind,
+    keys, AnalysisRunArgument, Argument, CanaryStrategy, IntOrString, Rollout, RolloutAnalysisTemplate,
+    RolloutSpec, RolloutTrafficRouting, SetHeaderRoute, SetMirrorRoute, StepKind, StringMatch,
 };
 use crate::objects::service_managed_by;
 use crate::state::State;
@@ -283,8 +283,8 @@ fn validate_canary(spec: &RolloutSpec) -> Result<(), ValidationError> {
             "This rollout uses the same service for the stable and canary services, but two different services are required.",
         ));
     }
-    if c.traffic_routing.is_some() {
-        return Err(unsupported(&format!("{p}.trafficRouting"), "traffic routing"));
+    if let Some(tr) = &c.traffic_routing {
+        validate_traffic_routing(c, tr)?;
     }
     if c.ping_pong.is_some() {
         return Err(unsupported(&format!("{p}.pingPong"), "pingPong"));
@@ -301,15 +301,19 @@ fn validate_canary(spec: &RolloutSpec) -> Result<(), ValidationError> {
             "ephemeral metadata",
         ));
     }
-    if c.scale_down_delay_seconds.is_some() {
+    let routed = c.traffic_routing.is_some();
+    if !routed && c.scale_down_delay_seconds.is_some() {
         return Err(invalid(
             &format!("{p}.scaleDownDelaySeconds"),
             c.scale_down_delay_seconds.unwrap_or(0),
             "Canary scaleDownDelaySeconds can only be used with traffic routing",
         ));
     }
-    if c.dynamic_stable_scale {
+    if !routed && c.dynamic_stable_scale {
         return Err(invalid(&format!("{p}.dynamicStableScale"), true, "Canary dynamicStableScale can only be used with traffic routing"));
+    }
+    if routed && c.dynamic_stable_scale && c.scale_down_delay_seconds.is_some() {
+        return Err(invalid(&format!("{p}.dynamicStableScale"), true, "Canary dynamicStableScale cannot be used with scaleDownDelaySeconds"));
     }
     if let Some(a) = &c.anti_affinity {
         validate_anti_affinity(&format!("{p}.antiAffinity"), a)?;
@@ -372,20 +376,12 @@ fn validate_canary(spec: &RolloutSpec) -> Result<(), ValidationError> {
                 }
                 Ok(_) => {}
             },
-            StepKind::SetCanaryScale(_) => {
-                return Err(invalid(
-                    &format!("{}.setCanaryScale", sp()),
-                    "{...}",
-                    "SetCanaryScale requires TrafficRouting to be set",
-                ))
+            StepKind::SetCanaryScale(_) if !routed => {
+                return Err(required(&format!("{p}.trafficRouting"), "SetCanaryScale requires TrafficRouting to be set"))
             }
-            StepKind::SetHeaderRoute(_) | StepKind::SetMirrorRoute(_) => {
-                return Err(invalid(
-                    &sp(),
-                    "{...}",
-                    "SetHeaderRoute and SetMirrorRoute require TrafficRouting to be set",
-                ))
-            }
+            StepKind::SetCanaryScale(_) => {}
+            StepKind::SetHeaderRoute(h) => validate_header_route(c, &format!("{}.setHeaderRoute", sp()), h)?,
+            StepKind::SetMirrorRoute(m) => validate_mirror_route(c, &format!("{}.setMirrorRoute", sp()), m)?,
             StepKind::Analysis(_) => {}
             StepKind::Experiment(_) => {
                 return Err(unsupported(&format!("{}.experiment", sp()), "experiment"))
@@ -394,6 +390,177 @@ fn validate_canary(spec: &RolloutSpec) -> Result<(), ValidationError> {
                 return Err(unsupported(&format!("{}.plugin", sp()), "step plugins"))
             }
             StepKind::Empty => {}
+        }
+    }
+    Ok(())
+}
+
+/// The routers this version drives (NGINX, the Gateway API) and what Argo checks of a
+/// `trafficRouting` block.
+fn validate_traffic_routing(c: &CanaryStrategy, tr: &RolloutTrafficRouting) -> Result<(), ValidationError> {
+    let p = "spec.strategy.canary.trafficRouting";
+    if let Some(other) = tr.unsupported_routers().first() {
+        return Err(unsupported(&format!("{p}.{other}"), &format!("the {other} traffic router")));
+    }
+    let gateway = tr.gateway_api_config().map_err(|e| invalid(&e.path, "{...}", &e.message))?;
+    if tr.nginx.is_none() && gateway.is_none() {
+        return Err(required(p, "a traffic router (nginx or gatewayAPI) is required"));
+    }
+    for (field, name) in [("stableService", &c.stable_service), ("canaryService", &c.canary_service)] {
+        if name.is_empty() {
+            return Err(invalid(
+                &format!("spec.strategy.canary.{field}"),
+                "\"\"",
+                "Canary service and Stable service must to be set to use Traffic Routing",
+            ));
+        }
+    }
+    if let Some(nginx) = &tr.nginx {
+        let np = format!("{p}.nginx");
+        match (nginx.stable_ingress.is_empty(), nginx.stable_ingresses.is_empty()) {
+            (false, false) => {
+                return Err(invalid(&np, "{...}", "Either StableIngress or StableIngresses must be configured. Both are configured."))
+            }
+            (true, true) => {
+                return Err(invalid(&np, "{...}", "Either StableIngress or StableIngresses must be configured. Neither are configured."))
+            }
+            _ => {}
+        }
+    }
+    if let Some(g) = &gateway {
+        if g.routes().is_empty() {
+            return Err(invalid(
+                &format!("{p}.plugins[\"{}\"]", crate::api::GATEWAY_API_PLUGIN),
+                "{...}",
+                "No routes configured. At least one of 'httpRoutes', 'grpcRoutes', 'tcpRoutes', 'httpRoute', 'grpcRoute' or 'tcpRoute' must be set",
+            ));
+        }
+    }
+    if let Some(w) = tr.max_traffic_weight {
+        if w <= 0 {
+            return Err(invalid(&format!("{p}.maxTrafficWeight"), w, "must be greater than 0"));
+        }
+    }
+    Ok(())
+}
+
+/// Exactly one of `exact`, `prefix`, `regex` (Argo's `hasMultipleMatchValues`).
+fn validate_string_match(path: &str, m: &StringMatch) -> Result<(), ValidationError> {
+    let set = [!m.exact.is_empty(), !m.prefix.is_empty(), !m.regex.is_empty()].into_iter().filter(|b| *b).count();
+    match set {
+        0 => Err(invalid(path, "{...}", "StringMatch value missed, match value must have one of the following: exact, regex, prefix")),
+        1 => Ok(()),
+        _ => Err(invalid(path, "{...}", "StringMatch match value must have exactly one of the following: exact, regex, prefix")),
+    }
+}
+
+/// A managed route's step: the route is listed in `managedRoutes`.
+fn validate_managed_route(c: &CanaryStrategy, path: &str, name: &str) -> Result<(), ValidationError> {
+    let Some(tr) = &c.traffic_routing else {
+        return Err(invalid(path, "{...}", "SetHeaderRoute and SetMirrorRoute require TrafficRouting to be set"));
+    };
+    if tr.managed_routes.is_empty() {
+        return Err(required(
+            "spec.strategy.canary.trafficRouting.managedRoutes",
+            "Rollout has missing field 'spec.strategy.canary.trafficRouting.managedRoutes'",
+        ));
+    }
+    if !tr.managed_routes.iter().any(|r| r.name == name) {
+        return Err(invalid(
+            path,
+            format!("{name:?}"),
+            "Steps define a route that does not exist in spec.strategy.canary.trafficRouting.managedRoutes",
+        ));
+    }
+    Ok(())
+}
+
+/// `setHeaderRoute`: a managed route, valid matches, and a router that carries it (NGINX:
+/// one header, through `canary-by-header`; the Gateway API: a route with
+/// `useHeaderRoutes` that is not a TCPRoute).
+fn validate_header_route(c: &CanaryStrategy, path: &str, h: &SetHeaderRoute) -> Result<(), ValidationError> {
+    validate_managed_route(c, path, &h.name)?;
+    let matches = h.matches.as_deref().unwrap_or_default();
+    for (j, m) in matches.iter().enumerate() {
+        if m.header_name.is_empty() {
+            return Err(required(&format!("{path}.match[{j}].headerName"), "a header name is required"));
+        }
+        validate_string_match(&format!("{path}.match[{j}].headerValue"), &m.header_value)?;
+    }
+    let Some(tr) = &c.traffic_routing else { return Ok(()) };
+    if tr.nginx.is_some() {
+        if matches.len() > 1 {
+            return Err(invalid(
+                &format!("{path}.match"),
+                matches.len(),
+                "the NGINX router routes on one header (canary-by-header): give one match",
+            ));
+        }
+        let other = c
+            .steps
+            .iter()
+            .filter_map(|s| s.set_header_route.as_ref())
+            .find(|o| o.name != h.name && o.matches.as_ref().is_some_and(|m| !m.is_empty()));
+        if let Some(other) = other {
+            return Err(invalid(
+                path,
+                format!("{:?}", h.name),
+                &format!("the NGINX router carries one header route at a time (canary-by-header), and route {:?} is another", other.name),
+            ));
+        }
+    }
+    if let Ok(Some(g)) = tr.gateway_api_config() {
+        let carried = g.routes().iter().any(|(kind, r)| r.use_header_routes && *kind != crate::api::RouteKind::Tcp);
+        if !carried && tr.nginx.is_none() {
+            return Err(invalid(
+                path,
+                format!("{:?}", h.name),
+                "the Gateway API router adds header routes only to an HTTPRoute or GRPCRoute with useHeaderRoutes: true (or named by httpRoute/grpcRoute), and none is",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `setMirrorRoute`: a managed route, valid matches, and a router that mirrors (the
+/// Gateway API, through `RequestMirror`; not NGINX).
+fn validate_mirror_route(c: &CanaryStrategy, path: &str, m: &SetMirrorRoute) -> Result<(), ValidationError> {
+    validate_managed_route(c, path, &m.name)?;
+    for (j, cond) in m.matches.as_deref().unwrap_or_default().iter().enumerate() {
+        let mp = format!("{path}.match[{j}]");
+        if let Some(method) = &cond.method {
+            validate_string_match(&format!("{mp}.method"), method)?;
+            if method.exact.is_empty() {
+                return Err(invalid(&format!("{mp}.method"), "{...}", "the Gateway API matches methods exactly: use exact"));
+            }
+        }
+        if let Some(p) = &cond.path {
+            validate_string_match(&format!("{mp}.path"), p)?;
+        }
+        for (h, v) in &cond.headers {
+            validate_string_match(&format!("{mp}.headers.{h}"), v)?;
+        }
+    }
+    if let Some(pct) = m.percentage {
+        if !(0..=100).contains(&pct) {
+            return Err(invalid(&format!("{path}.percentage"), pct, "must be between 0 and 100"));
+        }
+    }
+    let Some(tr) = &c.traffic_routing else { return Ok(()) };
+    if tr.nginx.is_some() {
+        return Err(invalid(
+            path,
+            format!("{:?}", m.name),
+            "the NGINX router cannot mirror traffic (Argo Rollouts would silently ignore this step)",
+        ));
+    }
+    if let Ok(Some(g)) = tr.gateway_api_config() {
+        if !g.routes().iter().any(|(kind, r)| r.use_header_routes && *kind == crate::api::RouteKind::Http) {
+            return Err(invalid(
+                path,
+                format!("{:?}", m.name),
+                "the Gateway API router mirrors only on an HTTPRoute with useHeaderRoutes: true (or named by httpRoute), and none is",
+            ));
         }
     }
     Ok(())
@@ -484,6 +651,7 @@ fn validate_analysis_references(ro: &Rollout, state: &State) -> Result<(), Valid
 /// pods, and not be managed by another rollout).
 pub fn validate_references(ro: &Rollout, state: &State) -> Result<(), ValidationError> {
     validate_analysis_references(ro, state)?;
+    validate_router_references(ro, state)?;
     let mut refs: Vec<(String, &str)> = Vec::new();
     if let Some(bg) = ro.spec.blue_green() {
         refs.push(("spec.strategy.blueGreen.activeService".into(), &bg.active_service));
@@ -529,6 +697,65 @@ pub fn validate_references(ro: &Rollout, state: &State) -> Result<(), Validation
                     format!("{svc_name:?}"),
                     &format!("Service {svc_name:?} has unmatch label {k:?} in rollout"),
                 ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The objects the traffic routers work on exist and can carry the plan: each stable
+/// Ingress has a rule for the stable Service and its canary Ingress, if any, is this
+/// rollout's; each Gateway API route has backendRefs for both Services.
+fn validate_router_references(ro: &Rollout, state: &State) -> Result<(), ValidationError> {
+    let Some(c) = ro.spec.canary() else { return Ok(()) };
+    let Some(tr) = &c.traffic_routing else { return Ok(()) };
+    let p = "spec.strategy.canary.trafficRouting";
+    let name = ro.metadata.name.as_deref().unwrap_or_default();
+    let uid = ro.metadata.uid.as_deref().unwrap_or_default();
+    if let Some(nginx) = &tr.nginx {
+        let field = if nginx.stable_ingresses.is_empty() { "stableIngress" } else { "stableIngresses" };
+        for stable in nginx.stable_ingress_names() {
+            let path = format!("{p}.nginx.{field}");
+            let Some(ingress) = state.ingresses.get(stable) else {
+                return Err(invalid(&path, format!("{stable:?}"), &format!("ingresses.networking.k8s.io {stable:?} not found")));
+            };
+            if !crate::traffic::nginx::has_rule_with_service(ingress, &c.stable_service) {
+                return Err(invalid(
+                    &path,
+                    format!("{stable:?}"),
+                    &format!("ingress `{stable}` has no rules using service {} backend", c.stable_service),
+                ));
+            }
+            let canary = crate::traffic::nginx::canary_ingress_name(name, stable);
+            if let Some(live) = state.ingresses.get(&canary) {
+                let ours = live.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == uid);
+                if !ours {
+                    return Err(invalid(&path, format!("{stable:?}"), &format!("canary ingress `{canary}` controlled by different object")));
+                }
+            }
+        }
+    }
+    if let Ok(Some(g)) = tr.gateway_api_config() {
+        let path = if tr.gateway_api.is_some() {
+            format!("{p}.gatewayAPI")
+        } else {
+            format!("{p}.plugins[\"{}\"]", crate::api::GATEWAY_API_PLUGIN)
+        };
+        let plan = crate::traffic::TrafficPlan {
+            canary_service: c.canary_service.clone(),
+            stable_service: c.stable_service.clone(),
+            max_weight: ro.spec.max_traffic_weight(),
+            managed_routes: tr.managed_routes.iter().map(|r| r.name.clone()).collect(),
+            ..Default::default()
+        };
+        for (kind, route) in g.routes() {
+            let Some(live) = state.routes.get(&crate::state::route_key(kind, &route.name)) else {
+                let plural = format!("{}s", kind.as_str().to_ascii_lowercase());
+                return Err(invalid(&path, format!("{:?}", route.name), &format!("{plural}.gateway.networking.k8s.io {:?} not found", route.name)));
+            };
+            let rules = live.pointer("/spec/rules").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+            if let Err(e) = crate::traffic::gateway_api::desired_rules(kind, &rules, &plan, route.use_header_routes) {
+                return Err(invalid(&path, format!("{:?}", route.name), &e.to_string()));
             }
         }
     }
