@@ -1,7 +1,9 @@
 //! `rollouts controller`: kube-rs watches in, the core's actions out.
 //!
-//! - one watch per kind feeds the [`router::Router`], which caches objects and routes each
-//!   change to the rollout it concerns;
+//! - one watch per kind feeds the [`router::Router`], which caches objects (without their
+//!   `managedFields`) and routes each change to the rollout it concerns; Ingresses and the
+//!   Gateway API routes (HTTPRoute, GRPCRoute v1, TCPRoute v1alpha2) are watched when the
+//!   cluster serves them and RBAC allows it, and looked for again every minute otherwise;
 //! - one [`worker`] task per rollout owns its `State`, coalesces what arrived, reconciles
 //!   once and executes the actions in order;
 //! - [`leader`] election on a Lease lets several replicas run, one acting;
@@ -28,17 +30,20 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::DynamicObject;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{DynamicObject, ListParams};
 use kube::client::ClientBuilder;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
+use rollouts_core::api::RouteKind;
 use rollouts_core::state::{Event, Object, ObjectKind};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::kubeapi::{
-    analysis_run_resource, analysis_template_resource, cluster_analysis_template_resource, rollout_resource, KubeArgs,
+    analysis_run_resource, analysis_template_resource, cluster_analysis_template_resource, rollout_resource, route_resource,
+    KubeArgs,
 };
 use metrics::Metrics;
 use router::{RolloutKey, Routed, Router, Watched};
@@ -206,7 +211,7 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
 
     let scope = args.namespaced.then_some(namespace);
     let (tx, mut rx) = mpsc::unbounded_channel::<Watched>();
-    let kinds = spawn_watches(&client, scope.as_deref(), args.instance_id.as_deref(), &tx);
+    let kinds = spawn_watches(&client, scope.as_deref(), args.instance_id.as_deref(), &tx).await;
     drop(tx);
     let mut router = Router::new(kinds);
     let mut workers: BTreeMap<RolloutKey, mpsc::UnboundedSender<Event>> = BTreeMap::new();
@@ -258,8 +263,14 @@ fn dispatch(routed: Routed, workers: &mut BTreeMap<RolloutKey, mpsc::UnboundedSe
     }
 }
 
-/// Starts one watch per kind; returns the kinds the router must see listed.
-fn spawn_watches(
+/// Starts one watch per kind; returns the kinds the router must see listed before it
+/// starts the workers.
+///
+/// Ingresses and the Gateway API routes are optional: a cluster without the Gateway API CRDs
+/// (404) or a controller whose RBAC does not let it list them (403) still serves everything
+/// else. Such a kind is logged once and probed again every [`DISCOVERY_RETRY`]; once it can
+/// be listed its watch starts, and its objects reach the rollouts that reference them.
+async fn spawn_watches(
     client: &Client,
     scope: Option<&str>,
     instance_id: Option<&str>,
@@ -314,33 +325,116 @@ fn spawn_watches(
         }, tx);
         kinds.push(ObjectKind::ClusterAnalysisTemplate);
     }
+    // The traffic routers' objects, when the cluster serves them and we may list them.
+    let ingresses = typed::<Ingress>(client, scope);
+    let (ingress, routes) = futures::join!(
+        watch_optional(ingresses, ObjectKind::Ingress, |o| Object::Ingress(Box::new(o)), tx),
+        futures::future::join_all([RouteKind::Http, RouteKind::Grpc, RouteKind::Tcp].map(|route| {
+            let resource = route_resource(route);
+            watch_optional(dynamic(&resource), route.into(), move |o| Object::Route(route_json(o, route)), tx)
+        })),
+    );
+    kinds.extend(ingress);
+    kinds.extend(routes.into_iter().flatten());
     kinds
 }
 
-/// Runs one watch (list, then watch; re-listing with backoff after errors) into the router's channel.
-fn watch<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    kind: ObjectKind,
-    to_object: fn(K) -> Object,
-    tx: &mpsc::UnboundedSender<Watched>,
-) where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+/// How often a kind the cluster did not serve (or RBAC forbade) is looked for again.
+pub const DISCOVERY_RETRY: Duration = Duration::from_secs(60);
+
+/// A Gateway API route as the core reads it: raw JSON with its `apiVersion` and `kind` set
+/// (list items may come without them).
+fn route_json(mut o: DynamicObject, route: RouteKind) -> serde_json::Value {
+    o.types = Some(kube::core::TypeMeta { api_version: route.api_version().to_string(), kind: route.as_str().to_string() });
+    serde_json::to_value(o).unwrap_or_default()
+}
+
+/// Why a kind cannot be watched, when the answer to a list says it never will be without a
+/// change to the cluster (the CRD is not installed, RBAC forbids it); `None` for an answer
+/// worth retrying at the watch's pace (a timeout, a 500).
+pub fn unavailable(error: &kube::Error) -> Option<String> {
+    match error {
+        kube::Error::Api(s) if matches!(s.code, 403 | 404) => Some(format!("{} ({})", s.message, s.code)),
+        _ => None,
+    }
+}
+
+/// Watches `kind` if the cluster serves it and we may list it: returns the kind for the
+/// router to wait for. Otherwise logs why once, returns `None`, and keeps probing every
+/// [`DISCOVERY_RETRY`] in the background, starting the watch when a probe succeeds.
+async fn watch_optional<K, F>(api: Api<K>, kind: ObjectKind, to_object: F, tx: &mpsc::UnboundedSender<Watched>) -> Option<ObjectKind>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: Fn(K) -> Object + Send + 'static,
 {
+    let probe = |api: Api<K>| async move {
+        match api.list(&ListParams::default().limit(1)).await {
+            Ok(_) => None,
+            Err(e) => unavailable(&e),
+        }
+    };
+    let Some(why) = probe(api.clone()).await else {
+        watch(api, watcher::Config::default(), kind, to_object, tx);
+        return Some(kind);
+    };
+    tracing::warn!(
+        ?kind,
+        reason = %why,
+        retry = ?DISCOVERY_RETRY,
+        "cannot list these objects (API not installed, or not allowed); serving everything else, and rollouts that reference them wait"
+    );
     let tx = tx.clone();
     tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(DISCOVERY_RETRY).await;
+            if tx.is_closed() {
+                return;
+            }
+            if probe(api.clone()).await.is_none() {
+                tracing::info!(?kind, "these objects can be listed now; watching them");
+                watch(api, watcher::Config::default(), kind, to_object, &tx);
+                return;
+            }
+        }
+    });
+    None
+}
+
+/// Runs one watch (list, then watch; re-listing with backoff after errors) into the router's
+/// channel. Objects are cached without `metadata.managedFields` (the core never reads them;
+/// they are often the bulk of an object). A failing watch is logged once, at warn, until it
+/// recovers.
+fn watch<K, F>(api: Api<K>, config: watcher::Config, kind: ObjectKind, to_object: F, tx: &mpsc::UnboundedSender<Watched>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    F: Fn(K) -> Object + Send + 'static,
+{
+    let tx = tx.clone();
+    let convert = move |mut o: K| {
+        o.meta_mut().managed_fields = None;
+        to_object(o)
+    };
+    tokio::spawn(async move {
         let mut stream = watcher(api, config).default_backoff().boxed();
+        let mut failing = false;
         while let Some(event) = stream.next().await {
             let watched = match event {
                 Ok(watcher::Event::Init) => Watched::Init(kind),
-                Ok(watcher::Event::InitApply(o) | watcher::Event::Apply(o)) => Watched::Apply(to_object(o)),
-                Ok(watcher::Event::Delete(o)) => Watched::Delete(to_object(o)),
+                Ok(watcher::Event::InitApply(o) | watcher::Event::Apply(o)) => Watched::Apply(convert(o)),
+                Ok(watcher::Event::Delete(o)) => Watched::Delete(convert(o)),
                 Ok(watcher::Event::InitDone) => Watched::InitDone(kind),
                 Err(e) => {
-                    tracing::warn!(?kind, error = %e, "watch failed; retrying");
+                    if std::mem::replace(&mut failing, true) {
+                        tracing::debug!(?kind, error = %e, "watch still failing; retrying");
+                    } else {
+                        tracing::warn!(?kind, error = %e, "watch failed; retrying with backoff");
+                    }
                     continue;
                 }
             };
+            if std::mem::take(&mut failing) {
+                tracing::info!(?kind, "watch recovered");
+            }
             if tx.send(watched).is_err() {
                 return;
             }
@@ -418,4 +512,33 @@ async fn serve(args: &ControllerArgs, metrics: Arc<Metrics>) -> Result<(), Contr
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        let status: kube::core::Status =
+            serde_json::from_value(serde_json::json!({"code": code, "message": "the server could not find the requested resource"}))
+                .unwrap();
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn a_missing_api_or_a_forbidden_list_makes_a_kind_unavailable_other_errors_are_retried_by_the_watch() {
+        assert!(unavailable(&api_error(404)).is_some_and(|m| m.contains("(404)")));
+        assert!(unavailable(&api_error(403)).is_some());
+        assert_eq!(unavailable(&api_error(500)), None);
+        assert_eq!(unavailable(&api_error(429)), None);
+    }
+
+    #[test]
+    fn a_route_listed_without_its_type_gets_it() {
+        let o: DynamicObject = serde_json::from_value(serde_json::json!({"metadata": {"name": "r", "namespace": "ns"}})).unwrap();
+        let v = route_json(o, RouteKind::Tcp);
+        assert_eq!(v["kind"], "TCPRoute");
+        assert_eq!(v["apiVersion"], "gateway.networking.k8s.io/v1alpha2");
+        assert_eq!(router::kind_of(&Object::Route(v)), ObjectKind::TcpRoute);
+    }
 }

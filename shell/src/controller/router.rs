@@ -2,13 +2,16 @@
 //!
 //! The router keeps the latest version of every watched object (the informer caches) and
 //! knows which rollout each belongs to: ReplicaSets and AnalysisRuns by their owner
-//! reference, Pods through their ReplicaSet, Jobs through their AnalysisRun, Services and
-//! templates through the names a rollout's spec references. It is plain data in, plain
-//! data out, so it is unit-tested without a cluster; `controller::run` feeds it and
-//! carries out what it returns.
+//! reference, Pods through their ReplicaSet, Jobs through their AnalysisRun, Services,
+//! templates, Ingresses and Gateway API routes through the names a rollout's spec references
+//! (a route in another namespace when the router configuration names it). It is plain data
+//! in, plain data out, so it is unit-tested without a cluster; `controller::run` feeds it
+//! and carries out what it returns.
 //!
-//! Nothing is routed until every kind has been listed once: a rollout reconciled before
-//! its ReplicaSets are known would think it has none.
+//! Nothing is routed until every expected kind has been listed once: a rollout reconciled
+//! before its ReplicaSets are known would think it has none. A kind that is not expected
+//! (the cluster did not serve it at startup) may be listed later; its objects then reach the
+//! rollouts that reference them like any change.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -526,6 +529,140 @@ mod tests {
         let out = r.handle(Watched::Apply(rollout("web", "b")));
         let Routed::Deliver(_, events) = &out[0] else { panic!("{out:?}") };
         assert_eq!(events.len(), 2, "the rollout and Service b: {events:?}");
+    }
+
+    fn traffic_rollout(name: &str, traffic: Value) -> Object {
+        Object::Rollout(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"strategy": {"canary": {
+                "canaryService": "canary", "stableService": "stable",
+                "trafficRouting": traffic,
+                "steps": [{"setWeight": 5}]
+            }}}
+        }).into())
+    }
+
+    fn ingress(namespace: &str, name: &str) -> Object {
+        Object::Ingress(Box::new(k8s_openapi::api::networking::v1::Ingress {
+            metadata: ObjectMeta { name: Some(name.into()), namespace: Some(namespace.into()), ..ObjectMeta::default() },
+            ..Default::default()
+        }))
+    }
+
+    fn route(kind: &str, namespace: &str, name: &str) -> Object {
+        Object::Route(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"rules": []}
+        }))
+    }
+
+    const TRAFFIC: [ObjectKind; 4] = [ObjectKind::Ingress, ObjectKind::HttpRoute, ObjectKind::GrpcRoute, ObjectKind::TcpRoute];
+
+    fn synced_all(router: &mut Router) -> Vec<Routed> {
+        ALL.iter().chain(&TRAFFIC).flat_map(|k| router.handle(Watched::InitDone(*k))).collect()
+    }
+
+    fn applied_names(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Applied(o) => format!("{:?}/{}", kind_of(o), meta_of(o).name.unwrap_or_default()),
+                Event::Deleted { kind, name } => format!("deleted {kind:?}/{name}"),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_nginx_rollout_gets_its_stable_and_canary_ingresses_and_no_other() {
+        let mut r = Router::new(ALL.iter().chain(&TRAFFIC).copied());
+        r.handle(Watched::Apply(traffic_rollout("web", json!({"nginx": {"stableIngress": "web-ing"}}))));
+        r.handle(Watched::Apply(ingress("ns", "web-ing")));
+        r.handle(Watched::Apply(ingress("ns", "web-web-ing-canary")));
+        r.handle(Watched::Apply(ingress("ns", "other")));
+        r.handle(Watched::Apply(ingress("elsewhere", "web-ing")));
+        let out = synced_all(&mut r);
+        let [Routed::Start(k, events)] = &out[..] else { panic!("{out:?}") };
+        assert_eq!(k, &key("web"));
+        assert_eq!(applied_names(events), ["Rollout/web", "Ingress/web-ing", "Ingress/web-web-ing-canary"]);
+
+        // Changes and deletions of its Ingresses reach it; others do not.
+        assert_eq!(r.handle(Watched::Apply(ingress("ns", "other"))), vec![]);
+        assert_eq!(r.handle(Watched::Apply(ingress("elsewhere", "web-ing"))), vec![]);
+        let out = r.handle(Watched::Apply(ingress("ns", "web-web-ing-canary")));
+        assert!(matches!(&out[..], [Routed::Deliver(k, e)] if k == &key("web") && applied_names(e) == ["Ingress/web-web-ing-canary"]), "{out:?}");
+        let out = r.handle(Watched::Delete(ingress("ns", "web-web-ing-canary")));
+        assert_eq!(out, vec![Routed::Deliver(key("web"), vec![Event::Deleted { kind: ObjectKind::Ingress, name: "web-web-ing-canary".into() }])]);
+    }
+
+    #[test]
+    fn gateway_routes_reach_the_rollout_by_kind_name_and_the_configured_namespace() {
+        let mut r = Router::new(ALL.iter().chain(&TRAFFIC).copied());
+        // The plugin configuration Argo users write, routes in namespace `gw`.
+        let plugin = json!({"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": "web-route", "namespace": "gw"}}});
+        r.handle(Watched::Apply(traffic_rollout("web", plugin)));
+        // The native block, routes in the rollout's own namespace.
+        let native = json!({"gatewayAPI": {"grpcRoutes": [{"name": "api"}], "tcpRoute": "db"}});
+        r.handle(Watched::Apply(traffic_rollout("api", native)));
+        for o in [
+            route("HTTPRoute", "gw", "web-route"),
+            route("HTTPRoute", "ns", "web-route"), // same name, not the configured namespace
+            route("GRPCRoute", "ns", "api"),
+            route("HTTPRoute", "ns", "api"), // same name, other kind
+        ] {
+            r.handle(Watched::Apply(o));
+        }
+        let mut out = synced_all(&mut r);
+        out.sort_by_key(|o| format!("{o:?}"));
+        let starts: Vec<(String, Vec<String>)> = out
+            .iter()
+            .map(|o| match o {
+                Routed::Start(k, e) => (k.name.clone(), applied_names(e)),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                ("api".to_string(), vec!["Rollout/api".to_string(), "GrpcRoute/api".to_string()]),
+                ("web".to_string(), vec!["Rollout/web".to_string(), "HttpRoute/web-route".to_string()]),
+            ]
+        );
+        let out = r.handle(Watched::Apply(route("HTTPRoute", "gw", "web-route")));
+        assert!(matches!(&out[..], [Routed::Deliver(k, _)] if k == &key("web")), "{out:?}");
+        assert_eq!(r.handle(Watched::Apply(route("HTTPRoute", "ns", "web-route"))), vec![]);
+        assert_eq!(r.handle(Watched::Apply(route("HTTPRoute", "ns", "api"))), vec![]);
+        let out = r.handle(Watched::Apply(route("TCPRoute", "ns", "db")));
+        assert!(matches!(&out[..], [Routed::Deliver(k, _)] if k == &key("api")), "{out:?}");
+        let out = r.handle(Watched::Delete(route("HTTPRoute", "gw", "web-route")));
+        assert_eq!(out, vec![Routed::Deliver(key("web"), vec![Event::Deleted { kind: ObjectKind::HttpRoute, name: "web-route".into() }])]);
+    }
+
+    #[test]
+    fn a_rollout_that_starts_referencing_a_route_gets_the_cached_route() {
+        let mut r = Router::new(ALL.iter().chain(&TRAFFIC).copied());
+        r.handle(Watched::Apply(traffic_rollout("web", json!({"nginx": {"stableIngress": "web-ing"}}))));
+        r.handle(Watched::Apply(route("HTTPRoute", "ns", "web-route")));
+        synced_all(&mut r);
+        let out = r.handle(Watched::Apply(traffic_rollout("web", json!({"gatewayAPI": {"httpRoute": "web-route"}}))));
+        let [Routed::Deliver(_, events)] = &out[..] else { panic!("{out:?}") };
+        assert_eq!(applied_names(events), ["Rollout/web", "HttpRoute/web-route"]);
+    }
+
+    #[test]
+    fn a_kind_the_cluster_did_not_serve_at_startup_does_not_hold_the_workers_and_is_routed_once_listed() {
+        // The Gateway API CRDs were missing: the controller starts without the route kinds.
+        let mut r = Router::new(ALL.iter().chain(&[ObjectKind::Ingress]).copied());
+        r.handle(Watched::Apply(traffic_rollout("web", json!({"gatewayAPI": {"httpRoute": "web-route"}}))));
+        let out: Vec<Routed> = ALL.iter().chain(&[ObjectKind::Ingress]).flat_map(|k| r.handle(Watched::InitDone(*k))).collect();
+        assert!(matches!(&out[..], [Routed::Start(k, _)] if k == &key("web")), "{out:?}");
+        // Installed later: the first list delivers the route.
+        r.handle(Watched::Init(ObjectKind::HttpRoute));
+        let out = r.handle(Watched::Apply(route("HTTPRoute", "ns", "web-route")));
+        assert!(matches!(&out[..], [Routed::Deliver(k, e)] if k == &key("web") && applied_names(e) == ["HttpRoute/web-route"]), "{out:?}");
+        assert_eq!(r.handle(Watched::InitDone(ObjectKind::HttpRoute)), vec![]);
     }
 
     #[test]
