@@ -74,9 +74,14 @@ impl Ctx<'_> {
             (canary.stable_service.clone(), canary.canary_service.clone());
         let routed = canary.traffic_routing.is_some();
         self.ensure_service_targets(&stable_service, self.stable_rs.clone(), true);
-        if self.pause.is_aborted(&self.ro.status) && !routed {
-            // A basic canary's canary service goes back to the stable pods on abort.
-            self.ensure_service_targets(&canary_service, self.stable_rs.clone(), true);
+        if self.pause.is_aborted(&self.ro.status) {
+            if !routed {
+                // A basic canary's canary service goes back to the stable pods on abort.
+                self.ensure_service_targets(&canary_service, self.stable_rs.clone(), true);
+            }
+            // Behind a router, traffic routing points it back once the weight is 0. (Argo
+            // first points it at the new pods here, then back at the stable ones there,
+            // one patch each on every reconcile.)
             return;
         }
         if self.dynamically_rolling_back_to().is_some() {

@@ -42,7 +42,7 @@ impl Ctx<'_> {
         let (weight, routes) = if let Some(previous) = self.dynamically_rolling_back_to() {
             // Traffic goes back from the previous canary, which the weights remember.
             canary_hash = previous;
-            (self.abort_or_stable_rollback_weight(), Routes::InForce)
+            (self.abort_or_stable_rollback_weight(), Routes::Removed)
         } else if self.is_fully_promoted() {
             (0, Routes::Removed)
         } else if self.pause.is_aborted(&self.ro.status) {
