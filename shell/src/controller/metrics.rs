@@ -176,7 +176,7 @@ impl Metrics {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
             strategy: strategy.to_string(),
-            traffic_router: String::new(),
+            traffic_router: traffic_router(ro).to_string(),
             phase: phase.to_string(),
         };
         self.info.get_or_create(&labels).set(1);
@@ -196,6 +196,26 @@ impl Metrics {
         self.updated.get_or_create(&key).set(i64::from(s.updated_replicas));
         last.insert(key, (labels, strategy.to_string()));
     }
+}
+
+/// The `traffic_router` label of `rollout_info`, as Argo sets it: the last of ALB, Ambassador,
+/// Istio, Nginx, SMI, AppMesh configured wins; other routers and traffic-router plugins (the
+/// `argoproj-labs/gatewayAPI` plugin included) leave it empty. Our first-class
+/// `trafficRouting.gatewayAPI` block, which Argo does not have, reads `GatewayAPI`.
+pub fn traffic_router(ro: &Rollout) -> &'static str {
+    let Some(tr) = ro.spec.canary().and_then(|c| c.traffic_routing.as_ref()) else { return "" };
+    [
+        ("ALB", tr.alb.is_some()),
+        ("Ambassador", tr.ambassador.is_some()),
+        ("Istio", tr.istio.is_some()),
+        ("Nginx", tr.nginx.is_some()),
+        ("SMI", tr.smi.is_some()),
+        ("AppMesh", tr.app_mesh.is_some()),
+    ]
+    .into_iter()
+    .rev()
+    .find_map(|(name, set)| set.then_some(name))
+    .unwrap_or(if tr.gateway_api.is_some() { "GatewayAPI" } else { "" })
 }
 
 /// Argo's `rollout_info` phase, derived from the Progressing condition's reason.
@@ -327,6 +347,38 @@ mod tests {
             d(http::Method::GET, "/api/v1/namespaces/ns"),
             ("namespaces".into(), "".into(), "ns".into(), "Get".into())
         );
+    }
+
+    fn rollout(traffic: serde_json::Value) -> Rollout {
+        rollouts_core::api::lenient::rollout_lenient(&serde_json::json!({
+            "metadata": {"name": "web", "namespace": "ns"},
+            "spec": {"strategy": {"canary": {"trafficRouting": traffic}}}
+        }))
+        .rollout
+    }
+
+    #[test]
+    fn rollout_info_names_the_traffic_router_as_argo_does() {
+        let m = Metrics::new();
+        let nginx = rollout(serde_json::json!({"nginx": {"stableIngress": "ing"}}));
+        m.observe_rollout("ns", "web", Some(&nginx), false);
+        let text = m.render();
+        assert!(
+            text.contains(r#"rollout_info{namespace="ns",name="web",strategy="canary",traffic_router="Nginx",phase="Progressing"} 1"#),
+            "{text}"
+        );
+        // Argo leaves the label empty for traffic-router plugins, the Gateway API plugin included.
+        let plugin = rollout(serde_json::json!({"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": "r"}}}));
+        m.observe_rollout("ns", "web", Some(&plugin), false);
+        let text = m.render();
+        assert!(text.contains(r#"strategy="canary",traffic_router="",phase="#), "{text}");
+        assert!(!text.contains(r#"traffic_router="Nginx""#), "the old series is removed: {text}");
+        assert_eq!(traffic_router(&rollout(serde_json::json!({"gatewayAPI": {"httpRoute": "r"}}))), "GatewayAPI");
+        // The last of Argo's list wins, as in Argo.
+        assert_eq!(traffic_router(&rollout(serde_json::json!({"nginx": {"stableIngress": "i"}, "smi": {}}))), "SMI");
+        assert_eq!(traffic_router(&rollout(serde_json::json!({"istio": {}, "alb": {}}))), "Istio");
+        assert_eq!(traffic_router(&rollout(serde_json::json!({"traefik": {}}))), "");
+        assert_eq!(traffic_router(&rollout(serde_json::json!(null))), "");
     }
 
     #[test]
