@@ -234,6 +234,10 @@ impl Ctx<'_> {
                     _ => false,
                 }
             }
+            StepKind::SetWeight(_) if self.new_status.canary.weights.as_ref().is_some_and(|w| w.verified == Some(false)) => {
+                // A router that can verify has not confirmed the weight yet.
+                false
+            }
             StepKind::SetWeight(_) | StepKind::SetCanaryScale(_) => replicas::at_desired_replica_counts_for_canary(
                 &self.ro.spec,
                 &self.ro.status,
@@ -243,8 +247,8 @@ impl Ctx<'_> {
                 &self.other_counts(),
             ),
             StepKind::Analysis(_) => self.step_run_succeeded(),
-            // Header and mirror routes only apply with a traffic router, which validation
-            // rejects; experiment and plugin steps are refused by validation too.
+            // Header and mirror routes are written by the routers in this reconcile;
+            // experiment and plugin steps are refused by validation.
             StepKind::SetHeaderRoute(_) | StepKind::SetMirrorRoute(_) => true,
             StepKind::Experiment(_) | StepKind::Plugin(_) | StepKind::Empty => false,
         }
