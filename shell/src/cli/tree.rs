@@ -332,6 +332,96 @@ mod tests {
         assert_eq!(analysis_icon(""), " ");
     }
 
+    /// The seed's NGINX canary paused at `setWeight: 5`, as the cluster holds it.
+    fn nginx_objects(weights: serde_json::Value, step: i64) -> crate::cli::info::Objects {
+        use serde_json::json;
+        let rs = |hash: &str, revision: &str, image: &str, replicas: i32| -> k8s_openapi::api::apps::v1::ReplicaSet {
+            serde_json::from_value(json!({
+                "metadata": {
+                    "name": format!("rollouts-demo-{hash}"), "namespace": "default", "generation": 1,
+                    "creationTimestamp": "2024-05-01T10:00:00Z",
+                    "labels": {"app": "rollouts-demo", "rollouts-pod-template-hash": hash},
+                    "annotations": {"rollout.argoproj.io/revision": revision},
+                    "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "rollouts-demo", "uid": "ro-uid", "controller": true}]
+                },
+                "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "rollouts-demo"}},
+                         "template": {"metadata": {"labels": {"app": "rollouts-demo"}}, "spec": {"containers": [{"name": "rollouts-demo", "image": image}]}}},
+                "status": {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas, "observedGeneration": 1}
+            }))
+            .unwrap()
+        };
+        let mut ro: serde_json::Value = serde_yaml_ng::from_str(include_str!("../../../fixtures/rollouts/seed-nginx-canary.yaml")).unwrap();
+        ro["metadata"]["namespace"] = json!("default");
+        ro["metadata"]["uid"] = json!("ro-uid");
+        ro["metadata"]["generation"] = json!(2);
+        ro["metadata"]["creationTimestamp"] = json!("2024-05-01T10:00:00Z");
+        ro["status"] = json!({
+            "observedGeneration": "2", "phase": "Paused", "message": "CanaryPauseStep",
+            "currentStepIndex": step, "currentPodHash": "6f8c5b7d9", "stableRS": "5d8b9c6f4",
+            "replicas": 2, "updatedReplicas": 1, "readyReplicas": 2, "availableReplicas": 2,
+            "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2024-05-01T10:01:00Z"}],
+            "canary": {"weights": weights}
+        });
+        crate::cli::info::Objects {
+            rollout: ro,
+            replica_sets: vec![
+                rs("5d8b9c6f4", "1", "argoproj/rollouts-demo:blue", 1),
+                rs("6f8c5b7d9", "2", "argoproj/rollouts-demo:yellow", 1),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_traffic_routed_canary_shows_the_routers_weight_as_actual_weight() {
+        use crate::cli::info::rollout_info;
+        use serde_json::json;
+        let weights = |canary: i32| {
+            json!({
+                "canary": {"weight": canary, "podTemplateHash": "6f8c5b7d9", "serviceName": "rollouts-demo-canary"},
+                "stable": {"weight": 100 - canary, "podTemplateHash": "5d8b9c6f4", "serviceName": "rollouts-demo-stable"}
+            })
+        };
+        let now = Timestamp::parse_rfc3339("2024-05-01T10:05:00Z").unwrap();
+        let text = render_rollout(&rollout_info(&nginx_objects(weights(5), 1)), now, false);
+        assert_eq!(
+            text,
+            "Name:            rollouts-demo\n\
+             Namespace:       default\n\
+             Status:          ॥ Paused\n\
+             Message:         CanaryPauseStep\n\
+             Strategy:        Canary\n\
+            \x20 Step:          1/2\n\
+            \x20 SetWeight:     5\n\
+            \x20 ActualWeight:  5\n\
+             Images:          argoproj/rollouts-demo:blue (stable)\n\
+            \x20                argoproj/rollouts-demo:yellow (canary)\n\
+             Replicas:\n\
+            \x20 Desired:       1\n\
+            \x20 Current:       2\n\
+            \x20 Updated:       1\n\
+            \x20 Ready:         2\n\
+            \x20 Available:     2\n\
+             \n\
+             NAME                             KIND        STATUS     AGE  INFO\n\
+             ⟳ rollouts-demo                  Rollout     ॥ Paused   5m\n\
+             ├──# revision:2\n\
+             │  └──⧉ rollouts-demo-6f8c5b7d9  ReplicaSet  ✔ Healthy  5m   canary\n\
+             └──# revision:1\n\
+            \x20  └──⧉ rollouts-demo-5d8b9c6f4  ReplicaSet  ✔ Healthy  5m   stable\n"
+        );
+        // The router was told 0 (the canary had no available pod yet): that is what the
+        // canary gets, whatever the step asks for.
+        let info = rollout_info(&nginx_objects(weights(0), 1));
+        assert_eq!((info.set_weight, info.actual_weight), (Some(5), Some(0)));
+        // No weights recorded yet: the step's weight, as Argo shows it.
+        let info = rollout_info(&nginx_objects(serde_json::Value::Null, 1));
+        assert_eq!((info.set_weight, info.actual_weight), (Some(5), Some(5)));
+        // Past the last step: all of maxTrafficWeight.
+        let info = rollout_info(&nginx_objects(weights(100), 2));
+        assert_eq!(info.actual_weight, Some(100));
+    }
+
     #[test]
     fn colours_wrap_known_words_only() {
         let p = Painter { colour: true };
