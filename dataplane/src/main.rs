@@ -199,13 +199,23 @@ async fn serve<P: Proxy>(cluster: Cluster, mut proxy: P) -> Result<(), Error> {
         if current.as_ref() != Some(&key) {
             generation += 1;
             let config = proxy.render(&snapshot, generation);
-            match proxy.apply(&config, generation).await {
-                Ok(()) => info!(generation, "serving"),
-                Err(e) if current.is_none() => {
+            let applied = tokio::select! {
+                result = proxy.apply(&config, generation) => Ok(result),
+                _ = term.recv() => Err("SIGTERM"),
+                _ = int.recv() => Err("SIGINT"),
+            };
+            match applied {
+                Ok(Ok(())) => info!(generation, "serving"),
+                Ok(Err(e)) if current.is_none() => {
                     proxy.stop().await;
                     return Err(e);
                 }
-                Err(e) => error!(generation, "{e}"),
+                Ok(Err(e)) => error!(generation, "{e}"),
+                Err(signal) => {
+                    info!(signal, "stopping");
+                    proxy.stop().await;
+                    return Ok(());
+                }
             }
             // A configuration that failed is not retried until something changes.
             current = Some(key);

@@ -27,13 +27,16 @@ pub async fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), Error>
         .map_err(|e| Error::io(path, e))
 }
 
-/// The served JSON of the proxy on `127.0.0.1:port` (one HTTP/1.0 request).
+/// The served JSON of the proxy on `127.0.0.1:port` (one request on a connection of its own;
+/// HTTP/1.1, as Envoy refuses HTTP/1.0 by default).
 pub async fn fetch(port: u16) -> Result<Value, String> {
     let exchange = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .map_err(|e| e.to_string())?;
-        let request = format!("GET {SERVED_PATH} HTTP/1.0\r\nHost: rollouts-dataplane\r\n\r\n");
+        let request = format!(
+            "GET {SERVED_PATH} HTTP/1.1\r\nHost: rollouts-dataplane\r\nConnection: close\r\n\r\n"
+        );
         stream
             .write_all(request.as_bytes())
             .await
