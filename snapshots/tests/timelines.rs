@@ -10,6 +10,18 @@ fn golden(sim: &Simulation) -> String {
     let mut out = render_table(&sim.timeline);
     out.push_str("---- changes\n");
     out.push_str(&render_changes(&sim.changes));
+    // The traffic-router objects the plan leaves, as the cluster holds them at the end.
+    let routers: Vec<(&String, &serde_json::Value)> = sim
+        .objects
+        .iter()
+        .filter(|(k, _)| ["Ingress/", "HTTPRoute/", "GRPCRoute/", "TCPRoute/"].iter().any(|p| k.starts_with(p)))
+        .collect();
+    if !routers.is_empty() {
+        out.push_str("---- router objects\n");
+        for (key, obj) in routers {
+            out.push_str(&format!("{key}\n{}\n", serde_json::to_string_pretty(obj).unwrap_or_default()));
+        }
+    }
     out.push_str("---- outcome\n");
     let how = if sim.outcome.settled { "settled" } else { "stopped without settling" };
     out.push_str(&format!("{how} at {}\n", sim.outcome.at));

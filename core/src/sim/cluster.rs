@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
 use serde_json::{json, Value};
 
 use super::changes::{describe, Change};
@@ -19,6 +20,8 @@ use crate::api::keys;
 use crate::api::merge::merge_patch_owned;
 use crate::commands::{self, CommandError};
 use crate::objects::to_kube_time;
+use crate::rollout::References;
+use super::routers::references_of;
 use crate::state::{Action, Event, Object, ObjectKind};
 use crate::time::Timestamp;
 
@@ -47,8 +50,14 @@ pub struct Cluster {
     pub pod_objects: PodObjects,
     /// Whether pods are simulated at all.
     pub pod_model: PodModel,
-    /// Objects of other kinds (Secrets, Ingresses, ...), by (kind, name).
+    /// Objects of other kinds (Secrets, ConfigMaps, ...), by (kind, name).
     pub others: BTreeMap<(String, String), Value>,
+    /// Ingresses (`networking.k8s.io/v1`), by name.
+    pub ingresses: BTreeMap<String, Ingress>,
+    /// Gateway API routes as stored JSON, by (kind, namespace, name).
+    pub routes: BTreeMap<(String, String, String), Value>,
+    /// What each Rollout's spec names (the Ingresses and routes its controller is shown).
+    pub(super) refs: BTreeMap<String, References>,
     /// AnalysisTemplates and ClusterAnalysisTemplates, by (kind, name).
     pub templates: BTreeMap<(String, String), Value>,
     /// AnalysisRuns as stored JSON.
@@ -96,6 +105,9 @@ impl Cluster {
             pod_objects: PodObjects::WhileRestartAt,
             pod_model: PodModel::Simulated,
             others: BTreeMap::new(),
+            ingresses: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            refs: BTreeMap::new(),
             templates: BTreeMap::new(),
             analysis_runs: BTreeMap::new(),
             jobs: BTreeMap::new(),
@@ -178,6 +190,11 @@ impl Cluster {
         }
     }
 
+    /// Forgets which ReplicaSets `rollout` owns (it was deleted, and they with it).
+    pub(super) fn forget_owned(&mut self, rollout: &str) {
+        self.owned.remove(rollout);
+    }
+
     /// The ReplicaSets of `rollout`, by name.
     pub(super) fn replica_sets_of<'a>(&'a self, rollout: &str) -> impl Iterator<Item = (&'a String, &'a ReplicaSet)> + 'a {
         self.owned.get(rollout).into_iter().flatten().filter_map(|n| self.replica_sets.get_key_value(n))
@@ -242,7 +259,13 @@ impl Cluster {
                     }
                 }
                 let showed_pods = self.shows_pods(&name);
+                let refs = references_of(&obj);
+                let refs_changed = self.refs.get(&name) != Some(&refs);
+                self.refs.insert(name.clone(), refs);
                 self.rollouts.insert(name.clone(), Arc::new(obj));
+                if refs_changed {
+                    self.emit_router_objects_to(&name);
+                }
                 self.emit_rollout(&name);
                 self.pods_shown_changed(&name, showed_pods);
             }
@@ -263,6 +286,8 @@ impl Cluster {
                     self.emit(&r, template_event(&kind, obj.clone()));
                 }
             }
+            "Ingress" => self.apply_ingress(obj)?,
+            "HTTPRoute" | "GRPCRoute" | "TCPRoute" => self.apply_route(obj),
             _ => {
                 self.others.insert((kind, name), obj);
             }
@@ -277,6 +302,7 @@ impl Cluster {
     pub fn command(&mut self, cmd: &Command) -> Result<Option<String>, String> {
         let (name, command) = match cmd {
             Command::Apply(obj) => return self.apply_manifest(obj.clone()).map(|()| None),
+            Command::Delete(d) => return self.delete_object(&d.kind, &d.name).map(|()| None),
             Command::SetImage(c) => {
                 (&c.rollout, commands::Command::SetImage { container: c.container.clone(), image: c.image.clone() })
             }
@@ -351,26 +377,45 @@ impl Cluster {
     }
 
     /// Carries out the controller's actions for `rollout`.
+    ///
+    /// Like the controller's executor, the first action the API server refuses (a create
+    /// of an Ingress that exists, a patch of a route that does not) stops the list: the
+    /// controller is told with [`Event::ActionFailed`] and shown again what the failed and
+    /// skipped actions were about, and the Rollout.
     pub fn execute(&mut self, rollout: &str, actions: Vec<Action>) {
-        for a in actions {
+        let mut actions = actions.into_iter();
+        while let Some(a) = actions.next() {
             let what = if self.record_changes { describe(&a) } else { None };
-            if self.execute_one(rollout, a) {
-                if let Some(what) = what {
-                    let t = self.now.since(super::SIMULATION_EPOCH).0;
-                    self.changes.push(Change { t, rollout: rollout.to_string(), what });
+            let t = self.now.since(super::SIMULATION_EPOCH).0;
+            match self.execute_one(rollout, a) {
+                Ok(true) => {
+                    if let Some(what) = what {
+                        self.changes.push(Change { t, rollout: rollout.to_string(), what });
+                    }
+                }
+                Ok(false) => {}
+                Err(refused) => {
+                    let (action, error) = *refused;
+                    if let Some(what) = what {
+                        self.changes.push(Change { t, rollout: rollout.to_string(), what: format!("Failed {what}: {error}") });
+                    }
+                    let skipped: Vec<Action> = actions.collect();
+                    self.action_failed(rollout, action, error, &skipped);
+                    return;
                 }
             }
         }
     }
 
-    /// Carries out one action; whether it changed anything.
-    fn execute_one(&mut self, rollout: &str, a: Action) -> bool {
-        match a {
+    /// Carries out one action; whether it changed anything, or the action back with the
+    /// API server's error.
+    fn execute_one(&mut self, rollout: &str, a: Action) -> Result<bool, super::routers::Refused> {
+        Ok(match a {
             Action::CreateReplicaSet { replica_set } => {
                 let mut rs = *replica_set;
                 let name = rs.metadata.name.clone().unwrap_or_default();
                 if self.replica_sets.contains_key(&name) {
-                    return false;
+                    return Ok(false);
                 }
                 rs.metadata.creation_timestamp = Some(to_kube_time(self.now));
                 rs.metadata.uid = Some(format!("uid-rs-{name}"));
@@ -385,7 +430,7 @@ impl Cluster {
                 true
             }
             Action::PatchReplicaSet { name, patch } => {
-                let Some(mut rs) = self.replica_sets.remove(&name) else { return false };
+                let Some(mut rs) = self.replica_sets.remove(&name) else { return Ok(false) };
                 // Only a patch of the spec can change it (and so the generation).
                 if crate::rollout::apply_rs_patch(&mut rs, &patch) {
                     let g = rs.metadata.generation.unwrap_or(1) + 1;
@@ -398,7 +443,7 @@ impl Cluster {
                 true
             }
             Action::DeleteReplicaSet { name } => {
-                let Some(rs) = self.replica_sets.remove(&name) else { return false };
+                let Some(rs) = self.replica_sets.remove(&name) else { return Ok(false) };
                 if let Some(owned) = Self::owner_of(&rs).and_then(|o| self.owned.get_mut(&o)) {
                     owned.remove(&name);
                 }
@@ -407,7 +452,7 @@ impl Cluster {
                 true
             }
             Action::SetServiceSelector { service, hash, managed_by } => {
-                let Some(svc) = self.services.get_mut(&service) else { return false };
+                let Some(svc) = self.services.get_mut(&service) else { return Ok(false) };
                 svc.spec
                     .get_or_insert_with(Default::default)
                     .selector
@@ -438,10 +483,10 @@ impl Cluster {
                 true
             }
             Action::CreateIngress { .. } | Action::PatchIngress { .. } | Action::PatchRoute { .. } => {
-                self.execute_router(rollout, a)
+                return self.execute_router(rollout, a)
             }
             Action::WakeAt { .. } => false,
-        }
+        })
     }
 
     /// Every rollout's objects, as a controller starting now would list them.
@@ -452,6 +497,7 @@ impl Cluster {
             for svc in self.services.values() {
                 objs.push(Object::Service(Box::new(svc.clone())));
             }
+            objs.extend(self.router_objects_of(name));
             for (rs_name, rs) in self.replica_sets_of(name) {
                 objs.push(Object::ReplicaSet(Box::new(rs.clone())));
                 objs.extend(self.pod_objects_of(name, rs_name));

@@ -116,6 +116,12 @@ pub(super) fn opt_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>
     Ok(Option::<Unique>::deserialize(d)?.map(|u| u.0))
 }
 
+/// A JSON value that may be `null` (`Some(Null)`: present; absent is `None` through
+/// `#[serde(default)]`).
+pub(super) fn present_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Ok(Some(Unique::deserialize(d)?.0))
+}
+
 /// An optional list of JSON values.
 pub(super) fn opt_values<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Value>>, D::Error> {
     Ok(Option::<Vec<Unique>>::deserialize(d)?.map(|v| v.into_iter().map(|u| u.0).collect()))

@@ -33,7 +33,8 @@ pub const DEFAULT_LIMIT: Seconds = Seconds(24 * 3600);
 const MAX_STEPS_PER_INSTANT: usize = 5_000;
 
 /// The result of a simulation. Serialized, it is the JSON timeline of `rollouts simulate
-/// --output json`: `scenario`, `timeline`, `final` (the contract), plus `outcome`.
+/// --output json`: `scenario`, `timeline`, `final`, `objects` (the contract), plus
+/// `outcome`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Simulation {
     /// Scenario name.
@@ -43,6 +44,9 @@ pub struct Simulation {
     /// The last entry of every rollout.
     #[serde(rename = "final")]
     pub final_state: BTreeMap<String, Entry>,
+    /// Every object the simulated cluster holds at the end but Pods and Events, by
+    /// `"Kind/namespace/name"` (cluster-scoped kinds: `"Kind//name"`), as stored.
+    pub objects: BTreeMap<String, serde_json::Value>,
     /// How the simulation ended.
     pub outcome: Outcome,
     /// Every rollout's objects as the cluster holds them at the end (the Rollout, its
@@ -144,6 +148,12 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
     let mut decoded = timeline::Decoded::default();
     let mut now = t0;
     let mut same_instant = 0usize;
+    // Expectations on objects are checked against the cluster as it is at their time.
+    let mut object_checks: Vec<(usize, &scenario::Expectation)> =
+        scenario.expect.iter().enumerate().filter(|(_, e)| !e.objects.is_empty()).collect();
+    object_checks.sort_by_key(|(i, e)| (e.at, *i));
+    let mut object_failures: Vec<(usize, String)> = Vec::new();
+    let mut next_check = 0;
     let settled;
     loop {
         let t = now.since(t0);
@@ -185,6 +195,16 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
         .into_iter()
         .flatten()
         .min();
+        // The cluster stays as it is now until `next`: check what falls in between.
+        while let Some((i, exp)) = object_checks.get(next_check) {
+            if next.is_some_and(|n| t0.plus(exp.at) >= n) {
+                break;
+            }
+            if let Err(e) = timeline::check_objects(exp, &cluster) {
+                object_failures.push((*i, e));
+            }
+            next_check += 1;
+        }
         match next {
             None => {
                 settled = true;
@@ -214,15 +234,26 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
         }
     }
     let end = if scenario.until.is_some() || !settled { limit } else { now.since(t0) };
+    for (i, exp) in &object_checks[next_check..] {
+        if let Err(e) = timeline::check_objects(exp, &cluster) {
+            object_failures.push((*i, e));
+        }
+    }
     let failed_expectations = scenario
         .expect
         .iter()
-        .filter_map(|e| timeline::check_expectation(e, &timeline).err())
+        .enumerate()
+        .flat_map(|(i, e)| {
+            let timeline_failure = timeline::check_expectation(e, &timeline).err();
+            let object_failure = object_failures.iter().filter(move |(j, _)| *j == i).map(|(_, f)| f.clone());
+            timeline_failure.into_iter().chain(object_failure)
+        })
         .collect();
     Ok(Simulation {
         scenario: scenario.name.clone().unwrap_or_default(),
         timeline,
         final_state: last,
+        objects: cluster.object_map(),
         outcome: Outcome { settled, t: end.0, at: end.human(), failed_expectations },
         final_objects: cluster.objects_by_rollout(),
         changes: std::mem::take(&mut cluster.changes),

@@ -296,13 +296,23 @@ impl Cluster {
                 let labels = self.replica_sets.get(rs).map(labels_of).unwrap_or_default();
                 Some(Event::Applied(Object::Pod(Box::new(kube_pod(rs, n, cohort, &self.namespace, &labels, self.now)))))
             }
+            Event::Applied(Object::Ingress(ing)) => {
+                self.ingresses.get(&name_of(&ing.metadata)).map(|i| Event::Applied(Object::Ingress(Box::new(i.clone()))))
+            }
+            Event::Applied(Object::Route(route)) => {
+                let s = |p: &str| route.pointer(p).and_then(serde_json::Value::as_str).map(str::to_string);
+                let id = (
+                    s("/kind").unwrap_or_default(),
+                    s("/metadata/namespace").unwrap_or_else(|| self.namespace.clone()),
+                    s("/metadata/name").unwrap_or_default(),
+                );
+                self.routes.get(&id).map(|r| Event::Applied(Object::Route(r.clone())))
+            }
             Event::Applied(
                 Object::AnalysisRun(_)
                 | Object::AnalysisTemplate(_)
                 | Object::ClusterAnalysisTemplate(_)
-                | Object::Job(_)
-                | Object::Ingress(_)
-                | Object::Route(_),
+                | Object::Job(_),
             )
             | Event::Deleted { .. }
             | Event::Tick

@@ -1,13 +1,501 @@
-//! The simulated cluster's traffic-router objects: Ingresses and Gateway API routes.
+//! The simulated cluster's traffic-router objects: Ingresses (`networking.k8s.io/v1`) and
+//! Gateway API routes (HTTPRoute, GRPCRoute, TCPRoute), stored as an API server stores
+//! them, shown to the controllers of the Rollouts that name them (like the controller's
+//! watches: [`crate::rollout::references`]), and written by the controllers' actions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::networking::v1::Ingress;
+use serde_json::{json, Value};
 
 use super::cluster::Cluster;
-use crate::state::Action;
+use crate::api::merge::merge_patch;
+use crate::api::RouteKind;
+use crate::objects::to_kube_time;
+use crate::rollout::References;
+use crate::state::{Action, Event, Object, ObjectKind};
+
+/// The key of a stored route: (kind, namespace, name).
+pub type RouteId = (String, String, String);
+
+/// An action the API server refused, with its message.
+pub(super) type Refused = Box<(Action, String)>;
+
+/// What a Rollout manifest names (nothing when its spec does not decode).
+pub(super) fn references_of(obj: &Value) -> References {
+    let (ro, error) = crate::rollout::decode_rollout(obj);
+    if error.is_some() {
+        return References::default();
+    }
+    crate::rollout::references(&ro)
+}
+
+/// The resource name the API server uses in its messages (`ingresses.networking.k8s.io`).
+fn resource_of(kind: &str) -> String {
+    match kind {
+        "Ingress" => "ingresses.networking.k8s.io".into(),
+        "HTTPRoute" => "httproutes.gateway.networking.k8s.io".into(),
+        "GRPCRoute" => "grpcroutes.gateway.networking.k8s.io".into(),
+        "TCPRoute" => "tcproutes.gateway.networking.k8s.io".into(),
+        "Rollout" | "AnalysisTemplate" | "ClusterAnalysisTemplate" | "AnalysisRun" | "Experiment" => {
+            format!("{}s.argoproj.io", kind.to_lowercase())
+        }
+        other => format!("{}s", other.to_lowercase()),
+    }
+}
+
+fn not_found(kind: &str, name: &str) -> String {
+    format!("{} \"{name}\" not found", resource_of(kind))
+}
+
+fn already_exists(kind: &str, name: &str) -> String {
+    format!("{} \"{name}\" already exists", resource_of(kind))
+}
 
 impl Cluster {
-    /// Carries out a traffic-router action of the controller of `rollout`; whether it
-    /// changed anything.
-    pub(super) fn execute_router(&mut self, _rollout: &str, _action: Action) -> bool {
-        // Filled in with the simulator's router objects (issue 10, in progress).
-        false
+    /// The namespace of rollout `name` (the cluster's when it has none).
+    fn namespace_of_rollout(&self, name: &str) -> String {
+        self.rollouts
+            .get(name)
+            .and_then(|r| r.pointer("/metadata/namespace"))
+            .and_then(Value::as_str)
+            .unwrap_or(&self.namespace)
+            .to_string()
     }
+
+    /// The rollouts whose spec names Ingress `name`.
+    fn rollouts_naming_ingress(&self, name: &str) -> Vec<String> {
+        self.refs.iter().filter(|(_, r)| r.ingresses.contains(name)).map(|(n, _)| n.clone()).collect()
+    }
+
+    /// The rollouts whose spec names the route `id`.
+    fn rollouts_naming_route(&self, id: &RouteId) -> Vec<String> {
+        let (kind, namespace, name) = id;
+        self.refs
+            .iter()
+            .filter(|(rollout, refs)| {
+                refs.routes.iter().any(|r| {
+                    r.kind.as_str() == kind
+                        && &r.name == name
+                        && r.namespace.clone().unwrap_or_else(|| self.namespace_of_rollout(rollout)) == *namespace
+                })
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Shows Ingress `name` to the controllers that watch it.
+    pub(super) fn emit_ingress(&mut self, name: &str) {
+        let Some(ing) = self.ingresses.get(name).cloned() else { return };
+        for r in self.rollouts_naming_ingress(name) {
+            self.emit(&r, Event::Applied(Object::Ingress(Box::new(ing.clone()))));
+        }
+    }
+
+    /// Shows the route `id` to the controllers that watch it.
+    pub(super) fn emit_route(&mut self, id: &RouteId) {
+        let Some(route) = self.routes.get(id).cloned() else { return };
+        for r in self.rollouts_naming_route(id) {
+            self.emit(&r, Event::Applied(Object::Route(route.clone())));
+        }
+    }
+
+    /// Tells the controllers that watch it that an Ingress is gone.
+    fn emit_ingress_deleted(&mut self, name: &str, watchers: Vec<String>) {
+        for r in watchers {
+            self.emit(&r, Event::Deleted { kind: ObjectKind::Ingress, name: name.to_string() });
+        }
+    }
+
+    /// Every Ingress and route rollout `rollout` names, as watch events (a controller
+    /// starts watching them, or its Rollout now names others).
+    pub(super) fn emit_router_objects_to(&mut self, rollout: &str) {
+        for event in self.router_objects_of(rollout).into_iter().map(Event::Applied) {
+            self.emit(rollout, event);
+        }
+    }
+
+    /// The Ingresses and routes rollout `rollout` names, as the cluster holds them.
+    pub(super) fn router_objects_of(&self, rollout: &str) -> Vec<Object> {
+        let Some(refs) = self.refs.get(rollout) else { return Vec::new() };
+        let namespace = self.namespace_of_rollout(rollout);
+        let mut out = Vec::new();
+        for name in &refs.ingresses {
+            if let Some(ing) = self.ingresses.get(name) {
+                out.push(Object::Ingress(Box::new(ing.clone())));
+            }
+        }
+        for r in &refs.routes {
+            let id = (r.kind.as_str().to_string(), r.namespace.clone().unwrap_or_else(|| namespace.clone()), r.name.clone());
+            if let Some(route) = self.routes.get(&id) {
+                out.push(Object::Route(route.clone()));
+            }
+        }
+        out
+    }
+
+    /// Creates or replaces an Ingress from a manifest (`objects:` or `apply:`).
+    pub(super) fn apply_ingress(&mut self, obj: Value) -> Result<(), String> {
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut ing: Ingress = serde_json::from_value(obj).map_err(|e| format!("Ingress {name}: {e}"))?;
+        match self.ingresses.get(&name) {
+            Some(old) => {
+                ing.metadata.uid.clone_from(&old.metadata.uid);
+                ing.metadata.creation_timestamp.clone_from(&old.metadata.creation_timestamp);
+                let generation = old.metadata.generation.unwrap_or(1);
+                ing.metadata.generation = Some(if old.spec == ing.spec { generation } else { generation + 1 });
+            }
+            None => self.stamp_ingress(&mut ing, &name),
+        }
+        self.ingresses.insert(name.clone(), ing);
+        self.emit_ingress(&name);
+        Ok(())
+    }
+
+    /// Creates or replaces a Gateway API route from a manifest.
+    pub(super) fn apply_route(&mut self, mut obj: Value) {
+        let id = route_id(&obj, &self.namespace);
+        let old = self.routes.get(&id);
+        let stamp = match old {
+            Some(old) => {
+                let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+                let changed = old.get("spec") != obj.get("spec");
+                json!({
+                    "uid": old.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+                    "creationTimestamp": old.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null),
+                    "generation": if changed { generation + 1 } else { generation },
+                })
+            }
+            None => json!({
+                "uid": format!("uid-{}-{}", id.0.to_lowercase(), id.2),
+                "creationTimestamp": self.now.to_rfc3339(),
+                "generation": 1,
+            }),
+        };
+        if let (Some(meta), Some(stamp)) = (obj.get_mut("metadata").and_then(Value::as_object_mut), stamp.as_object()) {
+            for (k, v) in stamp {
+                meta.insert(k.clone(), v.clone());
+            }
+        }
+        self.routes.insert(id.clone(), obj);
+        self.emit_route(&id);
+    }
+
+    /// What an API server adds to an Ingress it creates.
+    fn stamp_ingress(&self, ing: &mut Ingress, name: &str) {
+        ing.metadata.uid = Some(format!("uid-ingress-{name}"));
+        ing.metadata.creation_timestamp = Some(to_kube_time(self.now));
+        ing.metadata.generation = Some(1);
+        if ing.metadata.namespace.is_none() {
+            ing.metadata.namespace = Some(self.namespace.clone());
+        }
+    }
+
+    /// Carries out a traffic-router action of the controller of `rollout`: whether it
+    /// changed anything, or the action back with the API server's error.
+    pub(super) fn execute_router(&mut self, rollout: &str, action: Action) -> Result<bool, Refused> {
+        match action {
+            Action::CreateIngress { ingress } => {
+                let name = ingress.metadata.name.clone().unwrap_or_default();
+                if self.ingresses.contains_key(&name) {
+                    return Err(Box::new((Action::CreateIngress { ingress }, already_exists("Ingress", &name))));
+                }
+                let mut ing = *ingress;
+                self.stamp_ingress(&mut ing, &name);
+                self.ingresses.insert(name.clone(), ing);
+                self.emit_ingress(&name);
+                Ok(true)
+            }
+            Action::PatchIngress { name, patch } => {
+                let Some(live) = self.ingresses.get(&name) else {
+                    let error = not_found("Ingress", &name);
+                    return Err(Box::new((Action::PatchIngress { name, patch }, error)));
+                };
+                let mut v = serde_json::to_value(live).unwrap_or(Value::Null);
+                merge_patch(&mut v, &patch);
+                let mut ing: Ingress = match serde_json::from_value(v) {
+                    Ok(ing) => ing,
+                    Err(e) => {
+                        let error = format!("Ingress.networking.k8s.io \"{name}\" is invalid: {e}");
+                        return Err(Box::new((Action::PatchIngress { name, patch }, error)));
+                    }
+                };
+                if ing == *live {
+                    return Ok(false);
+                }
+                if ing.spec != live.spec {
+                    ing.metadata.generation = Some(live.metadata.generation.unwrap_or(1) + 1);
+                }
+                self.ingresses.insert(name.clone(), ing);
+                self.emit_ingress(&name);
+                Ok(true)
+            }
+            Action::PatchRoute { kind, namespace, name, patch } => {
+                let ns = namespace.clone().unwrap_or_else(|| self.namespace_of_rollout(rollout));
+                let id = (kind.as_str().to_string(), ns, name.clone());
+                let Some(live) = self.routes.get_mut(&id) else {
+                    let error = not_found(kind.as_str(), &name);
+                    return Err(Box::new((Action::PatchRoute { kind, namespace, name, patch }, error)));
+                };
+                let before = live.clone();
+                merge_patch(live, &patch);
+                if *live == before {
+                    return Ok(false);
+                }
+                if live.get("spec") != before.get("spec") {
+                    let generation = before.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+                    if let Some(meta) = live.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.insert("generation".into(), json!(generation + 1));
+                    }
+                }
+                self.emit_route(&id);
+                Ok(true)
+            }
+            other @ (Action::CreateReplicaSet { .. }
+            | Action::PatchReplicaSet { .. }
+            | Action::DeleteReplicaSet { .. }
+            | Action::SetServiceSelector { .. }
+            | Action::PatchRolloutStatus { .. }
+            | Action::PatchRollout { .. }
+            | Action::EvictPod { .. }
+            | Action::CreateAnalysisRun { .. }
+            | Action::PatchAnalysisRun { .. }
+            | Action::DeleteAnalysisRun { .. }
+            | Action::Measure { .. }
+            | Action::CreateJob { .. }
+            | Action::DeleteJob { .. }
+            | Action::RecordEvent { .. }
+            | Action::WakeAt { .. }) => Err(Box::new((other, "not a traffic-router action".into()))),
+        }
+    }
+
+    /// Reports a refused action to the controller of `rollout` the way the controller's
+    /// executor does: the failure, then what the failed and the skipped actions were about
+    /// as the cluster holds it (or its deletion), then the Rollout.
+    pub(super) fn action_failed(&mut self, rollout: &str, action: Action, error: String, skipped: &[Action]) {
+        let mut targets: Vec<(ObjectKind, String, Option<String>)> = Vec::new();
+        for a in std::iter::once(&action).chain(skipped) {
+            let target = match a {
+                Action::CreateIngress { ingress } => {
+                    Some((ObjectKind::Ingress, ingress.metadata.name.clone().unwrap_or_default(), None))
+                }
+                Action::PatchIngress { name, .. } => Some((ObjectKind::Ingress, name.clone(), None)),
+                Action::PatchRoute { kind, namespace, name, .. } => {
+                    Some((ObjectKind::from(*kind), name.clone(), namespace.clone()))
+                }
+                Action::CreateReplicaSet { replica_set } => {
+                    Some((ObjectKind::ReplicaSet, replica_set.metadata.name.clone().unwrap_or_default(), None))
+                }
+                Action::PatchReplicaSet { name, .. } | Action::DeleteReplicaSet { name } => {
+                    Some((ObjectKind::ReplicaSet, name.clone(), None))
+                }
+                Action::SetServiceSelector { service, .. } => Some((ObjectKind::Service, service.clone(), None)),
+                Action::CreateAnalysisRun { .. }
+                | Action::PatchAnalysisRun { .. }
+                | Action::DeleteAnalysisRun { .. }
+                | Action::Measure { .. }
+                | Action::CreateJob { .. }
+                | Action::DeleteJob { .. }
+                | Action::PatchRolloutStatus { .. }
+                | Action::PatchRollout { .. }
+                | Action::EvictPod { .. }
+                | Action::RecordEvent { .. }
+                | Action::WakeAt { .. } => None,
+            };
+            if let Some(t) = target.filter(|t| !targets.contains(t)) {
+                targets.push(t);
+            }
+        }
+        self.emit(rollout, Event::ActionFailed { action: Box::new(action), error });
+        let namespace = self.namespace_of_rollout(rollout);
+        for (kind, name, ns) in targets {
+            let event = match kind {
+                ObjectKind::Ingress => self.ingresses.get(&name).map(|i| Event::Applied(Object::Ingress(Box::new(i.clone())))),
+                ObjectKind::HttpRoute | ObjectKind::GrpcRoute | ObjectKind::TcpRoute => {
+                    let kind_name = kind.route_kind().map(RouteKind::as_str).unwrap_or_default().to_string();
+                    let id = (kind_name, ns.unwrap_or_else(|| namespace.clone()), name.clone());
+                    self.routes.get(&id).map(|r| Event::Applied(Object::Route(r.clone())))
+                }
+                ObjectKind::ReplicaSet => {
+                    self.replica_sets.get(&name).map(|rs| Event::Applied(Object::ReplicaSet(Box::new(rs.clone()))))
+                }
+                ObjectKind::Service => self.services.get(&name).map(|s| Event::Applied(Object::Service(Box::new(s.clone())))),
+                ObjectKind::Rollout
+                | ObjectKind::Pod
+                | ObjectKind::AnalysisRun
+                | ObjectKind::AnalysisTemplate
+                | ObjectKind::ClusterAnalysisTemplate
+                | ObjectKind::Job => continue,
+            };
+            self.emit(rollout, event.unwrap_or(Event::Deleted { kind, name }));
+        }
+        if let Some(v) = self.rollouts.get(rollout).cloned() {
+            self.emit(rollout, Event::Applied(Object::Rollout(v)));
+        }
+    }
+
+    /// Deletes an object as `kubectl delete` would (a scenario's `delete:` event). A Rollout
+    /// takes with it what it owns (the garbage collector follows owner references): its
+    /// ReplicaSets and their pods, its AnalysisRuns and their Jobs, its canary Ingresses.
+    pub fn delete_object(&mut self, kind: &str, name: &str) -> Result<(), String> {
+        match kind {
+            "Rollout" => {
+                if self.rollouts.remove(name).is_none() {
+                    return Err(not_found(kind, name));
+                }
+                self.refs.remove(name);
+                let owned: Vec<String> = self.replica_sets_of(name).map(|(n, _)| n.clone()).collect();
+                for rs in owned {
+                    self.replica_sets.remove(&rs);
+                    self.delete_pods_of(name, &rs);
+                }
+                self.forget_owned(name);
+                let runs: Vec<String> = self
+                    .analysis_runs
+                    .iter()
+                    .filter(|(_, r)| owned_by(r.pointer("/metadata/ownerReferences"), "Rollout", name))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for run in &runs {
+                    self.analysis_runs.remove(run);
+                }
+                self.jobs.retain(|_, j| {
+                    !j.job.metadata.owner_references.iter().flatten().any(|o| o.kind == "AnalysisRun" && runs.contains(&o.name))
+                });
+                let ingresses: Vec<String> = self
+                    .ingresses
+                    .iter()
+                    .filter(|(_, i)| i.metadata.owner_references.iter().flatten().any(|o| o.kind == "Rollout" && o.name == name))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for ing in ingresses {
+                    self.delete_object("Ingress", &ing)?;
+                }
+                // Its controller stops: what was queued for it is dropped.
+                self.outbox.remove(name);
+                self.emit(name, Event::Deleted { kind: ObjectKind::Rollout, name: name.to_string() });
+                Ok(())
+            }
+            "Ingress" => {
+                let watchers = self.rollouts_naming_ingress(name);
+                if self.ingresses.remove(name).is_none() {
+                    return Err(not_found(kind, name));
+                }
+                self.emit_ingress_deleted(name, watchers);
+                Ok(())
+            }
+            "HTTPRoute" | "GRPCRoute" | "TCPRoute" => {
+                let id = self
+                    .routes
+                    .keys()
+                    .find(|(k, _, n)| k == kind && n == name)
+                    .cloned()
+                    .ok_or_else(|| not_found(kind, name))?;
+                let watchers = self.rollouts_naming_route(&id);
+                self.routes.remove(&id);
+                let kind = RouteKind::from_kind(kind).map(ObjectKind::from).unwrap_or(ObjectKind::HttpRoute);
+                for r in watchers {
+                    self.emit(&r, Event::Deleted { kind, name: name.to_string() });
+                }
+                Ok(())
+            }
+            "Service" => {
+                if self.services.remove(name).is_none() {
+                    return Err(not_found(kind, name));
+                }
+                let names: Vec<String> = self.rollouts.keys().cloned().collect();
+                for r in names {
+                    self.emit(&r, Event::Deleted { kind: ObjectKind::Service, name: name.to_string() });
+                }
+                Ok(())
+            }
+            "AnalysisTemplate" | "ClusterAnalysisTemplate" => {
+                if self.templates.remove(&(kind.to_string(), name.to_string())).is_none() {
+                    return Err(not_found(kind, name));
+                }
+                let object_kind =
+                    if kind == "AnalysisTemplate" { ObjectKind::AnalysisTemplate } else { ObjectKind::ClusterAnalysisTemplate };
+                let names: Vec<String> = self.rollouts.keys().cloned().collect();
+                for r in names {
+                    self.emit(&r, Event::Deleted { kind: object_kind, name: name.to_string() });
+                }
+                Ok(())
+            }
+            _ => match self.others.remove(&(kind.to_string(), name.to_string())) {
+                Some(_) => Ok(()),
+                None => Err(not_found(kind, name)),
+            },
+        }
+    }
+
+    /// Every object the cluster holds but Pods (and Events, which it does not keep), as
+    /// `"Kind/namespace/name"` → the object (cluster-scoped kinds: `"Kind//name"`).
+    pub fn object_map(&self) -> BTreeMap<String, Value> {
+        let mut out = BTreeMap::new();
+        let ns_of = |v: &Value| v.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(&self.namespace).to_string();
+        let mut put = |kind: &str, v: Value| {
+            let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let namespace = if kind == "ClusterAnalysisTemplate" { String::new() } else { ns_of(&v) };
+            out.insert(format!("{kind}/{namespace}/{name}"), v);
+        };
+        for r in self.rollouts.values() {
+            put("Rollout", Arc::unwrap_or_clone(r.clone()));
+        }
+        for rs in self.replica_sets.values() {
+            put("ReplicaSet", with_kind(serde_json::to_value(rs), "apps/v1", "ReplicaSet"));
+        }
+        for svc in self.services.values() {
+            put("Service", with_kind(serde_json::to_value(svc), "v1", "Service"));
+        }
+        for ing in self.ingresses.values() {
+            put("Ingress", with_kind(serde_json::to_value(ing), "networking.k8s.io/v1", "Ingress"));
+        }
+        for ((kind, _, _), route) in &self.routes {
+            put(kind, route.clone());
+        }
+        for ((kind, _), t) in &self.templates {
+            put(kind, t.clone());
+        }
+        for run in self.analysis_runs.values() {
+            put("AnalysisRun", with_kind(Ok(run.clone()), "argoproj.io/v1alpha1", "AnalysisRun"));
+        }
+        for j in self.jobs.values() {
+            put("Job", with_kind(serde_json::to_value(&j.job), "batch/v1", "Job"));
+        }
+        for ((kind, _), v) in &self.others {
+            if kind != "Pod" && kind != "Event" {
+                put(kind, v.clone());
+            }
+        }
+        out
+    }
+}
+
+/// The `apiVersion` and `kind` an API server returns with an object (typed objects
+/// serialize without them).
+fn with_kind(v: Result<Value, serde_json::Error>, api_version: &str, kind: &str) -> Value {
+    let mut v = v.unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("apiVersion".into(), json!(api_version));
+        o.insert("kind".into(), json!(kind));
+    }
+    v
+}
+
+/// Whether owner references (JSON) name an owner of `kind` called `name`.
+fn owned_by(refs: Option<&Value>, kind: &str, name: &str) -> bool {
+    refs.and_then(Value::as_array).into_iter().flatten().any(|o| {
+        o.get("kind").and_then(Value::as_str) == Some(kind) && o.get("name").and_then(Value::as_str) == Some(name)
+    })
+}
+
+/// The key of a route manifest.
+fn route_id(obj: &Value, default_namespace: &str) -> RouteId {
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).map(str::to_string);
+    (
+        s("/kind").unwrap_or_default(),
+        s("/metadata/namespace").unwrap_or_else(|| default_namespace.to_string()),
+        s("/metadata/name").unwrap_or_default(),
+    )
 }

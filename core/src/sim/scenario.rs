@@ -132,6 +132,19 @@ pub struct ScenarioEvent {
     /// Creates or replaces any object.
     #[serde(default, deserialize_with = "unique::opt_value", skip_serializing_if = "Option::is_none")]
     pub apply: Option<Value>,
+    /// Deletes an object (`kubectl delete KIND NAME`); a Rollout takes what it owns with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete: Option<Delete>,
+}
+
+/// `delete`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delete {
+    /// The object's kind (`Rollout`, `Ingress`, `Service`, ...).
+    pub kind: String,
+    /// Its name.
+    pub name: String,
 }
 
 /// The command of a [`ScenarioEvent`].
@@ -157,6 +170,8 @@ pub enum Command {
     Scale(Scale),
     /// See [`ScenarioEvent::apply`].
     Apply(Value),
+    /// See [`ScenarioEvent::delete`].
+    Delete(Delete),
 }
 
 impl Command {
@@ -170,7 +185,8 @@ impl Command {
             }
             Command::Undo(c) => Some(&c.rollout),
             Command::Scale(c) => Some(&c.rollout),
-            Command::Apply(_) => None,
+            Command::Delete(d) if d.kind == "Rollout" => Some(&d.name),
+            Command::Apply(_) | Command::Delete(_) => None,
         }
     }
 }
@@ -209,9 +225,12 @@ impl ScenarioEvent {
         if let Some(c) = &self.apply {
             found.push(Command::Apply(c.clone()));
         }
+        if let Some(c) = &self.delete {
+            found.push(Command::Delete(c.clone()));
+        }
         match found.len() {
             1 => Ok(found.remove(0)),
-            0 => Err("an event needs one command: setImage, promote, abort, retry, pause, resume, restart, undo, scale or apply".into()),
+            0 => Err("an event needs one command: setImage, promote, abort, retry, pause, resume, restart, undo, scale, apply or delete".into()),
             _ => Err("an event may hold only one command".into()),
         }
     }
@@ -314,6 +333,15 @@ pub struct Expectation {
     /// keys given (`name`, `phase`).
     #[serde(default, deserialize_with = "unique::opt_values", skip_serializing_if = "Option::is_none")]
     pub analysis_runs: Option<Vec<Value>>,
+    /// Expected `weights` (Argo's `status.canary.weights`): `null` for none, else the keys
+    /// given must match (maps compared key by key, lists element by element).
+    #[serde(default, deserialize_with = "unique::present_value", skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Value>,
+    /// Objects as the cluster holds them at `at`, by `"Kind/namespace/name"` (the keys of
+    /// the JSON output's `objects`): each must exist and match the keys given (as for
+    /// `weights`); `null` means it must not exist.
+    #[serde(default, deserialize_with = "unique::value_map", skip_serializing_if = "BTreeMap::is_empty")]
+    pub objects: BTreeMap<String, Value>,
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Seconds, D::Error> {
@@ -402,21 +430,27 @@ pub fn parse_scenario(text: &str) -> Result<Scenario, SpecError> {
     Ok(scenario)
 }
 
-/// The apiVersion each kind the simulator knows is served at.
-const KNOWN_KINDS: &[(&str, &str)] = &[
-    ("Rollout", "argoproj.io/v1alpha1"),
-    ("AnalysisTemplate", "argoproj.io/v1alpha1"),
-    ("ClusterAnalysisTemplate", "argoproj.io/v1alpha1"),
-    ("AnalysisRun", "argoproj.io/v1alpha1"),
-    ("Experiment", "argoproj.io/v1alpha1"),
-    ("Service", "v1"),
-    ("Secret", "v1"),
-    ("ConfigMap", "v1"),
-    ("Pod", "v1"),
-    ("ReplicaSet", "apps/v1"),
-    ("Deployment", "apps/v1"),
-    ("Job", "batch/v1"),
-    ("Ingress", "networking.k8s.io/v1"),
+/// The apiVersions each kind the simulator knows is served at (the first is the one the
+/// simulated API server stores).
+const KNOWN_KINDS: &[(&str, &[&str])] = &[
+    ("Rollout", &["argoproj.io/v1alpha1"]),
+    ("AnalysisTemplate", &["argoproj.io/v1alpha1"]),
+    ("ClusterAnalysisTemplate", &["argoproj.io/v1alpha1"]),
+    ("AnalysisRun", &["argoproj.io/v1alpha1"]),
+    ("Experiment", &["argoproj.io/v1alpha1"]),
+    ("Service", &["v1"]),
+    ("Secret", &["v1"]),
+    ("ConfigMap", &["v1"]),
+    ("Pod", &["v1"]),
+    ("ReplicaSet", &["apps/v1"]),
+    ("Deployment", &["apps/v1"]),
+    ("Job", &["batch/v1"]),
+    ("Ingress", &["networking.k8s.io/v1"]),
+    ("HTTPRoute", &["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"]),
+    ("GRPCRoute", &["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1alpha2"]),
+    ("TCPRoute", &["gateway.networking.k8s.io/v1alpha2"]),
+    ("Gateway", &["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"]),
+    ("GatewayClass", &["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"]),
 ];
 
 /// Every object needs a kind and a name; a kind the simulator knows needs its
@@ -427,11 +461,12 @@ fn check_object(obj: &Value) -> Result<(), SpecError> {
         return Err(err("", format!("expected a manifest (a map), got {}", kind_of_json(obj))));
     }
     let kind = obj.get("kind").and_then(Value::as_str).ok_or_else(|| err("kind", "missing kind".into()))?;
-    if let Some((_, version)) = KNOWN_KINDS.iter().find(|(k, _)| *k == kind) {
+    if let Some((_, versions)) = KNOWN_KINDS.iter().find(|(k, _)| *k == kind) {
+        let served = versions.join(" or ");
         match obj.get("apiVersion").and_then(Value::as_str) {
-            Some(v) if v == *version => {}
-            Some(v) => return Err(err("apiVersion", format!("{kind} is served as {version}, not {v}"))),
-            None => return Err(err("apiVersion", format!("missing apiVersion (a {kind} is {version})"))),
+            Some(v) if versions.contains(&v) => {}
+            Some(v) => return Err(err("apiVersion", format!("{kind} is served as {served}, not {v}"))),
+            None => return Err(err("apiVersion", format!("missing apiVersion (a {kind} is {served})"))),
         }
     }
     let meta = obj.get("metadata");
@@ -445,6 +480,7 @@ fn check_object(obj: &Value) -> Result<(), SpecError> {
     match kind {
         "Rollout" => crate::api::parse::from_value_strict::<crate::api::Rollout>(obj).map(|_| ()),
         "Service" => crate::api::parse::from_value_strict::<k8s_openapi::api::core::v1::Service>(obj).map(|_| ()),
+        "Ingress" => crate::api::parse::from_value_strict::<k8s_openapi::api::networking::v1::Ingress>(obj).map(|_| ()),
         _ => Ok(()),
     }
 }

@@ -42,6 +42,46 @@ pub struct RunEntry {
     pub phase: String,
 }
 
+/// One destination of [`WeightsEntry`]: every key always present.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightEntry {
+    /// Its weight, out of `maxTrafficWeight`.
+    pub weight: i32,
+    /// The pod-template hash receiving it (`""` when none).
+    pub pod_template_hash: String,
+    /// The Service receiving it (`""` when none).
+    pub service_name: String,
+}
+
+impl From<&crate::api::WeightDestination> for WeightEntry {
+    fn from(d: &crate::api::WeightDestination) -> Self {
+        WeightEntry { weight: d.weight, pod_template_hash: d.pod_template_hash.clone(), service_name: d.service_name.clone() }
+    }
+}
+
+/// Argo's `status.canary.weights`, as the simulated cluster holds it, with every key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightsEntry {
+    /// The canary destination.
+    pub canary: WeightEntry,
+    /// The stable destination.
+    pub stable: WeightEntry,
+    /// Experiment destinations (`[]` when none).
+    pub additional: Vec<WeightEntry>,
+    /// Whether the router confirmed the weight (`null` when it cannot say).
+    pub verified: Option<bool>,
+}
+
+impl WeightsEntry {
+    /// The total weight: what the canary, the stable and the experiments share.
+    fn total(&self) -> i64 {
+        i64::from(self.canary.weight)
+            + i64::from(self.stable.weight)
+            + self.additional.iter().map(|a| i64::from(a.weight)).sum::<i64>()
+    }
+}
+
 /// The state of one rollout at a time. Written whenever a field other than the time
 /// changes. The keys are a contract: other tools read them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,8 +103,10 @@ pub struct Entry {
     pub step_count: i32,
     /// The weight the steps ask for now (null for blue-green).
     pub set_weight: Option<i32>,
-    /// The canary's share of available pods, in percent (blue-green: the active
-    /// service's share of the new ReplicaSet, 0 or 100).
+    /// The traffic the canary really gets, in percent: with a traffic router its weight
+    /// out of `maxTrafficWeight` (0 while the canary has no available pod); else its share
+    /// of available pods (blue-green: the active service's share of the new ReplicaSet, 0
+    /// or 100).
     pub actual_weight: i32,
     /// `status.stableRS`.
     pub stable_hash: String,
@@ -80,6 +122,8 @@ pub struct Entry {
     pub analysis_runs: Vec<RunEntry>,
     /// Experiments.
     pub experiments: Vec<RunEntry>,
+    /// `status.canary.weights` with a traffic router, every key present; `null` without.
+    pub weights: Option<WeightsEntry>,
 }
 
 impl Entry {
@@ -168,7 +212,16 @@ pub(super) fn entry(cluster: &Cluster, decoded: &mut Decoded, name: &str, t: Sec
         .collect();
     rss.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.name.cmp(&b.name)));
     let steps = ro.spec.steps().len() as i32;
-    let actual_weight = actual_weight(ro, &rss, &active);
+    let weights = st.canary.weights.as_ref().map(|w| WeightsEntry {
+        canary: (&w.canary).into(),
+        stable: (&w.stable).into(),
+        additional: w.additional.iter().map(WeightEntry::from).collect(),
+        verified: w.verified,
+    });
+    let actual_weight = match &weights {
+        Some(w) => routed_weight(w, ro.spec.max_traffic_weight(), &rss),
+        None => actual_weight(ro, &rss, &active),
+    };
     Some(Entry {
         t: t.0,
         at: t.human(),
@@ -186,6 +239,7 @@ pub(super) fn entry(cluster: &Cluster, decoded: &mut Decoded, name: &str, t: Sec
         replica_sets: rss,
         analysis_runs: runs_of(cluster, name),
         experiments: Vec::new(),
+        weights,
     })
 }
 
@@ -221,10 +275,50 @@ fn actual_weight(ro: &Rollout, rss: &[RsEntry], active: &str) -> i32 {
     ((canary * 200 + total) / (2 * total)) as i32
 }
 
+/// The canary's traffic share from the router's weights, in percent of
+/// `maxTrafficWeight` (rounded half up); 0 when no available pod of the canary's
+/// ReplicaSet could take it.
+fn routed_weight(w: &WeightsEntry, max_weight: i32, rss: &[RsEntry]) -> i32 {
+    let hash = &w.canary.pod_template_hash;
+    let available: i64 = rss.iter().filter(|r| !hash.is_empty() && &r.hash == hash).map(|r| i64::from(r.available)).sum();
+    let max = i64::from(max_weight);
+    if available == 0 || max <= 0 {
+        return 0;
+    }
+    let weight = i64::from(w.canary.weight).clamp(0, max);
+    ((weight * 200 + max) / (2 * max)) as i32
+}
+
+/// `part` as a percent of `total`: whole when it is, else with up to two decimals.
+fn percent(part: i64, total: i64) -> String {
+    if total <= 0 {
+        return "0".into();
+    }
+    if (part * 100) % total == 0 {
+        return (part * 100 / total).to_string();
+    }
+    let hundredths = (part * 10_000 * 2 + total) / (2 * total);
+    let text = format!("{}.{:02}", hundredths / 100, hundredths % 100);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The TRAFFIC cell: `canary%/stable%` of the router's weights (experiments appended as
+/// `+n%`), `-` without a router.
+fn traffic_cell(w: Option<&WeightsEntry>) -> String {
+    let Some(w) = w else { return "-".into() };
+    let total = w.total();
+    let mut cell = format!("{}/{}", percent(i64::from(w.canary.weight), total), percent(i64::from(w.stable.weight), total));
+    for a in &w.additional {
+        cell.push_str(&format!("+{}", percent(i64::from(a.weight), total)));
+    }
+    cell
+}
+
 /// Renders the timeline as aligned columns, one line per entry.
 pub fn render_table(entries: &[Entry]) -> String {
-    let header = ["TIME", "ROLLOUT", "PHASE", "STEP", "WEIGHT", "REPLICASETS (desired/ready/available)", "ANALYSIS", "MESSAGE"];
-    let rows: Vec<[String; 8]> = entries
+    let header =
+        ["TIME", "ROLLOUT", "PHASE", "STEP", "WEIGHT", "TRAFFIC", "REPLICASETS (desired/ready/available)", "ANALYSIS", "MESSAGE"];
+    let rows: Vec<[String; 9]> = entries
         .iter()
         .map(|e| {
             let step = match e.current_step_index {
@@ -259,7 +353,8 @@ pub fn render_table(entries: &[Entry]) -> String {
                 .collect::<Vec<_>>()
                 .join(", ");
             let runs = if runs.is_empty() { "-".to_string() } else { runs };
-            [e.at.clone(), e.rollout.clone(), e.phase.clone(), step, weight, rss, runs, message]
+            let traffic = traffic_cell(e.weights.as_ref());
+            [e.at.clone(), e.rollout.clone(), e.phase.clone(), step, weight, traffic, rss, runs, message]
         })
         .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -367,9 +462,66 @@ pub fn check_expectation(exp: &Expectation, timeline: &[Entry]) -> Result<(), St
             }
         }
     }
+    if let Some(want) = &exp.weights {
+        let got = serde_json::to_value(&entry.weights).unwrap_or(Value::Null);
+        if want.is_null() || got.is_null() {
+            if *want != got {
+                problems.push(format!("weights: expected {want}, got {got}"));
+            }
+        } else {
+            match_subset(want, &got, "weights", &mut problems);
+        }
+    }
     if problems.is_empty() {
         Ok(())
     } else {
         Err(format!("at {} ({}): {}", exp.at.human(), exp.rollout, problems.join("; ")))
+    }
+}
+
+/// Checks the `objects` of an expectation against the cluster as it is now.
+pub(super) fn check_objects(exp: &Expectation, cluster: &Cluster) -> Result<(), String> {
+    if exp.objects.is_empty() {
+        return Ok(());
+    }
+    let objects = cluster.object_map();
+    let mut problems = Vec::new();
+    for (key, want) in &exp.objects {
+        match (objects.get(key), want.is_null()) {
+            (None, true) => {}
+            (Some(_), true) => problems.push(format!("{key}: expected no such object")),
+            (None, false) => problems.push(format!("{key}: no such object")),
+            (Some(got), false) => match_subset(want, got, key, &mut problems),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("at {} ({}): {}", exp.at.human(), exp.rollout, problems.join("; ")))
+    }
+}
+
+/// Whether `got` has what `want` gives: maps key by key (a `null` wants the key absent or
+/// null), lists of the same length element by element, anything else equal. What differs
+/// goes to `problems`, by path.
+fn match_subset(want: &Value, got: &Value, path: &str, problems: &mut Vec<String>) {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, wv) in w {
+                let child = format!("{path}.{k}");
+                match g.get(k) {
+                    Some(gv) => match_subset(wv, gv, &child, problems),
+                    None if wv.is_null() => {}
+                    None => problems.push(format!("{child}: expected {wv}, got nothing")),
+                }
+            }
+        }
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
+            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
+                match_subset(wv, gv, &format!("{path}[{i}]"), problems);
+            }
+        }
+        (w, g) if w == g => {}
+        (w, g) => problems.push(format!("{path}: expected {w}, got {g}")),
     }
 }
