@@ -36,6 +36,10 @@ pub fn state_dir() -> PathBuf {
 
 static PLANE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
+/// An image whose pods the plane's fake kubelet runs (and serves) but never makes Ready
+/// (`--never-ready`), for tests of what happens before a pod is ready.
+pub const NEVER_READY_IMAGE: &str = "argoproj/rollouts-demo:never-ready";
+
 /// Starts the plane (once per process) and returns its kubeconfig; panics with the reason when
 /// it cannot be built or started.
 pub fn kubeconfig() -> PathBuf {
@@ -53,6 +57,7 @@ fn start_plane() -> Result<PathBuf, String> {
     let output = Command::new(&up)
         .env("ROLLOUTS_DEV_CLUSTER_STATE", state_dir())
         .env("ROLLOUTS_FAKE_KUBELET", env!("CARGO_BIN_EXE_fake-kubelet"))
+        .env("ROLLOUTS_FAKE_KUBELET_ARGS", format!("--never-ready {NEVER_READY_IMAGE}"))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", up.display()))?;
