@@ -263,6 +263,7 @@ impl Proxy for Envoy {
                 .spawn()
                 .map_err(|e| Error::io(&self.bin, e))?;
             info!(pid = child.id(), port = self.port, "envoy started");
+            served::write_pid(&self.dir, child.id()).await?;
             self.child = Some(child);
         }
         served::wait_generation(self.port, generation, Duration::from_secs(30)).await

@@ -510,6 +510,7 @@ impl Proxy for Nginx {
                 .spawn()
                 .map_err(|e| Error::io(&self.bin, e))?;
             info!(pid = child.id(), port = self.port, "nginx started");
+            served::write_pid(&self.dir, child.id()).await?;
             self.child = Some(child);
         } else {
             let status = self

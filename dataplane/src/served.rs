@@ -27,6 +27,12 @@ pub async fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), Error>
         .map_err(|e| Error::io(path, e))
 }
 
+/// Records the proxy's pid in `<dir>/proxy.pid` (for the scripts that stop what they started).
+pub async fn write_pid(dir: &Path, pid: Option<u32>) -> Result<(), Error> {
+    let pid = pid.map(|p| p.to_string()).unwrap_or_default();
+    write_atomically(&dir.join("proxy.pid"), pid.as_bytes()).await
+}
+
 /// The served JSON of the proxy on `127.0.0.1:port` (one request on a connection of its own;
 /// HTTP/1.1, as Envoy refuses HTTP/1.0 by default).
 pub async fn fetch(port: u16) -> Result<Value, String> {

@@ -15,6 +15,10 @@ STATE=${ROLLOUTS_DEV_CLUSTER_STATE:-${XDG_RUNTIME_DIR:-/tmp}/rollouts-dev-cluste
 STATE=${STATE%/}
 # Started in this order, stopped in the reverse one.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager fake-kubelet)
+# The data planes `ingress` and `gateway` start on a plane that is up (each: the proxy, and the
+# translator that runs it); not needed for the plane to be up; stopped first (translators
+# first: each stops its proxy).
+DATAPLANES=(ingress-proxy ingress-dataplane gateway-proxy gateway-dataplane)
 
 log() { echo "$(basename "$0"): $*" >&2; }
 die() { echo "$(basename "$0"): error: $*" >&2; exit 1; }
@@ -80,6 +84,9 @@ start_component() {
 
 stop_all() {
     local i
+    for ((i = ${#DATAPLANES[@]} - 1; i >= 0; i--)); do
+        stop_component "${DATAPLANES[i]}"
+    done
     for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
         stop_component "${COMPONENTS[i]}"
     done
@@ -118,4 +125,95 @@ fake_kubelet_binary() {
         touch "$bin"
     fi
     echo "$bin"
+}
+
+# The data plane translator: $ROLLOUTS_DATAPLANE, else the workspace's debug build, (re)built
+# with cargo only when missing or older than its sources.
+dataplane_binary() {
+    if [[ -n ${ROLLOUTS_DATAPLANE:-} ]]; then
+        [[ -x $ROLLOUTS_DATAPLANE ]] || die "ROLLOUTS_DATAPLANE=$ROLLOUTS_DATAPLANE is not executable"
+        echo "$ROLLOUTS_DATAPLANE"
+        return
+    fi
+    local target=${CARGO_TARGET_DIR:-$REPO/target}
+    [[ $target == /* ]] || target=$REPO/$target
+    local bin=$target/debug/rollouts-dataplane stale=
+    if [[ -x $bin ]]; then
+        [[ $REPO/dataplane/Cargo.toml -nt $bin || $REPO/Cargo.lock -nt $bin ]] && stale=1
+        [[ -n $(find "$REPO/dataplane/src" -newer "$bin" -print -quit 2>/dev/null) ]] && stale=1
+    else
+        stale=1
+    fi
+    if [[ -n $stale ]]; then
+        command -v cargo >/dev/null || die "cargo is missing: cannot build the data plane (or set ROLLOUTS_DATAPLANE)"
+        log "building the data plane (cargo build -p rollouts-dataplane)"
+        (cd "$REPO" && cargo build -q -p rollouts-dataplane) >&2 || die "cargo build -p rollouts-dataplane failed"
+        [[ -x $bin ]] || die "cargo built no $bin"
+        touch "$bin"
+    fi
+    echo "$bin"
+}
+
+# A 127.0.0.1 port nobody listens on.
+free_loopback_port() {
+    local port i
+    for ((i = 0; i < 200; i++)); do
+        port=$((20000 + RANDOM % 12000))
+        if ! (exec 5<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+    die "found no free port on 127.0.0.1"
+}
+
+# Does the proxy on 127.0.0.1:PORT answer its served configuration?
+dataplane_serves() {
+    curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$1/.rollouts/served" 2>/dev/null
+}
+
+# Shared by `ingress` and `gateway`: starts data plane NAME (translator subcommand MODE, proxy
+# binary from the script $HERE/MODE) on the plane that is up, unless it runs already; prints
+# `export VAR=http://127.0.0.1:<port>` on fd 3. Extra arguments go to the translator.
+start_dataplane() {
+    local name=$1 mode=$2 var=$3
+    shift 3
+    local dir=$STATE/$name port pid proxy_bin bin i
+    take_lock
+    [[ -f $STATE/up.done ]] && load_env || die "no plane is up in $STATE (run deploy/dev-cluster/up)"
+    if live_pid "$name-dataplane" >/dev/null && live_pid "$name-proxy" >/dev/null &&
+        port=$(cat "$dir/port" 2>/dev/null) && dataplane_serves "$port"; then
+        log "$name already serves on 127.0.0.1:$port"
+        echo "export $var=http://127.0.0.1:$port" >&3
+        return
+    fi
+    stop_component "$name-dataplane"
+    stop_component "$name-proxy"
+    proxy_bin=$("$HERE/$mode") || die "no $mode binary (see above)"
+    bin=$(dataplane_binary)
+    port=${ROLLOUTS_DEV_CLUSTER_DATAPLANE_PORT:-$(free_loopback_port)}
+    rm -rf "$dir" && mkdir -p "$dir"
+    echo "$port" >"$dir/port"
+    log "starting $name: $mode on 127.0.0.1:$port (log: $STATE/logs/$name-dataplane.log)"
+    KUBECONFIG=$KUBECONFIG_PATH start_component "$name-dataplane" "$bin" "$mode" "--$mode" "$proxy_bin" \
+        --state "$dir" --port "$port" "$@"
+    local deadline=$((SECONDS + ${ROLLOUTS_DEV_CLUSTER_TIMEOUT:-90}))
+    until [[ -s $dir/proxy.pid ]] && dataplane_serves "$port"; do
+        if ! live_pid "$name-dataplane" >/dev/null || ((SECONDS > deadline)); then
+            tail -n 20 "$STATE/logs/$name-dataplane.log" >&2 || true
+            stop_component "$name-dataplane"
+            die "$name did not come up (log: $STATE/logs/$name-dataplane.log)"
+        fi
+        sleep 0.2
+    done
+    # The proxy is the translator's child; recorded too, so that `down` stops it even if the
+    # translator died.
+    pid=$(<"$dir/proxy.pid")
+    for ((i = 0; i < 50; i++)); do
+        readlink "/proc/$pid/exe" >"$STATE/pids/$name-proxy.exe" 2>/dev/null && break
+        sleep 0.1
+    done
+    sed -i 's/ (deleted)$//' "$STATE/pids/$name-proxy.exe"
+    echo "$pid" >"$STATE/pids/$name-proxy"
+    echo "export $var=http://127.0.0.1:$port" >&3
 }
