@@ -43,7 +43,7 @@ mod tests {
     use super::*;
 
     fn cg(s: Option<Amount>, u: Option<Amount>) -> CanaryGen {
-        CanaryGen { steps: vec![], max_surge: s, max_unavailable: u, services: false }
+        CanaryGen { steps: vec![], max_surge: s, max_unavailable: u, services: false, router: None }
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub fn pause_hot_loop_present() -> bool {
                 max_surge: None,
                 max_unavailable: None,
                 services: false,
+                router: None,
             }),
         };
         let mut d = Driver::new(&rollout.objects(), Default::default());

@@ -89,7 +89,7 @@ pub struct CommonGen {
     pub image: usize,
 }
 
-/// A basic canary (no traffic routing).
+/// A canary: basic, or behind a traffic router.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CanaryGen {
     /// `steps`.
@@ -100,7 +100,27 @@ pub struct CanaryGen {
     pub max_unavailable: Option<Amount>,
     /// Whether `canaryService` / `stableService` are set (and the Services created).
     pub services: bool,
+    /// The traffic router, if any (the Services are then always set).
+    pub router: Option<RouterGen>,
 }
+
+/// A traffic router and the fields that only apply behind one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterGen {
+    /// Gateway API (an HTTPRoute) rather than NGINX (an Ingress).
+    pub gateway_api: bool,
+    /// `dynamicStableScale`.
+    pub dynamic_stable_scale: bool,
+    /// `abortScaleDownDelaySeconds`.
+    pub abort_scale_down_delay_seconds: Option<i32>,
+    /// `scaleDownDelaySeconds` (never with `dynamicStableScale`).
+    pub scale_down_delay_seconds: Option<i32>,
+    /// `setCanaryScale` steps to insert: (index in the steps, replicas).
+    pub canary_scale: Option<(usize, i32)>,
+}
+
+/// Name of the NGINX router's stable Ingress / the Gateway API router's HTTPRoute.
+pub const ROUTE: &str = "demo-route";
 
 /// A blue-green strategy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,9 +216,30 @@ impl RolloutGen {
                 if let Some(u) = &cg.max_unavailable {
                     canary.insert("maxUnavailable".into(), u.to_json());
                 }
-                if cg.services {
+                if cg.services || cg.router.is_some() {
                     canary.insert("canaryService".into(), json!(CANARY_SERVICE));
                     canary.insert("stableService".into(), json!(STABLE_SERVICE));
+                }
+                if let Some(r) = &cg.router {
+                    let tr = if r.gateway_api {
+                        json!({"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": ROUTE}}})
+                    } else {
+                        json!({"nginx": {"stableIngress": ROUTE}})
+                    };
+                    canary.insert("trafficRouting".into(), tr);
+                    if r.dynamic_stable_scale {
+                        canary.insert("dynamicStableScale".into(), json!(true));
+                    }
+                    if let Some(d) = r.abort_scale_down_delay_seconds {
+                        canary.insert("abortScaleDownDelaySeconds".into(), json!(d));
+                    }
+                    if let Some(d) = r.scale_down_delay_seconds {
+                        canary.insert("scaleDownDelaySeconds".into(), json!(d));
+                    }
+                    if let (Some((at, replicas)), Some(Value::Array(steps))) = (r.canary_scale, canary.get_mut("steps")) {
+                        let at = at.min(steps.len());
+                        steps.insert(at, json!({"setCanaryScale": {"replicas": replicas}}));
+                    }
                 }
                 json!({"canary": canary})
             }
@@ -247,7 +288,7 @@ impl RolloutGen {
     /// The Services the rollout references.
     pub fn services(&self) -> Vec<Value> {
         match &self.strategy {
-            StrategyGen::Canary(c) if c.services => {
+            StrategyGen::Canary(c) if c.services || c.router.is_some() => {
                 vec![service_manifest(CANARY_SERVICE), service_manifest(STABLE_SERVICE)]
             }
             StrategyGen::Canary(_) => Vec::new(),
@@ -261,9 +302,35 @@ impl RolloutGen {
         }
     }
 
-    /// The Services, then the Rollout: what a scenario's `objects:` holds.
+    /// The router's object (the stable Ingress or the HTTPRoute), if routed.
+    pub fn router_object(&self) -> Option<Value> {
+        let r = self.canary()?.router.as_ref()?;
+        Some(if r.gateway_api {
+            json!({
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": {"name": ROUTE},
+                "spec": {"rules": [{"backendRefs": [
+                    {"name": STABLE_SERVICE, "port": 80},
+                    {"name": CANARY_SERVICE, "port": 80}
+                ]}]}
+            })
+        } else {
+            json!({
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": {"name": ROUTE},
+                "spec": {"ingressClassName": "nginx", "rules": [{"host": "demo.local", "http": {"paths": [
+                    {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": STABLE_SERVICE, "port": {"number": 80}}}}
+                ]}}]}
+            })
+        })
+    }
+
+    /// The Services and router objects, then the Rollout: what a scenario's `objects:` holds.
     pub fn objects(&self) -> Vec<Value> {
         let mut v = self.services();
+        v.extend(self.router_object());
         v.push(self.manifest());
         v
     }
@@ -325,7 +392,36 @@ pub fn canary_strategy() -> impl Strategy<Value = CanaryGen> {
             max_surge,
             max_unavailable,
             services,
+            router: None,
         })
+}
+
+/// A router and its fields: NGINX or the Gateway API, `dynamicStableScale` or a
+/// `scaleDownDelaySeconds` (never both), an abort delay (0 keeps the canary), and
+/// sometimes a `setCanaryScale` step.
+pub fn router() -> impl Strategy<Value = RouterGen> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of(0..=40i32),
+        prop::option::of(0..=40i32),
+        prop::option::of((0..=10usize, 0..=12i32)),
+    )
+        .prop_map(|(gateway_api, dynamic_stable_scale, abort, delay, canary_scale)| RouterGen {
+            gateway_api,
+            dynamic_stable_scale,
+            abort_scale_down_delay_seconds: abort,
+            scale_down_delay_seconds: if dynamic_stable_scale { None } else { delay },
+            canary_scale,
+        })
+}
+
+/// A canary behind a traffic router, with `replicas` in range.
+pub fn routed_canary_rollout(replicas: std::ops::RangeInclusive<i32>, images: usize) -> impl Strategy<Value = RolloutGen> {
+    (common(replicas, images), canary_strategy(), router()).prop_map(|(common, mut c, r)| {
+        c.router = Some(r);
+        RolloutGen { common, strategy: StrategyGen::Canary(c) }
+    })
 }
 
 /// A blue-green strategy; `previewReplicaCount` is at most `max_replicas`.
@@ -371,7 +467,13 @@ pub fn blue_green_rollout(replicas: std::ops::RangeInclusive<i32>, images: usize
         .prop_map(|(common, b)| RolloutGen { common, strategy: StrategyGen::BlueGreen(b) })
 }
 
-/// Either strategy (canary three times as often).
+/// Any strategy: a basic canary three times as often as blue-green or a routed canary.
 pub fn any_rollout(replicas: std::ops::RangeInclusive<i32>, images: usize) -> impl Strategy<Value = RolloutGen> {
-    prop_oneof![3 => canary_rollout(replicas.clone(), images), 1 => blue_green_rollout(replicas, images)]
+    // Boxed: the composed strategy types are deep enough that generating a value
+    // overflows a test thread's stack in debug builds otherwise.
+    prop_oneof![
+        3 => canary_rollout(replicas.clone(), images).boxed(),
+        1 => blue_green_rollout(replicas.clone(), images).boxed(),
+        1 => routed_canary_rollout(replicas, images).boxed(),
+    ]
 }

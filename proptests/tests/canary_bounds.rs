@@ -197,6 +197,7 @@ fn update_over_a_paused_update() -> ScenarioGen {
                 max_surge: None,
                 max_unavailable: Some(Amount::Int(1)),
                 services: false,
+                router: None,
             }),
         },
         pod_startup: 1,

@@ -286,6 +286,12 @@ impl Ctx<'_> {
         if self.ro.status.blue_green.scale_up_preview_check_point {
             return true;
         }
+        // A halted rollout sets nothing new: a timed pause that ends while it is paused
+        // would otherwise change the status on whichever reconcile comes next, with no
+        // wake-up asked for it (the pause's timer is not armed while halted).
+        if self.halt_progress() {
+            return false;
+        }
         if !self.completed_pre_promotion_analysis() || !self.completed_blue_green_pause() {
             return false;
         }
