@@ -53,11 +53,30 @@ pub fn describe(action: &Action) -> Option<String> {
         Action::Measure { run, metric, index, .. } => format!("Measure {run} {metric} #{index}"),
         Action::CreateJob { job } => format!("CreateJob {}", job.metadata.name.as_deref().unwrap_or_default()),
         Action::DeleteJob { name } => format!("DeleteJob {name}"),
-        Action::CreateIngress { ingress } => format!(
-            "CreateIngress {} {}",
-            ingress.metadata.name.as_deref().unwrap_or_default(),
-            json(&serde_json::to_value(ingress).unwrap_or_default())
-        ),
+        Action::CreateIngress { ingress } => {
+            // What the line would repeat (its kind, name, namespace, the owning Rollout) left out.
+            let mut v = serde_json::to_value(ingress).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("apiVersion");
+                o.remove("kind");
+            }
+            if let Some(m) = v.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
+                for key in ["name", "namespace", "ownerReferences"] {
+                    m.remove(key);
+                }
+            }
+            let owner = ingress.metadata.owner_references.iter().flatten().find(|o| o.controller == Some(true));
+            match owner {
+                Some(o) => format!(
+                    "CreateIngress {} owner={}/{} {}",
+                    ingress.metadata.name.as_deref().unwrap_or_default(),
+                    o.kind,
+                    o.name,
+                    json(&v)
+                ),
+                None => format!("CreateIngress {} {}", ingress.metadata.name.as_deref().unwrap_or_default(), json(&v)),
+            }
+        }
         Action::PatchIngress { name, patch } => format!("PatchIngress {name} {}", json(patch)),
         Action::PatchRoute { kind, namespace, name, patch } => match namespace {
             Some(ns) => format!("Patch{} {ns}/{name} {}", kind.as_str(), json(patch)),
