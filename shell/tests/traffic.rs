@@ -1,0 +1,655 @@
+//! Traffic routing end to end: the real controller (under the RBAC `deploy/rbac.yaml` grants)
+//! and the real CLI move a canary's weight, and real proxies (Debian's nginx for Ingresses,
+//! Envoy for Gateway API routes, both configured from the cluster by `rollouts-dataplane`)
+//! split real requests between the pods the fake kubelet serves. Every check of a weight
+//! counts ≥1,000 answers per pod-template hash and prints the counts.
+//!
+//! Each test has its own namespace, controller and Host names, so they run in parallel on one
+//! plane and one proxy of each kind.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{json, Value};
+use support::{field, summary, traffic, wait_for, Env, NEVER_READY_IMAGE};
+
+const MINUTE: Duration = Duration::from_secs(60);
+/// No test may take longer than this, whatever hangs.
+const TEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// Requests per measurement.
+const REQUESTS: usize = 1000;
+
+/// Runs a test body under [`TEST_TIMEOUT`].
+async fn within_timeout(what: &str, body: impl Future<Output = ()>) {
+    if tokio::time::timeout(TEST_TIMEOUT, body).await.is_err() {
+        panic!("{what} did not finish within {TEST_TIMEOUT:?}");
+    }
+}
+
+// --- rollouts -------------------------------------------------------------------------------
+
+async fn rollout_until(env: &Env, name: &str, what: &str, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Value {
+    wait_for(timeout, what, || async {
+        let ro = env.rollout(name).await;
+        if ok(&ro) { Ok(ro) } else { Err(format!("{} weights={}", summary(&ro), field(&ro, "/status/canary/weights"))) }
+    })
+    .await
+}
+
+fn phase(ro: &Value) -> String {
+    field(ro, "/status/phase")
+}
+
+fn step(ro: &Value) -> i64 {
+    ro.pointer("/status/currentStepIndex").and_then(Value::as_i64).unwrap_or(-1)
+}
+
+fn observed(ro: &Value) -> bool {
+    let generation = ro.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+    field(ro, "/status/observedGeneration") == generation.to_string()
+}
+
+fn healthy(ro: &Value) -> bool {
+    observed(ro) && phase(ro) == "Healthy"
+}
+
+/// `status.canary.weights.canary.weight`, -1 without weights.
+fn canary_weight(ro: &Value) -> i64 {
+    ro.pointer("/status/canary/weights/canary/weight").and_then(Value::as_i64).unwrap_or(-1)
+}
+
+// --- objects --------------------------------------------------------------------------------
+
+fn resource(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let plural = match kind {
+        "Rollout" => "rollouts",
+        "Service" => "services",
+        "Ingress" => "ingresses",
+        "HTTPRoute" => "httproutes",
+        "ServiceAccount" => "serviceaccounts",
+        "Role" => "roles",
+        "RoleBinding" => "rolebindings",
+        other => panic!("the traffic tests do not know the plural of {other}"),
+    };
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+/// Creates the objects of a YAML stream in the test's namespace.
+async fn apply(env: &Env, yaml: &str) {
+    for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
+        let value: Value = serde::Deserialize::deserialize(doc).expect("test YAML");
+        if value.is_null() {
+            continue;
+        }
+        let mut object: DynamicObject = serde_json::from_value(value).expect("an object");
+        object.metadata.namespace = Some(env.namespace.clone());
+        let types = object.types.clone().expect("apiVersion and kind");
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(env.client.clone(), &env.namespace, &resource(&types.api_version, &types.kind));
+        api.create(&PostParams::default(), &object)
+            .await
+            .unwrap_or_else(|e| panic!("create {} {:?}: {e}", types.kind, object.metadata.name));
+    }
+}
+
+async fn ingress(env: &Env, name: &str) -> Option<Ingress> {
+    Api::<Ingress>::namespaced(env.client.clone(), &env.namespace).get_opt(name).await.expect("get ingress")
+}
+
+async fn http_route(env: &Env, name: &str) -> Value {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(env.client.clone(), &env.namespace, &resource("gateway.networking.k8s.io/v1", "HTTPRoute"));
+    serde_json::to_value(api.get(name).await.expect("get the HTTPRoute")).unwrap()
+}
+
+fn annotation<'a>(ing: &'a Ingress, key: &str) -> Option<&'a str> {
+    ing.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+// --- the controller under the deployed RBAC -------------------------------------------------
+
+/// The rules of the ClusterRole in `deploy/rbac.yaml`, without those whose resources match
+/// `drop`.
+fn deployed_rules(drop: &[&str]) -> Vec<Value> {
+    let text = std::fs::read_to_string(support::repo().join("deploy/rbac.yaml")).expect("deploy/rbac.yaml");
+    let role = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| <Value as serde::Deserialize>::deserialize(doc).expect("deploy/rbac.yaml is YAML"))
+        .find(|doc| doc["kind"] == "ClusterRole")
+        .expect("a ClusterRole in deploy/rbac.yaml");
+    let rules = role["rules"].as_array().expect("rules").clone();
+    rules
+        .into_iter()
+        .filter(|r| !r["resources"].as_array().into_iter().flatten().any(|res| drop.contains(&res.as_str().unwrap_or_default())))
+        .collect()
+}
+
+/// A ServiceAccount bound (in the test's namespace) to the deployed ClusterRole's rules minus
+/// `drop`, and a kubeconfig that authenticates as it: what the controller runs with in a
+/// cluster, confined to this namespace (`--namespaced`).
+async fn service_account_kubeconfig(env: &Env, drop: &[&str]) -> PathBuf {
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "argo-rollouts"},
+        "rules": deployed_rules(drop),
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "argo-rollouts"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "argo-rollouts"},
+        "subjects": [{"kind": "ServiceAccount", "name": "argo-rollouts", "namespace": env.namespace}],
+    });
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "argo-rollouts"}});
+    let yaml = [account, role, binding].iter().map(|v| serde_yaml_ng::to_string(v).unwrap()).collect::<Vec<_>>().join("---\n");
+    apply(env, &yaml).await;
+    // 1.20: the token controller writes the account's token into a Secret.
+    let accounts: Api<ServiceAccount> = Api::namespaced(env.client.clone(), &env.namespace);
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.namespace);
+    let token = wait_for(MINUTE, "the service account's token", || async {
+        let sa = accounts.get("argo-rollouts").await.map_err(|e| e.to_string())?;
+        let name = sa.secrets.unwrap_or_default().into_iter().find_map(|r| r.name).ok_or("no token secret yet")?;
+        let secret = secrets.get(&name).await.map_err(|e| e.to_string())?;
+        let token = secret.data.unwrap_or_default().remove("token").ok_or("no token yet")?;
+        String::from_utf8(token.0).map_err(|e| e.to_string())
+    })
+    .await;
+    let text = std::fs::read_to_string(&env.kubeconfig).expect("the plane's kubeconfig");
+    let mut config: Value = serde_yaml_ng::from_str(&text).expect("kubeconfig YAML");
+    for user in config["users"].as_array_mut().expect("kubeconfig users") {
+        user["user"] = json!({"token": token});
+    }
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-controller.kubeconfig", env.namespace));
+    std::fs::write(&path, serde_yaml_ng::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+/// The test's environment with the controller's credentials instead of the admin's (the
+/// CLI keeps the admin's: it is the user).
+fn as_controller(env: &Env, kubeconfig: PathBuf) -> Env {
+    Env { kubeconfig, client: env.client.clone(), namespace: env.namespace.clone() }
+}
+
+// --- (a) the seed's NGINX walkthrough, through the CLI ---------------------------------------
+
+/// The seed's manifests (service.yaml, ingress.yaml, rollout.yaml of "Argo Rollouts 与 NGINX
+/// Ingress 集成"), the Ingress's host made unique to the test.
+fn seed_nginx(host: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: rollouts-demo-canary}}
+spec:
+  ports: [{{port: 80, targetPort: http, protocol: TCP, name: http}}]
+  selector: {{app: rollouts-demo}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: rollouts-demo-stable}}
+spec:
+  ports: [{{port: 80, targetPort: http, protocol: TCP, name: http}}]
+  selector: {{app: rollouts-demo}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: rollouts-demo-stable}}
+spec:
+  ingressClassName: nginx
+  rules:
+    - host: {host}
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: rollouts-demo-stable
+                port: {{number: 80}}
+---
+{}"#,
+        include_str!("../../fixtures/rollouts/seed-nginx-canary.yaml")
+    )
+}
+
+const NAME: &str = "rollouts-demo";
+const CANARY_INGRESS: &str = "rollouts-demo-rollouts-demo-stable-canary";
+
+/// The nginx location of `host` in the served JSON.
+fn nginx_location<'a>(served: &'a Value, host: &str) -> Option<&'a Value> {
+    served["locations"].as_array()?.iter().find(|l| l["host"] == host)
+}
+
+/// Waits until nginx serves `host` with the canary at `weight` and the given numbers of
+/// ready endpoints behind the stable and (when given) canary Services. (Until a canary pod is
+/// available the canary Service selects the stable pods, as in Argo.)
+async fn nginx_serves(proxy: &Proxy, host: &str, weight: i64, stable_endpoints: u64, canary_endpoints: Option<u64>) {
+    proxy
+        .wait_served(&format!("nginx to serve {host} with canary weight {weight}"), |served| {
+            let Some(l) = nginx_location(served, host) else { return false };
+            l["stable"]["endpoints"].as_u64() == Some(stable_endpoints)
+                && l["canary"]["weight"].as_i64() == Some(weight)
+                && canary_endpoints.is_none_or(|n| l["canary"]["endpoints"].as_u64() == Some(n))
+        })
+        .await;
+}
+
+/// The seed's NGINX walkthrough end to end, through the CLI, with requests through nginx at
+/// every weight: all stable before the update; 0 on a canary that is not ready, and after
+/// its abort; 5 % at `setWeight: 5`; all on the new version after `promote`; 0 on a canary
+/// aborted at 5 %. The controller runs with the deployed RBAC grants minus the Gateway API's:
+/// it cannot list routes, and serves everything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_nginx_walkthrough_through_the_cli() {
+    within_timeout("the NGINX walkthrough", async {
+        let proxy = Proxy::nginx().await;
+        let env = Env::new("tr-nginx").await;
+        let host = format!("{}.rollouts-demo.local", env.namespace);
+        let kubeconfig = service_account_kubeconfig(&env, &["httproutes"]).await;
+        let controller = as_controller(&env, kubeconfig).controller(&[]);
+        apply(&env, &seed_nginx(&host)).await;
+
+        // First deploy: Healthy on blue; the canary Ingress is Argo's clone at weight 0.
+        let ro = rollout_until(&env, NAME, "the first deploy to be Healthy", MINUTE, healthy).await;
+        let blue = field(&ro, "/status/stableRS");
+        let canary_ingress = wait_for(MINUTE, "the canary Ingress", || async {
+            let ing = ingress(&env, CANARY_INGRESS).await.ok_or("none yet")?;
+            if annotation(&ing, "nginx.ingress.kubernetes.io/canary-weight") == Some("0") { Ok(ing) } else { Err(format!("{:?}", ing.metadata.annotations)) }
+        })
+        .await;
+        assert_eq!(annotation(&canary_ingress, "nginx.ingress.kubernetes.io/canary"), Some("true"));
+        let owner = canary_ingress.metadata.owner_references.clone().unwrap_or_default();
+        assert!(owner.iter().any(|o| o.kind == "Rollout" && o.name == NAME), "{owner:?}");
+        let rule = &canary_ingress.spec.as_ref().unwrap().rules.as_ref().unwrap()[0];
+        assert_eq!(rule.host.as_deref(), Some(host.as_str()));
+        let backend = rule.http.as_ref().unwrap().paths[0].backend.service.as_ref().unwrap();
+        assert_eq!(backend.name, "rollouts-demo-canary");
+        nginx_serves(&proxy, &host, 0, 1, None).await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("nginx", "before the update", &counts);
+        assert_eq!(counts, BTreeMap::from([(blue.clone(), REQUESTS as u64)]), "all to the stable hash");
+
+        // A canary that never becomes ready: the step asks for 5, the canary gets 0.
+        env.cli_ok(&["set", "image", NAME, &format!("rollouts-demo={NEVER_READY_IMAGE}")]);
+        let ro = rollout_until(&env, NAME, "the unready canary to be created", MINUTE, |ro| {
+            observed(ro) && field(ro, "/status/currentPodHash") != blue
+        })
+        .await;
+        let unready = field(&ro, "/status/currentPodHash");
+        wait_running_unready(&env, &unready).await;
+        let ro = env.rollout(NAME).await;
+        assert_eq!(canary_weight(&ro), 0, "weights of an unready canary: {}", field(&ro, "/status/canary/weights"));
+        assert_eq!(step(&ro), 0, "{}", summary(&ro));
+        let ing = ingress(&env, CANARY_INGRESS).await.unwrap();
+        assert_eq!(annotation(&ing, "nginx.ingress.kubernetes.io/canary-weight"), Some("0"));
+        nginx_serves(&proxy, &host, 0, 1, None).await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("nginx", "canary not ready (setWeight 5)", &counts);
+        assert_eq!(counts.get(&unready), None, "requests reached a canary that is not ready: {counts:?}");
+        assert_eq!(counts, BTreeMap::from([(blue.clone(), REQUESTS as u64)]));
+
+        // Abort: still all on blue.
+        env.cli_ok(&["abort", NAME]);
+        rollout_until(&env, NAME, "the abort", MINUTE, |ro| phase(ro) == "Degraded").await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("nginx", "after aborting the unready canary", &counts);
+        assert_eq!(counts, BTreeMap::from([(blue.clone(), REQUESTS as u64)]));
+
+        // The seed's update: yellow, paused at setWeight 5, 5 % of the requests.
+        env.cli_ok(&["set", "image", NAME, "rollouts-demo=argoproj/rollouts-demo:yellow"]);
+        let ro = rollout_until(&env, NAME, "yellow to pause at step 1 with weight 5", MINUTE, |ro| {
+            observed(ro) && phase(ro) == "Paused" && step(ro) == 1 && canary_weight(ro) == 5
+        })
+        .await;
+        let yellow = field(&ro, "/status/currentPodHash");
+        assert_eq!(field(&ro, "/status/stableRS"), blue);
+        let weights = ro.pointer("/status/canary/weights").cloned().unwrap_or_default();
+        assert_eq!(weights["canary"], json!({"weight": 5, "podTemplateHash": yellow, "serviceName": "rollouts-demo-canary"}));
+        assert_eq!(weights["stable"], json!({"weight": 95, "podTemplateHash": blue, "serviceName": "rollouts-demo-stable"}));
+        let ing = ingress(&env, CANARY_INGRESS).await.unwrap();
+        assert_eq!(annotation(&ing, "nginx.ingress.kubernetes.io/canary-weight"), Some("5"));
+        let tree = env.cli_ok(&["get", "rollout", NAME]);
+        assert!(tree.contains("  SetWeight:     5\n") && tree.contains("  ActualWeight:  5\n"), "{tree}");
+        nginx_serves(&proxy, &host, 5, 1, Some(1)).await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("nginx", "setWeight 5", &counts);
+        assert_only(&counts, &[&blue, &yellow]);
+        assert_binomial(&counts, &yellow, 0.05);
+
+        // promote: Healthy on yellow, every request to yellow.
+        env.cli_ok(&["promote", NAME]);
+        let ro = rollout_until(&env, NAME, "Healthy on yellow", MINUTE, |ro| healthy(ro) && field(ro, "/status/stableRS") == yellow).await;
+        assert_eq!(canary_weight(&ro), 0, "{}", field(&ro, "/status/canary/weights"));
+        let counts = all_to(&proxy, &host, &yellow).await;
+        print_counts("nginx", "after promote", &counts);
+
+        // Another update, aborted at 5 %: the canary's share goes back to 0.
+        env.cli_ok(&["set", "image", NAME, "rollouts-demo=argoproj/rollouts-demo:red"]);
+        let ro = rollout_until(&env, NAME, "red to pause at weight 5", MINUTE, |ro| {
+            observed(ro) && phase(ro) == "Paused" && canary_weight(ro) == 5
+        })
+        .await;
+        let red = field(&ro, "/status/currentPodHash");
+        nginx_serves(&proxy, &host, 5, 1, Some(1)).await;
+        env.cli_ok(&["abort", NAME]);
+        let ro = rollout_until(&env, NAME, "the abort to set the weight to 0", MINUTE, |ro| phase(ro) == "Degraded" && canary_weight(ro) == 0).await;
+        assert_eq!(field(&ro, "/status/stableRS"), yellow);
+        wait_for(MINUTE, "the canary Ingress at weight 0", || async {
+            let ing = ingress(&env, CANARY_INGRESS).await.unwrap();
+            let w = annotation(&ing, "nginx.ingress.kubernetes.io/canary-weight").map(str::to_string);
+            if w.as_deref() == Some("0") { Ok(()) } else { Err(format!("{w:?}")) }
+        })
+        .await;
+        proxy.wait_served("nginx to serve the canary at weight 0", |served| {
+            nginx_location(served, &host).is_some_and(|l| l["canary"]["weight"].as_i64() == Some(0))
+        })
+        .await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("nginx", "after aborting at setWeight 5", &counts);
+        assert_eq!(counts.get(&red), None, "requests reached an aborted canary: {counts:?}");
+        assert_eq!(counts, BTreeMap::from([(yellow.clone(), REQUESTS as u64)]));
+
+        // The controller could not list routes (no grant) and said so once per kind.
+        let log = std::fs::read_to_string(&controller.log).unwrap_or_default();
+        let refused = log.lines().filter(|l| l.contains("cannot list these objects")).count();
+        assert_eq!(refused, 3, "one line per route kind:\n{}", controller.log_tail());
+        let metrics = controller.metrics_text();
+        let info = metrics.lines().find(|l| l.starts_with("rollout_info{")).unwrap_or_default();
+        assert!(info.contains(r#"strategy="canary",traffic_router="Nginx""#), "{metrics}");
+    })
+    .await;
+}
+
+/// Waits until the pods of `hash` run (and are served by the fake kubelet) but are not ready.
+async fn wait_running_unready(env: &Env, hash: &str) {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client.clone(), &env.namespace);
+    wait_for(MINUTE, "the canary pod to run, unready", || async {
+        let list = pods
+            .list(&kube::api::ListParams::default().labels(&format!("rollouts-pod-template-hash={hash}")))
+            .await
+            .map_err(|e| e.to_string())?;
+        let pod = list.items.first().ok_or("no pod yet")?;
+        let status = pod.status.clone().unwrap_or_default();
+        let ready = status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        let served = pod.metadata.annotations.as_ref().is_some_and(|a| a.contains_key("fake-kubelet/port"));
+        assert!(!ready, "the pod of {NEVER_READY_IMAGE} became Ready: the plane's fake kubelet was started without `--never-ready {NEVER_READY_IMAGE}` (stop it with deploy/dev-cluster/down and rerun)");
+        if status.phase.as_deref() == Some("Running") && served { Ok(()) } else { Err(format!("{:?}", status.phase)) }
+    })
+    .await;
+}
+
+/// Waits until requests to `host` all reach `hash` (the proxies follow Service endpoints
+/// and the configuration as they change), then counts [`REQUESTS`] of them, all on `hash`.
+async fn all_to(proxy: &Proxy, host: &str, hash: &str) -> BTreeMap<String, u64> {
+    wait_for(MINUTE, &format!("every request to {host} to reach {hash}"), || async {
+        let probe = proxy.count(host, 20, &[]).await;
+        if probe.keys().all(|h| h == hash) { Ok(()) } else { Err(format!("{probe:?}")) }
+    })
+    .await;
+    let counts = proxy.count(host, REQUESTS, &[]).await;
+    assert_eq!(counts, BTreeMap::from([(hash.to_string(), REQUESTS as u64)]));
+    counts
+}
+
+/// Fails unless every answer came from one of `hashes`.
+fn assert_only(counts: &BTreeMap<String, u64>, hashes: &[&str]) {
+    let others: Vec<&String> = counts.keys().filter(|h| !hashes.contains(&h.as_str())).collect();
+    assert!(others.is_empty(), "answers from {others:?}: {counts:?}");
+}
+
+// --- (b) Gateway API: weights and a header route, through Envoy ------------------------------
+
+fn gateway_manifests(host: &str, namespace: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: gw-stable}}
+spec:
+  ports: [{{port: 80, targetPort: http, protocol: TCP, name: http}}]
+  selector: {{app: gw}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: gw-canary}}
+spec:
+  ports: [{{port: 80, targetPort: http, protocol: TCP, name: http}}]
+  selector: {{app: gw}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: gw-route}}
+spec:
+  parentRefs: [{{name: rollouts-e2e}}]
+  hostnames: ["{host}"]
+  rules:
+    - matches: [{{path: {{type: PathPrefix, value: /}}}}]
+      backendRefs:
+        - {{name: gw-stable, port: 80}}
+        - {{name: gw-canary, port: 80, weight: 0}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: gw}}
+spec:
+  replicas: 1
+  revisionHistoryLimit: 2
+  selector: {{matchLabels: {{app: gw}}}}
+  template:
+    metadata: {{labels: {{app: gw}}}}
+    spec:
+      containers:
+        - name: app
+          image: argoproj/rollouts-demo:blue
+          ports: [{{name: http, containerPort: 8080, protocol: TCP}}]
+  strategy:
+    canary:
+      canaryService: gw-canary
+      stableService: gw-stable
+      trafficRouting:
+        managedRoutes:
+          - name: canary-header
+        plugins:
+          argoproj-labs/gatewayAPI:
+            httpRoute: gw-route
+            namespace: {namespace}
+      steps:
+        - setWeight: 20
+        - pause: {{}}
+        - setHeaderRoute:
+            name: canary-header
+            match:
+              - headerName: X-Canary
+                headerValue: {{exact: "yes"}}
+        - setWeight: 50
+        - pause: {{}}
+"#
+    )
+}
+
+/// The backendRef weights of the route's first rule, by Service.
+fn backend_weights(route: &Value) -> BTreeMap<String, i64> {
+    route
+        .pointer("/spec/rules/0/backendRefs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|b| (field(b, "/name"), b["weight"].as_i64().unwrap_or(1)))
+        .collect()
+}
+
+/// The route's rules that match on the X-Canary header.
+fn header_rules(route: &Value) -> Vec<Value> {
+    route
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| r.to_string().contains("X-Canary"))
+        .cloned()
+        .collect()
+}
+
+/// Waits until the HTTPRoute's first rule has these backendRef weights.
+async fn route_weights(env: &Env, stable: i64, canary: i64) -> Value {
+    wait_for(MINUTE, &format!("the HTTPRoute at {stable}/{canary}"), || async {
+        let route = http_route(env, "gw-route").await;
+        let w = backend_weights(&route);
+        if w.get("gw-stable") == Some(&stable) && w.get("gw-canary") == Some(&canary) { Ok(route) } else { Err(format!("{w:?}")) }
+    })
+    .await
+}
+
+/// A rollout configured for Argo's gatewayAPI plugin, driven natively: the weights at 20 %
+/// and 50 % measured through Envoy, a header route that sends every request carrying
+/// `X-Canary: yes` to the canary, removed after promote. The controller runs with the
+/// deployed RBAC grants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_api_plugin_weights_and_header_route_through_envoy() {
+    within_timeout("the Gateway API walkthrough", async {
+        let proxy = Proxy::envoy().await;
+        let env = Env::new("tr-gateway").await;
+        let host = format!("{}.gateway.local", env.namespace);
+        let kubeconfig = service_account_kubeconfig(&env, &[]).await;
+        let controller = as_controller(&env, kubeconfig).controller(&["--leader-elect=false"]);
+        apply(&env, &gateway_manifests(&host, &env.namespace)).await;
+        let header = [("X-Canary", "yes")];
+
+        let ro = rollout_until(&env, "gw", "the first deploy to be Healthy", MINUTE, healthy).await;
+        let blue = field(&ro, "/status/stableRS");
+        route_weights(&env, 100, 0).await;
+        let counts = all_to(&proxy, &host, &blue).await;
+        print_counts("envoy", "before the update", &counts);
+
+        // setWeight 20, paused.
+        env.cli_ok(&["set", "image", "gw", "app=argoproj/rollouts-demo:green"]);
+        let ro = rollout_until(&env, "gw", "green to pause at weight 20", MINUTE, |ro| {
+            observed(ro) && phase(ro) == "Paused" && step(ro) == 1 && canary_weight(ro) == 20
+        })
+        .await;
+        let green = field(&ro, "/status/currentPodHash");
+        route_weights(&env, 80, 20).await;
+        envoy_serves(&proxy, &host, &[("gw-stable", 80, 1), ("gw-canary", 20, 1)], 0).await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("envoy", "setWeight 20", &counts);
+        assert_only(&counts, &[&blue, &green]);
+        assert_binomial(&counts, &green, 0.20);
+
+        // promote: the header route, then setWeight 50, paused.
+        env.cli_ok(&["promote", "gw"]);
+        rollout_until(&env, "gw", "the pause at weight 50", MINUTE, |ro| {
+            observed(ro) && phase(ro) == "Paused" && step(ro) == 4 && canary_weight(ro) == 50
+        })
+        .await;
+        let route = route_weights(&env, 50, 50).await;
+        let rules = header_rules(&route);
+        assert_eq!(rules.len(), 1, "one header rule: {route}");
+        envoy_serves(&proxy, &host, &[("gw-stable", 50, 1), ("gw-canary", 50, 1)], 1).await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("envoy", "setWeight 50", &counts);
+        assert_only(&counts, &[&blue, &green]);
+        assert_binomial(&counts, &green, 0.50);
+        let counts = proxy.count(&host, REQUESTS, &header).await;
+        print_counts("envoy", "setWeight 50, X-Canary: yes", &counts);
+        assert_eq!(counts, BTreeMap::from([(green.clone(), REQUESTS as u64)]), "every request with the header to the canary");
+
+        // promote: Healthy on green, the header rule removed, everything to green.
+        env.cli_ok(&["promote", "gw"]);
+        rollout_until(&env, "gw", "Healthy on green", MINUTE, |ro| healthy(ro) && field(ro, "/status/stableRS") == green).await;
+        let route = wait_for(MINUTE, "the header rule to be removed", || async {
+            let route = http_route(&env, "gw-route").await;
+            if header_rules(&route).is_empty() { Ok(route) } else { Err(route.to_string()) }
+        })
+        .await;
+        assert_eq!(backend_weights(&route), BTreeMap::from([("gw-canary".to_string(), 0), ("gw-stable".to_string(), 100)]));
+        let counts = all_to(&proxy, &host, &green).await;
+        print_counts("envoy", "after promote", &counts);
+        let counts = proxy.count(&host, REQUESTS, &header).await;
+        print_counts("envoy", "after promote, X-Canary: yes", &counts);
+        assert_eq!(counts, BTreeMap::from([(green.clone(), REQUESTS as u64)]));
+        // Argo leaves traffic_router empty for a plugin (the worker updates the gauge after
+        // it has seen its own status write).
+        wait_for(Duration::from_secs(30), "rollout_info of a Completed plugin-routed canary", || async {
+            let metrics = controller.metrics_text();
+            let line = metrics.lines().find(|l| l.starts_with("rollout_info{")).unwrap_or_default().to_string();
+            if line.contains(r#"strategy="canary",traffic_router="",phase="Completed""#) { Ok(()) } else { Err(line) }
+        })
+        .await;
+    })
+    .await;
+}
+
+/// Waits until Envoy serves `host` with these backends (Service, weight, ready endpoints) on
+/// the route's rule without header matches, and `header_entries` entries with header matches.
+async fn envoy_serves(proxy: &Proxy, host: &str, backends: &[(&str, u64, usize)], header_entries: usize) {
+    let want: BTreeMap<String, (u64, usize)> = backends.iter().map(|(s, w, n)| (s.to_string(), (*w, *n))).collect();
+    proxy
+        .wait_served(&format!("envoy to serve {host} with {backends:?} and {header_entries} header rule(s)"), |served| {
+            let Some(vhost) = served["virtualHosts"].as_array().into_iter().flatten().find(|v| v["domain"] == host) else {
+                return false;
+            };
+            let entries: Vec<&Value> = vhost["entries"].as_array().into_iter().flatten().collect();
+            let with_headers = |e: &&Value| e["match"]["headers"].as_array().is_some_and(|h| !h.is_empty());
+            let Some(default) = entries.iter().find(|e| !with_headers(e)) else { return false };
+            let got: BTreeMap<String, (u64, usize)> = default["backends"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| {
+                    let ports = b["ports"].as_array().map_or(0, Vec::len);
+                    (field(b, "/service"), (b["weight"].as_u64().unwrap_or(0), ports))
+                })
+                .collect();
+            got == want && entries.iter().filter(|e| with_headers(e)).count() == header_entries
+        })
+        .await;
+}
+
+// --- the data planes ------------------------------------------------------------------------
+
+/// A data plane of the test plane (shared by every test of this process).
+struct Proxy {
+    url: String,
+}
+
+impl Proxy {
+    /// nginx, following Ingresses.
+    async fn nginx() -> Proxy {
+        Proxy { url: tokio::task::spawn_blocking(traffic::ingress_url).await.expect("the ingress data plane") }
+    }
+
+    /// Envoy, following HTTPRoutes.
+    async fn envoy() -> Proxy {
+        Proxy { url: tokio::task::spawn_blocking(traffic::gateway_url).await.expect("the gateway data plane") }
+    }
+
+    /// Answers of `n` requests to `host`, by pod-template hash.
+    async fn count(&self, host: &str, n: usize, headers: &[(&str, &str)]) -> BTreeMap<String, u64> {
+        traffic::count_by_hash(&self.url, host, n as u64, headers).await
+    }
+
+    /// Waits until the proxy serves a configuration `ok` accepts.
+    async fn wait_served(&self, what: &str, ok: impl Fn(&Value) -> bool) {
+        traffic::wait_served(&self.url, what, MINUTE, ok).await;
+    }
+}
+
+/// Prints one measurement as a line of the table in the issue's note.
+fn print_counts(proxy: &str, moment: &str, counts: &BTreeMap<String, u64>) {
+    let total: u64 = counts.values().sum();
+    println!("TRAFFIC {proxy:<5} | {moment:<40} | {total} requests | {counts:?}");
+}
+
+/// Checks the share of `hash` in `counts` against a binomial draw with probability `p`.
+fn assert_binomial(counts: &BTreeMap<String, u64>, hash: &str, p: f64) {
+    let total: u64 = counts.values().sum();
+    let got = counts.get(hash).copied().unwrap_or(0);
+    traffic::assert_binomial(got, total, p, &format!("canary {hash}"));
+}
