@@ -612,6 +612,148 @@ async fn envoy_serves(proxy: &Proxy, host: &str, backends: &[(&str, u64, usize)]
         .await;
 }
 
+// --- (c) NGINX with maxTrafficWeight and a header route ----------------------------------------
+
+fn nginx_header_manifests(host: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: nx-canary}}
+spec:
+  ports: [{{port: 80, targetPort: http, protocol: TCP, name: http}}]
+  selector: {{app: nx}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: nx-stable}}
+spec:
+  ports: [{{port: 80, targetPort: http, protocol: TCP, name: http}}]
+  selector: {{app: nx}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: nx}}
+spec:
+  ingressClassName: nginx
+  rules:
+    - host: {host}
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: nx-stable
+                port: {{number: 80}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: nx}}
+spec:
+  replicas: 2
+  revisionHistoryLimit: 2
+  selector: {{matchLabels: {{app: nx}}}}
+  template:
+    metadata: {{labels: {{app: nx}}}}
+    spec:
+      containers:
+        - name: app
+          image: argoproj/rollouts-demo:blue
+          ports: [{{name: http, containerPort: 8080, protocol: TCP}}]
+  strategy:
+    canary:
+      canaryService: nx-canary
+      stableService: nx-stable
+      trafficRouting:
+        maxTrafficWeight: 1000
+        managedRoutes:
+          - name: canary-header
+        nginx:
+          stableIngress: nx
+      steps:
+        - setWeight: 300
+        - setHeaderRoute:
+            name: canary-header
+            match:
+              - headerName: X-Canary
+                headerValue: {{exact: "yes"}}
+        - pause: {{}}
+"#
+    )
+}
+
+/// NGINX with `maxTrafficWeight: 1000` (`canary-weight-total`) and a header route carried by
+/// the canary Ingress's `canary-by-header` annotations: 300 of 1000 is 30 % of the requests,
+/// every request with `X-Canary: yes` goes to the canary, one with another value is split by
+/// weight; after an abort nothing reaches the canary, with the header or without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_max_traffic_weight_and_header_route() {
+    within_timeout("the NGINX header-route walkthrough", async {
+        let proxy = Proxy::nginx().await;
+        let env = Env::new("tr-nginx-header").await;
+        let host = format!("{}.nx.local", env.namespace);
+        let _controller = env.controller(&["--leader-elect=false"]);
+        apply(&env, &nginx_header_manifests(&host)).await;
+        let canary_ingress = "nx-nx-canary";
+        let (yes, no) = ([("X-Canary", "yes")], [("X-Canary", "no")]);
+
+        let ro = rollout_until(&env, "nx", "the first deploy to be Healthy", MINUTE, healthy).await;
+        let blue = field(&ro, "/status/stableRS");
+        env.cli_ok(&["set", "image", "nx", "app=argoproj/rollouts-demo:orange"]);
+        let ro = rollout_until(&env, "nx", "the pause with weight 300 of 1000", MINUTE, |ro| {
+            observed(ro) && phase(ro) == "Paused" && step(ro) == 2 && canary_weight(ro) == 300
+        })
+        .await;
+        let orange = field(&ro, "/status/currentPodHash");
+        let ing = ingress(&env, canary_ingress).await.expect("the canary Ingress");
+        let a = |k: &str| annotation(&ing, &format!("nginx.ingress.kubernetes.io/{k}")).map(str::to_string);
+        assert_eq!(
+            (a("canary-weight"), a("canary-weight-total"), a("canary-by-header"), a("canary-by-header-value")),
+            (Some("300".into()), Some("1000".into()), Some("X-Canary".into()), Some("yes".into())),
+            "{:?}",
+            ing.metadata.annotations
+        );
+        proxy
+            .wait_served("nginx to serve 300 of 1000 and the header", |served| {
+                nginx_location(served, &host).is_some_and(|l| {
+                    l["canary"]["weight"].as_i64() == Some(300)
+                        && l["canary"]["total"].as_i64() == Some(1000)
+                        && l["canary"]["header"] == "X-Canary"
+                        && l["canary"]["endpoints"].as_u64() == Some(1)
+                        && l["stable"]["endpoints"].as_u64() == Some(2)
+                })
+            })
+            .await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("nginx", "setWeight 300 of maxTrafficWeight 1000", &counts);
+        assert_only(&counts, &[&blue, &orange]);
+        assert_binomial(&counts, &orange, 0.30);
+        let counts = proxy.count(&host, REQUESTS, &yes).await;
+        print_counts("nginx", "setWeight 300/1000, X-Canary: yes", &counts);
+        assert_eq!(counts, BTreeMap::from([(orange.clone(), REQUESTS as u64)]), "every request with the header to the canary");
+        let counts = proxy.count(&host, REQUESTS, &no).await;
+        print_counts("nginx", "setWeight 300/1000, X-Canary: no", &counts);
+        assert_only(&counts, &[&blue, &orange]);
+        assert_binomial(&counts, &orange, 0.30);
+
+        // Abort: the weight and the header route go; nothing reaches the canary.
+        env.cli_ok(&["abort", "nx"]);
+        rollout_until(&env, "nx", "the abort to set the weight to 0", MINUTE, |ro| phase(ro) == "Degraded" && canary_weight(ro) == 0).await;
+        proxy
+            .wait_served("nginx to serve weight 0 without the header route", |served| {
+                nginx_location(served, &host).is_some_and(|l| l["canary"]["weight"].as_i64() == Some(0) && l["canary"]["header"].is_null())
+            })
+            .await;
+        for (what, headers) in [("after the abort", &[][..]), ("after the abort, X-Canary: yes", &yes[..])] {
+            let counts = proxy.count(&host, REQUESTS, headers).await;
+            print_counts("nginx", what, &counts);
+            assert_eq!(counts, BTreeMap::from([(blue.clone(), REQUESTS as u64)]), "{what}");
+        }
+    })
+    .await;
+}
+
 // --- the data planes ------------------------------------------------------------------------
 
 /// A data plane of the test plane (shared by every test of this process).
