@@ -13,7 +13,7 @@
 //!   rounded to the nearest step (exact for totals dividing 10000: 100, 1000, 10000); weight
 //!   ≤ 0 is never canary and weight ≥ total always.
 //!
-//! then `map "$rollouts_hN$rollouts_cN$rollouts_wN" $rollouts_toN { ~^canary <canary upstream>;
+//! then `map "${rollouts_hN}${rollouts_cN}${rollouts_wN}" $rollouts_toN { ~^canary <canary upstream>;
 //! default <stable upstream>; }` and `proxy_pass http://$rollouts_toN`. Upstreams are the
 //! Services' ready pods at `127.0.0.1:<port>`.
 //!
@@ -193,7 +193,7 @@ pub fn render(plan: &Plan, port: u16, dir: &Path, generation: u64) -> Config {
                     let _ = writeln!(maps, "        {} {value};", quoted(&key));
                 }
                 maps.push_str("    }\n");
-                let _ = write!(sources, "$rollouts_h{i}");
+                let _ = write!(sources, "${{rollouts_h{i}}}");
             } else {
                 note(&mut notes, format!("header name {header:?} is not an nginx variable name: header rule left out"));
             }
@@ -204,7 +204,7 @@ pub fn render(plan: &Plan, port: u16, dir: &Path, generation: u64) -> Config {
                     maps,
                     "    map $cookie_{cookie} $rollouts_c{i} {{\n        default \"\";\n        \"~^always$\" canary;\n        \"~^never$\" stable;\n    }}"
                 );
-                let _ = write!(sources, "$rollouts_c{i}");
+                let _ = write!(sources, "${{rollouts_c{i}}}");
             } else {
                 note(&mut notes, format!("cookie name {cookie:?} is not an nginx variable name: cookie rule left out"));
             }
@@ -234,7 +234,7 @@ pub fn render(plan: &Plan, port: u16, dir: &Path, generation: u64) -> Config {
                     bp / 100,
                     bp % 100
                 );
-                let _ = write!(sources, "$rollouts_w{i}");
+                let _ = write!(sources, "${{rollouts_w{i}}}");
             }
         }
         if sources == "stable" || sources == "canary" {

@@ -101,7 +101,7 @@ fn a_split_decides_by_header_then_cookie_then_weight() {
         .unwrap();
     let weight = conf.find("split_clients \"${request_id}\" $rollouts_w0 {\n        20.00% canary;\n        * stable;").unwrap();
     let decision = conf
-        .find("map \"$rollouts_h0$rollouts_c0$rollouts_w0\" $rollouts_to0 {")
+        .find("map \"${rollouts_h0}${rollouts_c0}${rollouts_w0}\" $rollouts_to0 {")
         .unwrap();
     assert!(header < cookie && cookie < weight && weight < decision);
     assert!(conf.contains("\"~^always$\" canary;\n        \"~^never$\" stable;"));
@@ -127,7 +127,7 @@ fn a_header_value_is_an_anchored_literal_and_a_pattern_is_unanchored() {
     assert!(conf.contains("\"~^v2\\\\.0\\\\$$\" canary;"), "{conf}");
     assert!(!conf.contains("ignored"));
     // Weight 0 leaves "stable" as the last word.
-    assert!(conf.contains("map \"$rollouts_h0stable\" $rollouts_to0"));
+    assert!(conf.contains("map \"${rollouts_h0}stable\" $rollouts_to0"));
 
     p.header_value = None;
     p.header_pattern = Some("^v[0-9]+\"".into());

@@ -181,7 +181,10 @@ start_dataplane() {
     local dir=$STATE/$name port pid proxy_bin bin i
     take_lock
     [[ -f $STATE/up.done ]] && load_env || die "no plane is up in $STATE (run deploy/dev-cluster/up)"
+    bin=$(dataplane_binary)
+    # Running, serving, and not older than the translator binary (rebuilt since: restart).
     if live_pid "$name-dataplane" >/dev/null && live_pid "$name-proxy" >/dev/null &&
+        [[ ! $bin -nt $STATE/pids/$name-dataplane ]] &&
         port=$(cat "$dir/port" 2>/dev/null) && dataplane_serves "$port"; then
         log "$name already serves on 127.0.0.1:$port"
         echo "export $var=http://127.0.0.1:$port" >&3
@@ -190,7 +193,6 @@ start_dataplane() {
     stop_component "$name-dataplane"
     stop_component "$name-proxy"
     proxy_bin=$("$HERE/$mode") || die "no $mode binary (see above)"
-    bin=$(dataplane_binary)
     port=${ROLLOUTS_DEV_CLUSTER_DATAPLANE_PORT:-$(free_loopback_port)}
     rm -rf "$dir" && mkdir -p "$dir"
     echo "$port" >"$dir/port"

@@ -6,6 +6,8 @@
 //! reason and the end of `up`'s output.
 #![allow(dead_code)] // each test binary uses a part
 
+pub mod traffic;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -77,24 +79,35 @@ fn start_plane() -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// Applies `deploy/crds/*.yaml` (server-side) and waits until each is Established: the check
-/// that our generated CRDs load on this apiserver.
+/// Applies `deploy/crds/*.yaml` and the third-party CRDs of `deploy/dev-cluster/crds/*.yaml`
+/// (several per file: the Gateway API routes) server-side, and waits until each is
+/// Established: the check that our generated CRDs, and the ones the data planes read, load on
+/// this apiserver.
 async fn apply_crds(kubeconfig: &Path) -> Result<(), String> {
     let client = client_for(kubeconfig).await;
     let api: Api<CustomResourceDefinition> = Api::all(client);
-    let dir = repo().join("deploy/crds");
     let mut names = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?.flatten().map(|e| e.path()).collect();
-    files.sort();
+    let mut files = Vec::new();
+    for dir in [repo().join("deploy/crds"), repo().join("deploy/dev-cluster/crds")] {
+        let mut in_dir: Vec<_> = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?.flatten().map(|e| e.path()).collect();
+        in_dir.retain(|f| f.extension().is_some_and(|e| e == "yaml"));
+        in_dir.sort();
+        files.extend(in_dir);
+    }
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let crd: CustomResourceDefinition =
-            serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        api.patch(&name, &PatchParams::apply("rollouts-e2e").force(), &Patch::Apply(&crd))
-            .await
-            .map_err(|e| format!("the apiserver refused {}: {e}", file.display()))?;
-        names.push(name);
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(doc).map_err(|e| format!("{}: {e}", file.display()))?;
+            if value.is_null() {
+                continue;
+            }
+            let crd: CustomResourceDefinition = serde_json::from_value(value).map_err(|e| format!("{}: {e}", file.display()))?;
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            api.patch(&name, &PatchParams::apply("rollouts-e2e").force(), &Patch::Apply(&crd))
+                .await
+                .map_err(|e| format!("the apiserver refused {} ({name}): {e}", file.display()))?;
+            names.push(name);
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     for name in names {
