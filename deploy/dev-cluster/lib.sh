@@ -169,7 +169,7 @@ free_loopback_port() {
 
 # Does the proxy on 127.0.0.1:PORT answer its served configuration?
 dataplane_serves() {
-    curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$1/.rollouts/served" 2>/dev/null
+    curl -fsS --noproxy "*" --max-time 2 -o /dev/null "http://127.0.0.1:$1/.rollouts/served" 2>/dev/null
 }
 
 # Shared by `ingress` and `gateway`: starts data plane NAME (translator subcommand MODE, proxy

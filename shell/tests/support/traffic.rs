@@ -137,10 +137,27 @@ pub async fn wait_served(url: &str, what: &str, timeout: Duration, expected: imp
         first_seen = None;
         if Instant::now() > deadline {
             let shown: String = last.chars().take(4000).collect();
-            panic!("timed out after {timeout:?} waiting for {url} to serve {what}; last served: {shown}");
+            panic!("timed out after {timeout:?} waiting for {url} to serve {what}; last served: {shown}\n{}", translator_log(url));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The end of the log of the translator behind `url`, for failure messages (a configuration
+/// the proxy refused is only reported there).
+fn translator_log(url: &str) -> String {
+    let is = |cell: &OnceLock<Result<String, String>>| matches!(cell.get(), Some(Ok(u)) if u == url);
+    let name = if is(&INGRESS) {
+        "ingress"
+    } else if is(&GATEWAY) {
+        "gateway"
+    } else {
+        return String::new();
+    };
+    let log = state_dir().join("logs").join(format!("{name}-dataplane.log"));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.contains("Server cert bypassed")).collect();
+    format!("{} (last lines):\n{}", log.display(), lines[lines.len().saturating_sub(15)..].join("\n"))
 }
 
 /// The ingress location nginx serves for `host` + `path` (first of any pathType), if any.
