@@ -240,6 +240,7 @@ impl Cluster {
                 };
                 let before = live.clone();
                 merge_patch(live, &patch);
+                drop_empty_metadata_maps(live);
                 if *live == before {
                     return Ok(false);
                 }
@@ -437,7 +438,7 @@ impl Cluster {
         let mut put = |kind: &str, v: Value| {
             let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
             let namespace = if kind == "ClusterAnalysisTemplate" { String::new() } else { ns_of(&v) };
-            out.insert(format!("{kind}/{namespace}/{name}"), v);
+            out.insert(format!("{kind}/{namespace}/{name}"), sorted(v));
         };
         for r in self.rollouts.values() {
             put("Rollout", Arc::unwrap_or_clone(r.clone()));
@@ -481,6 +482,32 @@ fn with_kind(v: Result<Value, serde_json::Error>, api_version: &str, kind: &str)
         o.insert("kind".into(), json!(kind));
     }
     v
+}
+
+/// An API server stores no empty `labels` or `annotations` (they are `omitempty`): a
+/// patch that removes the last one leaves none.
+fn drop_empty_metadata_maps(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in ["labels", "annotations"] {
+            if meta.get(key).is_some_and(|v| v.as_object().is_some_and(serde_json::Map::is_empty) || v.is_null()) {
+                meta.remove(key);
+            }
+        }
+    }
+}
+
+/// `v` with the keys of every map in sorted order (the stored JSON keeps the order it
+/// was written in).
+fn sorted(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_)) => other,
+    }
 }
 
 /// Whether owner references (JSON) name an owner of `kind` called `name`.
