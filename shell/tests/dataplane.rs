@@ -161,6 +161,39 @@ spec:
     assert_binomial(count(&counts, CANARY_HASH), N, 1.0, "nginx cookie canary=always (weight 0): canary");
     let counts = count_by_hash(&url, &host, N, &[("Cookie", "canary=always"), ("X-Canary", "never")]).await;
     assert_binomial(count(&counts, CANARY_HASH), N, 0.0, "nginx cookie canary=always, X-Canary: never: canary");
+
+    // A pattern (when no value is set) is an unanchored regular expression.
+    patch(vec![("canary-by-cookie", None), ("canary-by-header-pattern", Some("v[0-9]"))]).await;
+    let with_pattern = {
+        let host = host.clone();
+        move |served: &Value| ingress_location(served, &host, "/").is_some_and(|l| l["canary"]["headerPattern"] == "v[0-9]" && l["canary"]["cookie"].is_null())
+    };
+    wait_served(&url, "canary by header pattern v[0-9]", WAIT, with_pattern).await;
+    let counts = count_by_hash(&url, &host, N, &[("X-Canary", "is-v7")]).await;
+    assert_binomial(count(&counts, CANARY_HASH), N, 1.0, "nginx X-Canary: is-v7 (pattern v[0-9], weight 0): canary");
+    let counts = count_by_hash(&url, &host, N, &[("X-Canary", "vx")]).await;
+    assert_binomial(count(&counts, CANARY_HASH), N, 0.0, "nginx X-Canary: vx (pattern v[0-9], weight 0): canary");
+
+    // No ready canary pod: every request goes to stable, even at weight 100.
+    patch(vec![("canary-weight", Some("100"))]).await;
+    merge_patch(&env, "apps/v1", "ReplicaSet", "canary", json!({"spec": {"replicas": 0}})).await;
+    let no_canary = {
+        let host = host.clone();
+        move |served: &Value| ingress_location(served, &host, "/").is_some_and(|l| l["canary"]["weight"] == 100 && l["canary"]["endpoints"] == 0)
+    };
+    wait_served(&url, "canary weight 100 without canary pods", WAIT, no_canary).await;
+    let counts = count_by_hash(&url, &host, N, &[]).await;
+    assert_binomial(count(&counts, STABLE_HASH), N, 1.0, "nginx weight 100, no ready canary pod: answered by stable");
+
+    // No ready stable pod: 503, canary or not.
+    merge_patch(&env, "apps/v1", "ReplicaSet", "stable", json!({"spec": {"replicas": 0}})).await;
+    let nothing_ready = {
+        let host = host.clone();
+        move |served: &Value| ingress_location(served, &host, "/").is_some_and(|l| l["stable"]["endpoints"] == 0)
+    };
+    wait_served(&url, "no stable pods", WAIT, nothing_ready).await;
+    let counts = count_by_hash(&url, &host, N, &[]).await;
+    assert_binomial(count(&counts, "HTTP 503"), N, 1.0, "nginx no ready stable pod: 503");
     println!("nginx data plane test took {:?}", started.elapsed());
 }
 
@@ -248,6 +281,26 @@ async fn envoy_splits_real_requests_by_httproute_weights_and_matches() {
     assert_binomial(count(&counts, STABLE_HASH), N, 1.0, "envoy mirror 50%: answered by stable");
     let mirrored = canary_requests_since(&env, before).await;
     assert_binomial(mirrored, N, 0.5, "envoy mirror 50%: copies the canary pod received");
+
+    // A backend that is no Service here answers 500 for its share; one without ready pods 503.
+    let mut rules = rules(1, 1, None);
+    rules[1]["backendRefs"].as_array_mut().unwrap().push(json!({"name": "missing", "port": 80, "weight": 2}));
+    merge_patch(&env, "gateway.networking.k8s.io/v1", "HTTPRoute", "demo", json!({"spec": {"rules": rules}})).await;
+    merge_patch(&env, "apps/v1", "ReplicaSet", "canary", json!({"spec": {"replicas": 0}})).await;
+    let broken = {
+        let host = host.clone();
+        move |served: &Value| {
+            let entries = gateway_entries(served, &host);
+            let Some(split) = entries.get(1) else { return false };
+            let backends = split["backends"].as_array().map(Vec::as_slice).unwrap_or_default();
+            backends.len() == 3 && backends[1]["ports"] == json!([]) && backends[2]["invalid"].is_string()
+        }
+    };
+    wait_served(&url, "weights 1/1/2 with no canary pod and a missing Service", WAIT, broken).await;
+    let counts = count_by_hash(&url, &host, N, &[]).await;
+    assert_binomial(count(&counts, STABLE_HASH), N, 0.25, "envoy weights 1/1/2: stable");
+    assert_binomial(count(&counts, "HTTP 503"), N, 0.25, "envoy weights 1/1/2: 503 (canary without ready pods)");
+    assert_binomial(count(&counts, "HTTP 500"), N, 0.5, "envoy weights 1/1/2: 500 (no such Service)");
     println!("envoy data plane test took {:?}", started.elapsed());
 }
 
