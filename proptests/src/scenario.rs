@@ -49,6 +49,7 @@ impl Cmd {
             undo: None,
             scale: None,
             apply: None,
+            delete: None,
         };
         match self {
             Cmd::SetImage(i) => {
