@@ -7,7 +7,8 @@
 //!
 //! - `$rollouts_hN`: a `map` of the request header (`$http_<name>`): `~^<value>$` (the exact
 //!   value, case-sensitive), or `~<pattern>` (unanchored PCRE), or `~^always$` / `~^never$`;
-//! - `$rollouts_cN`: a `map` of the cookie (`$cookie_<name>`): `~^always$` / `~^never$`;
+//! - `$rollouts_cN`: a `map` of the cookie (`$cookie_<name>`, else `$http_cookie`):
+//!   `always` / `never`;
 //! - `$rollouts_wN`: `split_clients` on `$request_id` (16 random bytes per request): `canary`
 //!   for `weight / total` of the requests. nginx splits in steps of 0.01%, so the share is
 //!   rounded to the nearest step (exact for totals dividing 10000: 100, 1000, 10000); weight
@@ -22,8 +23,9 @@
 //! `ImplementationSpecific` → `location P`. A host without a `/` location answers 404 there;
 //! an unknown host gets the catch-all server (`_`, rules without host), 404 by default.
 //!
-//! Limits: header names must be `[A-Za-z0-9_-]` and cookie names `[A-Za-z0-9_]` (nginx
-//! variable names), else that rule is left out; a header present with an empty value counts as
+//! Limits: header names must be `[A-Za-z0-9_-]` (an nginx variable name), else the header rule
+//! is left out; a cookie whose name is not a variable name (`canary-user`) is looked for in the
+//! Cookie header with a regular expression; a header present with an empty value counts as
 //! absent; header patterns are checked with Rust's `regex` (RE2 syntax, like ingress-nginx's Go
 //! validation): one that does not compile counts as a regex error (a request with the header
 //! goes to stable).
@@ -204,10 +206,19 @@ pub fn render(plan: &Plan, port: u16, dir: &Path, generation: u64) -> Config {
                     maps,
                     "    map $cookie_{cookie} $rollouts_c{i} {{\n        default \"\";\n        \"~^always$\" canary;\n        \"~^never$\" stable;\n    }}"
                 );
-                let _ = write!(sources, "${{rollouts_c{i}}}");
             } else {
-                note(&mut notes, format!("cookie name {cookie:?} is not an nginx variable name: cookie rule left out"));
+                // Not a variable name: the Cookie header itself, the name matched without
+                // regard to case (as $cookie_ does), the value exactly.
+                let name = literal_regex(cookie);
+                let entry = |value: &str| quoted(&format!("~(?:^|;)\\s*(?i:{name})={value}\\s*(?:;|$)"));
+                let _ = writeln!(
+                    maps,
+                    "    map $http_cookie $rollouts_c{i} {{\n        default \"\";\n        {} canary;\n        {} stable;\n    }}",
+                    entry("always"),
+                    entry("never")
+                );
             }
+            let _ = write!(sources, "${{rollouts_c{i}}}");
         }
         let bp = basis_points(p.weight, p.total);
         let exact =
