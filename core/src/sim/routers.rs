@@ -526,3 +526,203 @@ fn route_id(obj: &Value, default_namespace: &str) -> RouteId {
         s("/metadata/name").unwrap_or_default(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::scenario::{parse_scenario, ClusterSpec};
+    use crate::sim::{simulate, SIMULATION_EPOCH};
+
+    fn cluster() -> Cluster {
+        Cluster::new(SIMULATION_EPOCH, ClusterSpec::default(), BTreeMap::new())
+    }
+
+    fn rollout(router: Value) -> Value {
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "web:1"}]}},
+                "strategy": {"canary": {"stableService": "web-stable", "canaryService": "web-canary", "trafficRouting": router}}
+            }
+        })
+    }
+
+    fn ingress(name: &str) -> Value {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
+               "spec": {"rules": [{"host": "web", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                   "backend": {"service": {"name": "web-stable", "port": {"number": 80}}}}]}}]}})
+    }
+
+    fn route(kind: &str, namespace: &str, name: &str) -> Value {
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": kind, "metadata": {"name": name, "namespace": namespace},
+               "spec": {"rules": [{"backendRefs": [{"name": "web-stable"}, {"name": "web-canary"}]}]}})
+    }
+
+    fn kinds(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Applied(Object::Ingress(i)) => format!("Ingress {}", i.metadata.name.clone().unwrap_or_default()),
+                Event::Applied(Object::Route(r)) => format!(
+                    "{} {}/{}",
+                    r["kind"].as_str().unwrap_or_default(),
+                    r["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    r["metadata"]["name"].as_str().unwrap_or_default()
+                ),
+                Event::Applied(Object::Rollout(_)) => "Rollout".into(),
+                Event::Applied(_) => "other".into(),
+                Event::Deleted { kind, name } => format!("Deleted {kind:?} {name}"),
+                Event::ActionFailed { error, .. } => format!("Failed: {error}"),
+                Event::Tick | Event::Resync | Event::Measured { .. } => "other".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rollout_is_shown_the_ingresses_and_routes_it_names_and_no_others() {
+        let mut c = cluster();
+        c.apply_manifest(ingress("web-ingress")).unwrap();
+        c.apply_manifest(ingress("unrelated")).unwrap();
+        c.apply_manifest(route("HTTPRoute", "gw", "web-route")).unwrap();
+        // Same name, other namespace: not the one the Rollout names.
+        c.apply_manifest(route("HTTPRoute", "default", "web-route")).unwrap();
+        c.apply_manifest(rollout(json!({
+            "nginx": {"stableIngress": "web-ingress"},
+            "gatewayAPI": {"namespace": "gw", "httpRoute": "web-route"}
+        })))
+        .unwrap();
+        let events = c.take_outbox().remove("web").unwrap_or_default();
+        assert_eq!(kinds(&events), ["Ingress web-ingress", "HTTPRoute gw/web-route", "Rollout"]);
+        // A change of a named route reaches it; of another one, not.
+        c.apply_manifest(route("HTTPRoute", "default", "web-route")).unwrap();
+        c.apply_manifest(route("HTTPRoute", "gw", "web-route")).unwrap();
+        assert_eq!(kinds(&c.take_outbox().remove("web").unwrap_or_default()), ["HTTPRoute gw/web-route"]);
+    }
+
+    #[test]
+    fn creating_an_ingress_that_exists_fails_like_the_api_server_and_shows_the_live_one() {
+        let mut c = cluster();
+        c.apply_manifest(ingress("web-ingress")).unwrap();
+        c.apply_manifest(rollout(json!({"nginx": {"stableIngress": "web-ingress"}}))).unwrap();
+        c.apply_manifest(ingress("web-web-ingress-canary")).unwrap();
+        c.take_outbox();
+        let mut canary: Ingress = serde_json::from_value(ingress("web-web-ingress-canary")).unwrap();
+        canary.metadata.annotations = Some([("nginx.ingress.kubernetes.io/canary".to_string(), "true".to_string())].into());
+        let patch = json!({"metadata": {"annotations": {"x": "y"}}});
+        c.execute(
+            "web",
+            vec![
+                Action::CreateIngress { ingress: Box::new(canary) },
+                Action::PatchIngress { name: "web-ingress".into(), patch },
+            ],
+        );
+        let events = c.take_outbox().remove("web").unwrap_or_default();
+        assert_eq!(
+            kinds(&events),
+            [
+                "Failed: ingresses.networking.k8s.io \"web-web-ingress-canary\" already exists",
+                "Ingress web-web-ingress-canary",
+                "Ingress web-ingress",
+                "Rollout"
+            ]
+        );
+        // The live one is left as it was, and the skipped patch was not made.
+        assert!(c.ingresses["web-web-ingress-canary"].metadata.annotations.is_none());
+        assert!(c.ingresses["web-ingress"].metadata.annotations.is_none());
+    }
+
+    #[test]
+    fn a_route_patch_goes_to_the_routes_namespace_and_bumps_the_generation_of_a_spec_change() {
+        let mut c = cluster();
+        c.apply_manifest(route("HTTPRoute", "gw", "web-route")).unwrap();
+        c.apply_manifest(rollout(json!({"gatewayAPI": {"namespace": "gw", "httpRoute": "web-route"}}))).unwrap();
+        c.take_outbox();
+        let patch = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"rules": [{"backendRefs": [{"name": "web-stable", "weight": 90}, {"name": "web-canary", "weight": 10}]}]}});
+        c.execute("web", vec![Action::PatchRoute { kind: RouteKind::Http, namespace: Some("gw".into()), name: "web-route".into(), patch }]);
+        let stored = &c.routes[&("HTTPRoute".to_string(), "gw".to_string(), "web-route".to_string())];
+        assert_eq!(stored["metadata"]["generation"], json!(2));
+        assert_eq!(stored["spec"]["rules"][0]["backendRefs"][1]["weight"], json!(10));
+        assert_eq!(kinds(&c.take_outbox().remove("web").unwrap_or_default()), ["HTTPRoute gw/web-route"]);
+        // The label removed: no empty labels left.
+        c.execute(
+            "web",
+            vec![Action::PatchRoute {
+                kind: RouteKind::Http,
+                namespace: Some("gw".into()),
+                name: "web-route".into(),
+                patch: json!({"metadata": {"labels": {"a": null}}}),
+            }],
+        );
+        let stored = &c.routes[&("HTTPRoute".to_string(), "gw".to_string(), "web-route".to_string())];
+        assert!(stored["metadata"].get("labels").is_none(), "{stored}");
+        c.take_outbox();
+        // A route that does not exist is the API server's not found.
+        c.execute("web", vec![Action::PatchRoute { kind: RouteKind::Tcp, namespace: None, name: "nope".into(), patch: json!({}) }]);
+        assert_eq!(
+            kinds(&c.take_outbox().remove("web").unwrap_or_default()),
+            ["Failed: tcproutes.gateway.networking.k8s.io \"nope\" not found", "Deleted TcpRoute nope", "Rollout"]
+        );
+    }
+
+    #[test]
+    fn deleting_a_rollout_collects_the_ingresses_it_owns_only() {
+        let mut c = cluster();
+        c.apply_manifest(ingress("web-ingress")).unwrap();
+        c.apply_manifest(rollout(json!({"nginx": {"stableIngress": "web-ingress"}}))).unwrap();
+        let mut owned: Ingress = serde_json::from_value(ingress("web-web-ingress-canary")).unwrap();
+        owned.metadata.owner_references = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "argoproj.io/v1alpha1".into(),
+            kind: "Rollout".into(),
+            name: "web".into(),
+            uid: "uid-rollout-web".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }]);
+        c.execute("web", vec![Action::CreateIngress { ingress: Box::new(owned) }]);
+        c.take_outbox();
+        c.delete_object("Rollout", "web").unwrap();
+        assert!(c.rollouts.is_empty());
+        assert_eq!(c.ingresses.keys().collect::<Vec<_>>(), ["web-ingress"]);
+        assert_eq!(kinds(&c.take_outbox().remove("web").unwrap_or_default()), ["Deleted Rollout web"]);
+        assert!(c.delete_object("Rollout", "web").unwrap_err().contains("rollouts.argoproj.io \"web\" not found"));
+    }
+
+    #[test]
+    fn the_objects_map_is_keyed_by_kind_namespace_and_name_with_sorted_keys() {
+        let mut c = cluster();
+        c.apply_manifest(route("GRPCRoute", "gw", "r")).unwrap();
+        c.apply_manifest(json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ClusterAnalysisTemplate", "metadata": {"name": "t"}, "spec": {}}))
+            .unwrap();
+        let map = c.object_map();
+        assert_eq!(map.keys().collect::<Vec<_>>(), ["ClusterAnalysisTemplate//t", "GRPCRoute/gw/r"]);
+        let text = serde_json::to_string(&map["GRPCRoute/gw/r"]).unwrap();
+        assert!(text.starts_with(r#"{"apiVersion":"gateway.networking.k8s.io/v1","kind":"GRPCRoute","metadata":{"creationTimestamp""#), "{text}");
+    }
+
+    #[test]
+    fn without_a_router_an_entry_has_null_weights_and_the_table_a_dash() {
+        let text = "objects:
+  - apiVersion: argoproj.io/v1alpha1
+    kind: Rollout
+    metadata: {name: plain}
+    spec:
+      replicas: 1
+      selector: {matchLabels: {app: plain}}
+      template:
+        metadata: {labels: {app: plain}}
+        spec: {containers: [{name: app, image: app:1}]}
+      strategy: {canary: {steps: [{setWeight: 50}]}}
+";
+        let sim = simulate(&parse_scenario(text).unwrap()).unwrap();
+        let json = serde_json::to_value(&sim).unwrap();
+        assert_eq!(json["final"]["plain"]["weights"], Value::Null);
+        assert!(json["objects"]["Rollout/default/plain"].is_object());
+        let table = crate::sim::render_table(&sim.timeline);
+        let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(header[..6], ["TIME", "ROLLOUT", "PHASE", "STEP", "WEIGHT", "TRAFFIC"]);
+        assert!(table.lines().skip(1).all(|l| l.split_whitespace().nth(5) == Some("-")), "{table}");
+    }
+}
