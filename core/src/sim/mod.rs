@@ -50,8 +50,8 @@ pub struct Simulation {
     /// How the simulation ended.
     pub outcome: Outcome,
     /// Every rollout's objects as the cluster holds them at the end (the Rollout, its
-    /// ReplicaSets and pods, all Services), as watch events a fresh controller would
-    /// receive on start. Not part of the JSON output.
+    /// ReplicaSets and pods, all Services, the Ingresses and routes it names), as watch
+    /// events a fresh controller would receive on start. Not part of the JSON output.
     #[serde(skip)]
     pub final_objects: BTreeMap<String, Vec<crate::state::Object>>,
     /// Scripted commands that changed nothing because the CLI would have refused them
