@@ -124,10 +124,10 @@ pub fn render(plan: &Plan, generation: u64) -> Config {
             })
         })
         .collect();
-    let served = json!({"proxy": "envoy", "generation": generation, "virtualHosts": plan.virtual_hosts, "ignored": plan.ignored});
+    let published = json!({"proxy": "envoy", "instance": served::instance(), "generation": generation, "virtualHosts": plan.virtual_hosts, "ignored": plan.ignored});
     let served_route = json!({
         "match": {"path": SERVED_PATH},
-        "direct_response": {"status": 200, "body": {"inline_string": served.to_string()}},
+        "direct_response": {"status": 200, "body": {"inline_string": published.to_string()}},
         "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"},
                                       "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
     });
@@ -266,7 +266,13 @@ impl Proxy for Envoy {
             served::write_pid(&self.dir, child.id()).await?;
             self.child = Some(child);
         }
-        served::wait_generation(self.port, generation, Duration::from_secs(30)).await
+        served::wait_generation_of(
+            self.child.as_mut(),
+            self.port,
+            generation,
+            Duration::from_secs(30),
+        )
+        .await
     }
 
     async fn exited(&mut self) -> std::io::Result<ExitStatus> {

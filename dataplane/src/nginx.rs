@@ -210,7 +210,8 @@ pub fn render(plan: &Plan, port: u16, dir: &Path, generation: u64) -> Config {
                 // Not a variable name: the Cookie header itself, the name matched without
                 // regard to case (as $cookie_ does), the value exactly.
                 let name = literal_regex(cookie);
-                let entry = |value: &str| quoted(&format!("~(?:^|;)\\s*(?i:{name})={value}\\s*(?:;|$)"));
+                let entry =
+                    |value: &str| quoted(&format!("~(?:^|;)\\s*(?i:{name})={value}\\s*(?:;|$)"));
                 let _ = writeln!(
                     maps,
                     "    map $http_cookie $rollouts_c{i} {{\n        default \"\";\n        {} canary;\n        {} stable;\n    }}",
@@ -374,7 +375,7 @@ fn served_json(
                    "canary": canary, "notes": notes.get(&i).cloned().unwrap_or_default()})
         })
         .collect();
-    json!({"proxy": "nginx", "generation": generation, "locations": locations, "ignored": plan.ignored})
+    json!({"proxy": "nginx", "instance": served::instance(), "generation": generation, "locations": locations, "ignored": plan.ignored})
 }
 
 /// The `location = /.rollouts/served` block: the JSON in `set` chunks (a configuration token
@@ -534,7 +535,13 @@ impl Proxy for Nginx {
                 return Err(Error::Proxy(format!("nginx -s reload failed ({status})")));
             }
         }
-        served::wait_generation(self.port, generation, Duration::from_secs(20)).await
+        served::wait_generation_of(
+            self.child.as_mut(),
+            self.port,
+            generation,
+            Duration::from_secs(20),
+        )
+        .await
     }
 
     async fn exited(&mut self) -> std::io::Result<ExitStatus> {

@@ -259,7 +259,10 @@ fn a_cookie_name_that_is_no_variable_name_is_read_from_the_cookie_header() {
     p.cookie = Some("canary-user".into());
     let conf = render_one(location("a.test", "/", "Prefix", &[1], Some((&[2], p)))).nginx_conf;
     assert!(conf.contains("map $http_cookie $rollouts_c0 {"), "{conf}");
-    assert!(conf.contains(r#""~(?:^|;)\\s*(?i:canary\\-user)=always\\s*(?:;|$)" canary;"#), "{conf}");
+    assert!(
+        conf.contains(r#""~(?:^|;)\\s*(?i:canary\\-user)=always\\s*(?:;|$)" canary;"#),
+        "{conf}"
+    );
     let matcher = regex::Regex::new(r"(?:^|;)\s*(?i:canary\-user)=always\s*(?:;|$)").unwrap();
     assert!(matcher.is_match("a=1; Canary-User=always; b=2"));
     assert!(!matcher.is_match("not-canary-user=always"));

@@ -15,6 +15,18 @@ use crate::Error;
 /// The path every proxy answers the served configuration on.
 pub const SERVED_PATH: &str = "/.rollouts/served";
 
+/// Who publishes: this translator process (pid and start time), so that a wait for a
+/// generation is never satisfied by another proxy that holds the same port.
+pub fn instance() -> &'static str {
+    static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INSTANCE.get_or_init(|| {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        format!("{}-{}", std::process::id(), since_epoch.as_nanos())
+    })
+}
+
 /// Replaces `path` with `contents` at once (a rename of a sibling file).
 pub async fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), Error> {
     let mut tmp = path.as_os_str().to_owned();
@@ -68,11 +80,31 @@ pub async fn fetch(port: u16) -> Result<Value, String> {
     serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))
 }
 
+/// Waits until the proxy on `port`, the process `child`, serves `generation` (or a later
+/// one); fails at once if the process exits meanwhile (a port taken, a refused configuration).
+pub async fn wait_generation_of(
+    child: Option<&mut tokio::process::Child>,
+    port: u16,
+    generation: u64,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let Some(child) = child else {
+        return wait_generation(port, generation, timeout).await;
+    };
+    tokio::select! {
+        served = wait_generation(port, generation, timeout) => served,
+        status = child.wait() => Err(Error::Proxy(format!("the proxy exited ({status:?}) before serving generation {generation}"))),
+    }
+}
+
 /// Waits until the proxy on `port` serves `generation` (or a later one).
 pub async fn wait_generation(port: u16, generation: u64, timeout: Duration) -> Result<(), Error> {
     let deadline = Instant::now() + timeout;
     loop {
         let last = match fetch(port).await {
+            Ok(v) if v["instance"] != instance() => {
+                format!("another proxy (instance {})", v["instance"])
+            }
             Ok(v) if v["generation"].as_u64().is_some_and(|g| g >= generation) => return Ok(()),
             Ok(v) => format!("generation {}", v["generation"]),
             Err(e) => e,
