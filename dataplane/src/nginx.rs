@@ -556,6 +556,9 @@ impl Proxy for Nginx {
         let Some(mut child) = self.child.take() else {
             return;
         };
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         if let Err(e) = self.command().args(["-s", "stop"]).status().await {
             warn!(error = %e, "nginx -s stop failed");
         }
