@@ -717,7 +717,7 @@ fn validate_router_references(ro: &Rollout, state: &State) -> Result<(), Validat
         for stable in nginx.stable_ingress_names() {
             let path = format!("{p}.nginx.{field}");
             let Some(ingress) = state.ingresses.get(stable) else {
-                return Err(invalid(&path, format!("{stable:?}"), &format!("ingresses.networking.k8s.io {stable:?} not found")));
+                return Err(invalid(&path, format!("{stable:?}"), &format!("ingress.networking.k8s.io {stable:?} not found")));
             };
             if !crate::traffic::nginx::has_rule_with_service(ingress, &c.stable_service) {
                 return Err(invalid(

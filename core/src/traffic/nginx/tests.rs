@@ -53,10 +53,7 @@ fn ingresses(list: Vec<Ingress>) -> BTreeMap<String, Ingress> {
 fn trf01_the_canary_ingress_copies_only_the_rules_of_the_stable_service_and_owns_nothing_else() {
     let mut all = ingresses(vec![stable_ingress("stable-ingress", "stable-service")]);
     let actions = reconcile(&cfg(), &plan(10), &mut all, Some("ns".into())).unwrap();
-    let created = actions.iter().find_map(|a| match a {
-        Action::CreateIngress { ingress } => Some(ingress.as_ref().clone()),
-        _ => None,
-    });
+    let created = actions.iter().find_map(|a| if let Action::CreateIngress { ingress } = a { Some(ingress.as_ref().clone()) } else { None });
     let created = serde_json::to_value(created.expect("one create")).unwrap();
     assert_eq!(
         created,
@@ -105,10 +102,7 @@ fn trf01_tls_the_ingress_class_annotation_and_each_of_several_stable_ingresses()
     let actions = reconcile(&cfg, &plan(10), &mut all, None).unwrap();
     let created: Vec<&Ingress> = actions
         .iter()
-        .filter_map(|a| match a {
-            Action::CreateIngress { ingress } => Some(ingress.as_ref()),
-            _ => None,
-        })
+        .filter_map(|a| if let Action::CreateIngress { ingress } = a { Some(ingress.as_ref()) } else { None })
         .collect();
     assert_eq!(created.len(), 2);
     assert_eq!(created[0].metadata.name.as_deref(), Some("rollout-stable-ingress-canary"));
