@@ -61,6 +61,18 @@ impl Ctx<'_> {
         )
     }
 
+    /// Argo's `AtDesiredReplicaCountsForCanary` for this reconcile's ReplicaSets.
+    pub(super) fn at_desired_canary_counts(&self) -> bool {
+        replicas::at_desired_replica_counts_for_canary(
+            &self.ro.spec,
+            &self.ro.status,
+            self.counts(self.new_rs.as_deref()),
+            self.counts(self.stable_rs.as_deref()),
+            self.stable_is_new(),
+            &self.other_counts(),
+        )
+    }
+
     /// Argo's `reconcileCanaryReplicaSets`: at most one scaling move; returns whether one
     /// was made.
     pub(super) fn reconcile_canary_replica_sets(&mut self) -> bool {
@@ -238,14 +250,7 @@ impl Ctx<'_> {
                 // A router that can verify has not confirmed the weight yet.
                 false
             }
-            StepKind::SetWeight(_) | StepKind::SetCanaryScale(_) => replicas::at_desired_replica_counts_for_canary(
-                &self.ro.spec,
-                &self.ro.status,
-                self.counts(self.new_rs.as_deref()),
-                self.counts(self.stable_rs.as_deref()),
-                self.stable_is_new(),
-                &self.other_counts(),
-            ),
+            StepKind::SetWeight(_) | StepKind::SetCanaryScale(_) => self.at_desired_canary_counts(),
             StepKind::Analysis(_) => self.step_run_succeeded(),
             // Header and mirror routes are written by the routers in this reconcile;
             // experiment and plugin steps are refused by validation.

@@ -65,15 +65,7 @@ impl Ctx<'_> {
             (w, Routes::Removed)
         } else if let Some(i) = index {
             let steps = self.ro.spec.steps();
-            let at_desired = replicas::at_desired_replica_counts_for_canary(
-                &self.ro.spec,
-                &self.ro.status,
-                self.counts(self.new_rs.as_deref()),
-                self.counts(self.stable_rs.as_deref()),
-                self.stable_is_new(),
-                &self.other_counts(),
-            );
-            let w = if !at_desired {
+            let w = if !self.at_desired_canary_counts() {
                 // Traffic never leads pods: the previous setWeight until the canary has
                 // its count for this one.
                 steps[..i.min(steps.len())].iter().rev().find_map(|s| s.set_weight).unwrap_or(0)
