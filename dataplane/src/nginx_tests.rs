@@ -268,3 +268,87 @@ fn a_cookie_name_that_is_no_variable_name_is_read_from_the_cookie_header() {
     assert!(!matcher.is_match("not-canary-user=always"));
     assert!(!matcher.is_match("canary-user=always-not"));
 }
+
+/// nginx itself (Debian's, fetched into the cache by `deploy/dev-cluster/nginx`).
+fn nginx_binary() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dev-cluster/nginx");
+    let out = std::process::Command::new(&script)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run deploy/dev-cluster/nginx");
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+#[test]
+fn every_kind_of_location_passes_nginx_own_configuration_test() {
+    let mut header_value = policy(20, 100);
+    header_value.header = Some("X-Canary".into());
+    header_value.header_value = Some("v2\"'$".into());
+    header_value.cookie = Some("canary".into());
+    let mut pattern = policy(1, 3);
+    pattern.header = Some("x-v".into());
+    pattern.header_pattern = Some("^a'b\"c$|\\d{2}$|(?i:x)".into());
+    pattern.cookie = Some("canary-user".into());
+    let mut bad = policy(50, 1000);
+    bad.header = Some("x.bad".into());
+    bad.header_pattern = Some("(".into());
+    let mut always = policy(100, 100);
+    always.header = Some("x-always".into());
+    let mut plan = Plan {
+        locations: vec![
+            location("a.test", "/", "Prefix", &[1, 2], Some((&[3], header_value))),
+            location("a.test", "/api", "Prefix", &[1], Some((&[3], pattern))),
+            location("a.test", "/api", "Exact", &[1], None),
+            location(
+                "a.test",
+                "/weird \"path\" {x}; $y",
+                "ImplementationSpecific",
+                &[1],
+                Some((&[3], bad)),
+            ),
+            location(
+                "*.wild.test",
+                "/",
+                "Prefix",
+                &[1],
+                Some((&[], policy(50, 100))),
+            ),
+            location("b.test", "/", "Exact", &[], Some((&[3], always))),
+            location("_", "/catch", "Prefix", &[1], None),
+        ],
+        ignored: vec![],
+    };
+    for i in 0..300 {
+        plan.ignored.push(Ignored {
+            ingress: format!("ns/i{i}"),
+            reason: format!("reason {i} with $ and ' and \" and \\"),
+        });
+    }
+    let dir =
+        std::env::temp_dir().join(format!("rollouts-dataplane-nginx-t-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    let config = render(&plan, 1, &dir, 3);
+    std::fs::write(dir.join("served.conf"), &config.served_conf).unwrap();
+    std::fs::write(dir.join("nginx.conf"), &config.nginx_conf).unwrap();
+    let out = std::process::Command::new(nginx_binary())
+        .args(["-t", "-q", "-e", "stderr", "-p"])
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run nginx -t");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "nginx -t: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        config.nginx_conf
+    );
+}
