@@ -608,6 +608,44 @@ async fn envoy_serves(proxy: &Proxy, host: &str, backends: &[(&str, u64, usize)]
         .await;
 }
 
+/// A controller confined to its namespace (`--namespaced`) still follows a route its rollout
+/// names in another namespace (`namespace:` of the plugin configuration): it watches routes
+/// there too, and moves the weights in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaced_controller_moves_a_route_in_another_namespace() {
+    within_timeout("the route in another namespace", async {
+        let env = Env::new("tr-route-ns").await;
+        let elsewhere = Env {
+            kubeconfig: env.kubeconfig.clone(),
+            client: env.client.clone(),
+            namespace: format!("{}-routes", env.namespace),
+        };
+        let ns: k8s_openapi::api::core::v1::Namespace =
+            serde_json::from_value(json!({"metadata": {"name": elsewhere.namespace}})).unwrap();
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create the routes' namespace");
+        let controller = env.controller(&["--leader-elect=false"]);
+        let manifests = gateway_manifests(&format!("{}.gateway.local", env.namespace), &elsewhere.namespace);
+        let (route, rest): (Vec<&str>, Vec<&str>) = manifests.split("\n---\n").partition(|doc| doc.contains("kind: HTTPRoute"));
+        // The route's backends are the rollout's Services, in the rollout's namespace.
+        let route = route[0].replace("- {name: gw-stable, port: 80}", &format!("- {{name: gw-stable, namespace: {}, port: 80}}", env.namespace)).replace(
+            "- {name: gw-canary, port: 80, weight: 0}",
+            &format!("- {{name: gw-canary, namespace: {}, port: 80, weight: 0}}", env.namespace),
+        );
+        apply(&elsewhere, &route).await;
+        apply(&env, &rest.join("\n---\n")).await;
+        rollout_until(&env, "gw", "the first deploy to be Healthy", MINUTE, healthy).await;
+        env.cli_ok(&["set", "image", "gw", "app=argoproj/rollouts-demo:green"]);
+        rollout_until(&env, "gw", "the pause at weight 20", MINUTE, |ro| observed(ro) && phase(ro) == "Paused" && canary_weight(ro) == 20).await;
+        route_weights(&elsewhere, 80, 20).await;
+        let log = std::fs::read_to_string(&controller.log).unwrap_or_default();
+        assert!(log.contains("watching them there too"), "{}", controller.log_tail());
+    })
+    .await;
+}
+
 // --- (c) NGINX with maxTrafficWeight and a header route ----------------------------------------
 
 fn nginx_header_manifests(host: &str) -> String {

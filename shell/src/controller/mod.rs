@@ -17,7 +17,7 @@ pub mod router;
 pub mod trace;
 pub mod worker;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -212,6 +212,10 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let scope = args.namespaced.then_some(namespace);
     let (tx, mut rx) = mpsc::unbounded_channel::<Watched>();
     let kinds = spawn_watches(&client, scope.as_deref(), args.instance_id.as_deref(), &tx).await;
+    // Confined to a namespace, the controller still watches the routes its rollouts name in
+    // other namespaces (`namespace:` of the Gateway API configuration).
+    let extra_tx = scope.is_some().then(|| tx.downgrade());
+    let mut extra_routes: BTreeSet<(ObjectKind, String)> = BTreeSet::new();
     drop(tx);
     let mut router = Router::new(kinds);
     let mut workers: BTreeMap<RolloutKey, mpsc::UnboundedSender<Event>> = BTreeMap::new();
@@ -223,6 +227,14 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
                 let was_started = router.started();
                 for routed in router.handle(watched) {
                     dispatch(routed, &mut workers, &shared);
+                }
+                let changed = router.take_references_changed();
+                if let (true, Some(scope), Some(tx)) = (changed, &scope, extra_tx.as_ref().and_then(mpsc::WeakUnboundedSender::upgrade)) {
+                    for (kind, ns) in router.route_namespaces() {
+                        if ns != *scope && extra_routes.insert((kind, ns.clone())) {
+                            watch_routes_in(&client, kind, ns, &tx);
+                        }
+                    }
                 }
                 if !was_started && router.started() {
                     tracing::info!(rollouts = workers.len(), objects = router.cached(), "caches synced; reconciling");
@@ -328,15 +340,28 @@ async fn spawn_watches(
     // The traffic routers' objects, when the cluster serves them and we may list them.
     let ingresses = typed::<Ingress>(client, scope);
     let (ingress, routes) = futures::join!(
-        watch_optional(ingresses, ObjectKind::Ingress, |o| Object::Ingress(Box::new(o)), tx),
+        watch_optional(ingresses, ObjectKind::Ingress, None, |o| Object::Ingress(Box::new(o)), tx),
         futures::future::join_all([RouteKind::Http, RouteKind::Grpc, RouteKind::Tcp].map(|route| {
             let resource = route_resource(route);
-            watch_optional(dynamic(&resource), route.into(), move |o| Object::Route(route_json(o, route)), tx)
+            watch_optional(dynamic(&resource), route.into(), None, move |o| Object::Route(route_json(o, route)), tx)
         })),
     );
     kinds.extend(ingress);
     kinds.extend(routes.into_iter().flatten());
     kinds
+}
+
+/// Starts a watch of `kind` routes in `namespace` (for a controller confined to another
+/// namespace whose rollouts name routes there), in the background: like the controller's own
+/// route watches, it waits while the API is missing or forbidden.
+fn watch_routes_in(client: &Client, kind: ObjectKind, namespace: String, tx: &mpsc::UnboundedSender<Watched>) {
+    let Some(route) = kind.route_kind() else { return };
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &route_resource(route));
+    tracing::info!(?kind, %namespace, "a rollout names routes in another namespace; watching them there too");
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        watch_optional(api, kind, Some(namespace), move |o| Object::Route(route_json(o, route)), &tx).await;
+    });
 }
 
 /// How often a kind the cluster did not serve (or RBAC forbade) is looked for again.
@@ -362,7 +387,13 @@ pub fn unavailable(error: &kube::Error) -> Option<String> {
 /// Watches `kind` if the cluster serves it and we may list it: returns the kind for the
 /// router to wait for. Otherwise logs why once, returns `None`, and keeps probing every
 /// [`DISCOVERY_RETRY`] in the background, starting the watch when a probe succeeds.
-async fn watch_optional<K, F>(api: Api<K>, kind: ObjectKind, to_object: F, tx: &mpsc::UnboundedSender<Watched>) -> Option<ObjectKind>
+async fn watch_optional<K, F>(
+    api: Api<K>,
+    kind: ObjectKind,
+    extra: Option<String>,
+    to_object: F,
+    tx: &mpsc::UnboundedSender<Watched>,
+) -> Option<ObjectKind>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     F: Fn(K) -> Object + Send + 'static,
@@ -374,11 +405,12 @@ where
         }
     };
     let Some(why) = probe(api.clone()).await else {
-        watch(api, watcher::Config::default(), kind, to_object, tx);
+        watch_listing(api, watcher::Config::default(), kind, extra, to_object, tx);
         return Some(kind);
     };
     tracing::warn!(
         ?kind,
+        namespace = extra.as_deref().unwrap_or("(the controller's)"),
         reason = %why,
         retry = ?DISCOVERY_RETRY,
         "cannot list these objects (API not installed, or not allowed); serving everything else, and rollouts that reference them wait"
@@ -391,8 +423,8 @@ where
                 return;
             }
             if probe(api.clone()).await.is_none() {
-                tracing::info!(?kind, "these objects can be listed now; watching them");
-                watch(api, watcher::Config::default(), kind, to_object, &tx);
+                tracing::info!(?kind, namespace = extra.as_deref().unwrap_or("(the controller's)"), "these objects can be listed now; watching them");
+                watch_listing(api, watcher::Config::default(), kind, extra, to_object, &tx);
                 return;
             }
         }
@@ -409,6 +441,21 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     F: Fn(K) -> Object + Send + 'static,
 {
+    watch_listing(api, config, kind, None, to_object, tx);
+}
+
+/// [`watch`], reporting its lists as those of one more namespace (`extra`) when given.
+fn watch_listing<K, F>(
+    api: Api<K>,
+    config: watcher::Config,
+    kind: ObjectKind,
+    extra: Option<String>,
+    to_object: F,
+    tx: &mpsc::UnboundedSender<Watched>,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    F: Fn(K) -> Object + Send + 'static,
+{
     let tx = tx.clone();
     let convert = move |mut o: K| {
         o.meta_mut().managed_fields = None;
@@ -419,10 +466,16 @@ where
         let mut failing = false;
         while let Some(event) = stream.next().await {
             let watched = match event {
-                Ok(watcher::Event::Init) => Watched::Init(kind),
+                Ok(watcher::Event::Init) => match &extra {
+                    Some(ns) => Watched::InitIn(kind, ns.clone()),
+                    None => Watched::Init(kind),
+                },
                 Ok(watcher::Event::InitApply(o) | watcher::Event::Apply(o)) => Watched::Apply(convert(o)),
                 Ok(watcher::Event::Delete(o)) => Watched::Delete(convert(o)),
-                Ok(watcher::Event::InitDone) => Watched::InitDone(kind),
+                Ok(watcher::Event::InitDone) => match &extra {
+                    Some(ns) => Watched::InitDoneIn(kind, ns.clone()),
+                    None => Watched::InitDone(kind),
+                },
                 Err(e) => {
                     if std::mem::replace(&mut failing, true) {
                         tracing::debug!(?kind, error = %e, "watch still failing; retrying");

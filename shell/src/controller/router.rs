@@ -37,7 +37,8 @@ impl std::fmt::Display for RolloutKey {
 /// What a watch stream reported.
 #[derive(Clone, Debug)]
 pub enum Watched {
-    /// A (re-)list of `kind` begins.
+    /// A (re-)list of `kind` begins (the controller's own watch of the kind: every namespace,
+    /// or the one it is confined to).
     Init(ObjectKind),
     /// An object was listed, added or changed.
     Apply(Object),
@@ -45,6 +46,11 @@ pub enum Watched {
     Delete(Object),
     /// The (re-)list of `kind` is complete.
     InitDone(ObjectKind),
+    /// A (re-)list of `kind` in one more namespace begins: a watch the controller started
+    /// because a rollout names a route in a namespace its own watches do not cover.
+    InitIn(ObjectKind, String),
+    /// That list is complete.
+    InitDoneIn(ObjectKind, String),
 }
 
 /// What the router asks of the controller.
@@ -60,15 +66,23 @@ pub enum Routed {
 
 type Name = (String, String);
 
+/// A listing: a kind, in every namespace the controller's own watch covers (`None`) or in one
+/// more namespace of its own.
+type Listing = (ObjectKind, Option<String>);
+
 /// The router's caches.
 #[derive(Default)]
 pub struct Router {
     cache: BTreeMap<ObjectKind, BTreeMap<Name, Object>>,
-    relisting: BTreeMap<ObjectKind, BTreeSet<Name>>,
+    relisting: BTreeMap<Listing, BTreeSet<Name>>,
+    /// The namespaces listed by watches of their own, per kind.
+    extra: BTreeSet<(ObjectKind, String)>,
     synced: BTreeSet<ObjectKind>,
     expected: BTreeSet<ObjectKind>,
     started: bool,
     running: BTreeMap<RolloutKey, References>,
+    /// Whether a running rollout's references changed since [`Router::take_references_changed`].
+    references_changed: bool,
 }
 
 impl Router {
@@ -87,18 +101,47 @@ impl Router {
         self.cache.values().map(BTreeMap::len).sum()
     }
 
+    /// The listing an object of `kind` in `namespace` belongs to.
+    fn listing(&self, kind: ObjectKind, namespace: &str) -> Listing {
+        let extra = self.extra.contains(&(kind, namespace.to_string()));
+        (kind, extra.then(|| namespace.to_string()))
+    }
+
+    /// Whether the references of the running rollouts changed since the last call.
+    pub fn take_references_changed(&mut self) -> bool {
+        std::mem::take(&mut self.references_changed)
+    }
+
+    /// The Gateway API routes the running rollouts name, as (kind, namespace), the namespace
+    /// defaulted to the rollout's: the controller watches those outside its own scope.
+    pub fn route_namespaces(&self) -> BTreeSet<(ObjectKind, String)> {
+        self.running
+            .iter()
+            .flat_map(|(k, refs)| {
+                refs.routes.iter().map(|r| (ObjectKind::from(r.kind), r.namespace.clone().unwrap_or_else(|| k.namespace.clone())))
+            })
+            .collect()
+    }
+
     /// Takes one watch report; returns what to start, deliver or stop.
     pub fn handle(&mut self, watched: Watched) -> Vec<Routed> {
         match watched {
             Watched::Init(kind) => {
-                self.relisting.insert(kind, BTreeSet::new());
+                self.relisting.insert((kind, None), BTreeSet::new());
                 Vec::new()
             }
+            Watched::InitIn(kind, namespace) => {
+                self.extra.insert((kind, namespace.clone()));
+                self.relisting.insert((kind, Some(namespace)), BTreeSet::new());
+                Vec::new()
+            }
+            Watched::InitDoneIn(kind, namespace) => self.relisted((kind, Some(namespace))),
             Watched::Apply(obj) => {
                 let kind = kind_of(&obj);
                 let meta = meta_of(&obj);
                 let key = name_of(&meta);
-                if let Some(seen) = self.relisting.get_mut(&kind) {
+                let listing = self.listing(kind, &key.0);
+                if let Some(seen) = self.relisting.get_mut(&listing) {
                     seen.insert(key.clone());
                 }
                 let existed = self.cache.get(&kind).is_some_and(|c| c.contains_key(&key));
@@ -116,18 +159,7 @@ impl Router {
                 out
             }
             Watched::InitDone(kind) => {
-                let mut out = Vec::new();
-                if let Some(seen) = self.relisting.remove(&kind) {
-                    // Objects that were cached but not re-listed were deleted meanwhile.
-                    let gone: Vec<Object> = self
-                        .cache
-                        .get(&kind)
-                        .map(|c| c.iter().filter(|(k, _)| !seen.contains(*k)).map(|(_, o)| o.clone()).collect())
-                        .unwrap_or_default();
-                    for obj in gone {
-                        out.extend(self.handle(Watched::Delete(obj)));
-                    }
-                }
+                let mut out = self.relisted((kind, None));
                 self.synced.insert(kind);
                 if !self.started && self.expected.is_subset(&self.synced) {
                     self.started = true;
@@ -140,6 +172,23 @@ impl Router {
                 out
             }
         }
+    }
+
+    /// A (re-)list is complete: objects of the listing that were cached but not re-listed
+    /// were deleted meanwhile.
+    fn relisted(&mut self, listing: Listing) -> Vec<Routed> {
+        let Some(seen) = self.relisting.remove(&listing) else { return Vec::new() };
+        let gone: Vec<Object> = self
+            .cache
+            .get(&listing.0)
+            .map(|c| {
+                c.iter()
+                    .filter(|(k, _)| !seen.contains(*k) && self.listing(listing.0, &k.0) == listing)
+                    .map(|(_, o)| o.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        gone.into_iter().flat_map(|obj| self.handle(Watched::Delete(obj))).collect()
     }
 
     fn get(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<&Object> {
@@ -216,6 +265,7 @@ impl Router {
                 if refs != old_refs {
                     events.extend(self.referenced(&key.namespace, &refs));
                     self.running.insert(key.clone(), refs);
+                    self.references_changed = true;
                 }
                 vec![Routed::Deliver(key, events)]
             }
@@ -309,6 +359,7 @@ impl Router {
         }
         events.extend(self.referenced(&key.namespace, &refs));
         self.running.insert(key.clone(), refs);
+        self.references_changed = true;
         vec![Routed::Start(key, events)]
     }
 
@@ -663,6 +714,35 @@ mod tests {
         let out = r.handle(Watched::Apply(route("HTTPRoute", "ns", "web-route")));
         assert!(matches!(&out[..], [Routed::Deliver(k, e)] if k == &key("web") && applied_names(e) == ["HttpRoute/web-route"]), "{out:?}");
         assert_eq!(r.handle(Watched::InitDone(ObjectKind::HttpRoute)), vec![]);
+    }
+
+    #[test]
+    fn a_route_in_a_namespace_of_its_own_listing_is_routed_and_relists_do_not_mix() {
+        // A controller confined to `ns`; the rollout names its HTTPRoute in `gw`.
+        let mut r = Router::new(ALL.iter().chain(&TRAFFIC).copied());
+        let plugin = json!({"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": "web-route", "namespace": "gw"}}});
+        r.handle(Watched::Apply(traffic_rollout("web", plugin)));
+        r.handle(Watched::Apply(route("HTTPRoute", "ns", "local")));
+        synced_all(&mut r);
+        assert!(r.take_references_changed() && !r.take_references_changed());
+        assert_eq!(
+            r.route_namespaces(),
+            BTreeSet::from([(ObjectKind::HttpRoute, "gw".to_string())]),
+            "the controller is asked to watch HTTPRoutes in gw"
+        );
+        // The extra watch lists gw.
+        r.handle(Watched::InitIn(ObjectKind::HttpRoute, "gw".into()));
+        let out = r.handle(Watched::Apply(route("HTTPRoute", "gw", "web-route")));
+        assert!(matches!(&out[..], [Routed::Deliver(k, e)] if k == &key("web") && applied_names(e) == ["HttpRoute/web-route"]), "{out:?}");
+        assert_eq!(r.handle(Watched::InitDoneIn(ObjectKind::HttpRoute, "gw".into())), vec![]);
+        // A relist of the controller's own HTTPRoute watch (ns) does not take gw's route for deleted...
+        r.handle(Watched::Init(ObjectKind::HttpRoute));
+        r.handle(Watched::Apply(route("HTTPRoute", "ns", "local")));
+        assert_eq!(r.handle(Watched::InitDone(ObjectKind::HttpRoute)), vec![]);
+        // ...and a relist of gw without the route reports its deletion.
+        r.handle(Watched::InitIn(ObjectKind::HttpRoute, "gw".into()));
+        let out = r.handle(Watched::InitDoneIn(ObjectKind::HttpRoute, "gw".into()));
+        assert_eq!(out, vec![Routed::Deliver(key("web"), vec![Event::Deleted { kind: ObjectKind::HttpRoute, name: "web-route".into() }])]);
     }
 
     #[test]
