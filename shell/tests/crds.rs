@@ -106,14 +106,15 @@ fn fixture_objects(dir: &Path, out: &mut Vec<(PathBuf, Kind, serde_json::Value)>
     }
 }
 
-/// Objects with a CRD kind anywhere in `value` (scenarios embed them in lists).
+/// Objects with a CRD kind anywhere in `value` (scenarios embed them in lists). A reference
+/// to one (an owner reference: apiVersion and kind, no metadata) is not an object.
 fn collect(path: &Path, value: &serde_json::Value, out: &mut Vec<(PathBuf, Kind, serde_json::Value)>) {
     match value {
         serde_json::Value::Object(map) => {
             let kind = map.get("kind").and_then(|k| k.as_str()).and_then(Kind::from_kind);
             let argo = map.get("apiVersion").and_then(|v| v.as_str()) == Some("argoproj.io/v1alpha1");
             match kind {
-                Some(kind) if argo => out.push((path.to_path_buf(), kind, value.clone())),
+                Some(kind) if argo && map.contains_key("metadata") => out.push((path.to_path_buf(), kind, value.clone())),
                 _ => map.values().for_each(|v| collect(path, v, out)),
             }
         }
