@@ -219,7 +219,7 @@ pub(super) fn entry(cluster: &Cluster, decoded: &mut Decoded, name: &str, t: Sec
         verified: w.verified,
     });
     let actual_weight = match &weights {
-        Some(w) => routed_weight(w, ro.spec.max_traffic_weight(), &rss),
+        Some(w) => routed_weight(w, &st.current_pod_hash, ro.spec.max_traffic_weight(), &rss),
         None => actual_weight(ro, &rss, &active),
     };
     Some(Entry {
@@ -275,17 +275,24 @@ fn actual_weight(ro: &Rollout, rss: &[RsEntry], active: &str) -> i32 {
     ((canary * 200 + total) / (2 * total)) as i32
 }
 
-/// The canary's traffic share from the router's weights, in percent of
-/// `maxTrafficWeight` (rounded half up); 0 when no available pod of the canary's
-/// ReplicaSet could take it.
-fn routed_weight(w: &WeightsEntry, max_weight: i32, rss: &[RsEntry]) -> i32 {
-    let hash = &w.canary.pod_template_hash;
-    let available: i64 = rss.iter().filter(|r| !hash.is_empty() && &r.hash == hash).map(|r| i64::from(r.available)).sum();
+/// The current template's traffic share from the router's weights, in percent of
+/// `maxTrafficWeight` (rounded half up): the weights of every destination serving the
+/// current pod-template hash (the canary's while updating; canary and stable once fully
+/// promoted, so 100 as Argo's CLI shows; the stable's while rolling back to it), 0 when no
+/// available pod of that ReplicaSet could take it.
+fn routed_weight(w: &WeightsEntry, current: &str, max_weight: i32, rss: &[RsEntry]) -> i32 {
+    let available: i64 = rss.iter().filter(|r| !current.is_empty() && r.hash == current).map(|r| i64::from(r.available)).sum();
     let max = i64::from(max_weight);
     if available == 0 || max <= 0 {
         return 0;
     }
-    let weight = i64::from(w.canary.weight).clamp(0, max);
+    let weight: i64 = std::iter::once(&w.canary)
+        .chain(std::iter::once(&w.stable))
+        .chain(w.additional.iter())
+        .filter(|d| d.pod_template_hash == current)
+        .map(|d| i64::from(d.weight))
+        .sum::<i64>()
+        .clamp(0, max);
     ((weight * 200 + max) / (2 * max)) as i32
 }
 
