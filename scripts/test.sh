@@ -22,7 +22,12 @@ export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 
 # A plane of its own for the end-to-end tests, stopped and removed when this script ends.
 export ROLLOUTS_E2E_STATE="${ROLLOUTS_E2E_STATE:-${TMPDIR:-/tmp}/rollouts-e2e-plane-$$}"
-trap 'ROLLOUTS_DEV_CLUSTER_STATE="$ROLLOUTS_E2E_STATE" deploy/dev-cluster/down >/dev/null 2>&1 || true; rm -f "$ROLLOUTS_E2E_STATE.lock"' EXIT
+# The request counts the traffic tests measure through the real proxies, printed at the end.
+export ROLLOUTS_TRAFFIC_REPORT="${ROLLOUTS_TRAFFIC_REPORT:-${TMPDIR:-/tmp}/rollouts-traffic-report-$$.txt}"
+: > "$ROLLOUTS_TRAFFIC_REPORT"
+trap 'ROLLOUTS_DEV_CLUSTER_STATE="$ROLLOUTS_E2E_STATE" deploy/dev-cluster/down >/dev/null 2>&1 || true; rm -f "$ROLLOUTS_E2E_STATE.lock"
+      if [ -s "$ROLLOUTS_TRAFFIC_REPORT" ]; then echo; echo "== requests counted through the real proxies (shell/tests/traffic.rs, dataplane.rs) =="; cat "$ROLLOUTS_TRAFFIC_REPORT"; fi
+      rm -f "$ROLLOUTS_TRAFFIC_REPORT"' EXIT
 
 # Lints first: clippy with every warning an error (the core's clock and HashMap bans
 # included, see core/clippy.toml).

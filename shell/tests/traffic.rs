@@ -820,7 +820,7 @@ impl Proxy {
 /// Prints one measurement as a line of the table in the note.
 fn print_counts(proxy: &str, moment: &str, counts: &BTreeMap<String, u64>) {
     let total: u64 = counts.values().sum();
-    println!("TRAFFIC {proxy:<5} | {moment:<40} | {total} requests | {counts:?}");
+    traffic::report(&format!("TRAFFIC {proxy:<5} | {moment:<40} | {total} requests | {counts:?}"));
 }
 
 /// Checks the share of `hash` in `counts` against a binomial draw with probability `p`.

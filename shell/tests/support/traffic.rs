@@ -326,8 +326,25 @@ pub fn assert_binomial(count: u64, n: u64, p: f64, label: &str) {
     } else {
         (count as f64 - mean).abs() <= 5.0 * sigma
     };
-    println!("{label}: {count} of {n} (expected {mean:.1} ± {:.1}, p = {p}) {}", 5.0 * sigma, if ok { "ok" } else { "OUT OF RANGE" });
+    report(&format!(
+        "{label}: {count} of {n} (expected {mean:.1} ± {:.1}, p = {p}) {}",
+        5.0 * sigma,
+        if ok { "ok" } else { "OUT OF RANGE" }
+    ));
     assert!(ok, "{label}: {count} of {n} requests, expected {mean:.1} ± {:.1} (5σ, p = {p})", 5.0 * sigma);
+}
+
+/// Prints a measurement, and appends it to the file `$ROLLOUTS_TRAFFIC_REPORT` when set:
+/// `scripts/test.sh` prints that file after the tests, so the request counts show in the
+/// test command's output although cargo hides a passing test's.
+pub fn report(line: &str) {
+    println!("{line}");
+    if let Some(path) = std::env::var_os("ROLLOUTS_TRAFFIC_REPORT") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
 }
 
 /// The plural of the kinds the traffic tests create.
