@@ -86,12 +86,13 @@ impl Ctx<'_> {
             Routes::InForce if self.rollout_revision() > 1 => self.routes_in_force(&tr),
             Routes::InForce | Routes::Removed => (Vec::new(), Vec::new()),
         };
-        let canary = self.ro.spec.canary().cloned().unwrap_or_default();
+        let (canary_service, stable_service) =
+            self.ro.spec.canary().map(|c| (c.canary_service.clone(), c.stable_service.clone())).unwrap_or_default();
         let plan = TrafficPlan {
             rollout: self.name().to_string(),
             rollout_uid: self.ro.metadata.uid.clone().unwrap_or_default(),
-            canary_service: canary.canary_service.clone(),
-            stable_service: canary.stable_service.clone(),
+            canary_service,
+            stable_service,
             weight,
             max_weight,
             max_weight_set: tr.max_traffic_weight.is_some(),
