@@ -14,7 +14,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use serde_json::Value;
-use support::{field, replicas_of, sizes, summary, wait_for, Env};
+use support::{field, healthy, observed, phase, replicas_of, sizes, step, summary, wait_for, Env};
 
 const SEED_CANARY: &str = include_str!("../../fixtures/rollouts/seed-basic-canary.yaml");
 const MINUTE: Duration = Duration::from_secs(60);
@@ -26,24 +26,6 @@ async fn rollout_until(env: &Env, name: &str, what: &str, timeout: Duration, ok:
         if ok(&ro) { Ok(ro) } else { Err(summary(&ro)) }
     })
     .await
-}
-
-fn phase(ro: &Value) -> String {
-    field(ro, "/status/phase")
-}
-
-fn step(ro: &Value) -> i64 {
-    ro.pointer("/status/currentStepIndex").and_then(Value::as_i64).unwrap_or(-1)
-}
-
-fn observed(ro: &Value) -> bool {
-    // The controller has seen the latest spec (our status is written with observedGeneration).
-    let generation = ro.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
-    field(ro, "/status/observedGeneration") == generation.to_string()
-}
-
-fn healthy(ro: &Value) -> bool {
-    observed(ro) && phase(ro) == "Healthy"
 }
 
 /// The seed's canary walkthrough, step for step, through the CLI.

@@ -19,7 +19,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{json, Value};
-use support::{field, summary, traffic, wait_for, Env, NEVER_READY_IMAGE};
+use support::{field, healthy, observed, phase, step, summary, traffic, wait_for, Env, NEVER_READY_IMAGE};
 
 const MINUTE: Duration = Duration::from_secs(60);
 /// No test may take longer than this, whatever hangs.
@@ -42,23 +42,6 @@ async fn rollout_until(env: &Env, name: &str, what: &str, timeout: Duration, ok:
         if ok(&ro) { Ok(ro) } else { Err(format!("{} weights={}", summary(&ro), field(&ro, "/status/canary/weights"))) }
     })
     .await
-}
-
-fn phase(ro: &Value) -> String {
-    field(ro, "/status/phase")
-}
-
-fn step(ro: &Value) -> i64 {
-    ro.pointer("/status/currentStepIndex").and_then(Value::as_i64).unwrap_or(-1)
-}
-
-fn observed(ro: &Value) -> bool {
-    let generation = ro.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
-    field(ro, "/status/observedGeneration") == generation.to_string()
-}
-
-fn healthy(ro: &Value) -> bool {
-    observed(ro) && phase(ro) == "Healthy"
 }
 
 /// `status.canary.weights.canary.weight`, -1 without weights.

@@ -222,13 +222,8 @@ impl Router {
                 let run = self.get(ObjectKind::AnalysisRun, &namespace, &run)?;
                 self.owner_rollout(ObjectKind::AnalysisRun, &meta_of(run))
             }
-            ObjectKind::Service
-            | ObjectKind::AnalysisTemplate
-            | ObjectKind::ClusterAnalysisTemplate
-            | ObjectKind::Ingress
-            | ObjectKind::HttpRoute
-            | ObjectKind::GrpcRoute
-            | ObjectKind::TcpRoute => None,
+            // Named by a rollout's spec, owned by none (see `by_reference`).
+            _ => None,
         }
     }
 
@@ -269,13 +264,7 @@ impl Router {
                 }
                 vec![Routed::Deliver(key, events)]
             }
-            ObjectKind::Service
-            | ObjectKind::AnalysisTemplate
-            | ObjectKind::ClusterAnalysisTemplate
-            | ObjectKind::Ingress
-            | ObjectKind::HttpRoute
-            | ObjectKind::GrpcRoute
-            | ObjectKind::TcpRoute => self
+            kind if by_reference(kind) => self
                 .referencing(kind, meta)
                 .into_iter()
                 .map(|k| Routed::Deliver(k, vec![Event::Applied(obj.clone())]))
@@ -319,13 +308,7 @@ impl Router {
                     Vec::new()
                 }
             }
-            ObjectKind::Service
-            | ObjectKind::AnalysisTemplate
-            | ObjectKind::ClusterAnalysisTemplate
-            | ObjectKind::Ingress
-            | ObjectKind::HttpRoute
-            | ObjectKind::GrpcRoute
-            | ObjectKind::TcpRoute => {
+            kind if by_reference(kind) => {
                 self.referencing(kind, meta).into_iter().map(|k| Routed::Deliver(k, vec![deleted()])).collect()
             }
             _ => match self.owner_rollout(kind, meta).filter(|k| self.running.contains_key(k)) {
@@ -383,6 +366,25 @@ impl Router {
             out.extend(self.get(r.kind.into(), ns, &r.name).cloned().map(Event::Applied));
         }
         out
+    }
+}
+
+/// Whether objects of `kind` reach a rollout because its spec names them (Services,
+/// templates, router objects) rather than because it owns them.
+fn by_reference(kind: ObjectKind) -> bool {
+    match kind {
+        ObjectKind::Service
+        | ObjectKind::AnalysisTemplate
+        | ObjectKind::ClusterAnalysisTemplate
+        | ObjectKind::Ingress
+        | ObjectKind::HttpRoute
+        | ObjectKind::GrpcRoute
+        | ObjectKind::TcpRoute => true,
+        ObjectKind::Rollout
+        | ObjectKind::ReplicaSet
+        | ObjectKind::Pod
+        | ObjectKind::AnalysisRun
+        | ObjectKind::Job => false,
     }
 }
 

@@ -267,6 +267,27 @@ pub fn field(v: &Value, pointer: &str) -> String {
 }
 
 /// A short description of a rollout's status for failure messages.
+/// `status.phase`.
+pub fn phase(ro: &Value) -> String {
+    field(ro, "/status/phase")
+}
+
+/// `status.currentStepIndex` (-1 when absent).
+pub fn step(ro: &Value) -> i64 {
+    ro.pointer("/status/currentStepIndex").and_then(Value::as_i64).unwrap_or(-1)
+}
+
+/// The controller has seen the latest spec (its status is written with observedGeneration).
+pub fn observed(ro: &Value) -> bool {
+    let generation = ro.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+    field(ro, "/status/observedGeneration") == generation.to_string()
+}
+
+/// Observed and Healthy.
+pub fn healthy(ro: &Value) -> bool {
+    observed(ro) && phase(ro) == "Healthy"
+}
+
 pub fn summary(ro: &Value) -> String {
     format!(
         "phase={} message={:?} step={} stableRS={} currentPodHash={} abort={}",
