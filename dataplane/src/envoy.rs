@@ -20,7 +20,7 @@
 //!   the plan and its generation.
 
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -275,11 +275,8 @@ impl Proxy for Envoy {
         .await
     }
 
-    async fn exited(&mut self) -> std::io::Result<ExitStatus> {
-        match self.child.as_mut() {
-            Some(child) => child.wait().await,
-            None => std::future::pending().await,
-        }
+    fn child_mut(&mut self) -> Option<&mut Child> {
+        self.child.as_mut()
     }
 
     async fn stop(&mut self) {

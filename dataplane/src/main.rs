@@ -69,8 +69,15 @@ pub(crate) trait Proxy {
     fn render(&self, snapshot: &Snapshot, generation: u64) -> Self::Config;
     /// Starts the proxy with `config`, or reconfigures it; returns once `generation` is served.
     async fn apply(&mut self, config: &Self::Config, generation: u64) -> Result<(), Error>;
-    /// Returns when the proxy process exits.
-    async fn exited(&mut self) -> std::io::Result<ExitStatus>;
+    /// The proxy process, once started.
+    fn child_mut(&mut self) -> Option<&mut tokio::process::Child>;
+    /// Returns when the proxy process exits (never before it is started).
+    async fn exited(&mut self) -> std::io::Result<ExitStatus> {
+        match self.child_mut() {
+            Some(child) => child.wait().await,
+            None => std::future::pending().await,
+        }
+    }
     /// Stops the proxy process.
     async fn stop(&mut self);
 }

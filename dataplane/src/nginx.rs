@@ -37,7 +37,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -544,11 +544,8 @@ impl Proxy for Nginx {
         .await
     }
 
-    async fn exited(&mut self) -> std::io::Result<ExitStatus> {
-        match self.child.as_mut() {
-            Some(child) => child.wait().await,
-            None => std::future::pending().await,
-        }
+    fn child_mut(&mut self) -> Option<&mut Child> {
+        self.child.as_mut()
     }
 
     /// Fast shutdown (the master stops its workers); killed after 5 s.
