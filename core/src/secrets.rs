@@ -92,6 +92,11 @@ impl SecretValues {
             .map_err(|e| self.redact_str(&format!("the provider does not decode after substituting secrets: {e}")))
     }
 
+    /// Adds a value to redact (a credential a provider read itself), under `label`.
+    pub fn insert(&mut self, label: &str, value: &str) {
+        self.0.insert(label.to_string(), value.to_string());
+    }
+
     /// `text` with every non-empty secret value replaced by [`REDACTED`].
     pub fn redact_str(&self, text: &str) -> String {
         let mut out = text.to_string();

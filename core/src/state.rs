@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Affinity, Pod, PodTemplateSpec, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::run::MeasurementAnswer;
+use crate::analysis::run::{MeasureContext, MeasurementAnswer};
 use crate::api::{
     AnalysisRun, AnalysisTemplate, MetricProvider, Rollout, RolloutSpec, RouteKind, SecretKeyRef, SpecError,
 };
@@ -407,6 +407,10 @@ pub enum Action {
         /// never be logged, stored or reported (redact them as `*****`).
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         secrets: BTreeMap<String, SecretKeyRef>,
+        /// What the provider may need besides its spec (the metric's interval, when the
+        /// run started, and what an asynchronous provider left on the measurement).
+        #[serde(default, skip_serializing_if = "MeasureContext::is_empty")]
+        context: MeasureContext,
     },
     /// Create a Job for a job metric (owned by the AnalysisRun).
     CreateJob {

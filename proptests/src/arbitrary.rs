@@ -403,6 +403,7 @@ pub fn action(time: BoxedStrategy<Timestamp>) -> BoxedStrategy<Action> {
             index,
             provider: Box::default(),
             secrets: BTreeMap::new(),
+            context: Default::default(),
         }),
         names().prop_map(|name| Action::CreateJob { job: Box::new(job(&name)) }),
         names().prop_map(|name| Action::DeleteJob { name }),

@@ -4,6 +4,7 @@
 //! Everything here does I/O; every decision is the core's (`rollouts_core::rollout::step`).
 
 pub mod cli;
+pub mod providers;
 pub mod controller;
 pub mod crds;
 pub mod kubeapi;

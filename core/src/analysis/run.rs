@@ -68,6 +68,9 @@ const MIN_INTERVAL: Seconds = Seconds(1);
 /// How long to wait for a provider's answer when it has no timeout of its own.
 const DEFAULT_ANSWER_TIMEOUT: Seconds = Seconds(30);
 
+/// How often Argo asks Kayenta whether a canary judgement has finished.
+const KAYENTA_RESUME_DELAY: Seconds = Seconds(15);
+
 /// The answer to one measurement, as the shell (or the simulator) reports it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MeasurementAnswer {
@@ -97,6 +100,33 @@ pub struct MeasureRequest {
     pub provider: MetricProvider,
     /// Arguments the shell must read from Secrets (args::secret_args): their `{{args.<name>}}` placeholders are still in `provider`.
     pub secrets: BTreeMap<String, SecretKeyRef>,
+    /// What a provider may need besides its spec.
+    pub context: MeasureContext,
+}
+
+/// What a provider may need besides its spec: Argo's providers get the run and the
+/// measurement too. Kayenta is the one that reads these today (its scope windows and the
+/// canary execution it resumes).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeasureContext {
+    /// The metric's `interval`, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// When the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_started_at: Option<Timestamp>,
+    /// The in-flight measurement's metadata when it is asked for again (Argo's `Resume`):
+    /// an asynchronous provider finds what it started there (`canaryExecutionId`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resume: BTreeMap<String, String>,
+}
+
+impl MeasureContext {
+    /// Nothing set.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// The outcome of one reconcile of a run.
@@ -149,7 +179,7 @@ pub fn reconcile_run(run: &AnalysisRun, now: Timestamp) -> RunReconcile {
         match task {
             Task::Start => {
                 let index = start_measurement(status, metrics, i, &prepared.dry_run, now);
-                out.measure.push(request(metric, index, &secrets));
+                out.measure.push(request(metric, index, &secrets, status));
             }
             Task::Resend => {
                 let Some(result) = result_mut(status, &metric.name) else {
@@ -159,7 +189,7 @@ pub fn reconcile_run(run: &AnalysisRun, now: Timestamp) -> RunReconcile {
                 if let Some(m) = result.measurements.last_mut() {
                     m.resume_at = answer_timeout(&metric.provider).map(|t| now.plus(t));
                 }
-                out.measure.push(request(metric, index, &secrets));
+                out.measure.push(request(metric, index, &secrets, status));
             }
             Task::Stop => {
                 let Some(result) = result_mut(status, &metric.name) else {
@@ -298,7 +328,7 @@ pub fn in_flight_requests(run: &AnalysisRun) -> Vec<MeasureRequest> {
             let result = result_of(&run.status, &metric.name)?;
             let last = result.measurements.last()?;
             let in_flight = last.finished_at.is_none() && !result.phase.completed();
-            in_flight.then(|| request(metric, measurement_index(result), &secrets))
+            in_flight.then(|| request(metric, measurement_index(result), &secrets, &run.status))
         })
         .collect()
 }
@@ -780,12 +810,23 @@ fn request(
     metric: &Metric,
     index: i32,
     secrets: &BTreeMap<String, SecretKeyRef>,
+    status: &AnalysisRunStatus,
 ) -> MeasureRequest {
+    let resume = result_of(status, &metric.name)
+        .and_then(|r| r.measurements.last())
+        .filter(|m| m.finished_at.is_none())
+        .map(|m| m.metadata.clone())
+        .unwrap_or_default();
     MeasureRequest {
         metric: metric.name.clone(),
         index,
         provider: metric.provider.clone(),
         secrets: secrets.clone(),
+        context: MeasureContext {
+            interval: metric.interval.clone().filter(|i| !i.is_empty()),
+            run_started_at: status.started_at,
+            resume,
+        },
     }
 }
 
@@ -810,9 +851,10 @@ fn answer_timeout(provider: &MetricProvider) -> Option<Seconds> {
             provider.web.as_ref().and_then(|w| w.timeout_seconds),
             10,
         )),
+        // Argo resumes a Kayenta judgement every 15 s.
+        Some(ProviderKind::Kayenta) => Some(KAYENTA_RESUME_DELAY),
         Some(
-            ProviderKind::Kayenta
-            | ProviderKind::Datadog
+            ProviderKind::Datadog
             | ProviderKind::Wavefront
             | ProviderKind::NewRelic
             | ProviderKind::CloudWatch

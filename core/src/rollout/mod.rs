@@ -268,6 +268,7 @@ fn resume_measurements(state: &State) -> Vec<Action> {
                 index: req.index,
                 provider: Box::new(req.provider),
                 secrets: req.secrets,
+                context: req.context,
             });
         }
     }

@@ -141,6 +141,7 @@ fn measure_action(run: &AnalysisRun, req: MeasureRequest) -> Action {
             index: req.index,
             provider: Box::new(req.provider),
             secrets: req.secrets,
+            context: req.context,
         };
     };
     let meta = job.metadata.unwrap_or_default();

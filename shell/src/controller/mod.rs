@@ -10,7 +10,6 @@
 //! - `/metrics` and `/healthz` are served on 127.0.0.1 unless told otherwise.
 
 pub mod leader;
-pub mod measure;
 pub mod metrics;
 pub mod replay;
 pub mod router;

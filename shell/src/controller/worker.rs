@@ -262,12 +262,12 @@ impl Executor<'_> {
                 let api: Api<DynamicObject> = Api::namespaced_with(client, &route_ns, &route_resource(*kind));
                 api.patch(name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
             }
-            Action::Measure { run, metric, index, provider, secrets } => {
+            Action::Measure { run, metric, index, provider, secrets, context } => {
                 let (client, me) = (self.client(), self.me.clone());
-                let (run, metric, index, provider, secrets) =
-                    (run.clone(), metric.clone(), *index, provider.clone(), secrets.clone());
+                let (run, metric, index, provider, secrets, context) =
+                    (run.clone(), metric.clone(), *index, provider.clone(), secrets.clone(), context.clone());
                 tokio::spawn(async move {
-                    let answer = super::measure::measure(&client, &ns, &provider, &secrets).await;
+                    let answer = crate::providers::measure(&client, &ns, &provider, &secrets, &context).await;
                     if let Some(tx) = me.upgrade() {
                         let _ = tx.send(Event::Measured { run, metric, index, answer });
                     }

@@ -236,7 +236,13 @@ impl Env {
 
     /// Starts a controller watching only this namespace, electing its leader on a Lease here.
     pub fn controller(&self, extra: &[&str]) -> Controller {
-        Controller::start(self, extra)
+        Controller::start(self, extra, &[])
+    }
+
+    /// [`Env::controller`] with extra environment variables (a provider's endpoint or
+    /// credentials; `POD_NAMESPACE` for where it reads provider Secrets).
+    pub fn controller_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Controller {
+        Controller::start(self, extra, env)
     }
 }
 
@@ -356,7 +362,7 @@ pub struct Controller {
 }
 
 impl Controller {
-    fn start(env: &Env, extra: &[&str]) -> Controller {
+    fn start(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Controller {
         let metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let healthz: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
@@ -371,6 +377,7 @@ impl Controller {
             .args(extra)
             .env("KUBECONFIG", &env.kubeconfig)
             .env("NO_COLOR", "1")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
