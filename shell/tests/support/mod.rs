@@ -430,3 +430,23 @@ impl Drop for Controller {
         self.kill();
     }
 }
+
+/// Waits until the rollout satisfies `ok`; the failure message shows its status.
+pub async fn rollout_until(env: &Env, name: &str, what: &str, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Value {
+    wait_for(timeout, what, || async {
+        let ro = env.rollout(name).await;
+        if ok(&ro) { Ok(ro) } else { Err(summary(&ro)) }
+    })
+    .await
+}
+
+/// The AnalysisRuns of the namespace, oldest first.
+pub async fn analysis_runs(env: &Env) -> Vec<Value> {
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(env.client.clone(), &env.namespace, &rollouts_shell::kubeapi::analysis_run_resource());
+    let mut runs: Vec<Value> =
+        api.list(&Default::default()).await.unwrap().items.iter().map(|o| serde_json::to_value(o).unwrap()).collect();
+    runs.sort_by_key(|r| field(r, "/metadata/creationTimestamp") + &field(r, "/metadata/name"));
+    runs
+}
+
