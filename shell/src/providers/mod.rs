@@ -60,6 +60,7 @@ pub trait Provider {
 pub struct Ctx<'a> {
     kube: Option<&'a Client>,
     controller_namespace: &'a str,
+    run_namespace: Option<&'a str>,
     now: SystemTime,
     context: &'a MeasureContext,
     /// Every secret value read for this measurement, for the redaction of the answer.
@@ -69,7 +70,18 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// A measurement taken `now`, with (or, offline, without) a cluster to read Secrets from.
     pub fn new(kube: Option<&'a Client>, controller_namespace: &'a str, now: SystemTime, context: &'a MeasureContext) -> Self {
-        Ctx { kube, controller_namespace, now, context, read: Mutex::new(SecretValues::default()) }
+        Ctx { kube, controller_namespace, run_namespace: None, now, context, read: Mutex::new(SecretValues::default()) }
+    }
+
+    /// The same, for a run in `namespace`.
+    pub fn with_run_namespace(mut self, namespace: &'a str) -> Self {
+        self.run_namespace = Some(namespace);
+        self
+    }
+
+    /// The run's namespace (Datadog's `secretRef.namespaced`), when known.
+    pub fn run_namespace(&self) -> Option<&str> {
+        self.run_namespace
     }
 
     /// The instant of the measurement (the clock for the controller, `--at` for `analyze`).
@@ -148,7 +160,7 @@ pub async fn measure(
         Err(message) => return MeasurementAnswer { args_error: Some(message), ..MeasurementAnswer::default() },
     };
     let controller_ns = controller_namespace();
-    let ctx = Ctx::new(Some(client), &controller_ns, SystemTime::now(), context);
+    let ctx = Ctx::new(Some(client), &controller_ns, SystemTime::now(), context).with_run_namespace(namespace);
     values.redact(measure_resolved(&ctx, &values, provider).await)
 }
 
