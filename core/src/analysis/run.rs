@@ -83,6 +83,10 @@ pub struct MeasurementAnswer {
     pub phase: Option<AnalysisPhase>,
     /// Provider metadata recorded on the measurement.
     pub metadata: BTreeMap<String, String>,
+    /// Why the provider decided `phase` (a failed Job's reason), recorded as the
+    /// measurement's message and so shown in the run's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// The shell could not resolve the measurement's secret arguments (a missing Secret
     /// or key): the whole run becomes Error, as Argo's argument resolution does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -886,7 +890,7 @@ fn judge(run: &AnalysisRun, metric: &str, answer: &MeasurementAnswer) -> (Analys
         return (AnalysisPhase::Error, error.clone());
     }
     if let Some(phase) = answer.phase {
-        return (phase, String::new());
+        return (phase, answer.message.clone().unwrap_or_default());
     }
     let metrics = match args::resolve_metrics(&run.spec.metrics, &run.spec.args) {
         Ok(metrics) => metrics,

@@ -113,14 +113,19 @@ fn in_flight_jobs(run: &AnalysisRun) -> Vec<(String, i32, String)> {
         .collect()
 }
 
-/// A finished Job's verdict: Complete ⇒ Successful, Failed ⇒ Failed.
+/// A finished Job's verdict: Complete ⇒ Successful, Failed ⇒ Failed with the Job's reason
+/// and message (Argo leaves the measurement's message empty; the reason is what a user
+/// looks for first: `BackoffLimitExceeded`, `DeadlineExceeded`).
 fn job_answer(job: &Job) -> Option<MeasurementAnswer> {
     let conditions = job.status.as_ref()?.conditions.as_ref()?;
-    let phase = conditions.iter().find(|c| c.status == "True").and_then(|c| match c.type_.as_str() {
-        "Complete" => Some(AnalysisPhase::Successful),
-        "Failed" => Some(AnalysisPhase::Failed),
-        _ => None,
-    })?;
+    let done = conditions.iter().find(|c| c.status == "True" && matches!(c.type_.as_str(), "Complete" | "Failed"))?;
+    let (phase, message) = if done.type_ == "Complete" {
+        (AnalysisPhase::Successful, None)
+    } else {
+        let why = [done.reason.as_deref(), done.message.as_deref()].into_iter().flatten().filter(|s| !s.is_empty()).collect::<Vec<_>>();
+        let message = if why.is_empty() { "job failed".to_string() } else { format!("job failed: {}", why.join(": ")) };
+        (AnalysisPhase::Failed, Some(message))
+    };
     let mut metadata = BTreeMap::new();
     if let Some(n) = &job.metadata.name {
         metadata.insert("job-name".to_string(), n.clone());
@@ -128,7 +133,7 @@ fn job_answer(job: &Job) -> Option<MeasurementAnswer> {
     if let Some(ns) = &job.metadata.namespace {
         metadata.insert("job-namespace".to_string(), ns.clone());
     }
-    Some(MeasurementAnswer { phase: Some(phase), metadata, ..Default::default() })
+    Some(MeasurementAnswer { phase: Some(phase), metadata, message, ..Default::default() })
 }
 
 /// The action that takes a measurement: a Job for job metrics, else `Measure`.

@@ -114,6 +114,9 @@ impl Cluster {
                     conditions: Some(vec![JobCondition {
                         type_: if failed { "Failed" } else { "Complete" }.into(),
                         status: "True".into(),
+                        // What kube-controller-manager writes when the pods keep failing.
+                        reason: failed.then(|| "BackoffLimitExceeded".into()),
+                        message: failed.then(|| "Job has reached the specified backoff limit".into()),
                         ..Default::default()
                     }]),
                     ..Default::default()
@@ -162,6 +165,7 @@ impl Cluster {
             error: entry.error,
             phase: entry.phase,
             metadata: BTreeMap::new(),
+            message: None,
             args_error: None,
         };
         (answer, after)
