@@ -2,6 +2,7 @@
 
 mod actions;
 mod age;
+mod analyze;
 mod cluster;
 mod error;
 mod get;
@@ -61,6 +62,9 @@ enum Command {
     /// Report a rollout's status; by default wait until it is Healthy (exit 0) or Degraded
     /// (exit 1); a timeout also exits 1, as Argo's does.
     Status(status::StatusArgs),
+    /// Run an AnalysisTemplate once and print each metric's measurement and verdict (exit 0
+    /// when the run is Successful, 1 when not, 2 for a template that cannot be read).
+    Analyze(analyze::AnalyzeArgs),
     /// Print the version.
     Version,
 }
@@ -86,6 +90,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Restart(args) => cluster::run(actions::restart(args)),
         Command::Undo(args) => cluster::run(actions::undo(args)),
         Command::Status(args) => cluster::run(status::run(args)),
+        Command::Analyze(args) => analyze::run(args),
         Command::Version => {
             println!("rollouts: v{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

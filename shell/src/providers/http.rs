@@ -7,6 +7,7 @@ use serde_json::Value;
 
 /// An HTTP client with a whole-request timeout; `insecure` skips TLS verification.
 pub fn client(timeout: Duration, insecure: bool) -> Result<reqwest::Client, String> {
+    install_crypto();
     let mut builder = reqwest::Client::builder().timeout(timeout);
     if insecure {
         builder = builder.tls_danger_accept_invalid_certs(true);
@@ -22,11 +23,25 @@ pub fn with_headers(mut req: reqwest::RequestBuilder, headers: &[WebMetricHeader
     req
 }
 
-/// A transport error without the URL (which may carry credentials in its query).
+/// A transport error, with its causes (`connection refused`), naming the server without
+/// the URL's query or user info (which may carry credentials).
 pub fn transport(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     if let Some(url) = e.url() {
-        text = text.replace(url.as_str(), "<url>");
+        let mut shown = url.clone();
+        shown.set_query(None);
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        text = text.replace(url.as_str(), shown.as_str());
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
     }
     text
 }
@@ -53,4 +68,11 @@ pub async fn send_text(req: reqwest::RequestBuilder) -> Result<(u16, String), St
 /// Seconds as a whole-request timeout: `secs` when positive, else `default`.
 pub fn timeout_secs(secs: Option<i64>, default: u64) -> Duration {
     Duration::from_secs(secs.filter(|t| *t > 0).map_or(default, |t| t.unsigned_abs()))
+}
+
+/// Installs rustls' process-wide crypto provider (ring) once: the controller does at start,
+/// `rollouts analyze` and the tests reach the providers without it. Installing twice is a
+/// no-op.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

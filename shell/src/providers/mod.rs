@@ -217,7 +217,7 @@ pub fn value_answer(value: serde_json::Value) -> MeasurementAnswer {
 
 /// Reads the Secrets the arguments name and resolves the arguments through the core. The
 /// error names the argument or the Secret, never a value.
-async fn read_secrets(client: &Client, namespace: &str, refs: &BTreeMap<String, SecretKeyRef>) -> Result<SecretValues, String> {
+pub async fn read_secrets(client: &Client, namespace: &str, refs: &BTreeMap<String, SecretKeyRef>) -> Result<SecretValues, String> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let mut found = BTreeMap::new();
     for name in secrets::secret_names(refs) {
