@@ -13,3 +13,6 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 #[path = "analysis/prometheus.rs"]
 mod prometheus;
+
+#[path = "analysis/analyze.rs"]
+mod analyze;
