@@ -20,6 +20,7 @@ use aws_sigv4::sign::v4;
 use super::Ctx;
 
 /// AWS credentials.
+#[derive(Clone)]
 pub struct Credentials {
     /// `AWS_ACCESS_KEY_ID`.
     pub access_key_id: String,
@@ -42,10 +43,11 @@ impl std::fmt::Debug for Credentials {
 /// The credentials of the default chain for `profile` (None: `$AWS_PROFILE`, else
 /// `default`); every value found is marked for redaction in `ctx`.
 pub fn credentials(ctx: &Ctx<'_>, profile: Option<&str>) -> Result<Credentials, String> {
-    credentials_in(ctx, &|name| std::env::var(name).ok(), profile)
+    credentials_with(ctx, &|name| std::env::var(name).ok(), profile)
 }
 
-fn credentials_in(ctx: &Ctx<'_>, var: &dyn Fn(&str) -> Option<String>, profile: Option<&str>) -> Result<Credentials, String> {
+/// [`credentials`] with the environment read through `var` (tests give their own).
+pub fn credentials_with(ctx: &Ctx<'_>, var: &dyn Fn(&str) -> Option<String>, profile: Option<&str>) -> Result<Credentials, String> {
     let creds = credentials_from(var, profile)?;
     ctx.redact_also("AWS access key id", &creds.access_key_id);
     ctx.redact_also("AWS secret access key", &creds.secret_access_key);
@@ -58,7 +60,7 @@ fn credentials_in(ctx: &Ctx<'_>, var: &dyn Fn(&str) -> Option<String>, profile: 
 /// The region for `profile`: `spec` when set, else `$AWS_REGION`, else
 /// `$AWS_DEFAULT_REGION`, else the profile's `region` in the shared config file.
 pub fn region(spec: Option<&str>, profile: Option<&str>) -> Result<String, String> {
-    region_from(&|name| std::env::var(name).ok(), spec, profile)
+    region_with(&|name| std::env::var(name).ok(), spec, profile)
 }
 
 /// Signs `req` (its body in memory) for `service` in `region` at `now`.
@@ -150,7 +152,8 @@ fn credentials_from(var: &dyn Fn(&str) -> Option<String>, profile: Option<&str>)
     }
 }
 
-fn region_from(var: &dyn Fn(&str) -> Option<String>, spec: Option<&str>, profile: Option<&str>) -> Result<String, String> {
+/// [`region`] with the environment read through `var`.
+pub fn region_with(var: &dyn Fn(&str) -> Option<String>, spec: Option<&str>, profile: Option<&str>) -> Result<String, String> {
     if let Some(r) = spec.filter(|r| !r.is_empty()) {
         return Ok(r.to_string());
     }
@@ -339,14 +342,14 @@ mod tests {
         let assume = key_of(&base, Some("assume")).unwrap_err();
         assert!(assume.contains("uses role_arn"), "{assume}");
 
-        assert_eq!(region_from(&env(&base), Some("us-west-2"), None), Ok("us-west-2".into()));
+        assert_eq!(region_with(&env(&base), Some("us-west-2"), None), Ok("us-west-2".into()));
         let with_env = [base[0], base[1], ("AWS_DEFAULT_REGION", "sa-east-1")];
-        assert_eq!(region_from(&env(&with_env), None, None), Ok("sa-east-1".into()));
+        assert_eq!(region_with(&env(&with_env), None, None), Ok("sa-east-1".into()));
         let both = [with_env[0], with_env[1], with_env[2], ("AWS_REGION", "us-east-2")];
-        assert_eq!(region_from(&env(&both), None, None), Ok("us-east-2".into()));
-        assert_eq!(region_from(&env(&base), None, None), Ok("eu-central-1".into()));
-        assert_eq!(region_from(&env(&base), None, Some("cfg")), Ok("ap-south-1".into()));
-        assert!(region_from(&env(&[("HOME", "/nonexistent")]), None, None).unwrap_err().starts_with("no AWS region"));
+        assert_eq!(region_with(&env(&both), None, None), Ok("us-east-2".into()));
+        assert_eq!(region_with(&env(&base), None, None), Ok("eu-central-1".into()));
+        assert_eq!(region_with(&env(&base), None, Some("cfg")), Ok("ap-south-1".into()));
+        assert!(region_with(&env(&[("HOME", "/nonexistent")]), None, None).unwrap_err().starts_with("no AWS region"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -355,7 +358,7 @@ mod tests {
         let context = rollouts_core::analysis::run::MeasureContext::default();
         let ctx = Ctx::new(None, "ns", SystemTime::UNIX_EPOCH, &context);
         let vars = [("AWS_ACCESS_KEY_ID", "AKIASECRETID"), ("AWS_SECRET_ACCESS_KEY", "s3cr3t"), ("AWS_SESSION_TOKEN", "t0ken")];
-        let creds = credentials_in(&ctx, &env(&vars), None).unwrap();
+        let creds = credentials_with(&ctx, &env(&vars), None).unwrap();
         let shown = format!("{creds:?}");
         assert!(!shown.contains("AKIASECRETID") && !shown.contains("s3cr3t") && !shown.contains("t0ken"), "{shown}");
         let leaky = super::super::error_answer("AKIASECRETID s3cr3t t0ken".to_string());
