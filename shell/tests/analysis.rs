@@ -16,3 +16,6 @@ mod prometheus;
 
 #[path = "analysis/analyze.rs"]
 mod analyze;
+
+#[path = "analysis/cloudwatch.rs"]
+mod cloudwatch;
