@@ -15,7 +15,9 @@
 //! first only), a page's results joining the earlier results of the same `Id`; Argo prints
 //! the messages' fields as Go pointers (addresses), this prints their text; no retries (the
 //! SDK retries throttling and 5xx three times; the metric's `consecutiveErrorLimit` does
-//! here).
+//! here); `Timestamps` are RFC 3339 text (Go's conditions see `time.Time` values). Not on
+//! purpose: the recorded value is `result` as JSON, where Argo records the values alone
+//! (`[[0.005 0.008]]`, [`argo_value`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -354,8 +356,9 @@ fn go_messages(messages: &[Message]) -> String {
 }
 
 /// The measurement value Argo records: the results' values as Go prints a `[][]float64`
-/// (`[[0.005 0.008] []]`). Not recorded yet: the core renders `result` as the value (see
-/// the report of this module's author); kept here for when an answer can carry both.
+/// (`[[0.005 0.008] []]`). Not recorded yet: a `MeasurementAnswer` has one value, which is
+/// both `result` and the recorded value, so the value shows the result objects as JSON
+/// until an answer can carry a value of its own.
 pub fn argo_value(output: &Output) -> String {
     let row = |r: &DataResult| format!("[{}]", r.values.iter().map(|v| go_float(*v)).collect::<Vec<_>>().join(" "));
     format!("[{}]", output.metric_data_results.iter().map(row).collect::<Vec<_>>().join(" "))
