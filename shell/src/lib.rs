@@ -8,3 +8,4 @@ pub mod providers;
 pub mod controller;
 pub mod crds;
 pub mod kubeapi;
+pub mod notifications;

@@ -74,6 +74,11 @@ pub struct Metrics {
     pub reconcile: Family<RolloutLabels, Histogram>,
     pub reconcile_error: Family<RolloutLabels, Counter>,
     pub events: Family<EventLabels, Counter>,
+    /// Notifications delivered / not delivered, and how long sending took (Argo's
+    /// `notification_send_success`, `notification_send_error`, `notification_send`).
+    pub notification_success: Family<EventLabels, Counter>,
+    pub notification_error: Family<EventLabels, Counter>,
+    pub notification_send: Family<RolloutLabels, Histogram>,
     info: Family<RolloutInfoLabels, Gauge>,
     phase: Family<RolloutPhaseLabels, Gauge>,
     available: Family<RolloutLabels, Gauge>,
@@ -104,6 +109,13 @@ impl Metrics {
         registry.register("rollout_reconcile_error", "Error occurring during the rollout", reconcile_error.clone());
         let events = Family::<EventLabels, Counter>::default();
         registry.register("rollout_events", "Count of rollout events", events.clone());
+        let notification_success = Family::<EventLabels, Counter>::default();
+        registry.register("notification_send_success", "Notification send success.", notification_success.clone());
+        let notification_error = Family::<EventLabels, Counter>::default();
+        registry.register("notification_send_error", "Error sending the notification", notification_error.clone());
+        let notification_send =
+            Family::<RolloutLabels, Histogram>::new_with_constructor(|| Histogram::new([0.01, 0.15, 0.25, 0.5, 1.0]));
+        registry.register("notification_send", "Notification send performance.", notification_send.clone());
         let info = Family::<RolloutInfoLabels, Gauge>::default();
         registry.register("rollout_info", "Information about rollout.", info.clone());
         let phase = Family::<RolloutPhaseLabels, Gauge>::default();
@@ -125,6 +137,9 @@ impl Metrics {
             reconcile,
             reconcile_error,
             events,
+            notification_success,
+            notification_error,
+            notification_send,
             info,
             phase,
             available,

@@ -200,8 +200,17 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         })?),
         None => None,
     };
+    // Notifications read their ConfigMap and Secret where Argo's do: $POD_NAMESPACE, else
+    // the namespace a --namespaced controller is confined to, else `argo-rollouts`.
+    let notification_ns = std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|ns| !ns.is_empty())
+        .or_else(|| args.namespaced.then(|| namespace.clone()))
+        .unwrap_or_else(|| "argo-rollouts".to_string());
+    let notifier = crate::notifications::Notifier::start(client.clone(), &notification_ns, Some(metrics.clone()));
     let shared = Arc::new(worker::Shared {
         client: client.clone(),
+        notifier,
         metrics,
         recorder: Recorder::new(client.clone(), Reporter { controller: REPORTER.to_string(), instance: Some(identity()) }),
         trace,

@@ -30,6 +30,8 @@ pub struct Shared {
     pub trace: Option<Trace>,
     /// A periodic Tick when the core asked for no wake-up (Argo's resync).
     pub resync: Duration,
+    /// Sends the notifications of recorded events.
+    pub notifier: crate::notifications::Notifier,
 }
 
 /// Longest wait between retries of a failing reconcile.
@@ -73,6 +75,7 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, me: WeakUnbo
             // After the objects the router listed: take up what a previous controller left in flight.
             events.push(Event::Resync);
         }
+        let before = shared.notifier.before(&state);
         let actions = step_batch(&mut state, events.iter().cloned(), now);
         if let Some(trace) = &shared.trace {
             trace.record(&key, now, &events, &actions);
@@ -81,7 +84,7 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, me: WeakUnbo
             Action::WakeAt { at, .. } => Some(*at),
             _ => None,
         });
-        let exec = Executor { key: &key, shared: &shared, me: &me, state: &state };
+        let exec = Executor { key: &key, shared: &shared, me: &me, state: &state, before: &before };
         let ok = exec.execute(&actions).await;
         shared.metrics.reconcile.get_or_create(&labels).observe(elapsed(started));
         shared.metrics.observe_rollout(&key.namespace, &key.name, state.rollout.as_ref(), state.spec_error.is_some());
@@ -104,6 +107,8 @@ struct Executor<'a> {
     shared: &'a Shared,
     me: &'a WeakUnboundedSender<Event>,
     state: &'a State,
+    /// The rollout before this reconcile, for the notifications of its events.
+    before: &'a crate::notifications::notifier::Before,
 }
 
 /// Why an action failed.
@@ -290,6 +295,8 @@ impl Executor<'_> {
             }
             Action::RecordEvent { kind, reason, message: note } => {
                 self.record_event(*kind, reason, note).await;
+                let (ns, name) = (&self.key.namespace, &self.key.name);
+                self.shared.notifier.notify(ns, name, self.state, *kind, reason, note, self.before);
                 Ok(())
             }
             Action::WakeAt { .. } => Ok(()),
