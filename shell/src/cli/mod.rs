@@ -8,6 +8,7 @@ mod error;
 mod get;
 mod info;
 mod list;
+mod notifications;
 mod pods;
 mod simulate;
 mod status;
@@ -65,6 +66,9 @@ enum Command {
     /// Run an AnalysisTemplate once and print each metric's measurement and verdict (exit 0
     /// when the run is Successful, 1 when not, 2 for a template that cannot be read).
     Analyze(analyze::AnalyzeArgs),
+    /// Argo's notification tools: templates and triggers of the notification ConfigMap
+    /// (`template get|notify`, `trigger get|run`).
+    Notifications(notifications::NotificationsArgs),
     /// Print the version.
     Version,
 }
@@ -91,6 +95,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Undo(args) => cluster::run(actions::undo(args)),
         Command::Status(args) => cluster::run(status::run(args)),
         Command::Analyze(args) => analyze::run(args),
+        Command::Notifications(args) => notifications::run(args),
         Command::Version => {
             println!("rollouts: v{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

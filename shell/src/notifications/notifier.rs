@@ -218,9 +218,15 @@ fn variables(rollout: &Rollout, state: &State, config: &Config) -> Value {
         .collect();
     runs.sort_by(|a, b| b.metadata.creation_timestamp.cmp(&a.metadata.creation_timestamp));
     let runs: Vec<Value> = runs.into_iter().filter_map(|r| serde_json::to_value(r).ok()).collect();
+    let runs = if runs.is_empty() { Value::Null } else { Value::Array(runs) };
+    variables_of(serde_json::to_value(rollout).unwrap_or(Value::Null), runs, config)
+}
+
+/// The template and condition variables of a rollout given as JSON.
+pub fn variables_of(rollout: Value, analysis_runs: Value, config: &Config) -> Value {
     json!({
-        "rollout": serde_json::to_value(rollout).unwrap_or(Value::Null),
-        "analysisRuns": if runs.is_empty() { Value::Null } else { Value::Array(runs) },
+        "rollout": rollout,
+        "analysisRuns": analysis_runs,
         "secrets": config.secrets,
         "context": config.context,
     })
