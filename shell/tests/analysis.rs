@@ -17,5 +17,8 @@ mod prometheus;
 #[path = "analysis/analyze.rs"]
 mod analyze;
 
+#[path = "analysis/graphite.rs"]
+mod graphite;
+
 #[path = "analysis/cloudwatch.rs"]
 mod cloudwatch;
