@@ -180,7 +180,7 @@ async fn execute(args: NotificationsArgs) -> Result<ExitCode, CliError> {
                     .ok_or_else(|| failed(format!("notification service '{}' is not supported", dest.service)))?;
                 let service = entry.service.as_ref().map_err(|e| failed(e.clone()))?;
                 let n = render(&config, std::slice::from_ref(&name), &vars, &dest, service.kind()).map_err(failed)?;
-                service.send(&http, &n, &dest).await.map_err(|e| failed(e.message))?;
+                service.send_with_retries(&http, &n, &dest, |e, wait| eprintln!("retrying in {wait:?}: {}", crate::notifications::redact(&e.message, &secrets))).await.map_err(|(e, _)| failed(e.message))?;
             }
         }
     }

@@ -127,6 +127,32 @@ impl Notifier {
         notifier
     }
 
+    /// A notifier with a fixed configuration and no cluster: the record of sent
+    /// notifications stays in memory ([`Notifier::recorded`]). For tests and tools; must be
+    /// called inside a tokio runtime.
+    pub fn offline(config: Config) -> Notifier {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let notifier = Notifier {
+            inner: Arc::new(Inner {
+                client: None,
+                config: RwLock::new(Some(Arc::new(config))),
+                queue,
+                records: Default::default(),
+                http: Http::new().ok(),
+                metrics: None,
+                parallel: Semaphore::new(MAX_PARALLEL),
+            }),
+        };
+        tokio::spawn(deliver(rx, notifier.clone()));
+        notifier
+    }
+
+    /// The record of what was sent for a rollout, as the annotation's value would be.
+    pub async fn recorded(&self, namespace: &str, name: &str) -> Option<String> {
+        let records = self.inner.records.lock().await;
+        records.get(&(namespace.to_string(), name.to_string())).map(|r| r.sent.to_annotation())
+    }
+
     /// Uses `config` from now on (`None`: notifications off).
     pub fn set_config(&self, config: Option<Config>) {
         let mut slot = self.inner.config.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -365,29 +391,16 @@ impl Delivery {
         let service = entry.service.as_ref().map_err(|e| format!("service {}: {e}", self.dest.service))?;
         let http = self.notifier.inner.http.as_ref().ok_or("no HTTP client")?;
         let notification = render(&self.config, &self.templates, &self.vars, &self.dest, service.kind())?;
-        let policy = service.retry();
-        let mut tries = 0;
-        loop {
-            let outcome: Result<(), SendError> = service.send(http, &notification, &self.dest).await;
-            match outcome {
-                Ok(()) => return Ok(()),
-                Err(e) if e.retryable && tries < policy.retries => {
-                    tries += 1;
-                    let wait = policy.wait(tries, e.retry_after);
-                    tracing::info!(
-                        rollout = %format!("{}/{}", self.namespace, self.name),
-                        destination = %self.dest,
-                        error = %super::redact(&e.message, &entry.secret_values),
-                        retry_in = ?wait,
-                        "notification not delivered yet; retrying"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => {
-                    let attempts = tries + 1;
-                    return Err(format!("{} (after {attempts} attempt{})", super::redact(&e.message, &entry.secret_values), if attempts == 1 { "" } else { "s" }));
-                }
-            }
+        let rollout = format!("{}/{}", self.namespace, self.name);
+        let redact = |e: &SendError| super::redact(&e.message, &entry.secret_values);
+        let result = service
+            .send_with_retries(http, &notification, &self.dest, |e, wait| {
+                tracing::info!(rollout = %rollout, destination = %self.dest, error = %redact(e), retry_in = ?wait, "notification not delivered yet; retrying");
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err((e, attempts)) => Err(format!("{} (after {attempts} attempt{})", redact(&e), if attempts == 1 { "" } else { "s" })),
         }
     }
 }

@@ -151,6 +151,34 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Sends, trying again as the service's [`RetryPolicy`] allows what may succeed later
+    /// (`on_retry` hears each failure that is retried, and the wait); the last error, with
+    /// the number of attempts.
+    pub async fn send_with_retries(
+        &self,
+        http: &Http,
+        n: &Notification,
+        dest: &Destination,
+        mut on_retry: impl FnMut(&SendError, Duration),
+    ) -> Result<u32, (SendError, u32)> {
+        let policy = self.retry();
+        let mut tries = 0;
+        loop {
+            match self.send(http, n, dest).await {
+                Ok(()) => return Ok(tries + 1),
+                Err(e) if e.retryable && tries < policy.retries => {
+                    tries += 1;
+                    let wait = policy.wait(tries, e.retry_after);
+                    on_retry(&e, wait);
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err((e, tries + 1)),
+            }
+        }
+    }
+}
+
 /// Decodes a service's options; the error names the option (`port: invalid type …`) but
 /// never its value.
 fn options_of<T: DeserializeOwned>(kind: &str, options: Yaml) -> Result<T, String> {
