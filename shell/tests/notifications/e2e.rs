@@ -125,3 +125,61 @@ async fn an_aborted_rollout_notifies_each_subscription_once_also_across_a_contro
     assert_eq!(hook.requests().len(), 2, "sent again after the restart: {:?}", hook.requests());
     assert!(!log(&restarted).contains("notification not delivered"), "{}", restarted.log_tail());
 }
+
+/// `deploy/rbac.yaml`'s notifications Role, applied in the test's namespace to a user the test
+/// impersonates: the controller's watch of the ConfigMap and Secret by name is allowed, and
+/// nothing else about ConfigMaps and Secrets is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployed_role_allows_watching_only_the_notification_configmap_and_secret() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use kube::api::{ListParams, WatchParams};
+    use futures::StreamExt;
+
+    let env = Env::new("notify-rbac").await;
+    let hook = Capture::start((200, "ok")).await;
+    create_config(&env, &hook).await;
+    let text = std::fs::read_to_string(super::support::repo().join("deploy/rbac.yaml")).unwrap();
+    let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+    let named = |kind: &str| {
+        let mut doc = docs.iter().find(|d| d["kind"] == kind && d["metadata"]["name"] == "argo-rollouts-notifications").cloned().unwrap_or_else(|| panic!("a {kind} argo-rollouts-notifications in deploy/rbac.yaml"));
+        doc["metadata"]["namespace"] = env.namespace.clone().into();
+        doc
+    };
+    let user = format!("notifications-{}", std::process::id());
+    let mut binding = named("RoleBinding");
+    binding["subjects"] = json!([{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]);
+    let role: Role = serde_json::from_value(named("Role")).unwrap();
+    let binding: RoleBinding = serde_json::from_value(binding).unwrap();
+    Api::<Role>::namespaced(env.client.clone(), &env.namespace).create(&PostParams::default(), &role).await.unwrap();
+    Api::<RoleBinding>::namespaced(env.client.clone(), &env.namespace).create(&PostParams::default(), &binding).await.unwrap();
+
+    let kc = kube::config::Kubeconfig::read_from(&env.kubeconfig).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await.unwrap();
+    config.auth_info.impersonate = Some(user);
+    let client = kube::Client::try_from(config).unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &env.namespace);
+    let secrets: Api<Secret> = Api::namespaced(client, &env.namespace);
+    let code = |e: kube::Error| match e {
+        kube::Error::Api(s) => s.code,
+        other => panic!("{other}"),
+    };
+    let by_name = |name: &str| ListParams::default().fields(&format!("metadata.name={name}"));
+    // RBAC is evaluated as soon as the binding exists; allow the authorizer's cache a moment.
+    wait_for(MINUTE, "the Role to allow the named ConfigMap", || async {
+        cms.list(&by_name("argo-rollouts-notification-configmap")).await.map(drop).map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(cms.list(&by_name("argo-rollouts-notification-configmap")).await.unwrap().items.len(), 1);
+    assert_eq!(secrets.list(&by_name("argo-rollouts-notification-secret")).await.unwrap().items.len(), 1);
+    let mut watch = cms
+        .watch(&WatchParams::default().fields("metadata.name=argo-rollouts-notification-configmap").timeout(2), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let first = tokio::time::timeout(Duration::from_secs(10), watch.next()).await.unwrap();
+    assert!(matches!(first, Some(Ok(_))), "watching the named ConfigMap: {first:?}");
+    assert!(secrets.get("argo-rollouts-notification-secret").await.is_ok());
+    assert_eq!(code(cms.list(&ListParams::default()).await.unwrap_err()), 403, "listing every ConfigMap");
+    assert_eq!(code(secrets.list(&ListParams::default()).await.unwrap_err()), 403, "listing every Secret");
+    assert_eq!(code(secrets.get("someone-elses").await.unwrap_err()), 403, "reading another Secret");
+}
