@@ -301,8 +301,9 @@ pub fn promote(ro: &Rollout, full: bool) -> Result<Change, CommandError> {
 pub fn set_image(object: &mut Value, container: &str, image: &str) -> Result<(), CommandError> {
     let mut found = false;
     let mut available = Vec::new();
+    let template = template_pointer(object);
     for list in ["initContainers", "containers", "ephemeralContainers"] {
-        let pointer = format!("/spec/template/spec/{list}");
+        let pointer = format!("{template}/spec/{list}");
         let Some(Value::Array(containers)) = object.pointer_mut(&pointer) else { continue };
         for c in containers.iter_mut() {
             let name = c.get("name").and_then(Value::as_str).unwrap_or("").to_string();
@@ -362,6 +363,53 @@ pub fn template_of(rs: &ReplicaSet) -> PodTemplateSpec {
         labels.remove(keys::POD_TEMPLATE_HASH);
     }
     template
+}
+
+/// Where an object keeps its pod template: `/template` in a PodTemplate, `/spec/template`
+/// in a Rollout, Deployment or ReplicaSet.
+pub fn template_pointer(object: &Value) -> &'static str {
+    if object.get("kind").and_then(Value::as_str) == Some("PodTemplate") {
+        "/template"
+    } else {
+        "/spec/template"
+    }
+}
+
+/// The object a Rollout's `workloadRef` names, as (apiVersion, kind, name), when it takes
+/// its template from one.
+pub fn workload_of(rollout: &Value) -> Option<(String, String, String)> {
+    let w = rollout.pointer("/spec/workloadRef")?;
+    let field = |f: &str| w.get(f).and_then(Value::as_str).unwrap_or_default().to_string();
+    Some((field("apiVersion"), field("kind"), field("name")))
+}
+
+/// `set image` or `undo` of a rollout whose template is in its `workloadRef`: the change
+/// to the referenced `workload` (as read from the cluster), as Argo's plugin makes it —
+/// the workload with the images set, or a JSON patch replacing its template with the
+/// revision's. Other commands act on the Rollout ([`plan`]).
+pub fn plan_workload(command: &Command, rollout: &Value, workload: &Value, replica_sets: &[&ReplicaSet]) -> Result<Change, CommandError> {
+    match command {
+        Command::SetImage { container, image } => {
+            let mut object = workload.clone();
+            set_image(&mut object, container, image)?;
+            Ok(Change::Replace(object))
+        }
+        Command::Undo { to_revision } => {
+            let ro = rollout_lenient(rollout).rollout;
+            let source = undo_source(&ro, replica_sets, *to_revision)?;
+            let template = template_of(source);
+            let pointer = template_pointer(workload);
+            let current: PodTemplateSpec =
+                workload.pointer(pointer).and_then(|t| serde_json::from_value(t.clone()).ok()).unwrap_or_default();
+            if templates_equal(&template, &current, &ro) {
+                return Ok(Change::Skip(Skipped::AlreadyAtRevision { revision: revision(source).unwrap_or(0) }));
+            }
+            Ok(Change::JsonPatch(json!([{"op": "replace", "path": pointer, "value": template}])))
+        }
+        Command::Pause | Command::Resume | Command::Abort | Command::Retry | Command::Restart { .. } | Command::Scale { .. } | Command::Promote { .. } => {
+            plan(command, rollout, replica_sets)
+        }
+    }
 }
 
 /// `undo [--to-revision N]`: a JSON patch replacing `spec.template` with the revision's

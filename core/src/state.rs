@@ -40,7 +40,8 @@ pub struct State {
     /// Services in the rollout's namespace that it may reference, by name.
     #[serde(default)]
     pub services: BTreeMap<String, Service>,
-    /// Pods of the rollout's ReplicaSets, by name (needed for `restartAt`).
+    /// Pods of the rollout's ReplicaSets, by name (needed for `restartAt` and ephemeral
+    /// metadata).
     #[serde(default)]
     pub pods: BTreeMap<String, Pod>,
     /// AnalysisRuns owned by the rollout, by name.
@@ -64,6 +65,10 @@ pub struct State {
     /// (`HTTPRoute/<name>`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub routes: BTreeMap<String, serde_json::Value>,
+    /// The objects a `workloadRef` names (a Deployment, ReplicaSet or PodTemplate), as raw
+    /// JSON, by `<Kind>/<name>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub workloads: BTreeMap<String, serde_json::Value>,
     /// Hashes derived from the Rollout's spec, kept between steps (see [`SpecDigests`]).
     #[serde(skip)]
     pub digests: SpecDigests,
@@ -213,6 +218,9 @@ pub enum Object {
     /// A Gateway API route (HTTPRoute, GRPCRoute or TCPRoute), as raw JSON: its `kind` says
     /// which.
     Route(serde_json::Value),
+    /// The object a `workloadRef` names (`apps/v1` Deployment or ReplicaSet, `v1`
+    /// PodTemplate), as raw JSON: its `kind` says which.
+    Workload(serde_json::Value),
 }
 
 /// The kind of an object, for deletions and failed actions.
@@ -245,6 +253,10 @@ pub enum ObjectKind {
     /// `gateway.networking.k8s.io/v1alpha2` TCPRoute.
     #[serde(rename = "TCPRoute")]
     TcpRoute,
+    /// `apps/v1` Deployment (a `workloadRef`).
+    Deployment,
+    /// `v1` PodTemplate (a `workloadRef`).
+    PodTemplate,
 }
 
 impl ObjectKind {
@@ -262,7 +274,9 @@ impl ObjectKind {
             | ObjectKind::AnalysisTemplate
             | ObjectKind::ClusterAnalysisTemplate
             | ObjectKind::Job
-            | ObjectKind::Ingress => None,
+            | ObjectKind::Ingress
+            | ObjectKind::Deployment
+            | ObjectKind::PodTemplate => None,
         }
     }
 }
@@ -373,6 +387,14 @@ pub enum Action {
         /// Pod name.
         name: String,
     },
+    /// Merge-patch a pod's labels and annotations in place (ephemeral metadata): the pod
+    /// keeps running. A pod that no longer exists is done.
+    PatchPodMetadata {
+        /// Pod name.
+        name: String,
+        /// What to change.
+        patch: MetadataPatch,
+    },
     /// Create this AnalysisRun (owned by the rollout).
     CreateAnalysisRun {
         /// The full object.
@@ -457,6 +479,14 @@ pub enum Action {
         /// Human-readable message.
         message: String,
     },
+    /// Set the `spec.replicas` of the Deployment a `workloadRef` names (`scaleDown:
+    /// onsuccess` or `progressively`, while the rollout takes over from it).
+    ScaleDeployment {
+        /// Deployment name.
+        name: String,
+        /// Its new `spec.replicas`.
+        replicas: i32,
+    },
     /// Call `step` with [`Event::Tick`] at `at` (or earlier, if something else happens).
     /// At most one per step: the earliest time the core needs.
     WakeAt {
@@ -478,12 +508,14 @@ impl Action {
             | Action::PatchRolloutStatus { .. }
             | Action::PatchRollout { .. }
             | Action::EvictPod { .. }
+            | Action::PatchPodMetadata { .. }
             | Action::CreateAnalysisRun { .. }
             | Action::PatchAnalysisRun { .. }
             | Action::DeleteAnalysisRun { .. }
             | Action::Measure { .. }
             | Action::CreateJob { .. }
             | Action::DeleteJob { .. }
+            | Action::ScaleDeployment { .. }
             | Action::CreateIngress { .. }
             | Action::PatchIngress { .. }
             | Action::PatchRoute { .. } => true,
@@ -509,6 +541,79 @@ pub struct ReplicaSetPatch {
     /// which must read back as `Some(None)`, not as an absent field).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present_or_null")]
     pub affinity: Option<Option<Box<Affinity>>>,
+    /// Labels and annotations of `spec.template.metadata` to set or remove (ephemeral
+    /// metadata).
+    #[serde(default, skip_serializing_if = "MetadataPatch::is_empty")]
+    pub template_metadata: MetadataPatch,
+}
+
+/// Labels and annotations to set (`Some`) or remove (`None`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataPatch {
+    /// Labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, Option<String>>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, Option<String>>,
+}
+
+impl MetadataPatch {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.annotations.is_empty()
+    }
+
+    /// The RFC 7386 merge patch of an object's `metadata` (`null` removes a key).
+    pub fn to_merge_patch(&self) -> serde_json::Value {
+        let map = |m: &BTreeMap<String, Option<String>>| -> serde_json::Map<String, serde_json::Value> {
+            m.iter().map(|(k, v)| (k.clone(), v.clone().map_or(serde_json::Value::Null, serde_json::Value::String))).collect()
+        };
+        let mut root = serde_json::Map::new();
+        if !self.labels.is_empty() {
+            root.insert("labels".into(), serde_json::Value::Object(map(&self.labels)));
+        }
+        if !self.annotations.is_empty() {
+            root.insert("annotations".into(), serde_json::Value::Object(map(&self.annotations)));
+        }
+        serde_json::Value::Object(root)
+    }
+
+    /// Applies the patch to an object's labels and annotations, as the API server does (a
+    /// map left empty is dropped); whether anything changed.
+    pub fn apply(
+        &self,
+        labels: &mut Option<BTreeMap<String, String>>,
+        annotations: &mut Option<BTreeMap<String, String>>,
+    ) -> bool {
+        fn apply_one(patch: &BTreeMap<String, Option<String>>, map: &mut Option<BTreeMap<String, String>>) -> bool {
+            let mut changed = false;
+            for (k, v) in patch {
+                let current = map.as_ref().and_then(|m| m.get(k));
+                if current == v.as_ref() {
+                    continue;
+                }
+                changed = true;
+                match v {
+                    Some(v) => {
+                        map.get_or_insert_with(BTreeMap::new).insert(k.clone(), v.clone());
+                    }
+                    None => {
+                        if let Some(m) = map.as_mut() {
+                            m.remove(k);
+                        }
+                    }
+                }
+            }
+            if map.as_ref().is_some_and(BTreeMap::is_empty) {
+                *map = None;
+            }
+            changed
+        }
+        let l = apply_one(&self.labels, labels);
+        let a = apply_one(&self.annotations, annotations);
+        l || a
+    }
 }
 
 /// A field that is present, `null` included, reads as `Some` (an absent one, through
@@ -540,9 +645,16 @@ impl ReplicaSetPatch {
         if let Some(m) = self.min_ready_seconds {
             spec.insert("minReadySeconds".into(), m.into());
         }
+        let mut template = serde_json::Map::new();
         if let Some(a) = &self.affinity {
             let v = serde_json::to_value(a).unwrap_or(serde_json::Value::Null);
-            spec.insert("template".into(), serde_json::json!({ "spec": { "affinity": v } }));
+            template.insert("spec".into(), serde_json::json!({ "affinity": v }));
+        }
+        if !self.template_metadata.is_empty() {
+            template.insert("metadata".into(), self.template_metadata.to_merge_patch());
+        }
+        if !template.is_empty() {
+            spec.insert("template".into(), serde_json::Value::Object(template));
         }
         if !spec.is_empty() {
             root.insert("spec".into(), serde_json::Value::Object(spec));

@@ -22,6 +22,16 @@ fn golden(sim: &Simulation) -> String {
             out.push_str(&format!("{key}\n{}\n", serde_json::to_string_pretty(obj).unwrap_or_default()));
         }
     }
+    // The pods of a rollout with ephemeral metadata (the only ones in `objects`): their
+    // labels and annotations at the end, one line each.
+    let pods: Vec<(&String, &serde_json::Value)> = sim.objects.iter().filter(|(k, _)| k.starts_with("Pod/")).collect();
+    if !pods.is_empty() {
+        out.push_str("---- pods\n");
+        for (key, pod) in pods {
+            let field = |f: &str| serde_json::to_string(&pod["metadata"][f]).unwrap_or_default();
+            out.push_str(&format!("{key} labels={} annotations={}\n", field("labels"), field("annotations")));
+        }
+    }
     out.push_str("---- outcome\n");
     let how = if sim.outcome.settled { "settled" } else { "stopped without settling" };
     out.push_str(&format!("{how} at {}\n", sim.outcome.at));

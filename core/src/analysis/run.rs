@@ -83,6 +83,10 @@ pub struct MeasurementAnswer {
     pub phase: Option<AnalysisPhase>,
     /// Provider metadata recorded on the measurement.
     pub metadata: BTreeMap<String, String>,
+    /// The measurement's value as recorded, when it is not `value` rendered (CloudWatch's
+    /// `result` is the result objects, its recorded value Go's print of their values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<String>,
     /// Why the provider decided `phase` (a failed Job's reason), recorded as the
     /// measurement's message and so shown in the run's message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -301,7 +305,7 @@ pub fn record_answer(
     }
     let (phase, message) = judge(run, metric, answer);
     let measurement = result.measurements.last_mut()?;
-    measurement.value = render_value(&answer.value);
+    measurement.value = answer.recorded.clone().unwrap_or_else(|| render_value(&answer.value));
     measurement
         .metadata
         .extend(answer.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));

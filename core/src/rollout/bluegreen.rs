@@ -35,6 +35,7 @@ impl Ctx<'_> {
         self.reconcile_blue_green_pause();
         self.reconcile_active_service();
         self.reconcile_analysis_runs();
+        self.reconcile_ephemeral_metadata();
         self.sync_status_blue_green();
     }
 

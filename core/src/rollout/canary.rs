@@ -19,6 +19,7 @@ impl Ctx<'_> {
             self.sync_status_canary();
             return;
         }
+        self.reconcile_ephemeral_metadata();
         self.reconcile_revision_history_limit();
         self.reconcile_stable_and_canary_service();
         self.reconcile_traffic_routing();
@@ -325,6 +326,12 @@ impl Ctx<'_> {
             let revision = self.rollout_revision();
             let hash = s.current_pod_hash.clone();
             self.event("RolloutCompleted", format!("Rollout completed update to revision {revision} ({hash}): {reason}"));
+        }
+        // `workloadRef.scaleDown: onsuccess`: the Deployment goes once the first revision is
+        // promoted and Healthy (the status of the previous reconcile, as Argo reads it).
+        let on_success = self.ro.spec.workload_ref.as_ref().is_some_and(|w| w.scale_down == "onsuccess");
+        if on_success && self.rollout_revision() == 1 && self.ro.status.phase == Some(crate::api::RolloutPhase::Healthy) {
+            self.scale_deployment(0);
         }
     }
 

@@ -102,10 +102,8 @@ impl<'s> Ctx<'s> {
             .find(|(_, _, rs)| rs.pod_hash() == self.template_hash)
             .or_else(|| {
                 all.iter().find(|(_, _, rs)| {
-                    rs.spec
-                        .as_ref()
-                        .and_then(|s| s.template.as_ref())
-                        .is_some_and(|t| super::replicasets::templates_equal(t, template, &self.ro))
+                    super::ephemeral::template_without_injected(rs)
+                        .is_some_and(|t| super::replicasets::templates_equal(&t, template, &self.ro))
                 })
             })
             .map(|(_, name, _)| *name);
@@ -362,7 +360,47 @@ impl<'s> Ctx<'s> {
                 }
             }
         }
-        self.scale_rs(new, count)
+        let old_scale = self.rs(new).map_or(0, |rs| rs.spec_replicas());
+        let scaled = self.scale_rs(new, count);
+        self.scale_down_workload_progressively(new, old_scale, count);
+        scaled
+    }
+
+    /// `workloadRef.scaleDown: progressively`, while the first revision takes over from the
+    /// Deployment: the Deployment keeps what the rollout does not serve yet
+    /// (`spec.replicas − status.readyReplicas`), 0 once the rollout is Healthy. Argo's
+    /// `reconcileNewReplicaSet`, which reads the status of the previous reconcile.
+    fn scale_down_workload_progressively(&mut self, new: &str, old_scale: i32, count: i32) {
+        if self.ro.spec.workload_ref.as_ref().is_none_or(|w| w.scale_down != "progressively") {
+            return;
+        }
+        if self.rs(new).and_then(|rs| rs.revision()) != Some(1) {
+            return;
+        }
+        if self.ro.status.phase == Some(crate::api::RolloutPhase::Healthy) {
+            self.scale_deployment(0);
+        } else if let Some(replicas) = self.ro.spec.replicas {
+            let ready = self.ro.status.ready_replicas;
+            if ready > 0 || old_scale > count {
+                self.scale_deployment(replicas - ready);
+            }
+        }
+    }
+
+    /// Scales the Deployment the `workloadRef` names to `replicas` (never below 0), unless it
+    /// already has that many.
+    pub fn scale_deployment(&mut self, replicas: i32) {
+        let replicas = replicas.max(0);
+        let Some((name, current)) = super::workload::deployment_replicas(self.state, &self.ro) else { return };
+        if current == replicas {
+            return;
+        }
+        if let Some(d) = self.state.workloads.get_mut(&super::workload::workload_key("Deployment", &name)) {
+            if let Some(spec) = d.get_mut("spec").and_then(serde_json::Value::as_object_mut) {
+                spec.insert("replicas".into(), serde_json::json!(replicas));
+            }
+        }
+        self.actions.push(Action::ScaleDeployment { name, replicas });
     }
 
     /// The scale-down delay (blue-green `scaleDownDelaySeconds`, default 30, or the
@@ -524,6 +562,11 @@ pub(crate) fn apply_rs_patch(rs: &mut ReplicaSet, patch: &ReplicaSetPatch) -> bo
             pod.affinity = aff.as_deref().cloned();
             spec_changed = true;
         }
+    }
+    if !patch.template_metadata.is_empty() {
+        let spec = rs.spec.get_or_insert_with(Default::default);
+        let meta = spec.template.get_or_insert_with(Default::default).metadata.get_or_insert_with(Default::default);
+        spec_changed |= patch.template_metadata.apply(&mut meta.labels, &mut meta.annotations);
     }
     if !patch.annotations.is_empty() {
         let ann = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);

@@ -10,6 +10,7 @@ mod analysis;
 mod bluegreen;
 mod canary;
 mod context;
+mod ephemeral;
 mod pause;
 pub mod phase;
 mod references;
@@ -21,6 +22,7 @@ pub use runs::JOB_RUN_UID;
 mod services;
 mod status;
 mod traffic;
+pub mod workload;
 pub mod validation;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -39,6 +41,7 @@ use context::Ctx;
 
 pub use references::{references, References, RouteRef};
 pub use replicasets::templates_equal;
+pub use ephemeral::configures_ephemeral_metadata;
 pub(crate) use context::apply_rs_patch;
 
 /// Advances one rollout: applies `event` to `state`, reconciles, and returns the new state
@@ -135,6 +138,12 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
                 state.ingresses.insert(name, *ingress);
             }
         }
+        Event::Applied(Object::Workload(value)) => {
+            let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+            if let Some(name) = object_name(&value) {
+                state.workloads.insert(workload::workload_key(&kind, &name), value);
+            }
+        }
         Event::Applied(Object::Route(value)) => {
             let kind = value.get("kind").and_then(Value::as_str).and_then(crate::api::RouteKind::from_kind);
             if let (Some(kind), Some(name)) = (kind, object_name(&value)) {
@@ -159,7 +168,14 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
                 state.spec_error = None;
             }
             ObjectKind::ReplicaSet => {
+                state.workloads.remove(&workload::workload_key("ReplicaSet", &name));
                 state.replica_sets.remove(&name);
+            }
+            ObjectKind::Deployment => {
+                state.workloads.remove(&workload::workload_key("Deployment", &name));
+            }
+            ObjectKind::PodTemplate => {
+                state.workloads.remove(&workload::workload_key("PodTemplate", &name));
             }
             ObjectKind::Service => {
                 state.services.remove(&name);
@@ -429,8 +445,35 @@ pub fn reconcile(state: &mut State, now: Timestamp) -> Vec<Action> {
     actions
 }
 
-/// One reconcile of the rollout in `state`.
+/// One reconcile of the rollout in `state`, its `workloadRef` resolved for the reconcile.
 fn reconcile_rollout(state: &mut State, now: Timestamp) -> Vec<Action> {
+    if state.rollout.as_ref().is_none_or(|ro| ro.spec.workload_ref.is_none() || state.spec_error.is_some()) {
+        return reconcile_resolved(state, now);
+    }
+    let borrowed = match workload::resolve(state) {
+        Ok(b) => b,
+        Err(message) => {
+            let Some(ro) = state.rollout.clone() else { return Vec::new() };
+            return status::invalid_spec(state, &ro, &message, now);
+        }
+    };
+    let mut actions = Vec::new();
+    if let Some(patch) = state.rollout.as_ref().and_then(|ro| workload::generation_patch(state, ro)) {
+        // Argo's resolver writes the referent's generation on the Rollout; the status's
+        // `workloadObservedGeneration` follows it.
+        if let Some(generation) = patch.pointer(&format!("/metadata/annotations/{}", workload::WORKLOAD_GENERATION.replace('/', "~1"))).cloned() {
+            if let (Some(ro), Some(g)) = (state.rollout.as_mut(), generation.as_str()) {
+                ro.metadata.annotations.get_or_insert_with(Default::default).insert(workload::WORKLOAD_GENERATION.to_string(), g.to_string());
+            }
+        }
+        actions.push(Action::PatchRollout { patch });
+    }
+    actions.extend(reconcile_resolved(state, now));
+    workload::restore(state, borrowed);
+    actions
+}
+
+fn reconcile_resolved(state: &mut State, now: Timestamp) -> Vec<Action> {
     let Some(ro) = state.rollout.as_ref() else {
         return Vec::new();
     };
@@ -450,7 +493,10 @@ fn reconcile_rollout(state: &mut State, now: Timestamp) -> Vec<Action> {
             patch: serde_json::json!({"spec": {"replicas": crate::api::defaults::REPLICAS}}),
         }];
     }
-    let digest = state.digests.of(&ro.spec, ro.metadata.generation, ro.status.collision_count);
+    // A `workloadRef`'s template changes with the referent, not with the Rollout's
+    // generation: its resolved spec is compared whole.
+    let generation = if ro.spec.workload_ref.is_some() { None } else { ro.metadata.generation };
+    let digest = state.digests.of(&ro.spec, generation, ro.status.collision_count);
     let hashes = digest.hashes.clone();
     let valid = digest
         .validation

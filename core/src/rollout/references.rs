@@ -19,6 +19,8 @@ pub struct References {
     pub ingresses: BTreeSet<String>,
     /// Gateway API routes.
     pub routes: BTreeSet<RouteRef>,
+    /// The object `workloadRef` names: (kind, name).
+    pub workload: Option<(String, String)>,
 }
 
 /// A Gateway API route a Rollout names.
@@ -52,6 +54,9 @@ impl References {
 /// (`spec.templates`) are not followed: they are known only once the first is read.
 pub fn references(ro: &Rollout) -> References {
     let mut refs = References::default();
+    if let Some(w) = ro.spec.workload_ref.as_ref().filter(|w| !w.name.is_empty()) {
+        refs.workload = Some((w.kind.clone(), w.name.clone()));
+    }
     if let Some(bg) = ro.spec.blue_green() {
         refs.service(&bg.active_service);
         refs.service(&bg.preview_service);

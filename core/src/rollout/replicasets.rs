@@ -335,6 +335,7 @@ impl Ctx<'_> {
         let mut selector = ro.spec.selector.clone().unwrap_or_default();
         selector.match_labels.get_or_insert_with(BTreeMap::new).insert(keys::POD_TEMPLATE_HASH.to_string(), hash.clone());
         let mut annotations = self.copied_annotations();
+        super::ephemeral::inject_into_new(&ro.spec, self.stable_rs.is_some(), &mut template, &mut annotations);
         annotations.insert(keys::REVISION.to_string(), revision.clone());
         annotations.insert(keys::DESIRED_REPLICAS.to_string(), self.replicas().to_string());
         let owner = OwnerReference {

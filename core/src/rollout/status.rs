@@ -502,7 +502,11 @@ impl Ctx<'_> {
     pub(super) fn persist_status(&mut self, mut s: RolloutStatus) {
         let old = &self.ro.status;
         self.pause.apply(old, &mut s, self.now);
-        s.workload_observed_generation = String::new();
+        // Argo copies the `workload-generation` annotation its resolver writes.
+        s.workload_observed_generation = match &self.ro.spec.workload_ref {
+            Some(_) => self.ro.metadata.annotations.as_ref().and_then(|a| a.get(super::workload::WORKLOAD_GENERATION)).cloned().unwrap_or_default(),
+            None => String::new(),
+        };
         s.observed_generation = self.ro.metadata.generation.unwrap_or(0).to_string();
         let (phase, message) = calculate_phase(&self.ro.spec, &s);
         s.phase = Some(phase);

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use crate::api::{
-    keys, AnalysisRunArgument, Argument, CanaryStrategy, IntOrString, Rollout, RolloutAnalysisTemplate,
+    keys, AnalysisRunArgument, Argument, CanaryStrategy, IntOrString, PodTemplateMetadata, Rollout, RolloutAnalysisTemplate,
     RolloutSpec, RolloutTrafficRouting, SetHeaderRoute, SetMirrorRoute, StepKind, StringMatch,
 };
 use crate::objects::service_managed_by;
@@ -104,8 +104,10 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), ValidationError> {
             "must be greater than minReadySeconds",
         ));
     }
-    if spec.workload_ref.is_some() {
-        return Err(unsupported("spec.workloadRef", "workloadRef"));
+    if let Some(r) = &spec.workload_ref {
+        if !matches!(r.scale_down.as_str(), "" | "never" | "onsuccess" | "progressively") {
+            return Err(invalid("spec.workloadRef.scaleDown", &r.scale_down, "must be one of never, onsuccess, progressively"));
+        }
     }
     let Some(selector) = &spec.selector else {
         return Err(required("spec.selector", "Rollout has missing field '.spec.selector'"));
@@ -228,22 +230,27 @@ fn validate_blue_green(spec: &RolloutSpec) -> Result<(), ValidationError> {
     if let Some(mu) = &bg.max_unavailable {
         check_int_or_percent(&format!("{p}.maxUnavailable"), mu)?;
     }
-    if bg.active_metadata.is_some() {
-        return Err(unsupported(
-            &format!("{p}.activeMetadata"),
-            "ephemeral metadata",
-        ));
-    }
-    if bg.preview_metadata.is_some() {
-        return Err(unsupported(
-            &format!("{p}.previewMetadata"),
-            "ephemeral metadata",
-        ));
-    }
+    check_ephemeral_metadata(&format!("{p}.activeMetadata"), bg.active_metadata.as_ref())?;
+    check_ephemeral_metadata(&format!("{p}.previewMetadata"), bg.preview_metadata.as_ref())?;
     if let Some(a) = &bg.anti_affinity {
         validate_anti_affinity(&format!("{p}.antiAffinity"), a)?;
     }
     Ok(())
+}
+
+/// Ephemeral metadata may not set the pod-template hash label: the ReplicaSet's selector
+/// would no longer match its template (the API server refuses the ReplicaSet) or its pods
+/// would move to another ReplicaSet. Divergence from Argo, which accepts it and then fails
+/// every reconcile on the refused update.
+fn check_ephemeral_metadata(path: &str, metadata: Option<&PodTemplateMetadata>) -> Result<(), ValidationError> {
+    match metadata.and_then(|m| m.labels.get(keys::POD_TEMPLATE_HASH)) {
+        Some(v) => Err(invalid(
+            &format!("{path}.labels.{}", keys::POD_TEMPLATE_HASH),
+            format!("{v:?}"),
+            "the pod-template hash label is the controller's own",
+        )),
+        None => Ok(()),
+    }
 }
 
 fn check_int_or_percent(path: &str, v: &IntOrString) -> Result<(), ValidationError> {
@@ -289,18 +296,8 @@ fn validate_canary(spec: &RolloutSpec) -> Result<(), ValidationError> {
     if c.ping_pong.is_some() {
         return Err(unsupported(&format!("{p}.pingPong"), "pingPong"));
     }
-    if c.canary_metadata.is_some() {
-        return Err(unsupported(
-            &format!("{p}.canaryMetadata"),
-            "ephemeral metadata",
-        ));
-    }
-    if c.stable_metadata.is_some() {
-        return Err(unsupported(
-            &format!("{p}.stableMetadata"),
-            "ephemeral metadata",
-        ));
-    }
+    check_ephemeral_metadata(&format!("{p}.canaryMetadata"), c.canary_metadata.as_ref())?;
+    check_ephemeral_metadata(&format!("{p}.stableMetadata"), c.stable_metadata.as_ref())?;
     let routed = c.traffic_routing.is_some();
     if !routed && c.scale_down_delay_seconds.is_some() {
         return Err(invalid(
@@ -786,30 +783,25 @@ spec:
     }
 
     #[test]
-    fn ephemeral_metadata_is_refused_as_unsupported() {
+    fn ephemeral_metadata_is_accepted_but_not_the_hash_label() {
         let rows = [
-            ("    canary: {canaryMetadata: {labels: {role: canary}}}", "spec.strategy.canary.canaryMetadata"),
-            ("    canary: {stableMetadata: {labels: {role: stable}}}", "spec.strategy.canary.stableMetadata"),
+            ("canary: {canaryMetadata: {labels: {L}}}", "spec.strategy.canary.canaryMetadata"),
+            ("canary: {stableMetadata: {labels: {L}}}", "spec.strategy.canary.stableMetadata"),
+            ("blueGreen: {activeService: a, activeMetadata: {labels: {L}}}", "spec.strategy.blueGreen.activeMetadata"),
             (
-                "    blueGreen: {activeService: a, activeMetadata: {labels: {role: active}}}",
-                "spec.strategy.blueGreen.activeMetadata",
-            ),
-            (
-                "    blueGreen: {activeService: a, previewService: p, previewMetadata: {labels: {role: preview}}}",
+                "blueGreen: {activeService: a, previewService: p, previewMetadata: {labels: {L}}}",
                 "spec.strategy.blueGreen.previewMetadata",
             ),
         ];
         for (strategy, path) in rows {
-            let err = validate_spec(&rollout(strategy).spec).expect_err(path);
+            let with = |labels: &str| rollout(&format!("    {}", strategy.replace('L', labels)));
+            assert_eq!(validate_spec(&with("role: x").spec).map_err(|e| e.to_string()), Ok(()), "{path}");
+            let err = validate_spec(&with("rollouts-pod-template-hash: abc").spec).expect_err(path);
             assert_eq!(
                 err.to_string(),
-                format!("{path}: Forbidden: ephemeral metadata is not supported by this version of Rollouts")
+                format!("{path}.labels.rollouts-pod-template-hash: Invalid value: \"abc\": the pod-template hash label is the controller's own")
             );
         }
-        assert_eq!(
-            validate_spec(&rollout("    canary: {}").spec).map_err(|e| e.to_string()),
-            Ok(())
-        );
     }
 
     /// Argo's test/e2e/functional/rollout-rollback-window.yaml: the argument reads a label

@@ -137,10 +137,12 @@ impl Cluster {
             | Action::PatchRolloutStatus { .. }
             | Action::PatchRollout { .. }
             | Action::EvictPod { .. }
+            | Action::PatchPodMetadata { .. }
             | Action::RecordEvent { .. }
             | Action::CreateIngress { .. }
             | Action::PatchIngress { .. }
             | Action::PatchRoute { .. }
+            | Action::ScaleDeployment { .. }
             | Action::WakeAt { .. } => {}
         }
     }
@@ -166,6 +168,7 @@ impl Cluster {
             phase: entry.phase,
             metadata: BTreeMap::new(),
             message: None,
+            recorded: None,
             args_error: None,
         };
         (answer, after)

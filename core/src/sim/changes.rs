@@ -45,6 +45,9 @@ pub fn describe(action: &Action) -> Option<String> {
         Action::PatchRolloutStatus { patch } => format!("PatchRolloutStatus {}", json(patch)),
         Action::PatchRollout { patch } => format!("PatchRollout {}", json(patch)),
         Action::EvictPod { name } => format!("EvictPod {name}"),
+        Action::PatchPodMetadata { name, patch } => {
+            format!("PatchPodMetadata {name} {}", serde_json::to_string(patch).unwrap_or_default())
+        }
         Action::CreateAnalysisRun { run } => {
             format!("CreateAnalysisRun {}", run.metadata.name.as_deref().unwrap_or_default())
         }
@@ -53,6 +56,7 @@ pub fn describe(action: &Action) -> Option<String> {
         Action::Measure { run, metric, index, .. } => format!("Measure {run} {metric} #{index}"),
         Action::CreateJob { job } => format!("CreateJob {}", job.metadata.name.as_deref().unwrap_or_default()),
         Action::DeleteJob { name } => format!("DeleteJob {name}"),
+        Action::ScaleDeployment { name, replicas } => format!("ScaleDeployment {name} replicas={replicas}"),
         Action::CreateIngress { ingress } => {
             // What the line would repeat (its kind, name, namespace, the owning Rollout) left out.
             let mut v = serde_json::to_value(ingress).unwrap_or_default();

@@ -102,7 +102,7 @@ impl Cluster {
             owned: BTreeMap::new(),
             services: BTreeMap::new(),
             pods: BTreeMap::new(),
-            pod_objects: PodObjects::WhileRestartAt,
+            pod_objects: PodObjects::WhenNeeded,
             pod_model: PodModel::Simulated,
             others: BTreeMap::new(),
             ingresses: BTreeMap::new(),
@@ -289,7 +289,21 @@ impl Cluster {
             "Ingress" => self.apply_ingress(obj)?,
             "HTTPRoute" | "GRPCRoute" | "TCPRoute" => self.apply_route(obj),
             _ => {
-                self.others.insert((kind, name), obj);
+                // The API server's generation: 1 when created, one more whenever the spec
+                // (a PodTemplate's template) changes.
+                let old = self.others.get(&(kind.clone(), name.clone()));
+                let old_generation = old.and_then(|o| o.pointer("/metadata/generation")).and_then(Value::as_i64);
+                let same_spec = old.is_some_and(|o| o.get("spec") == obj.get("spec") && o.get("template") == obj.get("template"));
+                let generation = match old_generation {
+                    None => 1,
+                    Some(g) if same_spec => g,
+                    Some(g) => g + 1,
+                };
+                if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("generation".into(), serde_json::json!(generation));
+                }
+                self.others.insert((kind.clone(), name.clone()), obj);
+                self.emit_workload(&kind, &name);
             }
         }
         Ok(())
@@ -318,6 +332,30 @@ impl Cluster {
         let name = name.clone();
         let obj = self.rollouts.get(&name).ok_or_else(|| format!("rollout {name:?} not found"))?;
         let owned: Vec<&ReplicaSet> = self.replica_sets_of(&name).map(|(_, rs)| rs).collect();
+        if let (Some((_, kind, workload)), commands::Command::SetImage { .. } | commands::Command::Undo { .. }) =
+            (commands::workload_of(obj), &command)
+        {
+            // The template is in the referenced workload: the command changes it instead.
+            let key = (kind.clone(), workload.clone());
+            let live = self.others.get(&key).ok_or_else(|| format!("{kind} {workload:?} (the workloadRef of rollout {name:?}) not found"))?;
+            let change = match commands::plan_workload(&command, obj, live, &owned) {
+                Ok(commands::Change::Skip(why)) => return Ok(Some(why.to_string())),
+                Ok(change) => change,
+                Err(e) => return Err(e.to_string()),
+            };
+            if let Some(live) = self.others.get_mut(&key) {
+                let before = live.clone();
+                change.apply_to(live);
+                if live.get("spec") != before.get("spec") || live.get("template") != before.get("template") {
+                    let generation = before.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+                    if let Some(meta) = live.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.insert("generation".into(), serde_json::json!(generation + 1));
+                    }
+                }
+            }
+            self.emit_workload(&kind, &workload);
+            return Ok(None);
+        }
         let change = match commands::plan(&command, obj, &owned) {
             Ok(commands::Change::Skip(why)) => return Ok(Some(why.to_string())),
             Ok(change) => change,
@@ -469,6 +507,7 @@ impl Cluster {
                 true
             }
             Action::EvictPod { name } => self.evict(rollout, &name),
+            Action::PatchPodMetadata { name, patch } => self.patch_pod_metadata(rollout, &name, &patch),
             a @ (Action::CreateAnalysisRun { .. }
             | Action::PatchAnalysisRun { .. }
             | Action::DeleteAnalysisRun { .. }
@@ -485,6 +524,7 @@ impl Cluster {
             Action::CreateIngress { .. } | Action::PatchIngress { .. } | Action::PatchRoute { .. } => {
                 return self.execute_router(rollout, a)
             }
+            Action::ScaleDeployment { name, replicas } => return self.scale_deployment(name, replicas),
             Action::WakeAt { .. } => false,
         })
     }
@@ -498,6 +538,7 @@ impl Cluster {
                 objs.push(Object::Service(Box::new(svc.clone())));
             }
             objs.extend(self.router_objects_of(name));
+            objs.extend(self.workload_objects_of(name));
             for (rs_name, rs) in self.replica_sets_of(name) {
                 objs.push(Object::ReplicaSet(Box::new(rs.clone())));
                 objs.extend(self.pod_objects_of(name, rs_name));

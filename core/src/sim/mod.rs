@@ -9,6 +9,7 @@ mod duplicate_keys;
 mod pods;
 mod replica_controller;
 mod routers;
+mod workloads;
 pub mod scenario;
 pub mod timeline;
 
@@ -45,7 +46,9 @@ pub struct Simulation {
     #[serde(rename = "final")]
     pub final_state: BTreeMap<String, Entry>,
     /// Every object the simulated cluster holds at the end but Pods and Events, by
-    /// `"Kind/namespace/name"` (cluster-scoped kinds: `"Kind//name"`), as stored.
+    /// `"Kind/namespace/name"` (cluster-scoped kinds: `"Kind//name"`), as stored; the
+    /// pods of a rollout with ephemeral metadata are shown too (their labels are what it
+    /// changes).
     pub objects: BTreeMap<String, serde_json::Value>,
     /// How the simulation ended.
     pub outcome: Outcome,

@@ -3,7 +3,9 @@
 //! (`replicas: 2147483647` is one cohort).
 //!
 //! Pods are numbered in creation order across the cluster; a cohort holds the pods
-//! `first..first + count`, and a pod's name is `<replicaset>-<number:05>`. Individual
+//! `first..first + count`, and a pod's name is `<replicaset>-<number:05>`. A pod has the
+//! labels and annotations of its ReplicaSet's template when it was created, unless it was
+//! patched since (ephemeral metadata): only patched pods are stored one by one. Individual
 //! pods only exist as objects when a controller needs them (see
 //! [`super::cluster::PodObjects`]).
 
@@ -13,7 +15,17 @@ use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::objects::to_kube_time;
+use crate::state::MetadataPatch;
 use crate::time::{Seconds, Timestamp};
+
+/// A pod's labels and annotations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodMeta {
+    /// Labels.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Annotations.
+    pub annotations: Option<BTreeMap<String, String>>,
+}
 
 /// Pods of one ReplicaSet created at the same instant (so they become ready together).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +38,8 @@ pub struct Cohort {
     pub count: u64,
     /// Whether their readiness has been seen by [`PodSet::became_ready`].
     ready_announced: bool,
+    /// The labels and annotations they were created with (their ReplicaSet's template's).
+    meta: PodMeta,
 }
 
 impl Cohort {
@@ -41,6 +55,8 @@ pub type PodRange = std::ops::Range<u64>;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodSet {
     cohorts: BTreeMap<u64, Cohort>,
+    /// The metadata of pods patched since their creation, by pod number.
+    patched: BTreeMap<u64, PodMeta>,
 }
 
 impl PodSet {
@@ -64,10 +80,10 @@ impl PodSet {
         self.cohorts.values().filter(|c| c.ready_at.is_some_and(|t| t.plus(min_ready) <= now)).map(|c| c.count).sum()
     }
 
-    /// Adds `count` pods numbered from `first`.
-    pub fn create(&mut self, first: u64, count: u64, created: Timestamp, ready_at: Option<Timestamp>) -> PodRange {
+    /// Adds `count` pods numbered from `first`, with metadata `meta`.
+    pub fn create(&mut self, first: u64, count: u64, created: Timestamp, ready_at: Option<Timestamp>, meta: PodMeta) -> PodRange {
         if count > 0 {
-            self.cohorts.insert(first, Cohort { created, ready_at, count, ready_announced: false });
+            self.cohorts.insert(first, Cohort { created, ready_at, count, ready_announced: false, meta });
         }
         first..first.saturating_add(count)
     }
@@ -94,6 +110,9 @@ impl PodSet {
                 self.cohorts.remove(&first);
             }
         }
+        if !self.patched.is_empty() {
+            self.patched.retain(|n, _| !removed.iter().any(|r| r.contains(n)));
+        }
         removed
     }
 
@@ -105,6 +124,7 @@ impl PodSet {
         }
         let c = c.clone();
         self.cohorts.remove(&first);
+        self.patched.remove(&pod);
         if pod > first {
             self.cohorts.insert(first, Cohort { count: pod - first, ..c.clone() });
         }
@@ -147,6 +167,23 @@ impl PodSet {
         self.cohorts.iter().flat_map(|(first, c)| (*first..first + c.count).map(move |n| (n, c)))
     }
 
+    /// The labels and annotations of pod number `pod` of `cohort`.
+    pub fn meta<'a>(&'a self, pod: u64, cohort: &'a Cohort) -> &'a PodMeta {
+        self.patched.get(&pod).unwrap_or(&cohort.meta)
+    }
+
+    /// Merge-patches the labels and annotations of pod number `pod`; whether it exists and
+    /// changed.
+    pub fn patch_meta(&mut self, pod: u64, patch: &MetadataPatch) -> bool {
+        let Some(cohort) = self.cohort_of(pod) else { return false };
+        let mut meta = self.meta(pod, cohort).clone();
+        if !patch.apply(&mut meta.labels, &mut meta.annotations) {
+            return false;
+        }
+        self.patched.insert(pod, meta);
+        true
+    }
+
     /// The cohort of pod number `pod`.
     pub fn cohort_of(&self, pod: u64) -> Option<&Cohort> {
         self.cohorts.range(..=pod).next_back().filter(|(first, c)| pod < *first + c.count).map(|(_, c)| c)
@@ -170,7 +207,7 @@ pub fn kube_pod(
     pod: u64,
     cohort: &Cohort,
     namespace: &str,
-    labels: &BTreeMap<String, String>,
+    meta: &PodMeta,
     now: Timestamp,
 ) -> Pod {
     let ready = cohort.is_ready(now);
@@ -179,7 +216,8 @@ pub fn kube_pod(
         metadata: ObjectMeta {
             name: Some(pod_name(rs, pod)),
             namespace: Some(namespace.to_string()),
-            labels: Some(labels.clone()),
+            labels: meta.labels.clone(),
+            annotations: meta.annotations.clone(),
             creation_timestamp: Some(to_kube_time(cohort.created)),
             owner_references: Some(vec![OwnerReference {
                 api_version: "apps/v1".into(),
@@ -214,7 +252,7 @@ mod tests {
     #[test]
     fn two_billion_replicas_are_one_cohort() {
         let mut s = PodSet::default();
-        s.create(1, i32::MAX as u64, T0, Some(T0.plus(Seconds(1))));
+        s.create(1, i32::MAX as u64, T0, Some(T0.plus(Seconds(1))), PodMeta::default());
         assert_eq!((s.len(), s.ready(T0), s.ready(T0.plus(Seconds(1)))), (i32::MAX as u64, 0, i32::MAX as u64));
         assert_eq!(s.cohorts.len(), 1);
     }
@@ -222,9 +260,9 @@ mod tests {
     #[test]
     fn not_ready_pods_go_first_then_the_newest() {
         let mut s = PodSet::default();
-        s.create(1, 3, T0, Some(T0.plus(Seconds(1))));
-        s.create(4, 2, T0.plus(Seconds(5)), Some(T0.plus(Seconds(6))));
-        s.create(6, 2, T0.plus(Seconds(2)), None);
+        s.create(1, 3, T0, Some(T0.plus(Seconds(1))), PodMeta::default());
+        s.create(4, 2, T0.plus(Seconds(5)), Some(T0.plus(Seconds(6))), PodMeta::default());
+        s.create(6, 2, T0.plus(Seconds(2)), None, PodMeta::default());
         let now = T0.plus(Seconds(10));
         assert_eq!(s.remove_newest(3, now), vec![6..8, 5..6]);
         assert_eq!(s.remove_newest(2, now), vec![4..5, 3..4]);
@@ -234,11 +272,30 @@ mod tests {
     #[test]
     fn evicting_one_pod_splits_its_cohort() {
         let mut s = PodSet::default();
-        s.create(10, 5, T0, None);
+        s.create(10, 5, T0, None, PodMeta::default());
         assert!(s.remove_pod(12));
         assert!(!s.remove_pod(12));
         assert!(!s.remove_pod(15));
         assert_eq!(s.pods().map(|(n, _)| n).collect::<Vec<_>>(), vec![10, 11, 13, 14]);
+    }
+
+    #[test]
+    fn a_patched_pod_keeps_its_metadata_until_it_goes() {
+        let label = |v: &str| PodMeta { labels: Some([("role".to_string(), v.to_string())].into()), annotations: None };
+        let mut s = PodSet::default();
+        s.create(1, 3, T0, Some(T0), label("canary"));
+        let patch = MetadataPatch { labels: [("role".to_string(), Some("stable".to_string()))].into(), ..MetadataPatch::default() };
+        assert!(s.patch_meta(2, &patch));
+        assert!(!s.patch_meta(2, &patch), "the same patch again changes nothing");
+        assert!(!s.patch_meta(9, &patch), "no such pod");
+        let roles = |s: &PodSet| s.pods().map(|(n, c)| s.meta(n, c).clone()).collect::<Vec<_>>();
+        assert_eq!(roles(&s), vec![label("canary"), label("stable"), label("canary")]);
+        assert!(s.remove_pod(2));
+        s.create(2, 1, T0, Some(T0), label("canary"));
+        assert_eq!(roles(&s), vec![label("canary"); 3], "a new pod with the same number is a new pod");
+        assert!(s.patch_meta(3, &patch));
+        s.remove_newest(1, T0);
+        assert!(s.patched.is_empty(), "a removed pod's metadata goes with it");
     }
 
     #[test]

@@ -4,16 +4,14 @@
 //!
 //! Pods are counts ([`super::pods::PodSet`]). They are shown to a controller as Pod
 //! objects only where [`PodObjects`] says so: the core needs them only to evict pods
-//! created before `spec.restartAt`.
-
-use std::collections::BTreeMap;
+//! created before `spec.restartAt` and to patch their ephemeral metadata.
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 
 use super::cluster::Cluster;
-use super::pods::{kube_pod, parse_pod_name, pod_name, PodRange};
+use super::pods::{kube_pod, parse_pod_name, pod_name, PodMeta, PodRange};
 use crate::objects::ReplicaSetExt;
-use crate::state::{Event, Object, ObjectKind};
+use crate::state::{Event, MetadataPatch, Object, ObjectKind};
 use crate::time::{Seconds, Timestamp};
 
 /// The most pods one rollout may have while they are shown as objects.
@@ -22,10 +20,11 @@ pub const MAX_POD_OBJECTS: u64 = 100_000;
 /// When a controller is shown individual Pod objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PodObjects {
-    /// Only for a rollout with `spec.restartAt` (the one rule that looks at pods), from
-    /// the moment it is set: then every existing pod of the rollout is announced, and
-    /// every later change. When it is cleared, the pods are announced deleted.
-    WhileRestartAt,
+    /// Only for a rollout with `spec.restartAt` or ephemeral metadata (the rules that look
+    /// at pods), from the moment it is set: then every existing pod of the rollout is
+    /// announced, and every later change. When it is cleared, the pods are announced
+    /// deleted.
+    WhenNeeded,
     /// Always, for every rollout, as a real cluster's watch does.
     Always,
 }
@@ -41,13 +40,17 @@ pub enum PodModel {
     Instant,
 }
 
-fn labels_of(rs: &ReplicaSet) -> BTreeMap<String, String> {
-    rs.spec
-        .as_ref()
-        .and_then(|s| s.template.as_ref())
-        .and_then(|t| t.metadata.as_ref())
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default()
+/// The labels and annotations of the ReplicaSet's pod template: those of a pod it creates.
+fn template_meta(rs: &ReplicaSet) -> PodMeta {
+    let meta = rs.spec.as_ref().and_then(|s| s.template.as_ref()).and_then(|t| t.metadata.as_ref());
+    PodMeta { labels: meta.and_then(|m| m.labels.clone()), annotations: meta.and_then(|m| m.annotations.clone()) }
+}
+
+/// Whether a stored Rollout configures ephemeral metadata (its controller patches pods).
+fn configures_ephemeral_metadata(rollout: &serde_json::Value) -> bool {
+    ["canary/canaryMetadata", "canary/stableMetadata", "blueGreen/previewMetadata", "blueGreen/activeMetadata"]
+        .iter()
+        .any(|p| rollout.pointer(&format!("/spec/strategy/{p}")).is_some_and(|v| !v.is_null()))
 }
 
 fn images_of(rs: &ReplicaSet) -> Vec<String> {
@@ -72,9 +75,9 @@ impl Cluster {
     pub fn shows_pods(&self, rollout: &str) -> bool {
         match self.pod_objects {
             PodObjects::Always => true,
-            PodObjects::WhileRestartAt => {
-                self.rollouts.get(rollout).and_then(|r| r.get("spec")?.get("restartAt")).is_some_and(|v| !v.is_null())
-            }
+            PodObjects::WhenNeeded => self.rollouts.get(rollout).is_some_and(|r| {
+                r.get("spec").and_then(|s| s.get("restartAt")).is_some_and(|v| !v.is_null()) || configures_ephemeral_metadata(r)
+            }),
         }
     }
 
@@ -91,20 +94,20 @@ impl Cluster {
         let count = self.pod_count_of(owner).max(ranges.iter().map(|r| r.end - r.start).sum());
         if count > MAX_POD_OBJECTS {
             let msg = format!(
-                "rollout {owner:?}: restartAt needs every pod as an object, and the simulator makes at most {MAX_POD_OBJECTS} of them per rollout ({count} here)"
+                "rollout {owner:?}: restartAt and ephemeral metadata need every pod as an object, and the simulator makes at most {MAX_POD_OBJECTS} of them per rollout ({count} here)"
             );
             if !self.errors.contains(&msg) {
                 self.errors.push(msg);
             }
             return;
         }
-        let labels = self.replica_sets.get(rs).map(labels_of).unwrap_or_default();
         for n in ranges.iter().flat_map(|r| r.clone()) {
             let event = if deleted {
                 Event::Deleted { kind: ObjectKind::Pod, name: pod_name(rs, n) }
             } else {
-                let Some(cohort) = self.pods.get(rs).and_then(|p| p.cohort_of(n)) else { continue };
-                Event::Applied(Object::Pod(Box::new(kube_pod(rs, n, cohort, &self.namespace, &labels, self.now))))
+                let Some(pods) = self.pods.get(rs) else { continue };
+                let Some(cohort) = pods.cohort_of(n) else { continue };
+                Event::Applied(Object::Pod(Box::new(kube_pod(rs, n, cohort, &self.namespace, pods.meta(n, cohort), self.now))))
             };
             self.emit(owner, event);
         }
@@ -148,6 +151,33 @@ impl Cluster {
         let evicted = std::iter::once(n..n + 1).collect::<Vec<PodRange>>();
         self.emit_pods(owner, &rs, &evicted, true);
         true
+    }
+
+    /// Merge-patches one pod's labels and annotations by name (it keeps running); whether
+    /// it exists and changed.
+    pub(super) fn patch_pod_metadata(&mut self, owner: &str, name: &str, patch: &MetadataPatch) -> bool {
+        let Some((rs, n)) = parse_pod_name(name) else { return false };
+        let rs = rs.to_string();
+        if !self.pods.get_mut(&rs).is_some_and(|p| p.patch_meta(n, patch)) {
+            return false;
+        }
+        self.emit_pods(owner, &rs, &[n..n + 1], false);
+        true
+    }
+
+    /// The pods of every rollout that configures ephemeral metadata, as the API server
+    /// returns them (the `objects` of a simulation show them; other pods' metadata is
+    /// their ReplicaSet's template's and is left out).
+    pub(super) fn ephemeral_metadata_pods(&self) -> Vec<k8s_openapi::api::core::v1::Pod> {
+        let mut out = Vec::new();
+        for (rollout, _) in self.rollouts.iter().filter(|(_, r)| configures_ephemeral_metadata(r)) {
+            for (rs, _) in self.replica_sets_of(rollout) {
+                let Some(pods) = self.pods.get(rs) else { continue };
+                let shown = pods.pods().take(usize::try_from(MAX_POD_OBJECTS).unwrap_or(usize::MAX));
+                out.extend(shown.map(|(n, c)| kube_pod(rs, n, c, &self.namespace, pods.meta(n, c), self.now)));
+            }
+        }
+        out
     }
 
     fn image_behaviour(&self, images: &[String]) -> (bool, Seconds) {
@@ -210,8 +240,13 @@ impl Cluster {
                 let (ready, startup) = self.image_behaviour(&images_of(rs));
                 let first = self.next_pod.saturating_add(1);
                 self.next_pod = self.next_pod.saturating_add(desired - have);
-                let range =
-                    self.pods.entry(name.clone()).or_default().create(first, desired - have, now, ready.then(|| now.plus(startup)));
+                let range = self.pods.entry(name.clone()).or_default().create(
+                    first,
+                    desired - have,
+                    now,
+                    ready.then(|| now.plus(startup)),
+                    template_meta(rs),
+                );
                 self.emit_pods(&owner, name, &[range], false);
             } else if have > desired {
                 let removed = self.pods.get_mut(name).map(|p| p.remove_newest(have - desired, now)).unwrap_or_default();
@@ -292,12 +327,16 @@ impl Cluster {
             Event::Applied(Object::Pod(pod)) => {
                 let name = name_of(&pod.metadata);
                 let (rs, n) = parse_pod_name(&name)?;
-                let cohort = self.pods.get(rs)?.cohort_of(n)?;
-                let labels = self.replica_sets.get(rs).map(labels_of).unwrap_or_default();
-                Some(Event::Applied(Object::Pod(Box::new(kube_pod(rs, n, cohort, &self.namespace, &labels, self.now)))))
+                let pods = self.pods.get(rs)?;
+                let cohort = pods.cohort_of(n)?;
+                Some(Event::Applied(Object::Pod(Box::new(kube_pod(rs, n, cohort, &self.namespace, pods.meta(n, cohort), self.now)))))
             }
             Event::Applied(Object::Ingress(ing)) => {
                 self.ingresses.get(&name_of(&ing.metadata)).map(|i| Event::Applied(Object::Ingress(Box::new(i.clone()))))
+            }
+            Event::Applied(Object::Workload(w)) => {
+                let s = |p: &str| w.pointer(p).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+                self.others.get(&(s("/kind"), s("/metadata/name"))).map(|v| Event::Applied(Object::Workload(v.clone())))
             }
             Event::Applied(Object::Route(route)) => {
                 let s = |p: &str| route.pointer(p).and_then(serde_json::Value::as_str).map(str::to_string);
@@ -326,10 +365,9 @@ impl Cluster {
     /// where [`PodObjects`] hides them).
     pub(super) fn pod_objects_of(&self, owner: &str, rs: &str) -> Vec<Object> {
         let Some(pods) = self.pods.get(rs).filter(|_| self.shows_pods(owner)) else { return Vec::new() };
-        let labels = self.replica_sets.get(rs).map(labels_of).unwrap_or_default();
         pods.pods()
             .take(usize::try_from(MAX_POD_OBJECTS).unwrap_or(usize::MAX))
-            .map(|(n, c)| Object::Pod(Box::new(kube_pod(rs, n, c, &self.namespace, &labels, self.now))))
+            .map(|(n, c)| Object::Pod(Box::new(kube_pod(rs, n, c, &self.namespace, pods.meta(n, c), self.now))))
             .collect()
     }
 }

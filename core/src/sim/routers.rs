@@ -45,7 +45,7 @@ fn resource_of(kind: &str) -> String {
     }
 }
 
-fn not_found(kind: &str, name: &str) -> String {
+pub(super) fn not_found(kind: &str, name: &str) -> String {
     format!("{} \"{name}\" not found", resource_of(kind))
 }
 
@@ -111,7 +111,8 @@ impl Cluster {
     /// Every Ingress and route rollout `rollout` names, as watch events (a controller
     /// starts watching them, or its Rollout now names others).
     pub(super) fn emit_router_objects_to(&mut self, rollout: &str) {
-        for event in self.router_objects_of(rollout).into_iter().map(Event::Applied) {
+        let objects = self.router_objects_of(rollout).into_iter().chain(self.workload_objects_of(rollout));
+        for event in objects.collect::<Vec<_>>().into_iter().map(Event::Applied) {
             self.emit(rollout, event);
         }
     }
@@ -260,12 +261,14 @@ impl Cluster {
             | Action::PatchRolloutStatus { .. }
             | Action::PatchRollout { .. }
             | Action::EvictPod { .. }
+            | Action::PatchPodMetadata { .. }
             | Action::CreateAnalysisRun { .. }
             | Action::PatchAnalysisRun { .. }
             | Action::DeleteAnalysisRun { .. }
             | Action::Measure { .. }
             | Action::CreateJob { .. }
             | Action::DeleteJob { .. }
+            | Action::ScaleDeployment { .. }
             | Action::RecordEvent { .. }
             | Action::WakeAt { .. }) => Err(Box::new((other, "not a traffic-router action".into()))),
         }
@@ -301,8 +304,10 @@ impl Cluster {
                 | Action::PatchRolloutStatus { .. }
                 | Action::PatchRollout { .. }
                 | Action::EvictPod { .. }
+                | Action::PatchPodMetadata { .. }
                 | Action::RecordEvent { .. }
                 | Action::WakeAt { .. } => None,
+                Action::ScaleDeployment { name, .. } => Some((ObjectKind::Deployment, name.clone(), None)),
             };
             if let Some(t) = target.filter(|t| !targets.contains(t)) {
                 targets.push(t);
@@ -322,6 +327,10 @@ impl Cluster {
                     self.replica_sets.get(&name).map(|rs| Event::Applied(Object::ReplicaSet(Box::new(rs.clone()))))
                 }
                 ObjectKind::Service => self.services.get(&name).map(|s| Event::Applied(Object::Service(Box::new(s.clone())))),
+                ObjectKind::Deployment | ObjectKind::PodTemplate => {
+                    let kind_name = if kind == ObjectKind::Deployment { "Deployment" } else { "PodTemplate" };
+                    self.others.get(&(kind_name.to_string(), name.clone())).map(|v| Event::Applied(Object::Workload(v.clone())))
+                }
                 ObjectKind::Rollout
                 | ObjectKind::Pod
                 | ObjectKind::AnalysisRun
@@ -431,7 +440,9 @@ impl Cluster {
     }
 
     /// Every object the cluster holds but Pods (and Events, which it does not keep), as
-    /// `"Kind/namespace/name"` → the object (cluster-scoped kinds: `"Kind//name"`).
+    /// `"Kind/namespace/name"` → the object (cluster-scoped kinds: `"Kind//name"`). The
+    /// pods of a rollout with ephemeral metadata are the exception: they are shown, since
+    /// their labels and annotations are what that rollout changes.
     pub fn object_map(&self) -> BTreeMap<String, Value> {
         let mut out = BTreeMap::new();
         let ns_of = |v: &Value| v.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(&self.namespace).to_string();
@@ -463,6 +474,9 @@ impl Cluster {
         }
         for j in self.jobs.values() {
             put("Job", with_kind(serde_json::to_value(&j.job), "batch/v1", "Job"));
+        }
+        for pod in self.ephemeral_metadata_pods() {
+            put("Pod", with_kind(serde_json::to_value(pod), "v1", "Pod"));
         }
         for ((kind, _), v) in &self.others {
             if kind != "Pod" && kind != "Event" {

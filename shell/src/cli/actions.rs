@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use rollouts_core::api::lenient::rollout_lenient;
 use rollouts_core::api::Rollout;
@@ -139,9 +139,43 @@ async fn run_command(cluster: &Cluster, name: &str, command: &Command) -> Result
         | Command::SetImage { .. }
         | Command::Scale { .. } => Vec::new(),
     };
-    let change = commands::plan(command, &value, &owned.iter().collect::<Vec<_>>()).map_err(refused)?;
+    let owned: Vec<&ReplicaSet> = owned.iter().collect();
+    if let (Some(workload), Command::Undo { .. } | Command::SetImage { .. }) = (commands::workload_of(&value), command) {
+        // The template is in the referenced workload: the command changes it instead.
+        let (api, name) = workload_api(cluster, name, &workload)?;
+        let live = to_value(&api.get(&name).await?);
+        let change = commands::plan_workload(command, &value, &live, &owned).map_err(refused)?;
+        match &change {
+            Change::JsonPatch(ops) => {
+                let ops = serde_json::from_value(ops.clone())
+                    .map_err(|e| CliError::refused(format!("internal error: not a JSON patch: {e}")))?;
+                api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(ops)).await?;
+            }
+            Change::Replace(object) => {
+                api.replace(&name, &PostParams::default(), &from_value(object.clone())?).await?;
+            }
+            Change::Merge { .. } | Change::Skip(_) => {}
+        }
+        return Ok(change);
+    }
+    let change = commands::plan(command, &value, &owned).map_err(refused)?;
     cluster.send(name, &change).await?;
     Ok(change)
+}
+
+/// The API of the object a rollout's `workloadRef` names (a Deployment, ReplicaSet or
+/// PodTemplate in the rollout's namespace) and its name.
+fn workload_api(cluster: &Cluster, rollout: &str, (api_version, kind, name): &(String, String, String)) -> Result<(Api<DynamicObject>, String), CliError> {
+    let resource = match (api_version.as_str(), kind.as_str()) {
+        ("apps/v1", "Deployment") => ApiResource::erase::<Deployment>(&()),
+        ("apps/v1", "ReplicaSet") => ApiResource::erase::<ReplicaSet>(&()),
+        ("v1", "PodTemplate") => ApiResource::erase::<k8s_openapi::api::core::v1::PodTemplate>(&()),
+        _ => return Err(CliError::refused(format!("rollout '{rollout}': workload of type {api_version}/{kind} is not supported"))),
+    };
+    if name.is_empty() {
+        return Err(CliError::refused(format!("rollout '{rollout}' has a spec.workloadRef without a name")));
+    }
+    Ok((Api::namespaced_with(cluster.client.clone(), &cluster.namespace, &resource), name.clone()))
 }
 
 fn refused(e: CommandError) -> CliError {
@@ -210,24 +244,12 @@ async fn set_image_once(cluster: &Cluster, args: &SetImageArgs) -> Result<(Strin
     let ContainerImage { container, image } = &args.image;
     let command = Command::SetImage { container: container.clone(), image: image.clone() };
     let rollout = to_value(&cluster.get_rollout(&args.name).await?);
-    match commands::plan(&command, &rollout, &[]) {
-        Ok(change) => {
-            cluster.send(&args.name, &change).await?;
-            Ok(("rollout".to_string(), args.name.clone()))
-        }
-        Err(CommandError::TemplateInWorkload { name, .. }) if !name.is_empty() => {
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(cluster.client.clone(), &cluster.namespace, &ApiResource::erase::<Deployment>(&()));
-            let mut object = to_value(&api.get(&name).await?);
-            commands::set_image(&mut object, container, image).map_err(refused)?;
-            api.replace(&name, &PostParams::default(), &from_value(object)?).await?;
-            Ok(("deployment".to_string(), name))
-        }
-        Err(CommandError::TemplateInWorkload { .. }) => {
-            Err(CliError::refused(format!("rollout '{}' has a spec.workloadRef without a name", args.name)))
-        }
-        Err(e) => Err(refused(e)),
-    }
+    let target = match commands::workload_of(&rollout) {
+        Some((_, kind, name)) => (kind.to_lowercase(), name),
+        None => ("rollout".to_string(), args.name.clone()),
+    };
+    run_command(cluster, &args.name, &command).await?;
+    Ok(target)
 }
 
 pub async fn undo(args: UndoArgs) -> Result<ExitCode, CliError> {

@@ -173,6 +173,14 @@ pub fn client_phase(ro: &Rollout) -> (RolloutPhase, String) {
     if ro.status.controller_pause && ro.status.pause_conditions.is_empty() {
         return (RolloutPhase::Progressing, "waiting for rollout to unpause".into());
     }
+    // A `workloadRef`'s template changed and the controller has not written it back yet.
+    let workload = ro.metadata.annotations.as_ref().and_then(|a| a.get(rollouts_core::rollout::workload::WORKLOAD_GENERATION));
+    let observed = ro.status.workload_observed_generation.parse::<i64>().ok();
+    if let (Some(w), Some(o)) = (workload.and_then(|w| w.parse::<i64>().ok()), observed) {
+        if w != o {
+            return (RolloutPhase::Progressing, "waiting for rollout spec update to be observed for the reference workload".into());
+        }
+    }
     if let Some(phase) = ro.status.phase {
         return (phase, ro.status.message.clone());
     }
@@ -533,6 +541,16 @@ mod tests {
     fn an_unobserved_spec_change_reads_as_progressing() {
         let ro = rollout(json!({}), json!({"observedGeneration": "1", "phase": "Healthy"}));
         assert_eq!(client_phase(&ro), (RolloutPhase::Progressing, "waiting for rollout spec update to be observed".into()));
+        let mut workload = ro.clone();
+        workload.status.observed_generation = "9".into();
+        workload.metadata.annotations = Some([(rollouts_core::rollout::workload::WORKLOAD_GENERATION.to_string(), "3".to_string())].into());
+        workload.status.workload_observed_generation = "2".into();
+        assert_eq!(
+            client_phase(&workload),
+            (RolloutPhase::Progressing, "waiting for rollout spec update to be observed for the reference workload".into())
+        );
+        workload.status.workload_observed_generation = "3".into();
+        assert_ne!(client_phase(&workload).1, "waiting for rollout spec update to be observed for the reference workload");
     }
 
     #[test]

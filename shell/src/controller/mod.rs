@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use clap::Args;
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, PodTemplate, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DynamicObject, ListParams};
 use kube::client::ClientBuilder;
@@ -347,15 +347,21 @@ async fn spawn_watches(
     }
     // The traffic routers' objects, when the cluster serves them and we may list them.
     let ingresses = typed::<Ingress>(client, scope);
-    let (ingress, routes) = futures::join!(
+    // What `workloadRef`s name: optional too (RBAC may leave them out).
+    let workload = |o: serde_json::Value| Object::Workload(o);
+    let (ingress, routes, deployments, pod_templates) = futures::join!(
         watch_optional(ingresses, ObjectKind::Ingress, None, |o| Object::Ingress(Box::new(o)), tx),
         futures::future::join_all([RouteKind::Http, RouteKind::Grpc, RouteKind::Tcp].map(|route| {
             let resource = route_resource(route);
             watch_optional(dynamic(&resource), route.into(), None, move |o| Object::Route(route_json(o, route)), tx)
         })),
+        watch_optional(typed::<Deployment>(client, scope), ObjectKind::Deployment, None, move |o| workload(typed_json(&o)), tx),
+        watch_optional(typed::<PodTemplate>(client, scope), ObjectKind::PodTemplate, None, move |o| workload(typed_json(&o)), tx),
     );
     kinds.extend(ingress);
     kinds.extend(routes.into_iter().flatten());
+    kinds.extend(deployments);
+    kinds.extend(pod_templates);
     kinds
 }
 
@@ -377,6 +383,11 @@ pub const DISCOVERY_RETRY: Duration = Duration::from_secs(60);
 
 /// A Gateway API route as the core reads it: raw JSON with its `apiVersion` and `kind` set
 /// (list items may come without them).
+/// A typed object as JSON (k8s-openapi writes its `apiVersion` and `kind`).
+fn typed_json<K: serde::Serialize>(o: &K) -> serde_json::Value {
+    serde_json::to_value(o).unwrap_or_default()
+}
+
 fn route_json(mut o: DynamicObject, route: RouteKind) -> serde_json::Value {
     o.types = Some(kube::core::TypeMeta { api_version: route.api_version().to_string(), kind: route.as_str().to_string() });
     serde_json::to_value(o).unwrap_or_default()

@@ -238,6 +238,9 @@ impl Router {
                 ObjectKind::AnalysisTemplate => k.namespace == namespace && refs.templates.contains(&name),
                 ObjectKind::ClusterAnalysisTemplate => refs.cluster_templates.contains(&name),
                 ObjectKind::Ingress => k.namespace == namespace && refs.ingresses.contains(&name),
+                ObjectKind::Deployment | ObjectKind::PodTemplate => {
+                    k.namespace == namespace && refs.workload.as_ref().is_some_and(|(wk, wn)| *wn == name && workload_kind(wk) == Some(kind))
+                }
                 ObjectKind::HttpRoute | ObjectKind::GrpcRoute | ObjectKind::TcpRoute => refs.routes.iter().any(|r| {
                     ObjectKind::from(r.kind) == kind
                         && r.name == name
@@ -361,6 +364,11 @@ impl Router {
         for name in &refs.ingresses {
             out.extend(self.get(ObjectKind::Ingress, namespace, name).cloned().map(Event::Applied));
         }
+        if let Some((kind, name)) = &refs.workload {
+            if let Some(kind) = workload_kind(kind) {
+                out.extend(self.get(kind, namespace, name).cloned().map(Event::Applied));
+            }
+        }
         for r in &refs.routes {
             let ns = r.namespace.as_deref().unwrap_or(namespace);
             out.extend(self.get(r.kind.into(), ns, &r.name).cloned().map(Event::Applied));
@@ -379,7 +387,9 @@ fn by_reference(kind: ObjectKind) -> bool {
         | ObjectKind::Ingress
         | ObjectKind::HttpRoute
         | ObjectKind::GrpcRoute
-        | ObjectKind::TcpRoute => true,
+        | ObjectKind::TcpRoute
+        | ObjectKind::Deployment
+        | ObjectKind::PodTemplate => true,
         ObjectKind::Rollout
         | ObjectKind::ReplicaSet
         | ObjectKind::Pod
@@ -400,6 +410,11 @@ pub fn kind_of(obj: &Object) -> ObjectKind {
         Object::ClusterAnalysisTemplate(_) => ObjectKind::ClusterAnalysisTemplate,
         Object::Job(_) => ObjectKind::Job,
         Object::Ingress(_) => ObjectKind::Ingress,
+        Object::Workload(v) => match v.get("kind").and_then(Value::as_str) {
+            Some("PodTemplate") => ObjectKind::PodTemplate,
+            Some("ReplicaSet") => ObjectKind::ReplicaSet,
+            _ => ObjectKind::Deployment,
+        },
         Object::Route(v) => v
             .get("kind")
             .and_then(Value::as_str)
@@ -413,7 +428,11 @@ pub fn meta_of(obj: &Object) -> ObjectMeta {
     let raw = |v: &Value| v.get("metadata").and_then(|m| serde_json::from_value(m.clone()).ok()).unwrap_or_default();
     match obj {
         Object::Rollout(v) => raw(v),
-        Object::AnalysisRun(v) | Object::AnalysisTemplate(v) | Object::ClusterAnalysisTemplate(v) | Object::Route(v) => raw(v),
+        Object::AnalysisRun(v)
+        | Object::AnalysisTemplate(v)
+        | Object::ClusterAnalysisTemplate(v)
+        | Object::Route(v)
+        | Object::Workload(v) => raw(v),
         Object::Ingress(o) => o.metadata.clone(),
         Object::ReplicaSet(o) => o.metadata.clone(),
         Object::Service(o) => o.metadata.clone(),
@@ -424,6 +443,16 @@ pub fn meta_of(obj: &Object) -> ObjectMeta {
 
 fn name_of(meta: &ObjectMeta) -> Name {
     (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
+
+/// The watched kind of a `workloadRef`'s referent (a ReplicaSet referent is not watched
+/// by name: the rollout says it is not found).
+fn workload_kind(kind: &str) -> Option<ObjectKind> {
+    match kind {
+        "Deployment" => Some(ObjectKind::Deployment),
+        "PodTemplate" => Some(ObjectKind::PodTemplate),
+        _ => None,
+    }
 }
 
 /// The name of the owner of `kind`, from the owner references.
@@ -444,7 +473,8 @@ fn refs_of(obj: &Object) -> References {
         | Object::ClusterAnalysisTemplate(_)
         | Object::Job(_)
         | Object::Ingress(_)
-        | Object::Route(_) => References::default(),
+        | Object::Route(_)
+        | Object::Workload(_) => References::default(),
     }
 }
 

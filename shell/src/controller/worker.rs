@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodTemplate, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DeleteParams, DynamicObject, EvictParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder};
@@ -228,6 +228,12 @@ impl Executor<'_> {
                     Err(e) => gone_is_fine(Err(e)),
                 }
             }
+            Action::PatchPodMetadata { name, patch } => {
+                // In place: a pod's labels and annotations change without a restart.
+                let api: Api<Pod> = Api::namespaced(client, &ns);
+                let patch = serde_json::json!({ "metadata": patch.to_merge_patch() });
+                gone_is_fine(api.patch(name, &params, &Patch::Merge(patch)).await.map(drop))
+            }
             Action::CreateAnalysisRun { run } => {
                 let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &analysis_run_resource());
                 let mut value = serde_json::to_value(run).map_err(|e| e.to_string())?;
@@ -292,6 +298,11 @@ impl Executor<'_> {
             Action::DeleteJob { name } => {
                 let api: Api<Job> = Api::namespaced(client, &ns);
                 gone_is_fine(api.delete(name, &DeleteParams::foreground()).await.map(drop))
+            }
+            Action::ScaleDeployment { name, replicas } => {
+                let api: Api<Deployment> = Api::namespaced(client, &ns);
+                let patch = serde_json::json!({"spec": {"replicas": replicas}});
+                api.patch(name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
             }
             Action::RecordEvent { kind, reason, message: note } => {
                 self.record_event(*kind, reason, note).await;
@@ -369,6 +380,12 @@ impl Executor<'_> {
                 let route_ns = self.route_namespace().unwrap_or_else(|| ns.to_string());
                 dynamic(Api::namespaced_with(client, &route_ns, &route_resource(route)).get_opt(name).await?, Object::Route)
             }
+            ObjectKind::Deployment => {
+                Api::<Deployment>::namespaced(client, ns).get_opt(name).await?.and_then(|o| serde_json::to_value(o).ok()).map(Object::Workload)
+            }
+            ObjectKind::PodTemplate => {
+                Api::<PodTemplate>::namespaced(client, ns).get_opt(name).await?.and_then(|o| serde_json::to_value(o).ok()).map(Object::Workload)
+            }
             // Templates are only read, never written: nothing to re-read.
             ObjectKind::AnalysisTemplate | ObjectKind::ClusterAnalysisTemplate => return Ok(None),
         })
@@ -384,12 +401,13 @@ fn target(action: &Action) -> Option<(ObjectKind, String)> {
         Action::PatchReplicaSet { name, .. } | Action::DeleteReplicaSet { name } => Some((ObjectKind::ReplicaSet, name.clone())),
         Action::SetServiceSelector { service, .. } => Some((ObjectKind::Service, service.clone())),
         Action::PatchRolloutStatus { .. } | Action::PatchRollout { .. } | Action::RecordEvent { .. } | Action::WakeAt { .. } => None,
-        Action::EvictPod { name } => Some((ObjectKind::Pod, name.clone())),
+        Action::EvictPod { name } | Action::PatchPodMetadata { name, .. } => Some((ObjectKind::Pod, name.clone())),
         Action::CreateAnalysisRun { run } => Some((ObjectKind::AnalysisRun, run.metadata.name.clone().unwrap_or_default())),
         Action::PatchAnalysisRun { name, .. } | Action::DeleteAnalysisRun { name } => Some((ObjectKind::AnalysisRun, name.clone())),
         Action::Measure { run, .. } => Some((ObjectKind::AnalysisRun, run.clone())),
         Action::CreateJob { job } => Some((ObjectKind::Job, job.metadata.name.clone().unwrap_or_default())),
         Action::DeleteJob { name } => Some((ObjectKind::Job, name.clone())),
+        Action::ScaleDeployment { name, .. } => Some((ObjectKind::Deployment, name.clone())),
         Action::CreateIngress { ingress } => Some((ObjectKind::Ingress, ingress.metadata.name.clone().unwrap_or_default())),
         Action::PatchIngress { name, .. } => Some((ObjectKind::Ingress, name.clone())),
         Action::PatchRoute { kind, name, .. } => Some(((*kind).into(), name.clone())),
@@ -406,12 +424,14 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::PatchRolloutStatus { .. } => "PatchRolloutStatus",
         Action::PatchRollout { .. } => "PatchRollout",
         Action::EvictPod { .. } => "EvictPod",
+        Action::PatchPodMetadata { .. } => "PatchPodMetadata",
         Action::CreateAnalysisRun { .. } => "CreateAnalysisRun",
         Action::PatchAnalysisRun { .. } => "PatchAnalysisRun",
         Action::DeleteAnalysisRun { .. } => "DeleteAnalysisRun",
         Action::Measure { .. } => "Measure",
         Action::CreateJob { .. } => "CreateJob",
         Action::DeleteJob { .. } => "DeleteJob",
+        Action::ScaleDeployment { .. } => "ScaleDeployment",
         Action::CreateIngress { .. } => "CreateIngress",
         Action::PatchIngress { .. } => "PatchIngress",
         Action::PatchRoute { .. } => "PatchRoute",

@@ -15,9 +15,9 @@
 //! first only), a page's results joining the earlier results of the same `Id`; Argo prints
 //! the messages' fields as Go pointers (addresses), this prints their text; no retries (the
 //! SDK retries throttling and 5xx three times; the metric's `consecutiveErrorLimit` does
-//! here); `Timestamps` are RFC 3339 text (Go's conditions see `time.Time` values). Not on
-//! purpose: the recorded value is `result` as JSON, where Argo records the values alone
-//! (`[[0.005 0.008]]`, [`argo_value`]).
+//! here); `Timestamps` are RFC 3339 text (Go's conditions see `time.Time` values). As in
+//! Argo, the recorded value is the values alone (`[[0.005 0.008]]`, [`argo_value`]) while
+//! `result` is the objects.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -324,7 +324,7 @@ fn answer(output: &Output) -> MeasurementAnswer {
     if !output.messages.is_empty() {
         metadata.insert("messages".to_string(), go_messages(&output.messages));
     }
-    MeasurementAnswer { value: Value::Array(result), metadata, ..MeasurementAnswer::default() }
+    MeasurementAnswer { value: Value::Array(result), recorded: Some(argo_value(output)), metadata, ..MeasurementAnswer::default() }
 }
 
 /// A MetricDataResult with the Go SDK's field names; timestamps as RFC 3339 text.
