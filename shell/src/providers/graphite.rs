@@ -246,7 +246,10 @@ pub(crate) mod vendor_double {
                     method: method.to_string(),
                     path: uri.path().to_string(),
                     raw_query: uri.query().map(str::to_string),
-                    headers: headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect(),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                        .collect(),
                     body: String::from_utf8_lossy(&body).into_owned(),
                 };
                 let (status, content_type, body) = answer(&request);
@@ -331,11 +334,23 @@ mod tests {
         assert_eq!(first_target_values("null").unwrap(), Vec::new());
         assert_eq!(first_target_values(r#"[{"target": "a"}]"#).unwrap(), Vec::new());
         let err = |body: &str| first_target_values(body).unwrap_err();
-        assert_eq!(err(r#"[{"datapoints": [[1, 2, 3]]}]"#), "could not read the Graphite response: target 0, datapoint 0: [1,2,3] is not a [value, timestamp] pair");
-        assert_eq!(err(r#"[{"datapoints": [["x", 2]]}]"#), r#"could not read the Graphite response: target 0, datapoint 0: the value "x" is not a number"#);
-        assert_eq!(err(r#"[{"datapoints": [[1, true]]}]"#), "could not read the Graphite response: target 0, datapoint 0: the timestamp true is not a number");
+        assert_eq!(
+            err(r#"[{"datapoints": [[1, 2, 3]]}]"#),
+            "could not read the Graphite response: target 0, datapoint 0: [1,2,3] is not a [value, timestamp] pair"
+        );
+        assert_eq!(
+            err(r#"[{"datapoints": [["x", 2]]}]"#),
+            r#"could not read the Graphite response: target 0, datapoint 0: the value "x" is not a number"#
+        );
+        assert_eq!(
+            err(r#"[{"datapoints": [[1, true]]}]"#),
+            "could not read the Graphite response: target 0, datapoint 0: the timestamp true is not a number"
+        );
         // Every target must read, as Go unmarshals the whole answer.
-        assert_eq!(err(r#"[{"datapoints": [[1, 2]]}, {"datapoints": [[{}, 2]]}]"#), "could not read the Graphite response: target 1, datapoint 0: the value {} is not a number");
+        assert_eq!(
+            err(r#"[{"datapoints": [[1, 2]]}, {"datapoints": [[{}, 2]]}]"#),
+            "could not read the Graphite response: target 1, datapoint 0: the value {} is not a number"
+        );
         assert_eq!(err(r#"{"error": "x"}"#), "could not read the Graphite response: expected a list of targets, got an object");
         assert!(err("<html>").starts_with("could not read the Graphite response: "));
     }
@@ -343,11 +358,18 @@ mod tests {
     #[tokio::test]
     async fn a_render_request_as_argo_sends_it_and_conditions_on_the_values() {
         let double = start(|r| match r.raw_query.as_deref() {
-            Some(DOC_RAW_QUERY) => (200, "application/json", json!([
-                {"target": "summarize(...)", "datapoints": [[null, 1_700_000_000], [97.0, 1_700_000_300]]},
-                {"target": "other", "datapoints": [[1.0, 1_700_000_300]]}
-            ]).to_string()),
-            Some("format=json&target=failing") => (200, "application/json", json!([{"target": "failing", "datapoints": [[42.5, 1], [null, 2], [40.0, 3]]}]).to_string()),
+            Some(DOC_RAW_QUERY) => (
+                200,
+                "application/json",
+                json!([
+                    {"target": "summarize(...)", "datapoints": [[null, 1_700_000_000], [97.0, 1_700_000_300]]},
+                    {"target": "other", "datapoints": [[1.0, 1_700_000_300]]}
+                ])
+                .to_string(),
+            ),
+            Some("format=json&target=failing") => {
+                (200, "application/json", json!([{"target": "failing", "datapoints": [[42.5, 1], [null, 2], [40.0, 3]]}]).to_string())
+            }
             _ => (400, "text/plain", "unexpected request".to_string()),
         })
         .await;
@@ -369,7 +391,9 @@ mod tests {
         let double = start(|r| match r.raw_query.as_deref() {
             Some("format=json&target=empty") => (200, "application/json", r#"[{"target": "empty", "datapoints": []}]"#.to_string()),
             Some("format=json&target=none") => (200, "application/json", "[]".to_string()),
-            Some("format=json&target=nulls") => (200, "application/json", r#"[{"target": "nulls", "datapoints": [[null, 1]]}]"#.to_string()),
+            Some("format=json&target=nulls") => {
+                (200, "application/json", r#"[{"target": "nulls", "datapoints": [[null, 1]]}]"#.to_string())
+            }
             Some("format=json&target=junk") => (200, "text/html", "<html>".to_string()),
             _ => (500, "text/plain", "Internal Server Error: bad target".to_string()),
         })
@@ -388,6 +412,9 @@ mod tests {
 
         let closed = format!("http://127.0.0.1:{}", closed_port());
         assert!(!measure(&metric(&closed, "target=x")).await.unwrap_err().is_empty());
-        assert_eq!(measure(&metric("", "target=x")).await.unwrap_err(), r#"Graphite address "" is not a valid URL (provider.graphite.address)"#);
+        assert_eq!(
+            measure(&metric("", "target=x")).await.unwrap_err(),
+            r#"Graphite address "" is not a valid URL (provider.graphite.address)"#
+        );
     }
 }

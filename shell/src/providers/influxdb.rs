@@ -49,9 +49,15 @@ impl Credentials {
         match (get("authToken"), get("org"), get("address")) {
             (Some(token), Some(org), Some(address)) => Ok(Credentials { address, org, token }),
             (token, org, address) => {
-                let missing: Vec<&str> =
-                    [(token.is_none(), "authToken"), (org.is_none(), "org"), (address.is_none(), "address")].into_iter().filter(|(m, _)| *m).map(|(_, k)| k).collect();
-                Err(format!("authToken, org, or address not found: secret {namespace}/{name} (provider.influxdb.profile) lacks {}", missing.join(", ")))
+                let missing: Vec<&str> = [(token.is_none(), "authToken"), (org.is_none(), "org"), (address.is_none(), "address")]
+                    .into_iter()
+                    .filter(|(m, _)| *m)
+                    .map(|(_, k)| k)
+                    .collect();
+                Err(format!(
+                    "authToken, org, or address not found: secret {namespace}/{name} (provider.influxdb.profile) lacks {}",
+                    missing.join(", ")
+                ))
             }
         }
     }
@@ -153,7 +159,9 @@ pub fn record_values(csv: &str) -> Result<Vec<Value>, String> {
     enum Expect {
         Records,
         /// Annotation rows, then the header row (once `#datatype` was seen).
-        Annotations { datatype: bool },
+        Annotations {
+            datatype: bool,
+        },
         ErrorMessage,
     }
     let mut expect = Expect::Records;
@@ -450,13 +458,22 @@ mod tests {
         assert_eq!(typed_value("duration", "1h").unwrap(), json!(3_600_000_000_000_i64));
         assert_eq!(typed_value("dateTime:RFC3339", "2024-03-01T12:00:00Z").unwrap(), json!("2024-03-01T12:00:00Z"));
         assert_eq!(typed_value("double", "").unwrap(), Value::Null);
-        assert_eq!(typed_value("long", "1.5").unwrap_err(), r#"could not read the InfluxDB answer: column _value (long): "1.5" is not an integer"#);
+        assert_eq!(
+            typed_value("long", "1.5").unwrap_err(),
+            r#"could not read the InfluxDB answer: column _value (long): "1.5" is not an integer"#
+        );
         assert_eq!(typed_value("complex", "1").unwrap_err(), "could not read the InfluxDB answer: _value has unknown data type complex");
         // A record without a `_value` column still counts (its value is null), as in Argo.
         assert_eq!(record_values("#datatype,string,long\n,result,count\n,,3\n").unwrap(), vec![Value::Null]);
         // Malformed answers.
-        assert_eq!(record_values(",result,_value\n,,1\n").unwrap_err(), "could not read the InfluxDB answer: no annotations before the first row");
-        assert_eq!(record_values("#group,false,false\n,result,_value\n").unwrap_err(), "could not read the InfluxDB answer: a table without a #datatype annotation");
+        assert_eq!(
+            record_values(",result,_value\n,,1\n").unwrap_err(),
+            "could not read the InfluxDB answer: no annotations before the first row"
+        );
+        assert_eq!(
+            record_values("#group,false,false\n,result,_value\n").unwrap_err(),
+            "could not read the InfluxDB answer: a table without a #datatype annotation"
+        );
         assert_eq!(
             record_values("#datatype,string,long\n,result,_value\n,,1,2\n").unwrap_err(),
             "could not read the InfluxDB answer: a row has 3 columns, its table 2"

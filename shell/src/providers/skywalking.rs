@@ -54,11 +54,8 @@ pub async fn ask(address: &str, query: &str, duration: Value) -> Measured {
         .filter(|u| !address.is_empty() && !u.cannot_be_a_base())
         .ok_or_else(|| format!("SkyWalking address {address:?} is not a valid URL (provider.skywalking.address)"))?;
     let body = json!({"query": query, "variables": {"duration": duration}});
-    let req = http::client(TIMEOUT, false)?
-        .post(url)
-        .header("Content-Type", JSON_UTF8)
-        .header("Accept", JSON_UTF8)
-        .body(format!("{body}\n"));
+    let req =
+        http::client(TIMEOUT, false)?.post(url).header("Content-Type", JSON_UTF8).header("Accept", JSON_UTF8).body(format!("{body}\n"));
     let (status, text) = http::send_text(req).await?;
     graphql_answer(status, &text)
 }
@@ -156,7 +153,8 @@ mod tests {
         assert_eq!(graphql_answer(200, "{}").unwrap_err(), "no results returned from SkyWalking query");
         assert_eq!(graphql_answer(200, "null").unwrap_err(), "no results returned from SkyWalking query");
         assert_eq!(
-            graphql_answer(200, r#"{"data": {"a": 1}, "errors": [{"message": "Field 'x' is undefined"}, {"message": "second"}]}"#).unwrap_err(),
+            graphql_answer(200, r#"{"data": {"a": 1}, "errors": [{"message": "Field 'x' is undefined"}, {"message": "second"}]}"#)
+                .unwrap_err(),
             "graphql: Field 'x' is undefined"
         );
         assert_eq!(graphql_answer(200, r#"{"data": {"a": 1}, "errors": []}"#).unwrap().value, json!({"a": 1}));
@@ -198,7 +196,9 @@ mod tests {
     async fn errors_from_the_server_the_spec_and_the_transport() {
         let double = start(|r| match serde_json::from_str::<Value>(&r.body).unwrap_or_default()["query"].as_str() {
             Some("nothing") => (200, "application/json", r#"{"data": null}"#.to_string()),
-            Some("invalid") => (200, "application/json", r#"{"errors": [{"message": "Validation error of type FieldUndefined"}]}"#.to_string()),
+            Some("invalid") => {
+                (200, "application/json", r#"{"errors": [{"message": "Validation error of type FieldUndefined"}]}"#.to_string())
+            }
             _ => (502, "text/html", "<html>Bad Gateway</html>".to_string()),
         })
         .await;
@@ -211,7 +211,10 @@ mod tests {
         assert!(err("down").await.starts_with("decoding response: "));
         let no_interval = SkyWalkingMetric { interval: None, ..metric(&double.base, "nothing") };
         assert_eq!(measure(&no_interval).await.unwrap_err(), r#"provider.skywalking.interval: time: invalid duration """#);
-        assert_eq!(measure(&metric("", "q")).await.unwrap_err(), r#"SkyWalking address "" is not a valid URL (provider.skywalking.address)"#);
+        assert_eq!(
+            measure(&metric("", "q")).await.unwrap_err(),
+            r#"SkyWalking address "" is not a valid URL (provider.skywalking.address)"#
+        );
         let closed = format!("http://127.0.0.1:{}", crate::providers::graphite::vendor_double::closed_port());
         assert!(!measure(&metric(&closed, "q")).await.unwrap_err().is_empty());
         // Nothing reached the server but the three queries.

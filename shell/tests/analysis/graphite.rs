@@ -122,7 +122,11 @@ impl Graphite {
             let path = path.clone();
             async move {
                 let body = tokio::task::spawn_blocking(move || support::http_get(addr, &path)).await.unwrap()?;
-                if body.contains(needle) { Ok(body) } else { Err(body) }
+                if body.contains(needle) {
+                    Ok(body)
+                } else {
+                    Err(body)
+                }
             }
         })
         .await
@@ -205,15 +209,15 @@ async fn analysis_step_with_a_graphite_metric_against_a_real_graphite() {
     let g = &graphite;
     let feed = move |at| async move {
         g.feed(
-                &[
-                    ("app.checkout.requests.SUCCESS.count", 97.0),
-                    ("app.checkout.requests.CLIENT_ERROR.count", 3.0),
-                    ("app.payments.requests.SUCCESS.count", 40.0),
-                    ("app.payments.requests.SERVER_ERROR.count", 60.0),
-                ],
-                at,
-            )
-            .await
+            &[
+                ("app.checkout.requests.SUCCESS.count", 97.0),
+                ("app.checkout.requests.CLIENT_ERROR.count", 3.0),
+                ("app.payments.requests.SUCCESS.count", 40.0),
+                ("app.payments.requests.SERVER_ERROR.count", 60.0),
+            ],
+            at,
+        )
+        .await
     };
     feed(SystemTime::now()).await;
     graphite.wait_for_render(&SUCCESS_PERCENT.replace("SERVICE", "checkout"), "[97.0,").await;
