@@ -103,7 +103,7 @@ impl Source<'_> {
         if self.cluster.is_none() {
             self.cluster = Some(Cluster::connect(self.kube).await?);
         }
-        Ok(self.cluster.as_ref().ok_or_else(|| CliError::refused("no cluster"))?)
+        self.cluster.as_ref().ok_or_else(|| CliError::refused("no cluster"))
     }
 }
 

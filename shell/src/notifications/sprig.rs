@@ -137,7 +137,7 @@ fn build() -> FuncMap {
     m.insert("title", |a| Ok(s(title(&str_arg(a, 0, "title")?))));
     m.insert("untitle", |a| {
         let t = str_arg(a, 0, "untitle")?;
-        Ok(s(t.split(' ').map(|w| lower_first(w)).collect::<Vec<_>>().join(" ")))
+        Ok(s(t.split(' ').map(lower_first).collect::<Vec<_>>().join(" ")))
     });
     m.insert("trim", |a| Ok(s(str_arg(a, 0, "trim")?.trim())));
     m.insert("trimAll", |a| {

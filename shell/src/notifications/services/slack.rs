@@ -44,10 +44,13 @@ pub struct Slack {
 /// The default Web API base.
 pub const API_URL: &str = "https://slack.com/api/";
 
-/// First message of each (recipient, grouping key): its `ts` and channel id.
-static THREADS: LazyLock<Mutex<BTreeMap<(String, String), (String, String)>>> = LazyLock::new(Mutex::default);
+/// (recipient, grouping key) → the first message's `ts` and channel id.
+type Threads = BTreeMap<(String, String), (String, String)>;
 
-fn threads() -> std::sync::MutexGuard<'static, BTreeMap<(String, String), (String, String)>> {
+/// The thread of each grouping key, for the life of the process (as in the engine).
+static THREADS: LazyLock<Mutex<Threads>> = LazyLock::new(Mutex::default);
+
+fn threads() -> std::sync::MutexGuard<'static, Threads> {
     THREADS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
