@@ -511,3 +511,6 @@ async fn list_pause_undo_and_restart_through_the_cli() {
     .await;
     drop(controller);
 }
+
+#[path = "e2e/workload.rs"]
+mod workload;

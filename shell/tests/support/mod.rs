@@ -176,6 +176,7 @@ impl Env {
                 "Service" => "services",
                 "Secret" => "secrets",
                 "AnalysisTemplate" => "analysistemplates",
+                "Deployment" => "deployments",
                 other => panic!("the harness does not know the plural of {other}"),
             };
             let resource = kube::core::ApiResource::from_gvk_with_plural(&gvk, plural);
