@@ -73,7 +73,7 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
         }
     };
     match runtime.block_on(analyze(&args)) {
-        Ok(phase) if phase == AnalysisPhase::Successful => ExitCode::SUCCESS,
+        Ok(AnalysisPhase::Successful) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(EXIT_NOT_SUCCESSFUL),
         Err(BadInput(message)) => {
             eprintln!("error: {message}");
