@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use rollouts_core::analysis::run::MeasurementAnswer;
 use rollouts_core::api::AnalysisRun;
-use rollouts_core::state::{Action, Event, EventType, Object, ObjectKind, ReplicaSetPatch, State, WakeReason};
+use rollouts_core::state::{Action, Event, EventType, MetadataPatch, Object, ObjectKind, ReplicaSetPatch, State, WakeReason};
 use rollouts_core::time::Timestamp;
 use serde_json::{json, Value};
 
@@ -365,6 +365,12 @@ pub fn wake_reason() -> BoxedStrategy<WakeReason> {
     .boxed()
 }
 
+/// Labels and annotations to set or remove.
+pub fn metadata_patch() -> BoxedStrategy<MetadataPatch> {
+    let keys = || prop::collection::btree_map("[a-z./-]{1,10}", prop::option::of(interesting_string()), 0..3);
+    (keys(), keys()).prop_map(|(labels, annotations)| MetadataPatch { labels, annotations }).boxed()
+}
+
 /// Any action, with timestamps drawn from `time`.
 pub fn action(time: BoxedStrategy<Timestamp>) -> BoxedStrategy<Action> {
     let names = || prop::sample::select(vec!["demo-a", "demo-b", "x", ""]).prop_map(String::from);
@@ -378,10 +384,11 @@ pub fn action(time: BoxedStrategy<Timestamp>) -> BoxedStrategy<Action> {
             prop::collection::btree_map("[a-z./-]{1,10}", prop::option::of(interesting_string()), 0..3),
             prop::option::of(any::<i32>()),
             prop_oneof![Just(None), Just(Some(None)), Just(Some(Some(Box::new(anti_affinity()))))],
+            metadata_patch(),
         )
-            .prop_map(|(name, replicas, annotations, min_ready_seconds, affinity)| Action::PatchReplicaSet {
+            .prop_map(|(name, replicas, annotations, min_ready_seconds, affinity, template_metadata)| Action::PatchReplicaSet {
                 name,
-                patch: ReplicaSetPatch { replicas, annotations, min_ready_seconds, affinity },
+                patch: ReplicaSetPatch { replicas, annotations, min_ready_seconds, affinity, template_metadata },
             }),
         names().prop_map(|name| Action::DeleteReplicaSet { name }),
         (names(), interesting_string(), prop::option::of(interesting_string()))
@@ -389,6 +396,7 @@ pub fn action(time: BoxedStrategy<Timestamp>) -> BoxedStrategy<Action> {
         json_value().prop_map(|v| Action::PatchRolloutStatus { patch: json!({ "status": v }) }),
         json_value().prop_map(|patch| Action::PatchRollout { patch }),
         names().prop_map(|name| Action::EvictPod { name }),
+        (names(), metadata_patch()).prop_map(|(name, patch)| Action::PatchPodMetadata { name, patch }),
         names().prop_map(|name| Action::CreateAnalysisRun {
             run: Box::new(AnalysisRun {
                 metadata: ObjectMeta { name: Some(name), ..ObjectMeta::default() },
