@@ -202,7 +202,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    use super::super::datadog::vendor_stub::{pairs, start as stub};
+    use super::super::vendor_stub::{pairs, start as stub};
     use super::*;
     use rollouts_core::analysis::run::MeasureContext;
     use rollouts_core::api::KayentaThreshold;
@@ -234,7 +234,7 @@ mod tests {
     /// Kayenta as its REST API answers: the config list, a started judgement, and an
     /// execution that is unfinished the first time it is read, then scored 95; executions
     /// `marginal` and `failing` are finished with 80.6 and 12.
-    async fn kayenta() -> super::super::datadog::vendor_stub::Stub {
+    async fn kayenta() -> super::super::vendor_stub::Stub {
         let reads = Arc::new(AtomicUsize::new(0));
         stub(move |r| {
             let finished = |score: f64| {

@@ -24,6 +24,8 @@ pub mod oauth2;
 pub mod prometheus;
 pub mod sigv4;
 pub mod skywalking;
+#[cfg(test)]
+pub(crate) mod vendor_stub;
 pub mod wavefront;
 pub mod web;
 

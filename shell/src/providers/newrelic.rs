@@ -154,7 +154,7 @@ pub fn nrql_answer(status: u16, text: &str) -> Measured {
 
 #[cfg(test)]
 mod tests {
-    use super::super::datadog::vendor_stub::start;
+    use super::super::vendor_stub::start;
     use super::*;
     use rollouts_core::analysis::condition::eval_condition;
 

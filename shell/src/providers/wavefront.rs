@@ -148,7 +148,7 @@ fn closest_point(points: &[Value], start: i64) -> Option<Point> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::datadog::vendor_stub::{pairs, start};
+    use super::super::vendor_stub::{pairs, start};
     use super::*;
     use rollouts_core::analysis::condition::eval_condition;
     use serde_json::json;
