@@ -512,5 +512,144 @@ async fn list_pause_undo_and_restart_through_the_cli() {
     drop(controller);
 }
 
+/// Argo's ephemeral-metadata e2e manifest (test/e2e/functional/ephemeral-labels.yaml), unchanged.
+const EPHEMERAL_LABELS: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: ephemeral-label
+spec:
+  replicas: 2
+  strategy:
+    canary:
+      stableMetadata:
+        labels:
+          role: stable
+      canaryMetadata:
+        labels:
+          role: canary
+      steps:
+      - setWeight: 50
+      - pause: {}
+  revisionHistoryLimit: 2
+  selector:
+    matchLabels:
+      app: ephemeral-label
+  template:
+    metadata:
+      labels:
+        app: ephemeral-label
+    spec:
+      containers:
+      - name: ephemeral-label
+        image: argoproj/rollouts-demo:blue
+        ports:
+        - name: http
+          containerPort: 8080
+          protocol: TCP
+        resources:
+          requests:
+            memory: 32Mi
+            cpu: 5m
+"#;
+
+/// `(name, uid, labels)` of the running pods of one pod-template hash, by name.
+async fn pods_of(env: &Env, hash: &str) -> Vec<(String, String, std::collections::BTreeMap<String, String>)> {
+    let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client.clone(), &env.namespace);
+    let params = kube::api::ListParams::default().labels(&format!("rollouts-pod-template-hash={hash}"));
+    let mut pods: Vec<_> = api
+        .list(&params)
+        .await
+        .expect("list pods")
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| (p.metadata.name.unwrap_or_default(), p.metadata.uid.unwrap_or_default(), p.metadata.labels.unwrap_or_default()))
+        .collect();
+    pods.sort();
+    pods
+}
+
+/// Waits until the pods of `hash` number `count` and every one carries `want` (`None`: the
+/// label is absent); returns them.
+async fn pods_labelled(
+    env: &Env,
+    hash: &str,
+    count: usize,
+    want: &[(&str, Option<&str>)],
+    what: &str,
+) -> Vec<(String, String, std::collections::BTreeMap<String, String>)> {
+    wait_for(MINUTE, what, || async {
+        let pods = pods_of(env, hash).await;
+        let labelled = pods.iter().all(|(_, _, labels)| want.iter().all(|(k, v)| labels.get(*k).map(String::as_str) == *v));
+        if pods.len() == count && labelled { Ok(pods) } else { Err(format!("{pods:?}")) }
+    })
+    .await
+}
+
+/// Name and uid of each pod.
+fn identities(pods: &[(String, String, std::collections::BTreeMap<String, String>)]) -> Vec<(String, String)> {
+    pods.iter().map(|(n, u, _)| (n.clone(), u.clone())).collect()
+}
+
+/// Ephemeral metadata on the cluster, with Argo's e2e manifest and the steps of Argo's
+/// `TestEphemeralMetadata` (canary): the first pods get the stable labels; the canary's pod
+/// the canary labels while the stable's keep theirs; a change of `canaryMetadata` replaces
+/// the label on the running canary pod; after `promote` the same pods (names and uids
+/// unchanged: patched, not restarted) carry the stable labels, and a change of
+/// `stableMetadata` moves them again. No ReplicaSet is created for any of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_metadata_moves_in_place_when_the_canary_becomes_stable() {
+    let env = Env::new("e2e-ephemeral").await;
+    let controller = env.controller(&["--leader-elect=false"]);
+    env.apply(EPHEMERAL_LABELS).await;
+    let name = "ephemeral-label";
+    let ro = rollout_until(&env, name, "the first deploy to be Healthy", MINUTE, healthy).await;
+    let blue = field(&ro, "/status/stableRS");
+    pods_labelled(&env, &blue, 2, &[("role", Some("stable")), ("app", Some(name))], "the first pods to carry role=stable").await;
+
+    env.cli_ok(&["set", "image", name, "ephemeral-label=argoproj/rollouts-demo:yellow"]);
+    let ro = rollout_until(&env, name, "the canary to pause at setWeight 50", MINUTE, |ro| {
+        observed(ro) && phase(ro) == "Paused" && step(ro) == 1
+    })
+    .await;
+    let yellow = field(&ro, "/status/currentPodHash");
+    let canary = pods_labelled(&env, &yellow, 1, &[("role", Some("canary"))], "the canary pod to carry role=canary").await;
+    pods_labelled(&env, &blue, 1, &[("role", Some("stable"))], "the stable pod to keep role=stable").await;
+    let rs = env.replica_sets(name).await;
+    let yellow_rs = rs.iter().find(|r| r.metadata.name.as_deref() == Some(&format!("{name}-{yellow}"))).expect("the canary ReplicaSet");
+    let recorded = yellow_rs.metadata.annotations.as_ref().and_then(|a| a.get("rollout.argoproj.io/ephemeral-metadata"));
+    assert_eq!(recorded.map(String::as_str), Some(r#"{"labels":{"role":"canary"}}"#), "{:?}", yellow_rs.metadata);
+
+    // Argo's PatchSpec: canaryMetadata {role: null, role2: canary2}.
+    let rollouts: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(env.client.clone(), &env.namespace, &rollouts_shell::kubeapi::rollout_resource());
+    let patch = |v: Value| kube::api::Patch::Merge(v);
+    rollouts
+        .patch(name, &Default::default(), &patch(serde_json::json!({"spec": {"strategy": {"canary": {"canaryMetadata": {"labels": {"role": null, "role2": "canary2"}}}}}})))
+        .await
+        .expect("patch canaryMetadata");
+    let changed =
+        pods_labelled(&env, &yellow, 1, &[("role", None), ("role2", Some("canary2"))], "the canary pod to carry role2=canary2 only").await;
+    assert_eq!(identities(&changed), identities(&canary), "the canary pod was replaced, not patched");
+
+    env.cli_ok(&["promote", name]);
+    let ro = rollout_until(&env, name, "Healthy on yellow", MINUTE, |ro| healthy(ro) && field(ro, "/status/stableRS") == yellow).await;
+    let stable = pods_labelled(&env, &yellow, 2, &[("role", Some("stable")), ("role2", None)], "the promoted pods to carry role=stable").await;
+    let kept = identities(&stable);
+    assert!(identities(&canary).iter().all(|p| kept.contains(p)), "the canary pod {canary:?} is not among the stable pods {stable:?}");
+
+    rollouts
+        .patch(name, &Default::default(), &patch(serde_json::json!({"spec": {"strategy": {"canary": {"stableMetadata": {"labels": {"role": null, "role2": "stable2"}}}}}})))
+        .await
+        .expect("patch stableMetadata");
+    let moved = pods_labelled(&env, &yellow, 2, &[("role", None), ("role2", Some("stable2")), ("app", Some(name))], "the pods to carry role2=stable2 only").await;
+    assert_eq!(identities(&moved), kept, "the stable pods were replaced, not patched");
+    let sets = env.replica_sets(name).await;
+    assert_eq!(sets.len(), 2, "a ReplicaSet was created for metadata: {:?}", sizes(&sets));
+    assert_eq!(field(&env.rollout(name).await, "/status/currentPodHash"), field(&ro, "/status/currentPodHash"));
+    drop(controller);
+}
+
 #[path = "e2e/workload.rs"]
 mod workload;
