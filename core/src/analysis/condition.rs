@@ -153,8 +153,63 @@ fn is_nil_or_empty(result: &Value) -> bool {
 }
 
 fn compile_condition(expression: &str) -> Result<Program, String> {
-    screen(expression)?;
-    expr::compile(expression).map_err(|err| describe_compile_error(expression, &err))
+    let expression = closure_member_shorthand(expression);
+    screen(&expression)?;
+    expr::compile(&expression).map_err(|err| describe_compile_error(&expression, &err))
+}
+
+/// expr's shorthand for a member of a closure's element: `{.value > 1}` is `{#.value > 1}`
+/// (Argo's SkyWalking example, `all(result.x, {asFloat(.value) >= 9900})`). The Rust
+/// evaluator only knows `#.value`, so a `.` that starts an operand (not a member access
+/// after a name, `)`, `]` or a literal, not `?.`, `..` or a number's point) gets its `#`.
+fn closure_member_shorthand(expression: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = expression.as_bytes();
+    let mut inserts = Vec::new();
+    let mut quote: Option<u8> = None;
+    let mut prev: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if let Some(q) = quote {
+            if c == b'\\' && q != b'`' {
+                i += 2;
+                continue;
+            }
+            if c == q {
+                quote = None;
+                prev = Some(c);
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            b'\'' | b'"' | b'`' => quote = Some(c),
+            b'.' => {
+                let starts_name = bytes.get(i + 1).is_some_and(|n| n.is_ascii_alphabetic() || *n == b'_');
+                let operand_start = prev.is_none_or(|p| !(p.is_ascii_alphanumeric() || matches!(p, b'_' | b'$' | b'#' | b')' | b']' | b'.' | b'?' | b'\'' | b'"' | b'`')));
+                if starts_name && operand_start {
+                    inserts.push(i);
+                }
+            }
+            _ => {}
+        }
+        if !c.is_ascii_whitespace() {
+            prev = Some(c);
+        }
+        i += 1;
+    }
+    if inserts.is_empty() {
+        return std::borrow::Cow::Borrowed(expression);
+    }
+    let mut out = String::with_capacity(expression.len() + inserts.len());
+    let mut last = 0;
+    for at in inserts {
+        out.push_str(&expression[last..at]);
+        out.push('#');
+        last = at;
+    }
+    out.push_str(&expression[last..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// Condenses the parser's multi-line report (` --> 1:10`, a source excerpt, `= expected
@@ -783,6 +838,15 @@ mod tests {
     }
 
     // §4.7: the four combinations of conditions.
+
+    #[test]
+    fn a_closure_member_shorthand_reads_the_element() {
+        assert_eq!(closure_member_shorthand("all(result.x, {asFloat(.value) >= 9900})"), "all(result.x, {asFloat(#.value) >= 9900})");
+        assert_eq!(closure_member_shorthand("result.a.b > 0.5 && x?.y == '.z' && 1..3"), "result.a.b > 0.5 && x?.y == '.z' && 1..3");
+        let data = serde_json::json!({"x": [{"value": "9950"}, {"value": "9990.5"}]});
+        assert_eq!(eval("all(result.x, {asFloat(.value) >= 9900})", data.clone()), Ok(true));
+        assert_eq!(eval("any(result.x, {asFloat(.value) < 9900})", data), Ok(false));
+    }
 
     #[test]
     fn no_condition_is_inconclusive() {
