@@ -312,7 +312,7 @@ fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::graphite::vendor_double::{closed_port, start};
+    use crate::providers::vendor_stub::{closed_port, start_typed as start};
     use rollouts_core::analysis::condition::eval_condition;
     use rollouts_core::analysis::run::MeasureContext;
 

@@ -101,7 +101,7 @@ pub fn graphql_answer(status: u16, body: &str) -> Measured {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::graphite::vendor_double::start;
+    use crate::providers::vendor_stub::start_typed as start;
     use rollouts_core::analysis::condition::eval_condition;
     use rollouts_core::analysis::run::MeasureContext;
     use std::time::SystemTime;
@@ -215,7 +215,7 @@ mod tests {
             measure(&metric("", "q")).await.unwrap_err(),
             r#"SkyWalking address "" is not a valid URL (provider.skywalking.address)"#
         );
-        let closed = format!("http://127.0.0.1:{}", crate::providers::graphite::vendor_double::closed_port());
+        let closed = format!("http://127.0.0.1:{}", crate::providers::vendor_stub::closed_port());
         assert!(!measure(&metric(&closed, "q")).await.unwrap_err().is_empty());
         // Nothing reached the server but the three queries.
         assert_eq!(double.seen().len(), 3);

@@ -1,9 +1,10 @@
-//! A stand-in for the vendors' HTTP APIs in the providers' unit tests (Datadog, New Relic,
-//! Wavefront, Kayenta): it records every request and answers with what the test says.
+//! A stand-in for the vendors' HTTP APIs in the providers' unit tests: it records every
+//! request as it arrived and answers with what the test says.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 
@@ -14,6 +15,8 @@ pub struct Seen {
     pub path: String,
     /// The query's pairs, decoded, in order.
     pub query: Vec<(String, String)>,
+    /// The query exactly as sent (not decoded).
+    pub raw_query: Option<String>,
     /// Header names lower-case; a repeated header keeps its last value.
     pub headers: BTreeMap<String, String>,
     pub body: String,
@@ -25,6 +28,9 @@ impl Seen {
         self.headers.get(name).map(String::as_str)
     }
 }
+
+/// What the stub answers: status, `Content-Type`, body.
+pub type Answer = (u16, &'static str, String);
 
 /// A running stub on 127.0.0.1.
 pub struct Stub {
@@ -38,32 +44,48 @@ impl Stub {
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("the stub's log").clone()
     }
+
+    /// The only request so far.
+    pub fn only(&self) -> Seen {
+        let seen = self.seen();
+        assert_eq!(seen.len(), 1, "{seen:#?}");
+        seen[0].clone()
+    }
 }
 
 /// Starts a stub that answers each request with `answer(request)`: (status, JSON body).
 pub async fn start(answer: impl Fn(&Seen) -> (u16, String) + Send + Sync + 'static) -> Stub {
+    start_typed(move |r| {
+        let (status, body) = answer(r);
+        (status, "application/json", body)
+    })
+    .await
+}
+
+/// Starts a stub that answers each request with `answer(request)`: (status, content type, body).
+pub async fn start_typed(answer: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Stub {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let answer = Arc::new(answer);
     let log = seen.clone();
-    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: String| {
-        let log = log.clone();
-        let answer = answer.clone();
+    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+        let (log, answer) = (log.clone(), answer.clone());
         async move {
             let url = reqwest::Url::parse(&format!("http://stub{uri}")).expect("a request URI");
             let request = Seen {
                 method: method.to_string(),
-                path: url.path().to_string(),
+                path: uri.path().to_string(),
                 query: url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
+                raw_query: uri.query().map(str::to_string),
                 headers: headers
                     .iter()
-                    .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+                    .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                     .collect(),
-                body,
+                body: String::from_utf8_lossy(&body).into_owned(),
             };
-            let (status, body) = answer(&request);
+            let (status, content_type, body) = answer(&request);
             log.lock().expect("the stub's log").push(request);
             let status = StatusCode::from_u16(status).expect("a status code");
-            (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+            (status, [(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
@@ -75,4 +97,10 @@ pub async fn start(answer: impl Fn(&Seen) -> (u16, String) + Send + Sync + 'stat
 /// Pairs, owned, for comparing with [`Seen::query`].
 pub fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// A 127.0.0.1 port nothing listens on (it was free a moment ago).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("a bound port").port()
 }
