@@ -75,6 +75,9 @@ struct Inner {
     http: Option<Http>,
     metrics: Option<Arc<Metrics>>,
     parallel: Semaphore,
+    /// The `notifications.argoproj.io/` annotations of each namespace: subscriptions for
+    /// every rollout in it.
+    namespaces: RwLock<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 /// Notifications for the controller (cheap to clone).
@@ -96,6 +99,7 @@ impl Notifier {
                 http: None,
                 metrics: None,
                 parallel: Semaphore::new(MAX_PARALLEL),
+                namespaces: RwLock::default(),
             }),
         }
     }
@@ -120,8 +124,10 @@ impl Notifier {
                 http,
                 metrics,
                 parallel: Semaphore::new(MAX_PARALLEL),
+                namespaces: RwLock::default(),
             }),
         };
+        tokio::spawn(watch_namespaces(client.clone(), notifier.clone()));
         tokio::spawn(watch_config(client, namespace.to_string(), notifier.clone()));
         tokio::spawn(deliver(rx, notifier.clone()));
         notifier
@@ -141,6 +147,7 @@ impl Notifier {
                 http: Http::new().ok(),
                 metrics: None,
                 parallel: Semaphore::new(MAX_PARALLEL),
+                namespaces: RwLock::default(),
             }),
         };
         tokio::spawn(deliver(rx, notifier.clone()));
@@ -157,6 +164,24 @@ impl Notifier {
     pub fn set_config(&self, config: Option<Config>) {
         let mut slot = self.inner.config.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         *slot = config.map(Arc::new);
+    }
+
+    /// Sets the subscription annotations of `namespace` (what the namespace watch reports;
+    /// only `notifications.argoproj.io/` keys are kept).
+    pub fn set_namespace_annotations(&self, namespace: &str, annotations: &BTreeMap<String, String>) {
+        let kept: BTreeMap<String, String> =
+            annotations.iter().filter(|(k, _)| k.starts_with(NOTIFICATIONS_PREFIX)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut slot = self.inner.namespaces.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.is_empty() {
+            slot.remove(namespace);
+        } else {
+            slot.insert(namespace.to_string(), kept);
+        }
+    }
+
+    fn namespace_annotations(&self, namespace: &str) -> BTreeMap<String, String> {
+        let slot = self.inner.namespaces.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.get(namespace).cloned().unwrap_or_default()
     }
 
     fn config(&self) -> Option<Arc<Config>> {
@@ -180,6 +205,9 @@ impl Notifier {
         let annotations = rollout.metadata.annotations.clone().unwrap_or_default();
         let labels = rollout.metadata.labels.clone().unwrap_or_default();
         let mut dests = subscriptions::global(&config.subscriptions, &config.default_triggers, &labels);
+        // The namespace's subscriptions hold for every rollout in it.
+        let namespace_annotations = self.namespace_annotations(namespace);
+        subscriptions::merge(&mut dests, subscriptions::from_annotations(&namespace_annotations, &config.default_triggers, &config.service_default_triggers));
         subscriptions::merge(&mut dests, subscriptions::from_annotations(&annotations, &config.default_triggers, &config.service_default_triggers));
         let Some(destinations) = dests.remove(&trigger).filter(|d| !d.is_empty()) else { return };
         if !config.compiled_triggers.contains_key(&trigger) {
@@ -413,6 +441,38 @@ pub fn render(config: &Config, names: &[String], vars: &Value, dest: &Destinatio
         m.insert("serviceType".into(), service_type.into());
     }
     templates::render(&config.compiled_templates, names, &templates::variables(&vars))
+}
+
+/// The annotation prefix of subscriptions.
+const NOTIFICATIONS_PREFIX: &str = "notifications.argoproj.io/";
+
+/// Watches the namespaces' metadata for subscription annotations. Optional: without the
+/// right to list namespaces (a namespaced installation) it says so once and tries again
+/// every minute; rollouts' own subscriptions work regardless.
+async fn watch_namespaces(client: Client, notifier: Notifier) {
+    // Metadata only: a namespace's spec and status are of no use here.
+    let api: Api<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>> = Api::all(client);
+    let mut stream = watcher(api, watcher::Config::default()).boxed();
+    let mut warned = false;
+    loop {
+        let Some(event) = stream.next().await else { return };
+        match event {
+            Ok(watcher::Event::Apply(m) | watcher::Event::InitApply(m)) => {
+                let name = m.metadata.name.clone().unwrap_or_default();
+                notifier.set_namespace_annotations(&name, &m.metadata.annotations.unwrap_or_default());
+            }
+            Ok(watcher::Event::Delete(m)) => {
+                notifier.set_namespace_annotations(&m.metadata.name.unwrap_or_default(), &BTreeMap::new());
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
+            Err(e) => {
+                if !std::mem::replace(&mut warned, true) {
+                    tracing::info!(error = %e, "notifications: namespaces cannot be watched; subscriptions on namespaces are off until they can");
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        }
+    }
 }
 
 /// Watches the ConfigMap and the Secret, rebuilding the configuration on every change.

@@ -141,3 +141,25 @@ async fn conditions_choose_what_is_sent_and_once_per_sends_once_per_value() {
     let record = n.recorded("shop", "demo").await.unwrap();
     assert!(record.contains("\"2:on-rollout-aborted:[0]."), "{record}");
 }
+
+/// A namespace's subscription annotations hold for every rollout in it, beside the rollout's own.
+#[tokio::test]
+async fn a_namespace_subscription_notifies_every_rollout_in_it() {
+    let server = Capture::start((200, "ok")).await;
+    let n = Notifier::offline(hook_config(&server, &[]));
+    let annotations = [("notifications.argoproj.io/subscribe.on-rollout-aborted.hook".to_string(), "ops".to_string())].into();
+    n.set_namespace_annotations("shop", &annotations);
+    n.set_namespace_annotations("other", &[("notifications.argoproj.io/subscribe.on-rollout-aborted.hook".to_string(), "elsewhere".to_string())].into());
+    let st = state(subscribed(json!({"notifications.argoproj.io/subscribe.on-rollout-aborted.hook": "team"})));
+    notify(&n, &st, "RolloutAborted", ABORTED);
+    server.wait_for(2, Duration::from_secs(10)).await;
+    settle().await;
+    assert_eq!(recipients(&server), ["ops", "team"], "the namespace's and the rollout's, not another namespace's");
+    // Without the namespace's annotation any more, only the rollout's own remains.
+    n.set_namespace_annotations("shop", &Default::default());
+    let later = state(subscribed(json!({"notifications.argoproj.io/subscribe.on-rollout-aborted.hook": "team", "rollout.argoproj.io/revision": "3"})));
+    notify(&n, &later, "RolloutAborted", "Rollout aborted update to revision 3");
+    server.wait_for(3, Duration::from_secs(10)).await;
+    settle().await;
+    assert_eq!(recipients(&server), ["ops", "team", "team"]);
+}

@@ -79,12 +79,19 @@ async fn an_aborted_rollout_notifies_each_subscription_once_also_across_a_contro
     rollout_until(&env, "notified", "the pause", MINUTE, |ro| observed(ro) && step(ro) == 1 && phase(ro) == "Paused").await;
     assert!(hook.requests().is_empty(), "nothing subscribed before the abort: {:?}", hook.requests());
 
+    // A subscription on the namespace holds for every rollout in it.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
+    let subscribe = json!({"metadata": {"annotations": {"notifications.argoproj.io/subscribe.on-rollout-aborted.hook": "ops"}}});
+    namespaces.patch(&env.namespace, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&subscribe)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
     env.cli_ok(&["abort", "notified"]);
     rollout_until(&env, "notified", "the abort", MINUTE, |ro| observed(ro) && phase(ro) == "Degraded").await;
-    let got = hook.wait_for(2, MINUTE).await;
+    let got = hook.wait_for(3, MINUTE).await;
     let mut bodies: Vec<Value> = got.iter().map(|r| r.json()).collect();
     bodies.sort_by_key(|b| b["recipient"].to_string());
     assert_eq!(bodies, [
+        json!({"rollout": "notified", "recipient": "ops", "aborted": true}),
         json!({"rollout": "notified", "recipient": "team-a", "aborted": true}),
         json!({"rollout": "notified", "recipient": "team-b", "aborted": true}),
     ]);
@@ -95,13 +102,13 @@ async fn an_aborted_rollout_notifies_each_subscription_once_also_across_a_contro
         let ro = env.rollout("notified").await;
         let value = field(&ro, "/metadata/annotations/notified.notifications.argoproj.io");
         let entries: serde_json::Map<String, Value> = serde_json::from_str(&value).map_err(|_| value.clone())?;
-        if entries.len() == 2 { Ok(entries) } else { Err(value) }
+        if entries.len() == 3 { Ok(entries) } else { Err(value) }
     })
     .await;
     assert!(record.keys().any(|k| k.ends_with(":on-rollout-aborted:[0].2jmj7l5rSw0yVb_vlWAYkK_YBwk:hook:team-a")), "{record:?}");
     let metrics = controller.metrics_text();
     let sent: Vec<&str> = metrics.lines().filter(|l| l.starts_with("notification_send_success_total{")).collect();
-    assert!(sent.len() == 1 && sent[0].contains("reason=\"RolloutAborted\"") && sent[0].ends_with(" 2"), "{sent:?}");
+    assert!(sent.len() == 1 && sent[0].contains("reason=\"RolloutAborted\"") && sent[0].ends_with(" 3"), "{sent:?}");
 
     // A new controller takes over the aborted rollout: nothing is sent again.
     controller.kill();
@@ -122,7 +129,7 @@ async fn an_aborted_rollout_notifies_each_subscription_once_also_across_a_contro
     tokio::time::sleep(Duration::from_secs(5)).await;
     let ro = env.rollout("notified").await;
     assert_eq!(phase(&ro), "Degraded", "still aborted: {}", super::support::summary(&ro));
-    assert_eq!(hook.requests().len(), 2, "sent again after the restart: {:?}", hook.requests());
+    assert_eq!(hook.requests().len(), 3, "sent again after the restart: {:?}", hook.requests());
     assert!(!log(&restarted).contains("notification not delivered"), "{}", restarted.log_tail());
 }
 
