@@ -161,7 +161,7 @@ impl Cluster {
         if !self.pods.get_mut(&rs).is_some_and(|p| p.patch_meta(n, patch)) {
             return false;
         }
-        self.emit_pods(owner, &rs, &[n..n + 1], false);
+        self.emit_pods(owner, &rs, std::slice::from_ref(&(n..n + 1)), false);
         true
     }
 
