@@ -356,9 +356,10 @@ pub fn undo_source<'a>(ro: &Rollout, replica_sets: &[&'a ReplicaSet], to_revisio
 }
 
 /// A revision's pod template as `undo` restores it: the ReplicaSet's, without the hash label
-/// the controller added.
+/// and the ephemeral metadata the controller added (Argo's plugin copies the latter back
+/// into the Rollout, whose template then matches no ReplicaSet: a divergence).
 pub fn template_of(rs: &ReplicaSet) -> PodTemplateSpec {
-    let mut template = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
+    let mut template = crate::rollout::template_without_injected(rs).map(std::borrow::Cow::into_owned).unwrap_or_default();
     if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         labels.remove(keys::POD_TEMPLATE_HASH);
     }

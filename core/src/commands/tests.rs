@@ -231,6 +231,17 @@ fn undo_replaces_the_template_without_the_hash_label() {
 }
 
 #[test]
+fn undo_leaves_out_the_ephemeral_metadata_the_controller_injected() {
+    let mut old = rs("a", Some("1"), "demo:blue");
+    old.metadata.annotations.get_or_insert_with(Default::default).insert(keys::EPHEMERAL_METADATA.into(), r#"{"labels":{"role":"stable"}}"#.into());
+    let labels = old.spec.as_mut().and_then(|s| s.template.as_mut()).and_then(|t| t.metadata.as_mut()).and_then(|m| m.labels.as_mut()).unwrap();
+    labels.insert("role".into(), "stable".into());
+    let change = plan(&Command::Undo { to_revision: 1 }, &demo_rollout("demo:red"), &[&old]).unwrap();
+    let Change::JsonPatch(ops) = change else { panic!("a JSON patch, got {change:?}") };
+    assert_eq!(ops[0]["value"]["metadata"], json!({"labels": {"app": "demo"}}), "{ops}");
+}
+
+#[test]
 fn undo_to_the_current_template_is_skipped() {
     let rss = [rs("a", Some("1"), "demo:blue"), rs("b", Some("2"), "demo:red")];
     let change = plan(&Command::Undo { to_revision: 1 }, &demo_rollout("demo:blue"), &refs(&rss)).unwrap();

@@ -96,7 +96,7 @@ pub(crate) fn metadata_patch(
 
 /// The ReplicaSet's pod template without the metadata the controller injected, for
 /// comparing it with the Rollout's template (Argo strips it the same way).
-pub(crate) fn template_without_injected(rs: &ReplicaSet) -> Option<Cow<'_, PodTemplateSpec>> {
+pub fn template_without_injected(rs: &ReplicaSet) -> Option<Cow<'_, PodTemplateSpec>> {
     let template = rs.spec.as_ref()?.template.as_ref()?;
     let Some(injected) = injected(rs) else { return Some(Cow::Borrowed(template)) };
     let meta = template.metadata.as_ref();

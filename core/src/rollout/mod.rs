@@ -41,7 +41,7 @@ use context::Ctx;
 
 pub use references::{references, References, RouteRef};
 pub use replicasets::templates_equal;
-pub use ephemeral::configures_ephemeral_metadata;
+pub use ephemeral::{configures_ephemeral_metadata, template_without_injected};
 pub(crate) use context::apply_rs_patch;
 
 /// Advances one rollout: applies `event` to `state`, reconciles, and returns the new state
