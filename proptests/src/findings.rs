@@ -50,6 +50,7 @@ pub fn pause_hot_loop_present() -> bool {
                 progress_deadline_seconds: None,
                 revision_history_limit: None,
                 image: 0,
+                workload_ref: None,
             },
             strategy: StrategyGen::Canary(CanaryGen {
                 steps: Vec::new(),

@@ -87,7 +87,13 @@ pub struct CommonGen {
     pub revision_history_limit: Option<i32>,
     /// Index in [`IMAGES`] of the initial image.
     pub image: usize,
+    /// The template (and selector) in a Deployment the Rollout's `workloadRef` names, with
+    /// this `scaleDown` (`""` for none); `None`: in the Rollout.
+    pub workload_ref: Option<&'static str>,
 }
+
+/// Name of the Deployment a `workloadRef` rollout takes its template from.
+pub const WORKLOAD: &str = "demo-workload";
 
 /// A canary: basic, or behind a traffic router.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -277,6 +283,11 @@ impl RolloutGen {
         if let Some(r) = c.revision_history_limit {
             spec["revisionHistoryLimit"] = json!(r);
         }
+        if let (Some(scale_down), Some(s)) = (c.workload_ref, spec.as_object_mut()) {
+            s.remove("template");
+            s.remove("selector");
+            s.insert("workloadRef".into(), json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": WORKLOAD, "scaleDown": scale_down}));
+        }
         json!({
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Rollout",
@@ -330,6 +341,18 @@ impl RolloutGen {
     /// The Services and router objects, then the Rollout: what a scenario's `objects:` holds.
     pub fn objects(&self) -> Vec<Value> {
         let mut v = self.services();
+        if self.common.workload_ref.is_some() {
+            v.push(json!({
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": WORKLOAD},
+                "spec": {
+                    "replicas": self.common.replicas,
+                    "selector": {"matchLabels": {"app": ROLLOUT}},
+                    "template": template(IMAGES[self.common.image]),
+                },
+            }));
+        }
         v.extend(self.router_object());
         v.push(self.manifest());
         v
@@ -374,9 +397,10 @@ pub fn common(replicas: std::ops::RangeInclusive<i32>, images: usize) -> impl St
         prop::option::of(16..=900i32),
         prop::option::of(0..=10i32),
         0..images,
+        prop::option::weighted(0.2, prop_oneof![Just(""), Just("onsuccess"), Just("progressively")]),
     )
-        .prop_map(|(replicas, min_ready_seconds, progress_deadline_seconds, revision_history_limit, image)| {
-            CommonGen { replicas, min_ready_seconds, progress_deadline_seconds, revision_history_limit, image }
+        .prop_map(|(replicas, min_ready_seconds, progress_deadline_seconds, revision_history_limit, image, workload_ref)| {
+            CommonGen { replicas, min_ready_seconds, progress_deadline_seconds, revision_history_limit, image, workload_ref }
         })
 }
 

@@ -191,6 +191,7 @@ fn update_over_a_paused_update() -> ScenarioGen {
                 progress_deadline_seconds: None,
                 revision_history_limit: None,
                 image: 0,
+                workload_ref: None,
             },
             strategy: StrategyGen::Canary(CanaryGen {
                 steps: vec![StepGen::SetWeight(0), StepGen::SetWeight(58), StepGen::Pause],
