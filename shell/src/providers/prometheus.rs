@@ -102,8 +102,11 @@ fn timeout(secs: Option<i64>) -> Result<Duration, String> {
     }
 }
 
-/// The endpoint (`query` or `query_range`) and its parameters, in the order Go encodes them.
-fn query(p: &PrometheusMetric, now: SystemTime) -> Result<(&'static str, Vec<(&'static str, String)>), String> {
+/// An endpoint of the query API (`query` or `query_range`) and its parameters.
+type ApiCall = (&'static str, Vec<(&'static str, String)>);
+
+/// The endpoint and its parameters, in the order Go encodes them.
+fn query(p: &PrometheusMetric, now: SystemTime) -> Result<ApiCall, String> {
     let Some(range) = &p.range_query else {
         return Ok(("query", vec![("query", p.query.clone()), ("time", seconds(unix_nanos(now)?.into()))]));
     };
