@@ -7,5 +7,6 @@ pub mod cli;
 pub mod providers;
 pub mod controller;
 pub mod crds;
+pub mod dashboard;
 pub mod kubeapi;
 pub mod notifications;

@@ -125,7 +125,7 @@ pub struct UndoArgs {
 
 /// Reads the rollout, plans `command` with the core and sends the change. A command the
 /// core refuses is reported as the CLI's error, before anything is sent.
-async fn run_command(cluster: &Cluster, name: &str, command: &Command) -> Result<Change, CliError> {
+pub(crate) async fn run_command(cluster: &Cluster, name: &str, command: &Command) -> Result<Change, CliError> {
     let object = cluster.get_rollout(name).await?;
     let value = to_value(&object);
     let owned = match command {

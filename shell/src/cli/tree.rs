@@ -45,7 +45,7 @@ pub fn rollout_icon(status: &str) -> &'static str {
     }
 }
 
-fn replica_set_icon(status: &str) -> &'static str {
+pub(crate) fn replica_set_icon(status: &str) -> &'static str {
     match status {
         "Progressing" => ICON_PROGRESSING,
         "Healthy" => ICON_OK,
@@ -55,7 +55,7 @@ fn replica_set_icon(status: &str) -> &'static str {
     }
 }
 
-fn pod_icon(status: &str) -> &'static str {
+pub(crate) fn pod_icon(status: &str) -> &'static str {
     if status.starts_with("Init:") {
         return ICON_PROGRESSING;
     }
@@ -75,7 +75,7 @@ fn pod_icon(status: &str) -> &'static str {
     }
 }
 
-fn analysis_icon(phase: &str) -> &'static str {
+pub(crate) fn analysis_icon(phase: &str) -> &'static str {
     match phase {
         "Successful" => ICON_OK,
         "Inconclusive" => ICON_UNKNOWN,
