@@ -78,7 +78,9 @@ async fn measure_with(p: &PrometheusMetric, ctx: &Ctx<'_>, var: &(dyn Fn(&str) -
     let text = resp.text().await.map_err(|e| transport(&e, timeout))?;
     let body = api_body(status, &text)?;
     let mut answer = prometheus_answer(&body);
-    answer.metadata.insert("ResolvedPrometheusQuery".to_string(), p.query.clone());
+    if !p.query.is_empty() {
+        answer.metadata.insert("ResolvedPrometheusQuery".to_string(), p.query.clone());
+    }
     Ok(answer)
 }
 
@@ -644,7 +646,7 @@ mod tests {
         p.authentication = Some(json!({"sigv4": {"region": "eu-west-1"}}));
         assert_eq!(measure(&p).await.value, json!([1.0]));
         assert_eq!(server.requests()[0].header("authorization"), None);
-        let mut amp = metric("http://aps-workspaces.invalid/workspaces/ws-1", "up");
+        let mut amp = metric("http://127.0.0.1:1/aps-workspaces/workspaces/ws-1", "up");
         amp.authentication = Some(json!({"sigv4": {"region": "eu-west-1", "roleArn": "arn:aws:iam::1:role/r"}}));
         assert!(measure(&amp).await.error.unwrap().starts_with("authentication.sigv4.roleArn is not supported"));
     }
