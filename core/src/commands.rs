@@ -16,6 +16,7 @@
 //! | `set image` | update (PUT) of the object with the container images changed, see [`set_image`] |
 //! | `undo [--to-revision N]` | JSON patch `replace /spec/template` with the revision's template, see [`undo`] |
 //! | `scale` (`kubectl scale`) | merge patch `{"spec":{"replicas":N}}` |
+//! | `terminate analysisrun` | merge patch `{"spec":{"terminate":true}}` on the AnalysisRun, see [`terminate_patch`] |
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -28,6 +29,12 @@ use crate::api::{keys, AnalysisPhase, Rollout};
 use crate::objects::ReplicaSetExt;
 use crate::rollout::templates_equal;
 use crate::time::Timestamp;
+
+/// `terminate analysisrun`: the merge patch sent to the run (not to the Rollout); the run
+/// then stops measuring and ends with the measurements it has.
+pub fn terminate_patch() -> Value {
+    json!({"spec": {"terminate": true}})
+}
 
 /// A user command.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,20 +1,23 @@
 //! Command-line verbs.
 
-pub(crate) mod actions;
+mod actions;
 mod age;
 mod analyze;
-pub(crate) mod cluster;
-mod dashboard;
-pub(crate) mod error;
+mod cluster;
+mod completion;
+mod create;
+mod error;
 mod get;
-pub(crate) mod info;
+mod info;
+mod lint;
 mod list;
 mod notifications;
 mod pods;
 mod simulate;
 mod status;
 mod tabwriter;
-pub(crate) mod tree;
+mod terminate;
+mod tree;
 mod watch;
 
 use std::process::ExitCode;
@@ -70,10 +73,25 @@ enum Command {
     /// Argo's notification tools: templates and triggers of the notification ConfigMap
     /// (`template get|notify`, `trigger get|run`).
     Notifications(notifications::NotificationsArgs),
-    /// Serve the dashboard and Argo's REST API (`/<root>/api/v1/…`) on 127.0.0.1:3100.
-    Dashboard(dashboard::DashboardArgs),
+    /// Lint and validate the Rollouts of a file, offline (exit 1 with every error).
+    Lint(lint::LintArgs),
+    /// Create a Rollout, Experiment, AnalysisTemplate, ClusterAnalysisTemplate, or AnalysisRun
+    /// resource (`create -f FILE`, `create analysisrun --from TEMPLATE`).
+    Create(create::CreateArgs),
+    /// Terminate an AnalysisRun (`terminate analysisrun NAME…`).
+    #[command(subcommand)]
+    Terminate(terminate::TerminateCommand),
+    /// Write the shell completion script (bash, zsh, fish or powershell).
+    Completion(completion::CompletionArgs),
     /// Print the version.
-    Version,
+    Version(VersionArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct VersionArgs {
+    /// Print just the version number.
+    #[arg(long)]
+    short: bool,
 }
 
 /// Parses the command line and runs the chosen verb.
@@ -99,9 +117,15 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => cluster::run(status::run(args)),
         Command::Analyze(args) => analyze::run(args),
         Command::Notifications(args) => notifications::run(args),
-        Command::Dashboard(args) => dashboard::run(args),
-        Command::Version => {
+        Command::Lint(args) => lint::run(args),
+        Command::Create(args) => cluster::run(create::run(args)),
+        Command::Terminate(command) => cluster::run(terminate::run(command)),
+        Command::Completion(args) => completion::run(args),
+        Command::Version(args) => {
             println!("rollouts: v{}", env!("CARGO_PKG_VERSION"));
+            if !args.short {
+                println!("  Platform: {}/{}", std::env::consts::OS, std::env::consts::ARCH);
+            }
             ExitCode::SUCCESS
         }
     }

@@ -1,0 +1,322 @@
+//! The CLI verbs as a person runs them: the real binary, offline for `lint`, `completion`
+//! and `version`, against the local control plane for `create`, `create analysisrun`,
+//! `terminate analysisrun` and the watching verbs.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{analysis_runs, field, wait_for, Env};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn rollouts(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rollouts")).args(args).stdin(Stdio::null()).output().expect("run the CLI")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A file of its own under the temp dir for this process.
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rollouts-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+fn lint(path: &Path) -> (i32, String, String) {
+    let out = rollouts(&["lint", "-f", path.to_str().unwrap()]);
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+/// Argo-style invalid manifests: each gives its error (the controller's wording, naming the
+/// document and the field) and exit 1.
+#[test]
+fn lint_reports_each_invalid_manifest_with_its_field() {
+    let cases = [
+        ("invalid-max-surge.yaml", r#"Rollout "demo" (document 1): spec.strategy.canary.maxSurge: Invalid value: 0: MaxSurge and MaxUnavailable both can not be zero"#),
+        ("invalid-multiple-docs.yaml", r#"Rollout "demo-two" (document 2): spec.strategy.canary.maxSurge: Invalid value: 0: MaxSurge and MaxUnavailable both can not be zero"#),
+        ("invalid-unknown-field.yaml", r#"Rollout "demo" (document 1): spec.strategy.unknown-strategy: unknown field"#),
+        ("invalid-missing-selector.yaml", r#"Rollout "demo" (document 1): spec.selector: Required value: Rollout has missing field '.spec.selector'"#),
+        ("invalid-service-labels.yaml", r#"Rollout "demo" (document 3): spec.strategy.canary.canaryService: Invalid value: "demo-canary": Service "demo-canary" has unmatch label "app" in rollout"#),
+        ("invalid-missing-service.yaml", r#"Rollout "demo" (document 2): spec.strategy.canary.canaryService: Invalid value: "demo-canary": service "demo-canary" not found"#),
+        ("invalid-ingress-without-stable-rule.yaml", r#"Rollout "demo" (document 4): spec.strategy.canary.trafficRouting.nginx.stableIngress: Invalid value: "demo": ingress `demo` has no rules using service demo-stable backend"#),
+        ("invalid-analysis-template.yaml", r#"Rollout "demo" (document 2): spec.strategy.canary.steps[1].analysis.templates: Invalid value: "templateNames: [rate]": args.service was not resolved"#),
+    ];
+    for (file, expected) in cases {
+        let path = repo().join("fixtures/lint").join(file);
+        let (code, stdout, stderr) = lint(&path);
+        assert_eq!(code, 1, "{file}: exit code; stdout {stdout}");
+        assert_eq!(stdout, format!("{expected}\n"), "{file}");
+        assert!(stderr.contains("1 error"), "{file}: stderr {stderr}");
+    }
+}
+
+/// Every complete manifest file of fixtures/ lints clean; the seed's Rollout fragments
+/// (strategies without selector and template) lint clean once completed.
+#[test]
+fn lint_passes_every_valid_fixture() {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in ["fixtures/lint", "fixtures/manifests"] {
+        for e in std::fs::read_dir(repo().join(dir)).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".yaml") && !name.starts_with("invalid-") {
+                files.push(e.path());
+            }
+        }
+    }
+    // The NGINX seed with its Services and Ingress: the references are checked too.
+    let nginx = format!(
+        "{}\n---\n{}",
+        std::fs::read_to_string(repo().join("fixtures/manifests/seed-nginx-services-ingress.yaml")).unwrap(),
+        std::fs::read_to_string(repo().join("fixtures/rollouts/seed-nginx-canary.yaml")).unwrap()
+    );
+    files.push(temp_file("nginx-with-references.yaml", &nginx));
+    for e in std::fs::read_dir(repo().join("fixtures/rollouts")).unwrap().flatten() {
+        let mut ro: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
+        let spec = ro["spec"].as_object_mut().unwrap();
+        spec.entry("selector").or_insert(serde_json::json!({"matchLabels": {"app": "guestbook"}}));
+        spec.entry("template").or_insert(serde_json::json!({
+            "metadata": {"labels": {"app": "guestbook"}},
+            "spec": {"containers": [{"name": "guestbook", "image": "argoproj/rollouts-demo:blue"}]}
+        }));
+        let name = e.file_name().to_string_lossy().into_owned();
+        files.push(temp_file(&name, &serde_json::to_string(&ro).unwrap()));
+    }
+    assert!(files.len() >= 13, "{files:?}");
+    for f in &files {
+        let (code, stdout, stderr) = lint(f);
+        assert_eq!((code, stdout.as_str()), (0, ""), "{}: {stderr}", f.display());
+    }
+}
+
+/// The objects of every scenario lint as the simulator judges them: the scenarios that
+/// expect an InvalidSpec from the start get the simulator's message, the others lint clean.
+#[test]
+fn lint_agrees_with_the_simulator_on_the_scenarios() {
+    let prefix = "InvalidSpec: The Rollout \"";
+    let (mut clean, mut invalid, mut skipped) = (0, 0, Vec::new());
+    let mut entries: Vec<_> = std::fs::read_dir(repo().join("fixtures/scenarios")).unwrap().flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        let source = std::fs::read_to_string(&path).unwrap();
+        let scenario: Value = match serde_yaml_ng::from_str(&source) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        let Some(objects) = scenario["objects"].as_array() else { continue };
+        let docs: Vec<String> = objects.iter().map(|o| serde_json::to_string(o).unwrap()).collect();
+        let file = temp_file(&format!("scenario-{}", path.file_name().unwrap().to_string_lossy()), &docs.join("\n---\n"));
+        let (code, stdout, stderr) = lint(&file);
+        let at_start: Vec<&Value> = scenario["expect"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["at"] == "0s" || e["at"] == 0)
+            .filter(|e| e["message"].as_str().is_some_and(|m| m.starts_with(prefix)))
+            .collect();
+        let name = path.display().to_string();
+        if let Some(e) = at_start.first() {
+            let message = e["message"].as_str().unwrap();
+            let (rollout, error) = message[prefix.len()..].split_once("\" is invalid: ").unwrap();
+            assert_eq!(code, 1, "{name}: lint found nothing; the simulator says {message}");
+            let line = format!("Rollout {rollout:?} (document ");
+            assert!(
+                stdout.lines().any(|l| l.starts_with(&line) && l.ends_with(&format!("): {error}"))),
+                "{name}: lint says\n{stdout}{stderr}\nthe simulator: {error}"
+            );
+            invalid += 1;
+        } else if !source.contains("InvalidSpec") {
+            assert_eq!((code, stdout.as_str()), (0, ""), "{name}: {stderr}");
+            clean += 1;
+        } else {
+            // InvalidSpec later in the run (after an event changed an object).
+            skipped.push(name);
+        }
+    }
+    assert!(clean >= 80, "only {clean} scenarios linted clean");
+    assert!(invalid >= 3, "only {invalid} InvalidSpec scenarios compared (skipped {skipped:?})");
+}
+
+#[test]
+fn lint_without_a_file_is_a_usage_error_and_a_missing_file_fails() {
+    assert_eq!(rollouts(&["lint"]).status.code(), Some(2));
+    let out = rollouts(&["lint", "-f", "/nonexistent/rollout.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read /nonexistent/rollout.yaml"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn completion_writes_a_script_for_each_shell() {
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef rollouts"), ("fish", "complete -c rollouts"), ("powershell", "Register-ArgumentCompleter")] {
+        let out = rollouts(&["completion", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = text(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {}", &script[..script.len().min(300)]);
+        assert!(script.contains("lint") && script.contains("analysisrun"), "{shell}: the verbs are completed");
+    }
+    assert_eq!(rollouts(&["completion", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn version_short_prints_just_the_version() {
+    let short = rollouts(&["version", "--short"]);
+    assert_eq!(text(&short.stdout), format!("rollouts: v{}\n", env!("CARGO_PKG_VERSION")));
+    let long = text(&rollouts(&["version"]).stdout);
+    assert!(long.starts_with(&text(&short.stdout)) && long.lines().count() > 1, "{long}");
+}
+
+const TEMPLATE: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: web-check}
+spec:
+  args: [{name: path}, {name: limit, value: "1"}]
+  metrics:
+    - name: answer
+      count: COUNT
+      interval: 1s
+      successCondition: result.ok == true
+      provider: {web: {url: "http://127.0.0.1:PORT/{{args.path}}", jsonPath: "{$}"}}
+"#;
+
+const ROLLOUT: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: created}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: created}}
+  template:
+    metadata: {labels: {app: created}}
+    spec:
+      containers: [{name: app, image: "argoproj/rollouts-demo:blue"}]
+  strategy:
+    canary: {steps: [{setWeight: 50}, {pause: {}}]}
+"#;
+
+/// A web metric server on 127.0.0.1 answering `{"ok": true}` under `/good`.
+async fn metric_server(hits: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> u16 {
+    let app = axum::Router::new().route(
+        "/good",
+        axum::routing::get(move || {
+            let hits = hits.clone();
+            async move {
+                hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                r#"{"ok": true}"#
+            }
+        }),
+    );
+    support::serve(app).await
+}
+
+/// `create -f` of each kind the CRDs serve prints Argo's line; an unknown field is refused
+/// with its path before anything is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_each_kind_and_refuse_unknown_fields() {
+    let env = Env::new("cli-create").await;
+    let template = TEMPLATE.replace("PORT", "1").replace("COUNT", "1");
+    let cluster_template = template.replace("kind: AnalysisTemplate", "kind: ClusterAnalysisTemplate").replace("web-check", &format!("web-check-{}", env.namespace));
+    let run = r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisRun
+metadata: {name: hand-made}
+spec:
+  metrics: [{name: m, provider: {web: {url: "http://127.0.0.1:1/"}}}]
+"#;
+    let files = [
+        (temp_file("ro.yaml", ROLLOUT), "rollout.argoproj.io/created created\n".to_string()),
+        (temp_file("at.yaml", &template), "analysistemplate.argoproj.io/web-check created\n".to_string()),
+        (temp_file("cat.yaml", &cluster_template), format!("analysistemplate.argoproj.io/web-check-{} created\n", env.namespace)),
+        (temp_file("ar.json", &serde_json::to_string(&serde_yaml_ng::from_str::<Value>(run).unwrap()).unwrap()), "analysisrun.argoproj.io/hand-made created\n".to_string()),
+    ];
+    for (file, line) in &files {
+        assert_eq!(env.cli_ok(&["create", "-f", file.to_str().unwrap()]), *line);
+    }
+    assert_eq!(field(&env.rollout("created").await, "/spec/strategy/canary/steps/0/setWeight"), "50");
+    let bad = temp_file("bad.yaml", &ROLLOUT.replace("name: created", "name: bad").replace("canary: {steps", "canary: {stepz"));
+    let out = env.cli(&["create", "-f", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("spec.strategy.canary.stepz: unknown field"), "{}", text(&out.stderr));
+    assert!(env.cli(&["get", "rollout", "bad"]).status.code() == Some(1), "nothing was created");
+    let two = env.cli(&["create", "-w", "-f", files[0].0.to_str().unwrap(), "-f", files[1].0.to_str().unwrap()]);
+    assert!(text(&two.stderr).contains("Cannot watch multiple resources"), "{}", text(&two.stderr));
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(env.client.clone(), &rollouts_shell::kubeapi::cluster_analysis_template_resource());
+    let _ = api.delete(&format!("web-check-{}", env.namespace), &Default::default()).await;
+}
+
+/// `create analysisrun --from` builds the run from the template with the arguments merged;
+/// a running controller measures it against a local server until it is Successful. A
+/// second, long run is stopped by `terminate analysisrun` and ends as the core decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_analysisrun_from_a_template_then_terminate_one() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let port = metric_server(hits.clone()).await;
+    let env = Env::new("cli-ar").await;
+    env.apply(&TEMPLATE.replace("PORT", &port.to_string()).replace("COUNT", "2")).await;
+    let _controller = env.controller(&["--leader-elect=false"]);
+    let out = env.cli_ok(&["create", "analysisrun", "--from", "web-check", "-a", "path=good", "--name", "short"]);
+    assert_eq!(out, "analysisrun.argoproj.io/short created\n");
+    let runs = analysis_runs(&env).await;
+    assert_eq!(runs[0]["spec"]["args"], serde_json::json!([{"name": "path", "value": "good"}, {"name": "limit", "value": "1"}]));
+    let done = wait_for(Duration::from_secs(60), "the run is measured to Successful", || async {
+        let run = analysis_runs(&env).await.into_iter().find(|r| field(r, "/metadata/name") == "short").unwrap();
+        if field(&run, "/status/phase") == "Successful" { Ok(run) } else { Err(field(&run, "/status")) }
+    })
+    .await;
+    assert!(hits.load(Ordering::SeqCst) >= 2, "the server was asked");
+    assert_eq!(done["status"]["metricResults"][0]["count"], 2);
+
+    // A missing argument is refused as Argo refuses it.
+    let out = env.cli(&["create", "ar", "--from", "web-check"]);
+    assert!(text(&out.stderr).contains("args.path was not resolved"), "{}", text(&out.stderr));
+
+    env.apply(&TEMPLATE.replace("PORT", &port.to_string()).replace("COUNT", "1000").replace("web-check", "long-check")).await;
+    let out = env.cli_ok(&["create", "analysisrun", "--from", "long-check", "-a", "path=good"]);
+    let name = out.trim().strip_prefix("analysisrun.argoproj.io/").and_then(|s| s.strip_suffix(" created")).unwrap().to_string();
+    assert!(name.starts_with("long-check-"), "{name}");
+    wait_for(Duration::from_secs(60), "the long run has a measurement", || async {
+        let run = analysis_runs(&env).await.into_iter().find(|r| field(r, "/metadata/name") == name).unwrap();
+        if run["status"]["metricResults"][0]["count"].as_i64().unwrap_or(0) >= 1 { Ok(()) } else { Err(field(&run, "/status")) }
+    })
+    .await;
+    assert_eq!(env.cli_ok(&["terminate", "analysisrun", &name]), format!("analysisRun '{name}' terminated\n"));
+    let ended = wait_for(Duration::from_secs(60), "the terminated run ends", || async {
+        let run = analysis_runs(&env).await.into_iter().find(|r| field(r, "/metadata/name") == name).unwrap();
+        let phase = field(&run, "/status/phase");
+        if phase == "Successful" || phase == "Failed" || phase == "Error" || phase == "Inconclusive" { Ok(run) } else { Err(field(&run, "/status")) }
+    })
+    .await;
+    assert_eq!(ended["spec"]["terminate"], true);
+    // Every measurement passed, so the core ends the terminated run Successful (Argo's rule).
+    assert_eq!(field(&ended, "/status/phase"), "Successful", "{}", field(&ended, "/status"));
+    assert!(ended["status"]["metricResults"][0]["count"].as_i64().unwrap() < 1000);
+    assert_eq!(env.cli(&["terminate", "ar", "no-such-run"]).status.code(), Some(1));
+}
+
+/// `status --watch --timeout` and `get rollout --watch --timeout-seconds` as child
+/// processes with piped output: the status line stream, the redrawn tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_verbs_stream_their_output_until_the_timeout() {
+    let env = Env::new("cli-watch").await;
+    env.apply(ROLLOUT).await;
+    // No controller: the rollout never becomes Healthy, so the watch ends at the timeout.
+    let out = env.cli(&["status", "created", "--timeout", "2s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("Rollout status watch exceeded timeout"), "{}", text(&out.stderr));
+    let _controller = env.controller(&["--leader-elect=false"]);
+    let out = env.cli(&["get", "rollout", "created", "--watch", "--timeout-seconds", "8"]);
+    let screen = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(screen.contains("\x1b[H\x1b[2J"), "redrawn: {screen:?}");
+    let last = screen.rsplit("\x1b[2J").next().unwrap_or_default();
+    assert!(last.contains("Name:            created"), "{last}");
+    assert!(last.lines().any(|l| l.starts_with("NAME") && l.contains("KIND") && l.contains("STATUS")), "{last}");
+    assert!(last.contains("⟳ created"), "{last}");
+}
