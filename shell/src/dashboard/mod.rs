@@ -147,7 +147,14 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 /// framed or sniffed.
 async fn guarded(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let mut response = match app.guard.check(request.method(), request.headers()) {
-        Ok(()) => next.run(request).await,
+        Ok(()) => {
+            let mut response = next.run(request).await;
+            // Only a page of this dashboard can read it: no CORS headers, and the Host was checked.
+            if let Ok(token) = HeaderValue::from_str(&app.guard.csrf) {
+                response.headers_mut().insert(HeaderName::from_static(guard::CSRF_HEADER), token);
+            }
+            response
+        }
         Err(refusal) => refused(refusal),
     };
     let headers = response.headers_mut();
