@@ -91,7 +91,7 @@ impl App {
 pub async fn serve(options: Options) -> Result<(), DashboardError> {
     let root = root_path(&options.root_path)?;
     let ip = parse_address(&options.address)?;
-    let token = options.token_file.as_ref().map(|p| read_token(p)).transpose()?;
+    let token = options.token_file.as_deref().map(read_token).transpose()?;
     if !ip.is_loopback() && token.is_none() {
         return Err(DashboardError::NeedsToken(ip));
     }
@@ -191,7 +191,7 @@ fn parse_address(raw: &str) -> Result<IpAddr, DashboardError> {
     raw.trim_matches(|c| c == '[' || c == ']').parse().map_err(|_| DashboardError::Address(raw.to_string()))
 }
 
-fn read_token(path: &PathBuf) -> Result<String, DashboardError> {
+fn read_token(path: &std::path::Path) -> Result<String, DashboardError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| DashboardError::TokenFile { path: path.display().to_string(), source })?;
     let token = text.trim();
