@@ -24,6 +24,43 @@ pub struct LeaderConfig {
     pub retry_period: Duration,
 }
 
+/// Why the lease can never be taken as things are: the controller says so and stops instead of
+/// retrying quietly forever.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LeaseError {
+    #[error(
+        "leader election: the namespace {namespace:?} of the lease does not exist ({message}). Create it \
+         (`kubectl create namespace {namespace}`), elect the leader in a namespace that exists \
+         (`--leader-election-namespace <namespace>`), or run a single controller without election \
+         (`--leader-elect=false`)"
+    )]
+    NamespaceMissing { namespace: String, message: String },
+    #[error(
+        "leader election: not allowed to read or write Leases in namespace {namespace:?} ({message}). Grant get, \
+         create and update on leases.coordination.k8s.io there (deploy/rbac.yaml), choose another namespace \
+         (`--leader-election-namespace <namespace>`), or run a single controller without election \
+         (`--leader-elect=false`)"
+    )]
+    Forbidden { namespace: String, message: String },
+}
+
+impl LeaseError {
+    /// The lasting cause of a failed attempt, if it is one: a 404 about the namespace (a
+    /// missing Lease reads as `None`; creating it in a missing namespace answers 404 with
+    /// details of kind `namespaces`), or 403. A 404 about the Lease itself (deleted between
+    /// read and write) is retried.
+    pub fn of(error: &kube::Error, namespace: &str) -> Option<LeaseError> {
+        let kube::Error::Api(s) = error else { return None };
+        let about_namespace = s.details.as_ref().is_some_and(|d| d.kind == "namespaces") || s.message.starts_with("namespaces ");
+        let (namespace, message) = (namespace.to_string(), s.message.clone());
+        match s.code {
+            404 if about_namespace => Some(LeaseError::NamespaceMissing { namespace, message }),
+            403 => Some(LeaseError::Forbidden { namespace, message }),
+            _ => None,
+        }
+    }
+}
+
 /// What a candidate remembers of the lease record it last saw.
 struct Observed {
     /// holder, renew time and transitions: the record's identity for change detection.
@@ -50,14 +87,16 @@ impl Elector {
         Elector { api: Api::namespaced(client, &config.namespace), config, observed: None }
     }
 
-    /// Waits until this process holds the lease.
-    pub async fn acquire(&mut self) {
+    /// Waits until this process holds the lease. Fails at once when the lease can never be
+    /// taken without a change to the cluster or to the flags (its namespace does not exist,
+    /// RBAC forbids it); other errors (timeouts, 5xx) are retried every retry period.
+    pub async fn acquire(&mut self) -> Result<(), LeaseError> {
         let mut last_holder: Option<String> = None;
         loop {
             match self.try_acquire_or_renew().await {
                 Ok(Attempt::Leading) => {
                     tracing::info!(lease = %self.config.name, identity = %self.config.identity, "became leader");
-                    return;
+                    return Ok(());
                 }
                 Ok(Attempt::Following(holder)) => {
                     if holder != last_holder {
@@ -65,7 +104,10 @@ impl Elector {
                         last_holder = holder;
                     }
                 }
-                Err(e) => tracing::warn!(lease = %self.config.name, error = %e, "cannot read or take the lease"),
+                Err(e) => match LeaseError::of(&e, &self.config.namespace) {
+                    Some(fatal) => return Err(fatal),
+                    None => tracing::warn!(lease = %self.config.name, error = %e, "cannot read or take the lease"),
+                },
             }
             tokio::time::sleep(self.config.retry_period).await;
         }
@@ -160,6 +202,31 @@ impl Elector {
             }
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::Following(holder)),
             Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({"code": code, "message": message})).unwrap();
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn a_missing_namespace_or_a_forbidden_lease_is_fatal_and_says_what_to_do() {
+        let e = LeaseError::of(&api_error(404, "namespaces \"argo-rollouts\" not found"), "argo-rollouts").unwrap();
+        let text = e.to_string();
+        for want in ["\"argo-rollouts\" of the lease does not exist", "kubectl create namespace argo-rollouts", "--leader-election-namespace", "--leader-elect=false"] {
+            assert!(text.contains(want), "{want:?} missing from {text}");
+        }
+        assert!(matches!(LeaseError::of(&api_error(403, "forbidden"), "ns"), Some(LeaseError::Forbidden { .. })));
+        let lease_gone = api_error(404, "leases.coordination.k8s.io \"argo-rollouts-controller-lock\" not found");
+        assert_eq!(LeaseError::of(&lease_gone, "ns"), None, "a lease deleted meanwhile is retried");
+        for transient in [409, 429, 500, 503] {
+            assert_eq!(LeaseError::of(&api_error(transient, "x"), "ns"), None, "{transient}");
         }
     }
 }

@@ -15,6 +15,11 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use rollouts_core::api::{ConditionStatus, ConditionType, Rollout};
 
+/// At most this many `controller_clientset_k8s_request_total` series carry an object name;
+/// requests that would open another named series are counted with an empty name instead
+/// (the counters stay monotonic: no series is ever evicted).
+pub const MAX_NAMED_REQUEST_SERIES: usize = 10_000;
+
 /// Labels of `controller_clientset_k8s_request_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -71,6 +76,8 @@ pub struct EventKind {
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
+    /// How many series of `requests` carry a name.
+    named_requests: Mutex<usize>,
     pub reconcile: Family<RolloutLabels, Histogram>,
     pub reconcile_error: Family<RolloutLabels, Counter>,
     pub events: Family<EventLabels, Counter>,
@@ -134,6 +141,7 @@ impl Metrics {
         Arc::new(Metrics {
             registry,
             requests,
+            named_requests: Mutex::new(0),
             reconcile,
             reconcile_error,
             events,
@@ -148,6 +156,27 @@ impl Metrics {
             updated,
             last_info: Mutex::default(),
         })
+    }
+
+    /// Counts one request under Argo's labels, with the series bounded: Events get no name
+    /// (every recorded or aggregated Event has a name of its own, so a name per Event would be a
+    /// series per Event for the life of the process), and past [`MAX_NAMED_REQUEST_SERIES`]
+    /// named series a new name is counted with an empty one.
+    pub fn count_request(&self, mut labels: RequestLabels) {
+        if labels.kind == "events" {
+            labels.name.clear();
+        }
+        if !labels.name.is_empty() && self.requests.get(&labels).is_none() {
+            let mut named = self.named_requests.lock().unwrap_or_else(|e| e.into_inner());
+            if *named >= MAX_NAMED_REQUEST_SERIES {
+                labels.name.clear();
+            } else if self.requests.get(&labels).is_none() {
+                *named += 1;
+                self.requests.get_or_create(&labels).inc();
+                return;
+            }
+        }
+        self.requests.get_or_create(&labels).inc();
     }
 
     /// The Prometheus text exposition of every metric.
@@ -292,7 +321,7 @@ where
                     Ok(r) => r.status().as_u16().to_string(),
                     Err(_) => "<error>".to_string(),
                 };
-                metrics.requests.get_or_create(&RequestLabels { kind, namespace, name, verb, status_code }).inc();
+                metrics.count_request(RequestLabels { kind, namespace, name, verb, status_code });
                 res
             })
             .boxed()
@@ -362,6 +391,35 @@ mod tests {
             d(http::Method::GET, "/api/v1/namespaces/ns"),
             ("namespaces".into(), "".into(), "ns".into(), "Get".into())
         );
+    }
+
+    fn request(kind: &str, name: &str) -> RequestLabels {
+        RequestLabels { kind: kind.into(), namespace: "ns".into(), name: name.into(), verb: "Patch".into(), status_code: "200".into() }
+    }
+
+    fn series(m: &Metrics) -> Vec<String> {
+        m.render().lines().filter(|l| l.starts_with("controller_clientset_k8s_request_total{")).map(str::to_string).collect()
+    }
+
+    #[test]
+    fn request_series_are_bounded_events_without_names_then_a_cap() {
+        let m = Metrics::new();
+        for i in 0..100 {
+            m.count_request(request("events", &format!("web.{i:x}")));
+        }
+        assert_eq!(
+            series(&m),
+            [r#"controller_clientset_k8s_request_total{kind="events",namespace="ns",name="",verb="Patch",status_code="200"} 100"#]
+        );
+        for i in 0..MAX_NAMED_REQUEST_SERIES + 50 {
+            m.count_request(request("replicasets", &format!("web-{i}")));
+        }
+        // A name seen before keeps counting under its own series after the cap.
+        m.count_request(request("replicasets", "web-0"));
+        let all = series(&m);
+        assert_eq!(all.len(), 1 + MAX_NAMED_REQUEST_SERIES + 1, "events, the named series, one unnamed");
+        assert!(all.contains(&r#"controller_clientset_k8s_request_total{kind="replicasets",namespace="ns",name="web-0",verb="Patch",status_code="200"} 2"#.to_string()));
+        assert!(all.contains(&r#"controller_clientset_k8s_request_total{kind="replicasets",namespace="ns",name="",verb="Patch",status_code="200"} 50"#.to_string()));
     }
 
     fn rollout(traffic: serde_json::Value) -> Rollout {

@@ -121,6 +121,8 @@ pub enum ControllerError {
     Trace { path: String, source: std::io::Error },
     #[error("leadership lost")]
     LeadershipLost,
+    #[error(transparent)]
+    Lease(#[from] leader::LeaseError),
     #[error("the watch streams ended")]
     WatchesEnded,
 }
@@ -186,8 +188,12 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
             retry_period: args.leader_election_retry_period,
         };
         let mut elector = leader::Elector::new(client.clone(), config);
+        // A lease that can never be taken (its namespace is missing, RBAC forbids it) stops the
+        // controller at once with what to do, exit code 1: out of the cluster the user reads it
+        // right away; in a Pod, the restarts (CrashLoopBackOff) show it, and the controller
+        // starts once the namespace or the permission exists.
         tokio::select! {
-            () = elector.acquire() => {}
+            acquired = elector.acquire() => acquired?,
             () = shutdown_signal() => return Ok(()),
         }
         tokio::spawn(elector.keep(lost_tx));
