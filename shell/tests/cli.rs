@@ -290,3 +290,51 @@ async fn watching_verbs_stream_their_output_until_the_timeout() {
     assert!(last.lines().any(|l| l.starts_with("NAME") && l.contains("KIND") && l.contains("STATUS")), "{last}");
     assert!(last.contains("⟳ created"), "{last}");
 }
+
+/// A run made by `create analysisrun` is measured by the controller like Argo's standalone
+/// runs (a worker of its own): a short one ends Successful; a long one is ended by
+/// `terminate analysisrun`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_analysisrun_is_measured_by_the_controller_and_ends_when_terminated() {
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/good",
+        axum::routing::get(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { r#"{"ok": true}"# }
+        }),
+    );
+    let port = support::serve(app).await;
+    let env = Env::new("cli-ar-run").await;
+    env.apply(&TEMPLATE.replace("PORT", &port.to_string()).replace("COUNT", "2")).await;
+    let controller = env.controller(&["--leader-elect=false"]);
+    env.cli_ok(&["create", "analysisrun", "--from", "web-check", "-a", "path=good", "--name", "short"]);
+    let run = support::wait_for(std::time::Duration::from_secs(60), "the short run to be Successful", || async {
+        let runs = analysis_runs(&env).await;
+        let run = runs.into_iter().find(|r| field(r, "/metadata/name") == "short").ok_or("no run")?;
+        if field(&run, "/status/phase") == "Successful" { Ok(run) } else { Err(format!("{run}\n{}", controller.log_tail())) }
+    })
+    .await;
+    assert_eq!(field(&run, "/status/metricResults/0/count"), "2", "{run}");
+
+    env.apply(&TEMPLATE.replace("web-check", "long-check").replace("PORT", &port.to_string()).replace("COUNT", "1000")).await;
+    env.cli_ok(&["create", "analysisrun", "--from", "long-check", "-a", "path=good", "--name", "long"]);
+    support::wait_for(std::time::Duration::from_secs(60), "the long run to have measured twice", || async {
+        let runs = analysis_runs(&env).await;
+        let run = runs.into_iter().find(|r| field(r, "/metadata/name") == "long").ok_or("no run")?;
+        let count: i64 = field(&run, "/status/metricResults/0/count").parse().unwrap_or(0);
+        if count >= 2 && field(&run, "/status/phase") == "Running" { Ok(()) } else { Err(run.to_string()) }
+    })
+    .await;
+    env.cli_ok(&["terminate", "analysisrun", "long"]);
+    let run = support::wait_for(std::time::Duration::from_secs(60), "the terminated run to end", || async {
+        let runs = analysis_runs(&env).await;
+        let run = runs.into_iter().find(|r| field(r, "/metadata/name") == "long").ok_or("no run")?;
+        if field(&run, "/status/phase") == "Successful" { Ok(run) } else { Err(run.to_string()) }
+    })
+    .await;
+    assert_eq!(field(&run, "/status/message"), "Run Terminated", "{run}");
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 4);
+    drop(controller);
+}

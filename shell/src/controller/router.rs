@@ -21,16 +21,48 @@ use rollouts_core::rollout::{references, References};
 use rollouts_core::state::{Event, Object, ObjectKind};
 use serde_json::Value;
 
-/// A rollout, by namespace and name.
+/// What a worker drives: a rollout, by namespace and name, or an AnalysisRun that no
+/// rollout owns (`rollouts create analysisrun`: Argo's analysis controller runs those too).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RolloutKey {
     pub namespace: String,
     pub name: String,
+    pub kind: WorkerKind,
+}
+
+/// The object a worker drives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WorkerKind {
+    /// A Rollout and everything it owns and references.
+    #[default]
+    Rollout,
+    /// An AnalysisRun of its own, with its Jobs.
+    AnalysisRun,
+}
+
+impl RolloutKey {
+    /// The worker of a rollout.
+    pub fn rollout(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        RolloutKey { namespace: namespace.into(), name: name.into(), kind: WorkerKind::Rollout }
+    }
+
+    /// The worker of an AnalysisRun no rollout owns.
+    pub fn run(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        RolloutKey { namespace: namespace.into(), name: name.into(), kind: WorkerKind::AnalysisRun }
+    }
+
+    /// Whether the worker drives a rollout.
+    pub fn is_rollout(&self) -> bool {
+        self.kind == WorkerKind::Rollout
+    }
 }
 
 impl std::fmt::Display for RolloutKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        match self.kind {
+            WorkerKind::Rollout => write!(f, "{}/{}", self.namespace, self.name),
+            WorkerKind::AnalysisRun => write!(f, "analysisrun {}/{}", self.namespace, self.name),
+        }
     }
 }
 
@@ -166,7 +198,13 @@ impl Router {
                     let rollouts: Vec<Name> =
                         self.cache.get(&ObjectKind::Rollout).map(|c| c.keys().cloned().collect()).unwrap_or_default();
                     for (namespace, name) in rollouts {
-                        out.extend(self.start(RolloutKey { namespace, name }));
+                        out.extend(self.start(RolloutKey::rollout(namespace, name)));
+                    }
+                    let runs: Vec<Object> = self.cache.get(&ObjectKind::AnalysisRun).map(|c| c.values().cloned().collect()).unwrap_or_default();
+                    for run in runs {
+                        if let Some(key) = self.owner_rollout(ObjectKind::AnalysisRun, &meta_of(&run)).filter(|k| !k.is_rollout()) {
+                            out.extend(self.start(key));
+                        }
                     }
                 }
                 out
@@ -208,10 +246,12 @@ impl Router {
     fn owner_rollout(&self, kind: ObjectKind, meta: &ObjectMeta) -> Option<RolloutKey> {
         let namespace = meta.namespace.clone().unwrap_or_default();
         match kind {
-            ObjectKind::Rollout => Some(RolloutKey { namespace, name: meta.name.clone()? }),
-            ObjectKind::ReplicaSet | ObjectKind::AnalysisRun => {
-                owner_named(meta, "Rollout").map(|name| RolloutKey { namespace, name })
-            }
+            ObjectKind::Rollout => Some(RolloutKey::rollout(namespace, meta.name.clone()?)),
+            ObjectKind::ReplicaSet => owner_named(meta, "Rollout").map(|name| RolloutKey::rollout(namespace, name)),
+            ObjectKind::AnalysisRun => match owner_named(meta, "Rollout") {
+                Some(name) => Some(RolloutKey::rollout(namespace, name)),
+                None => Some(RolloutKey::run(namespace, meta.name.clone()?)),
+            },
             ObjectKind::Pod => {
                 let rs = owner_named(meta, "ReplicaSet")?;
                 let rs = self.get(ObjectKind::ReplicaSet, &namespace, &rs)?;
@@ -273,6 +313,10 @@ impl Router {
                 .map(|k| Routed::Deliver(k, vec![Event::Applied(obj.clone())]))
                 .collect(),
             _ => {
+                let standalone = self.owner_rollout(kind, meta).filter(|k| !k.is_rollout() && !self.running.contains_key(k));
+                if let (ObjectKind::AnalysisRun, Some(key)) = (kind, standalone) {
+                    return self.start(key);
+                }
                 let Some(key) = self.owner_rollout(kind, meta).filter(|k| self.running.contains_key(k)) else {
                     return Vec::new();
                 };
@@ -314,6 +358,12 @@ impl Router {
             kind if by_reference(kind) => {
                 self.referencing(kind, meta).into_iter().map(|k| Routed::Deliver(k, vec![deleted()])).collect()
             }
+            ObjectKind::AnalysisRun if self.owner_rollout(kind, meta).is_some_and(|k| !k.is_rollout()) => {
+                match self.owner_rollout(kind, meta).filter(|k| self.running.remove(k).is_some()) {
+                    Some(key) => vec![Routed::Stop(key)],
+                    None => Vec::new(),
+                }
+            }
             _ => match self.owner_rollout(kind, meta).filter(|k| self.running.contains_key(k)) {
                 Some(key) => vec![Routed::Deliver(key, vec![deleted()])],
                 None => Vec::new(),
@@ -321,8 +371,20 @@ impl Router {
         }
     }
 
-    /// Starts a worker for a rollout with everything it owns and references.
+    /// Starts a worker for a rollout with everything it owns and references, or for an
+    /// AnalysisRun of its own with its Jobs.
     fn start(&mut self, key: RolloutKey) -> Vec<Routed> {
+        if !key.is_rollout() {
+            let Some(run) = self.get(ObjectKind::AnalysisRun, &key.namespace, &key.name).cloned() else { return Vec::new() };
+            let mut events = vec![Event::Applied(run)];
+            events.extend(
+                self.in_namespace(ObjectKind::Job, &key.namespace)
+                    .filter(|(_, o)| owner_named(&meta_of(o), "AnalysisRun").as_deref() == Some(key.name.as_str()))
+                    .map(|(_, o)| Event::Applied(o.clone())),
+            );
+            self.running.insert(key.clone(), References::default());
+            return vec![Routed::Start(key, events)];
+        }
         let Some(rollout) = self.get(ObjectKind::Rollout, &key.namespace, &key.name).cloned() else {
             return Vec::new();
         };
@@ -547,7 +609,7 @@ mod tests {
     }
 
     fn key(name: &str) -> RolloutKey {
-        RolloutKey { namespace: "ns".into(), name: name.into() }
+        RolloutKey::rollout("ns", name)
     }
 
     fn synced(router: &mut Router) -> Vec<Routed> {
@@ -581,6 +643,43 @@ mod tests {
             })
             .collect();
         assert_eq!(names, ["web", "web-abc", "web-abc-1", "web-canary", "rate", "global"]);
+    }
+
+    fn run(name: &str, owner: Option<&str>) -> Object {
+        let owners = owner.map_or(json!([]), |o| json!([{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": o, "uid": "u"}]));
+        Object::AnalysisRun(json!({"metadata": {"name": name, "namespace": "ns", "ownerReferences": owners}}))
+    }
+
+    fn job(name: &str, run: &str) -> Object {
+        let mut meta = owned("AnalysisRun", run);
+        meta.name = Some(name.into());
+        Object::Job(Box::new(k8s_openapi::api::batch::v1::Job { metadata: meta, ..Default::default() }))
+    }
+
+    /// An AnalysisRun no rollout owns (`rollouts create analysisrun`) gets a worker of its
+    /// own, with its Jobs; a rollout's run goes to the rollout; deleting the run stops it.
+    #[test]
+    fn a_run_without_a_rollout_gets_a_worker_of_its_own() {
+        let mut r = Router::new(ALL);
+        r.handle(Watched::Apply(run("listed", None)));
+        r.handle(Watched::Apply(job("listed.m.1", "listed")));
+        let out = synced(&mut r);
+        let Some(Routed::Start(k, events)) = out.first() else { panic!("{out:?}") };
+        assert_eq!((k, events.len(), out.len()), (&RolloutKey::run("ns", "listed"), 2, 1), "{out:?}");
+        assert_eq!(k.to_string(), "analysisrun ns/listed");
+
+        let out = r.handle(Watched::Apply(run("later", None)));
+        assert!(matches!(&out[..], [Routed::Start(k, e)] if k == &RolloutKey::run("ns", "later") && e.len() == 1), "{out:?}");
+        let out = r.handle(Watched::Apply(run("later", None)));
+        assert!(matches!(&out[..], [Routed::Deliver(k, _)] if k == &RolloutKey::run("ns", "later")), "{out:?}");
+        let out = r.handle(Watched::Apply(job("later.m.1", "later")));
+        assert!(matches!(&out[..], [Routed::Deliver(k, _)] if k == &RolloutKey::run("ns", "later")), "{out:?}");
+
+        // A rollout's run is the rollout's (no worker of its own, nothing while it is not running).
+        assert_eq!(r.handle(Watched::Apply(run("web-1", Some("web")))), vec![]);
+
+        assert_eq!(r.handle(Watched::Delete(run("later", None))), vec![Routed::Stop(RolloutKey::run("ns", "later"))]);
+        assert_eq!(r.handle(Watched::Delete(run("later", None))), vec![]);
     }
 
     #[test]

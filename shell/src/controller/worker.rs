@@ -1,6 +1,7 @@
-//! One task per rollout: it owns the rollout's `State`, takes every event that arrived
-//! (coalescing them like a work queue), reconciles once, executes the actions in order,
-//! and sleeps until the next event or the wake-up the core asked for.
+//! One task per rollout (or per AnalysisRun no rollout owns): it owns the `State`, takes
+//! every event that arrived (coalescing them like a work queue), reconciles once, executes
+//! the actions in order, and sleeps until the next event or the wake-up the core asked for.
+//! A run's State has no Rollout: the core's step advances its runs all the same.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -49,7 +50,7 @@ fn until(at: Timestamp) -> Duration {
     target.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO) + WAKE_MARGIN
 }
 
-/// Runs a rollout's reconciles until its channel closes (the rollout was deleted).
+/// Runs a rollout's (or a run's) reconciles until its channel closes (it was deleted).
 pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, me: WeakUnboundedSender<Event>, shared: Arc<Shared>) {
     let mut state = State::default();
     let mut wake: Option<Timestamp> = None;
@@ -86,19 +87,25 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, me: WeakUnbo
         });
         let exec = Executor { key: &key, shared: &shared, me: &me, state: &state, before: &before };
         let ok = exec.execute(&actions).await;
-        shared.metrics.reconcile.get_or_create(&labels).observe(elapsed(started));
-        shared.metrics.observe_rollout(&key.namespace, &key.name, state.rollout.as_ref(), state.spec_error.is_some());
+        if key.is_rollout() {
+            shared.metrics.reconcile.get_or_create(&labels).observe(elapsed(started));
+            shared.metrics.observe_rollout(&key.namespace, &key.name, state.rollout.as_ref(), state.spec_error.is_some());
+        }
         if ok {
             backoff = Duration::ZERO;
         } else {
-            shared.metrics.reconcile_error.get_or_create(&labels).inc();
+            if key.is_rollout() {
+                shared.metrics.reconcile_error.get_or_create(&labels).inc();
+            }
             backoff = (backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF);
             tracing::info!(rollout = %key, backoff = ?backoff, "retrying after a failed action");
             tokio::time::sleep(backoff).await;
         }
     }
-    shared.metrics.observe_rollout(&key.namespace, &key.name, None, false);
-    tracing::info!(rollout = %key, "rollout deleted; worker stopped");
+    if key.is_rollout() {
+        shared.metrics.observe_rollout(&key.namespace, &key.name, None, false);
+    }
+    tracing::info!(rollout = %key, "deleted; worker stopped");
 }
 
 /// Carries out one reconcile's actions.
@@ -144,7 +151,8 @@ impl Executor<'_> {
             self.send(Event::ActionFailed { action: Box::new(action.clone()), error });
             let mut targets: BTreeSet<(ObjectKind, String)> =
                 actions[i..].iter().filter_map(target).collect();
-            targets.insert((ObjectKind::Rollout, self.key.name.clone()));
+            let own = if self.key.is_rollout() { ObjectKind::Rollout } else { ObjectKind::AnalysisRun };
+            targets.insert((own, self.key.name.clone()));
             for (kind, name) in targets {
                 match self.read(kind, &name).await {
                     Ok(Some(obj)) => self.send(Event::Applied(obj)),
@@ -195,6 +203,12 @@ impl Executor<'_> {
             Action::DeleteReplicaSet { name } => {
                 let api: Api<ReplicaSet> = Api::namespaced(client, &ns);
                 gone_is_fine(api.delete(name, &DeleteParams::background()).await.map(drop))
+            }
+            // Experiment actions: the Rollout machine never returns them, and no Experiment
+            // worker exists yet.
+            Action::CreateService { .. } | Action::DeleteService { .. } => {
+                tracing::warn!(rollout = %self.key, action = action_name(action), "not executed: Experiments are not wired to the controller yet");
+                Ok(())
             }
             Action::SetServiceSelector { service, hash, managed_by } => {
                 let api: Api<Service> = Api::namespaced(client, &ns);
@@ -400,6 +414,8 @@ fn target(action: &Action) -> Option<(ObjectKind, String)> {
         }
         Action::PatchReplicaSet { name, .. } | Action::DeleteReplicaSet { name } => Some((ObjectKind::ReplicaSet, name.clone())),
         Action::SetServiceSelector { service, .. } => Some((ObjectKind::Service, service.clone())),
+        Action::CreateService { service } => Some((ObjectKind::Service, service.metadata.name.clone().unwrap_or_default())),
+        Action::DeleteService { name } => Some((ObjectKind::Service, name.clone())),
         Action::PatchRolloutStatus { .. } | Action::PatchRollout { .. } | Action::RecordEvent { .. } | Action::WakeAt { .. } => None,
         Action::EvictPod { name } | Action::PatchPodMetadata { name, .. } => Some((ObjectKind::Pod, name.clone())),
         Action::CreateAnalysisRun { run } => Some((ObjectKind::AnalysisRun, run.metadata.name.clone().unwrap_or_default())),
@@ -421,6 +437,8 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::PatchReplicaSet { .. } => "PatchReplicaSet",
         Action::DeleteReplicaSet { .. } => "DeleteReplicaSet",
         Action::SetServiceSelector { .. } => "SetServiceSelector",
+        Action::CreateService { .. } => "CreateService",
+        Action::DeleteService { .. } => "DeleteService",
         Action::PatchRolloutStatus { .. } => "PatchRolloutStatus",
         Action::PatchRollout { .. } => "PatchRollout",
         Action::EvictPod { .. } => "EvictPod",
