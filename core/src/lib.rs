@@ -33,6 +33,7 @@
 pub mod analysis;
 pub mod api;
 pub mod commands;
+pub mod experiment;
 pub mod hash;
 pub mod objects;
 pub mod replicas;

@@ -369,6 +369,17 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         managed_by: Option<String>,
     },
+    /// Create this Service (an Experiment template's, owned by the Experiment). If it
+    /// already exists, the create is done when the Experiment owns it; otherwise it fails.
+    CreateService {
+        /// The full object to create.
+        service: Box<Service>,
+    },
+    /// Delete a Service (an Experiment template's). One already gone is done.
+    DeleteService {
+        /// Service name.
+        name: String,
+    },
     /// JSON-merge-patch the Rollout's `status` subresource. The patch sets removed fields
     /// to `null`, as Argo's two-way merge patch does.
     PatchRolloutStatus {
@@ -505,6 +516,8 @@ impl Action {
             | Action::PatchReplicaSet { .. }
             | Action::DeleteReplicaSet { .. }
             | Action::SetServiceSelector { .. }
+            | Action::CreateService { .. }
+            | Action::DeleteService { .. }
             | Action::PatchRolloutStatus { .. }
             | Action::PatchRollout { .. }
             | Action::EvictPod { .. }

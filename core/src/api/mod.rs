@@ -1,6 +1,7 @@
 //! The `argoproj.io/v1alpha1` API as Rollouts reads and writes it.
 
 pub mod analysis;
+pub mod experiment;
 pub mod intstr;
 pub mod keys;
 pub mod lenient;
@@ -11,6 +12,7 @@ pub mod status;
 pub mod traffic;
 
 pub use analysis::*;
+pub use experiment::*;
 pub use intstr::IntOrString;
 pub use parse::SpecError;
 pub use rollout::*;

@@ -134,6 +134,8 @@ impl Cluster {
             | Action::PatchReplicaSet { .. }
             | Action::DeleteReplicaSet { .. }
             | Action::SetServiceSelector { .. }
+            | Action::CreateService { .. }
+            | Action::DeleteService { .. }
             | Action::PatchRolloutStatus { .. }
             | Action::PatchRollout { .. }
             | Action::EvictPod { .. }

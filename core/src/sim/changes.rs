@@ -42,6 +42,10 @@ pub fn describe(action: &Action) -> Option<String> {
             Some(m) => format!("SetServiceSelector {service} hash={hash} managedBy={m}"),
             None => format!("SetServiceSelector {service} hash={hash}"),
         },
+        Action::CreateService { service } => {
+            format!("CreateService {}", service.metadata.name.as_deref().unwrap_or_default())
+        }
+        Action::DeleteService { name } => format!("DeleteService {name}"),
         Action::PatchRolloutStatus { patch } => format!("PatchRolloutStatus {}", json(patch)),
         Action::PatchRollout { patch } => format!("PatchRollout {}", json(patch)),
         Action::EvictPod { name } => format!("EvictPod {name}"),

@@ -502,6 +502,25 @@ impl Cluster {
                 self.emit_service(&service);
                 true
             }
+            Action::CreateService { service } => {
+                let name = service.metadata.name.clone().unwrap_or_default();
+                if self.services.contains_key(&name) {
+                    return Ok(false);
+                }
+                self.services.insert(name.clone(), *service);
+                self.emit_service(&name);
+                true
+            }
+            Action::DeleteService { name } => {
+                if self.services.remove(&name).is_none() {
+                    return Ok(false);
+                }
+                let names: Vec<String> = self.rollouts.keys().cloned().collect();
+                for r in names {
+                    self.emit(&r, Event::Deleted { kind: ObjectKind::Service, name: name.clone() });
+                }
+                true
+            }
             Action::PatchRolloutStatus { patch } | Action::PatchRollout { patch } => {
                 self.patch_rollout(rollout, patch);
                 true

@@ -258,6 +258,8 @@ impl Cluster {
             | Action::PatchReplicaSet { .. }
             | Action::DeleteReplicaSet { .. }
             | Action::SetServiceSelector { .. }
+            | Action::CreateService { .. }
+            | Action::DeleteService { .. }
             | Action::PatchRolloutStatus { .. }
             | Action::PatchRollout { .. }
             | Action::EvictPod { .. }
@@ -295,6 +297,10 @@ impl Cluster {
                     Some((ObjectKind::ReplicaSet, name.clone(), None))
                 }
                 Action::SetServiceSelector { service, .. } => Some((ObjectKind::Service, service.clone(), None)),
+                Action::CreateService { service } => {
+                    Some((ObjectKind::Service, service.metadata.name.clone().unwrap_or_default(), None))
+                }
+                Action::DeleteService { name } => Some((ObjectKind::Service, name.clone(), None)),
                 Action::CreateAnalysisRun { .. }
                 | Action::PatchAnalysisRun { .. }
                 | Action::DeleteAnalysisRun { .. }
