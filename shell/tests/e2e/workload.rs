@@ -103,3 +103,29 @@ async fn workload_ref_takes_over_a_running_deployment_and_follows_it() {
     .await;
     drop(controller);
 }
+
+/// Argo's `examples/workload-ref` unchanged: the Deployment keeps its 0 replicas, the Rollout
+/// runs 5 pods of its template and follows a change of it through the steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argos_workload_ref_example_runs_unchanged() {
+    let env = Env::new("e2e-workload-example").await;
+    let controller = env.controller(&["--leader-elect=false"]);
+    env.apply(include_str!("../../../fixtures/manifests/argo-workload-ref.yaml")).await;
+    let ro = rollout_until(&env, "rollout-ref-deployment", "the example to be Healthy", MINUTE, healthy).await;
+    assert_eq!(field(&ro, "/status/availableReplicas"), "5", "{ro}");
+    let api = Api::<Deployment>::namespaced(env.client.clone(), &env.namespace);
+    let d = api.get("rollout-ref-deployment").await.unwrap();
+    assert_eq!(replicas(&d).0, 0, "scaleDown unset: the Deployment is left as it is");
+
+    let out = env.cli_ok(&["set", "image", "rollout-ref-deployment", "rollouts-demo=argoproj/rollouts-demo:green"]);
+    assert!(out.contains(r#"deployment "rollout-ref-deployment" image updated"#), "{out}");
+    rollout_until(&env, "rollout-ref-deployment", "revision 2 at setWeight 20, then through the 10 s pause", MINUTE, |ro| {
+        phase(ro) == "Paused" && step(ro) == 1
+    })
+    .await;
+    rollout_until(&env, "rollout-ref-deployment", "revision 2 to be stable", MINUTE, |ro| {
+        healthy(ro) && field(ro, "/status/stableRS") == field(ro, "/status/currentPodHash")
+    })
+    .await;
+    drop(controller);
+}
