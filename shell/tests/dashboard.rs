@@ -126,6 +126,17 @@ async fn actions_are_refused_cross_origin_without_the_csrf_token_and_when_read_o
     let h = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
     let host = dash.host();
 
+    // The pages: `/` leads to the list, which links the rollout; its page carries the token and the buttons.
+    let home = dash.own("GET", "/", "").await;
+    assert_eq!((home.status, home.header("location").as_deref()), (303, Some("/rollouts/")), "{home:?}");
+    let list = dash.own("GET", "/rollouts/", "").await;
+    assert_eq!(list.status, 200, "{list:?}");
+    assert!(list.body.contains(&format!("href=\"/rollouts/rollout/{}/{NAME}\"", env.namespace)), "{}", list.body);
+    let page = dash.own("GET", &format!("/rollouts/rollout/{}/{NAME}", env.namespace), "").await;
+    assert!(page.body.contains(&format!("name=\"csrf-token\" content=\"{csrf}\"")), "{}", page.body);
+    assert!(page.body.contains("data-action=\"/rollouts/api/v1/rollouts/") && page.body.contains(">Promote full<"), "{}", page.body);
+    assert!(page.header("content-security-policy").is_some_and(|p| p.contains("frame-ancestors 'none'")));
+
     let cross = dash.raw("PUT", &abort, &h(&[("Host", &host), ("Origin", "https://evil.example"), ("X-CSRF-Token", &csrf)]), "{}").await;
     assert_eq!(cross.status, 403, "{cross:?}");
     assert!(cross.body.contains("cross-origin"), "{cross:?}");
@@ -148,6 +159,8 @@ async fn actions_are_refused_cross_origin_without_the_csrf_token_and_when_read_o
     assert!(refused.body.contains("read-only"), "{refused:?}");
     assert_eq!(env.rollout(NAME).await.pointer("/status/abort"), Some(&Value::Bool(true)), "the retry was not done");
     let info = read_only.own("GET", &format!("/rollouts/api/v1/rollouts/{}/{NAME}/info", env.namespace), "").await.json();
+    let page = read_only.own("GET", &format!("/rollouts/rollout/{}/{NAME}", env.namespace), "").await;
+    assert!(page.body.contains(NAME) && !page.body.contains("data-action"), "read-only hides the buttons: {}", page.body);
     assert_eq!(info["objectMeta"]["name"], NAME);
 }
 
