@@ -1,14 +1,15 @@
 //! Command-line verbs.
 
-mod actions;
+pub(crate) mod actions;
 mod age;
 mod analyze;
-mod cluster;
+pub(crate) mod cluster;
 mod completion;
 mod create;
-mod error;
+mod dashboard;
+pub(crate) mod error;
 mod get;
-mod info;
+pub(crate) mod info;
 mod lint;
 mod list;
 mod notifications;
@@ -17,7 +18,7 @@ mod simulate;
 mod status;
 mod tabwriter;
 mod terminate;
-mod tree;
+pub(crate) mod tree;
 mod watch;
 
 use std::process::ExitCode;
@@ -73,6 +74,8 @@ enum Command {
     /// Argo's notification tools: templates and triggers of the notification ConfigMap
     /// (`template get|notify`, `trigger get|run`).
     Notifications(notifications::NotificationsArgs),
+    /// Serve the dashboard and Argo's REST API (`/<root>/api/v1/…`) on 127.0.0.1:3100.
+    Dashboard(dashboard::DashboardArgs),
     /// Lint and validate the Rollouts of a file, offline (exit 1 with every error).
     Lint(lint::LintArgs),
     /// Create a Rollout, Experiment, AnalysisTemplate, ClusterAnalysisTemplate, or AnalysisRun
@@ -117,6 +120,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => cluster::run(status::run(args)),
         Command::Analyze(args) => analyze::run(args),
         Command::Notifications(args) => notifications::run(args),
+        Command::Dashboard(args) => dashboard::run(args),
         Command::Lint(args) => lint::run(args),
         Command::Create(args) => cluster::run(create::run(args)),
         Command::Terminate(command) => cluster::run(terminate::run(command)),
