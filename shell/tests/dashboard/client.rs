@@ -15,10 +15,9 @@ use crate::support::{free_port, Env};
 /// The longest one request waits.
 const REQUEST_WAIT: Duration = Duration::from_secs(30);
 
-/// The `rollouts` binary; `ROLLOUTS_TEST_BIN` overrides it when the target directory is shared
-/// with builds of another tree.
+/// The `rollouts` binary under test.
 pub fn binary() -> String {
-    std::env::var("ROLLOUTS_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rollouts").to_string())
+    env!("CARGO_BIN_EXE_rollouts").to_string()
 }
 
 /// `rollouts dashboard` on a free 127.0.0.1 port; SIGKILLed when dropped.
