@@ -107,20 +107,20 @@ impl Ctx<'_> {
             next.message = format!("analysisruns.argoproj.io {} not found", go_quote(&prev.analysis_run));
             return;
         };
-        if self.terminating {
-            if !run.status.phase.is_some_and(AnalysisPhase::completed) && !run.spec.terminate {
-                self.event(
-                    EventType::Normal,
-                    "AnalysisRunTerminating",
-                    format!("Terminating {} ({})", analysis.name, prev.analysis_run),
-                );
-                self.actions.push(Action::PatchAnalysisRun {
-                    name: prev.analysis_run.clone(),
-                    patch: serde_json::json!({"spec": {"terminate": true}}),
-                });
-            }
-            return;
+        if self.terminating && !run.status.phase.is_some_and(AnalysisPhase::completed) && !run.spec.terminate {
+            self.event(
+                EventType::Normal,
+                "AnalysisRunTerminating",
+                format!("Terminating {} ({})", analysis.name, prev.analysis_run),
+            );
+            self.actions.push(Action::PatchAnalysisRun {
+                name: prev.analysis_run.clone(),
+                patch: serde_json::json!({"spec": {"terminate": true}}),
+            });
         }
+        // Divergence: when terminating, Argo stops reading the run here, so a required
+        // analysis still running when the experiment terminates keeps the experiment
+        // Running forever; its phase is followed until the terminated run ends.
         next.phase = run.status.phase;
         next.message = run.status.message.clone();
     }

@@ -28,6 +28,7 @@ mod phase;
 mod templates;
 #[cfg(test)]
 mod tests;
+pub mod world;
 
 use std::collections::BTreeMap;
 
