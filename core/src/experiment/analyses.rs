@@ -121,7 +121,10 @@ impl Ctx<'_> {
         // Divergence: when terminating, Argo stops reading the run here, so a required
         // analysis still running when the experiment terminates keeps the experiment
         // Running forever; its phase is followed until the terminated run ends.
-        next.phase = run.status.phase;
+        // Divergence: Argo copies a run's empty phase (before the run's first reconcile),
+        // which ranks as Successful and can end an experiment before a required analysis
+        // started; the recorded phase (Pending) is kept until the run has one.
+        next.phase = run.status.phase.or(prev.phase);
         next.message = run.status.message.clone();
     }
 

@@ -310,8 +310,8 @@ fn runs_are_created_once_available_with_experiment_arguments_and_rules() {
     assert_eq!(run.metadata.annotations.as_ref().unwrap()["note"], "y");
     assert_eq!(run.metadata.owner_references.as_ref().unwrap()[0].kind, "Experiment");
     let status = &w.experiment.status.analysis_runs[0];
-    // Pending when created, then the run's own phase (none yet: Argo's empty phase).
-    assert_eq!((status.analysis_run.as_str(), status.phase), ("ex-a", None));
+    // Pending when created, kept while the run has no phase of its own.
+    assert_eq!((status.analysis_run.as_str(), status.phase), ("ex-a", Some(AnalysisPhase::Pending)));
     assert!(w.log.iter().any(|(_, a)| matches!(a, Action::RecordEvent { reason, .. } if reason == "AnalysisRunPending")));
     // Its phase is tracked; a non-required success does not end an experiment without duration.
     w.set_run_phase("ex-a", AnalysisPhase::Successful, "");
@@ -430,4 +430,17 @@ fn reconcile_is_deterministic_and_converges() {
     let first = run();
     assert_eq!(first, run());
     assert_eq!(first.1.status.phase, Some(AnalysisPhase::Successful));
+}
+
+#[test]
+fn the_canary_experiment_step_is_still_refused() {
+    // The Experiment machine is not wired to the Rollout yet: the step stays InvalidSpec.
+    let spec: crate::api::RolloutSpec = serde_json::from_value(json!({
+        "selector": {"matchLabels": {"app": "demo"}},
+        "template": {"metadata": {"labels": {"app": "demo"}}, "spec": {"containers": [{"name": "app", "image": "demo:1"}]}},
+        "strategy": {"canary": {"steps": [{"experiment": {"templates": [{"name": "c", "specRef": "canary"}]}}]}},
+    }))
+    .unwrap();
+    let err = crate::rollout::validation::validate_spec(&spec).unwrap_err();
+    assert!(err.to_string().contains("spec.strategy.canary.steps[0].experiment"), "{err}");
 }
