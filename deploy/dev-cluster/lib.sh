@@ -92,6 +92,31 @@ stop_all() {
     done
 }
 
+# Starts kube-apiserver on $APISERVER_PORT against etcd on $ETCD_PORT, with the certificates
+# and tokens of $STATE/pki (`up`, `restart-apiserver`).
+start_apiserver() {
+    local PKI=$STATE/pki
+    start_component kube-apiserver "$K8S_BIN/kube-apiserver" \
+        --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+        --bind-address=127.0.0.1 \
+        --advertise-address=127.0.0.1 \
+        --secure-port="$APISERVER_PORT" \
+        --tls-cert-file="$PKI/apiserver.crt" \
+        --tls-private-key-file="$PKI/apiserver.key" \
+        --cert-dir="$PKI" \
+        --token-auth-file="$PKI/tokens.csv" \
+        --authorization-mode=RBAC \
+        --service-account-key-file="$PKI/sa.pub" \
+        --service-account-signing-key-file="$PKI/sa.key" \
+        --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+        --service-cluster-ip-range=10.96.0.0/16 \
+        --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultTolerationSeconds,Priority,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
+        --endpoint-reconciler-type=none \
+        --allow-privileged=true \
+        --profiling=false \
+        --v=1
+}
+
 # Reads the plane's settings written by `up`.
 load_env() {
     [[ -f $STATE/env ]] || return 1

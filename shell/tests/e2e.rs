@@ -9,11 +9,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use serde_json::Value;
-use support::{analysis_runs, field, healthy, observed, phase, replicas_of, rollout_until, sizes, step, summary, wait_for, Env};
+use support::{analysis_runs, field, final_sets, healthy, lease_holder, observed, phase, replicas_of, rollout_until, sizes, step, summary, wait_for, Env};
 
 const SEED_CANARY: &str = include_str!("../../fixtures/rollouts/seed-basic-canary.yaml");
 const MINUTE: Duration = Duration::from_secs(60);
@@ -214,24 +213,6 @@ spec:
         - pause: {duration: 3}
 "#;
 
-/// `(name, replicas, revision annotation, pod-template hash)` of every ReplicaSet.
-async fn final_sets(env: &Env, name: &str) -> Vec<(String, i32, String, String)> {
-    env.replica_sets(name)
-        .await
-        .into_iter()
-        .map(|rs| {
-            let annotation = |k: &str| rs.metadata.annotations.as_ref().and_then(|a| a.get(k).cloned()).unwrap_or_default();
-            let label = |k: &str| rs.metadata.labels.as_ref().and_then(|a| a.get(k).cloned()).unwrap_or_default();
-            (
-                rs.metadata.name.clone().unwrap_or_default(),
-                rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-                annotation("rollout.argoproj.io/revision"),
-                label("rollouts-pod-template-hash"),
-            )
-        })
-        .collect()
-}
-
 /// Runs the short canary to the end; with `kill_at`, SIGKILLs the controller once the rollout
 /// reaches that step and starts a new one two seconds later.
 async fn run_short_canary(env: &Env, kill_at: Option<i64>) -> Vec<(String, i32, String, String)> {
@@ -270,14 +251,6 @@ async fn controller_killed_mid_rollout_continues_from_status() {
     let (reference, restarted) = tokio::join!(run_short_canary(&plain, None), run_short_canary(&killed, Some(3)));
     assert_eq!(reference, restarted, "the ReplicaSets after a restart differ from an uninterrupted run");
     assert_eq!(reference.len(), 2, "{reference:?}");
-}
-
-/// Pid in a Lease's holder identity (`host_pid-nanos`).
-async fn lease_holder(env: &Env) -> Option<u32> {
-    let api: Api<Lease> = Api::namespaced(env.client.clone(), &env.namespace);
-    let lease = api.get_opt("argo-rollouts-controller-lock").await.ok()??;
-    let holder = lease.spec?.holder_identity?;
-    holder.rsplit_once('_')?.1.split('-').next()?.parse().ok()
 }
 
 /// Two controllers: only the leader acts; when it is killed, the other takes over.

@@ -47,17 +47,19 @@ pub const NEVER_READY_IMAGE: &str = "argoproj/rollouts-demo:never-ready";
 pub fn kubeconfig() -> PathBuf {
     // On a thread of its own: callers are inside a tokio runtime, and starting the plane
     // blocks (and runs a runtime of its own to apply the CRDs).
-    let start = || std::thread::spawn(start_plane).join().unwrap_or_else(|_| Err("starting the plane panicked".into()));
+    let start = || std::thread::spawn(|| start_plane_in(&state_dir())).join().unwrap_or_else(|_| Err("starting the plane panicked".into()));
     match PLANE.get_or_init(start) {
         Ok(path) => path.clone(),
         Err(why) => panic!("the local control plane is not available, so the end-to-end tests cannot run:\n{why}"),
     }
 }
 
-fn start_plane() -> Result<PathBuf, String> {
+/// Starts (or finds running) a plane in `state` and applies the CRDs; its kubeconfig. Blocks:
+/// call it from a thread of its own when inside a tokio runtime.
+pub fn start_plane_in(state: &Path) -> Result<PathBuf, String> {
     let up = repo().join("deploy/dev-cluster/up");
     let output = Command::new(&up)
-        .env("ROLLOUTS_DEV_CLUSTER_STATE", state_dir())
+        .env("ROLLOUTS_DEV_CLUSTER_STATE", state)
         .env("ROLLOUTS_FAKE_KUBELET", env!("CARGO_BIN_EXE_fake-kubelet"))
         .env("ROLLOUTS_FAKE_KUBELET_ARGS", format!("--never-ready {NEVER_READY_IMAGE}"))
         .stdin(Stdio::null())
@@ -148,7 +150,11 @@ pub struct Env {
 impl Env {
     /// A fresh namespace named after the test (and this process, so reruns never collide).
     pub async fn new(test: &str) -> Env {
-        let kubeconfig = kubeconfig();
+        Env::on(kubeconfig(), test).await
+    }
+
+    /// [`Env::new`] on the plane of `kubeconfig` (a plane of a test's own).
+    pub async fn on(kubeconfig: PathBuf, test: &str) -> Env {
         let client = client_for(&kubeconfig).await;
         let namespace = format!("{test}-{}", std::process::id());
         let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).unwrap();
@@ -439,6 +445,32 @@ pub async fn rollout_until(env: &Env, name: &str, what: &str, timeout: Duration,
         if ok(&ro) { Ok(ro) } else { Err(summary(&ro)) }
     })
     .await
+}
+
+/// `(name, replicas, revision annotation, pod-template hash)` of every ReplicaSet of a rollout.
+pub async fn final_sets(env: &Env, name: &str) -> Vec<(String, i32, String, String)> {
+    env.replica_sets(name)
+        .await
+        .into_iter()
+        .map(|rs| {
+            let annotation = |k: &str| rs.metadata.annotations.as_ref().and_then(|a| a.get(k).cloned()).unwrap_or_default();
+            let label = |k: &str| rs.metadata.labels.as_ref().and_then(|a| a.get(k).cloned()).unwrap_or_default();
+            (
+                rs.metadata.name.clone().unwrap_or_default(),
+                rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+                annotation("rollout.argoproj.io/revision"),
+                label("rollouts-pod-template-hash"),
+            )
+        })
+        .collect()
+}
+
+/// Pid in the holder identity (`host_pid-nanos`) of the namespace's controller Lease.
+pub async fn lease_holder(env: &Env) -> Option<u32> {
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(env.client.clone(), &env.namespace);
+    let lease = api.get_opt("argo-rollouts-controller-lock").await.ok()??;
+    let holder = lease.spec?.holder_identity?;
+    holder.rsplit_once('_')?.1.split('-').next()?.parse().ok()
 }
 
 /// The AnalysisRuns of the namespace, oldest first.
