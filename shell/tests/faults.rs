@@ -179,16 +179,19 @@ async fn reference() -> Outcome {
         .clone()
 }
 
+/// The uids seen per `(kind, name)`.
+type Seen = Arc<Mutex<BTreeMap<(String, String), BTreeSet<String>>>>;
+
 /// Every uid seen per `(kind, name)` of the namespace's ReplicaSets, AnalysisRuns and Jobs.
 struct Creations {
-    seen: Arc<Mutex<BTreeMap<(String, String), BTreeSet<String>>>>,
+    seen: Seen,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Creations {
     fn start(env: &Env) -> Creations {
-        let seen: Arc<Mutex<BTreeMap<(String, String), BTreeSet<String>>>> = Arc::default();
-        fn track<K>(api: Api<K>, kind: &'static str, seen: &Arc<Mutex<BTreeMap<(String, String), BTreeSet<String>>>>) -> tokio::task::JoinHandle<()>
+        let seen: Seen = Arc::default();
+        fn track<K>(api: Api<K>, kind: &'static str, seen: &Seen) -> tokio::task::JoinHandle<()>
         where
             K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
             K::DynamicType: Default,
