@@ -510,8 +510,10 @@ impl BlueGreenStatus {
 pub struct RolloutAnalysisRunStatus {
     /// Run name.
     pub name: String,
-    /// Run phase.
-    #[serde(default)]
+    /// Run phase; empty (left out) until the run has one. An API server 1.20 turns an
+    /// empty string in a merge patch into null and refuses it ("must be of type string"),
+    /// so it is never sent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub status: String,
     /// Run message.
     #[serde(default, skip_serializing_if = "String::is_empty")]
