@@ -21,7 +21,7 @@ completed=0 divergences=0 injected=0 retries=0 peak=0
 run() { # NAME TEST VAR=VALUE...
     local log=$out/$1.log test=$2
     shift 2
-    if env "$@" timeout 1800 cargo test -q -p rollouts --test faults -- --exact --nocapture "$test" >"$log" 2>&1; then
+    if env "$@" timeout 1800 cargo test -q -p rollouts --test faults -- --include-ignored --exact --nocapture "$test" >"$log" 2>&1; then
         completed=$((completed + 1))
     else
         divergences=$((divergences + 1))
@@ -46,5 +46,6 @@ while ((SECONDS < deadline)); do
     echo "proxy run $i (FAULT_SEED=$seed)"
     run "proxy-$i" api_faults_through_a_fault_proxy FAULT_SEED="$seed"
 done
+run restart apiserver_restart_mid_rollout
 echo "rollouts completed: $completed  divergences: $divergences  faults injected: $injected  reconcile retries: $retries  peak controller RSS: $((peak / 1024)) MiB"
 ((divergences == 0))
