@@ -32,8 +32,6 @@ use crate::providers::{self, Ctx};
 const EXIT_NOT_SUCCESSFUL: u8 = 1;
 /// Exit code for a template that cannot be read, or that the controller would refuse.
 const EXIT_BAD_TEMPLATE: u8 = 2;
-/// The largest template file read.
-const MAX_TEMPLATE_BYTES: u64 = 4 * 1024 * 1024;
 /// Rounds of measure-and-judge before giving up (each metric needs one; an asynchronous
 /// provider such as Kayenta is asked again while it answers Running).
 const MAX_ROUNDS: usize = 240;
@@ -209,15 +207,7 @@ fn once(mut m: Metric) -> Metric {
 
 /// Every AnalysisTemplate and ClusterAnalysisTemplate of the file, decoded strictly.
 fn read_templates(path: &Path) -> Result<Vec<AnalysisTemplate>, String> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_TEMPLATE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > MAX_TEMPLATE_BYTES {
-        return Err(format!("larger than {} MiB", MAX_TEMPLATE_BYTES / (1024 * 1024)));
-    }
-    let text = String::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    let text = super::files::read_capped(path, super::files::MAX_MANIFEST_BYTES, "template file").map_err(|e| format!("cannot read: {e}"))?;
     let mut out = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
         let value: Value = serde::Deserialize::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;

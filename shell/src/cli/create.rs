@@ -126,7 +126,7 @@ impl Kind {
 /// Reads one object from a YAML or JSON file.
 fn read_object(path: &Path) -> Result<(String, Value), CliError> {
     let shown = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| CliError::refused(format!("cannot read {shown}: {e}")))?;
+    let text = super::files::read_capped(path, super::files::MAX_MANIFEST_BYTES, "file").map_err(|e| CliError::refused(format!("cannot read {shown}: {e}")))?;
     let mut docs = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(&text) {
         let value = Value::deserialize(doc).map_err(|e| CliError::refused(format!("{shown}: {}", yaml_error(&e))))?;

@@ -63,7 +63,7 @@ impl std::fmt::Display for Finding {
 
 pub fn run(args: LintArgs) -> ExitCode {
     let path = args.file.display().to_string();
-    let text = match std::fs::read_to_string(&args.file) {
+    let text = match super::files::read_capped(&args.file, super::files::MAX_MANIFEST_BYTES, "file") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: cannot read {path}: {e}");

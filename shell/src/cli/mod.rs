@@ -8,6 +8,7 @@ mod completion;
 mod create;
 mod dashboard;
 pub(crate) mod error;
+mod files;
 mod get;
 pub(crate) mod info;
 mod lint;

@@ -29,23 +29,9 @@ enum Output {
     Json,
 }
 
-/// Reads the scenario, refusing more than [`MAX_SCENARIO_BYTES`] without reading further
-/// (`/dev/zero`, a huge file by mistake).
-fn read_capped(path: &std::path::Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let limit = u64::try_from(MAX_SCENARIO_BYTES).unwrap_or(u64::MAX);
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
-    if bytes.len() > MAX_SCENARIO_BYTES {
-        let msg = format!("the scenario is larger than {} MiB", MAX_SCENARIO_BYTES / (1024 * 1024));
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, msg));
-    }
-    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-}
-
 pub fn run(args: SimulateArgs) -> ExitCode {
     let path = args.scenario.display().to_string();
-    let text = match read_capped(&args.scenario) {
+    let text = match super::files::read_capped(&args.scenario, MAX_SCENARIO_BYTES, "scenario") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: cannot read {path}: {e}");
