@@ -458,13 +458,12 @@ fn reconcile_rollout(state: &mut State, now: Timestamp) -> Vec<Action> {
         }
     };
     let mut actions = Vec::new();
-    if let Some(patch) = state.rollout.as_ref().and_then(|ro| workload::generation_patch(state, ro)) {
+    if let Some(generation) = state.rollout.as_ref().and_then(|ro| workload::new_generation(state, ro)) {
         // Argo's resolver writes the referent's generation on the Rollout; the status's
         // `workloadObservedGeneration` follows it.
-        if let Some(generation) = patch.pointer(&format!("/metadata/annotations/{}", workload::WORKLOAD_GENERATION.replace('/', "~1"))).cloned() {
-            if let (Some(ro), Some(g)) = (state.rollout.as_mut(), generation.as_str()) {
-                ro.metadata.annotations.get_or_insert_with(Default::default).insert(workload::WORKLOAD_GENERATION.to_string(), g.to_string());
-            }
+        let patch = serde_json::json!({"metadata": {"annotations": {workload::WORKLOAD_GENERATION: generation}}});
+        if let Some(ro) = state.rollout.as_mut() {
+            ro.metadata.annotations.get_or_insert_with(Default::default).insert(workload::WORKLOAD_GENERATION.to_string(), generation);
         }
         actions.push(Action::PatchRollout { patch });
     }

@@ -101,12 +101,11 @@ pub fn observed_generation(state: &State, ro: &Rollout) -> Option<String> {
     referent(state, r).map(generation)
 }
 
-/// The annotation patch that records the referent's generation on the Rollout, when it
-/// differs from what the Rollout carries.
-pub fn generation_patch(state: &State, ro: &Rollout) -> Option<Value> {
+/// The referent's generation when the Rollout's annotation does not record it yet.
+pub fn new_generation(state: &State, ro: &Rollout) -> Option<String> {
     let generation = observed_generation(state, ro)?;
     let current = ro.metadata.annotations.as_ref().and_then(|a| a.get(WORKLOAD_GENERATION));
-    (current != Some(&generation)).then(|| serde_json::json!({"metadata": {"annotations": {WORKLOAD_GENERATION: generation}}}))
+    (current != Some(&generation)).then_some(generation)
 }
 
 /// The Deployment's `spec.replicas`, when the referent is an observed Deployment.
