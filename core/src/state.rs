@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::run::{MeasureContext, MeasurementAnswer};
 use crate::api::{
-    AnalysisRun, AnalysisTemplate, MetricProvider, Rollout, RolloutSpec, RouteKind, SecretKeyRef, SpecError,
+    AnalysisRun, AnalysisTemplate, Experiment, MetricProvider, Rollout, RolloutSpec, RouteKind, SecretKeyRef, SpecError,
 };
 use crate::time::Timestamp;
 
@@ -47,6 +47,9 @@ pub struct State {
     /// AnalysisRuns owned by the rollout, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub analysis_runs: BTreeMap<String, AnalysisRun>,
+    /// Experiments owned by the rollout (its `experiment` steps'), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub experiments: BTreeMap<String, Experiment>,
     /// AnalysisTemplates in the rollout's namespace, by name, as decoded (a template with
     /// an unknown field is kept as its error, reported when a rollout uses it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -209,6 +212,8 @@ pub enum Object {
     AnalysisRun(serde_json::Value),
     /// An AnalysisTemplate, as raw JSON (decoded strictly by the core).
     AnalysisTemplate(serde_json::Value),
+    /// An Experiment, as raw JSON (one that does not decode is left out).
+    Experiment(serde_json::Value),
     /// A ClusterAnalysisTemplate, as raw JSON (decoded strictly by the core).
     ClusterAnalysisTemplate(serde_json::Value),
     /// A Job (job metrics).
@@ -238,6 +243,8 @@ pub enum ObjectKind {
     AnalysisRun,
     /// `argoproj.io/v1alpha1` AnalysisTemplate.
     AnalysisTemplate,
+    /// `argoproj.io/v1alpha1` Experiment.
+    Experiment,
     /// `argoproj.io/v1alpha1` ClusterAnalysisTemplate.
     ClusterAnalysisTemplate,
     /// `batch/v1` Job.
@@ -272,6 +279,7 @@ impl ObjectKind {
             | ObjectKind::Pod
             | ObjectKind::AnalysisRun
             | ObjectKind::AnalysisTemplate
+            | ObjectKind::Experiment
             | ObjectKind::ClusterAnalysisTemplate
             | ObjectKind::Job
             | ObjectKind::Ingress
@@ -445,6 +453,24 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "MeasureContext::is_empty")]
         context: MeasureContext,
     },
+    /// Create this Experiment (an `experiment` step's, owned by the rollout). If it
+    /// already exists with the same owner, the create is done.
+    CreateExperiment {
+        /// The full object.
+        experiment: Box<Experiment>,
+    },
+    /// JSON-merge-patch an Experiment (`spec.terminate`).
+    PatchExperiment {
+        /// Experiment name.
+        name: String,
+        /// RFC 7386 merge patch.
+        patch: serde_json::Value,
+    },
+    /// Delete an Experiment (history limits, or with its ReplicaSet).
+    DeleteExperiment {
+        /// Experiment name.
+        name: String,
+    },
     /// Create a Job for a job metric (owned by the AnalysisRun).
     CreateJob {
         /// The full object.
@@ -525,6 +551,9 @@ impl Action {
             | Action::CreateAnalysisRun { .. }
             | Action::PatchAnalysisRun { .. }
             | Action::DeleteAnalysisRun { .. }
+            | Action::CreateExperiment { .. }
+            | Action::PatchExperiment { .. }
+            | Action::DeleteExperiment { .. }
             | Action::Measure { .. }
             | Action::CreateJob { .. }
             | Action::DeleteJob { .. }

@@ -130,7 +130,7 @@ impl KubeArgs {
     }
 }
 
-/// `argoproj.io/v1alpha1` Experiment (read by the CLI's tree view).
+/// `argoproj.io/v1alpha1` Experiment.
 pub fn experiment_resource() -> ApiResource {
     argo("Experiment", "experiments")
 }

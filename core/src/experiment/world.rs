@@ -147,6 +147,9 @@ impl ExperimentWorld {
             | Action::PatchRoute { .. }
             | Action::RecordEvent { .. }
             | Action::ScaleDeployment { .. }
+            | Action::CreateExperiment { .. }
+            | Action::PatchExperiment { .. }
+            | Action::DeleteExperiment { .. }
             | Action::WakeAt { .. } => {}
         }
     }

@@ -118,6 +118,14 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
                 }
             }
         }
+        Event::Applied(Object::Experiment(value)) => {
+            // An Experiment this version cannot decode is left out.
+            if let Ok(ex) = from_value_strict::<crate::api::Experiment>(&value) {
+                if let Some(name) = ex.metadata.name.clone() {
+                    state.experiments.insert(name, ex);
+                }
+            }
+        }
         Event::Applied(Object::AnalysisTemplate(value)) => {
             if let Some(name) = object_name(&value) {
                 state.analysis_templates.insert(name, from_value_strict::<AnalysisTemplate>(&value));
@@ -188,6 +196,9 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
             }
             ObjectKind::AnalysisTemplate => {
                 state.analysis_templates.remove(&name);
+            }
+            ObjectKind::Experiment => {
+                state.experiments.remove(&name);
             }
             ObjectKind::ClusterAnalysisTemplate => {
                 state.cluster_analysis_templates.remove(&name);

@@ -140,6 +140,9 @@ impl Cluster {
             | Action::PatchRollout { .. }
             | Action::EvictPod { .. }
             | Action::PatchPodMetadata { .. }
+            | Action::CreateExperiment { .. }
+            | Action::PatchExperiment { .. }
+            | Action::DeleteExperiment { .. }
             | Action::RecordEvent { .. }
             | Action::CreateIngress { .. }
             | Action::PatchIngress { .. }

@@ -57,6 +57,11 @@ pub fn describe(action: &Action) -> Option<String> {
         }
         Action::PatchAnalysisRun { name, patch } => format!("PatchAnalysisRun {name} {}", json(patch)),
         Action::DeleteAnalysisRun { name } => format!("DeleteAnalysisRun {name}"),
+        Action::CreateExperiment { experiment } => {
+            format!("CreateExperiment {}", experiment.metadata.name.as_deref().unwrap_or_default())
+        }
+        Action::PatchExperiment { name, patch } => format!("PatchExperiment {name} {}", json(patch)),
+        Action::DeleteExperiment { name } => format!("DeleteExperiment {name}"),
         Action::Measure { run, metric, index, .. } => format!("Measure {run} {metric} #{index}"),
         Action::CreateJob { job } => format!("CreateJob {}", job.metadata.name.as_deref().unwrap_or_default()),
         Action::DeleteJob { name } => format!("DeleteJob {name}"),

@@ -536,6 +536,8 @@ impl Cluster {
                 self.execute_analysis(rollout, &a);
                 true
             }
+            // Not carried out yet: the simulator's experiment controller is issue 12's work.
+            Action::CreateExperiment { .. } | Action::PatchExperiment { .. } | Action::DeleteExperiment { .. } => false,
             Action::RecordEvent { reason, message, .. } => {
                 self.recorded.push((self.now, rollout.to_string(), reason, message));
                 true

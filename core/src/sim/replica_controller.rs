@@ -350,6 +350,7 @@ impl Cluster {
             Event::Applied(
                 Object::AnalysisRun(_)
                 | Object::AnalysisTemplate(_)
+                | Object::Experiment(_)
                 | Object::ClusterAnalysisTemplate(_)
                 | Object::Job(_),
             )

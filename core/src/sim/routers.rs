@@ -271,6 +271,9 @@ impl Cluster {
             | Action::CreateJob { .. }
             | Action::DeleteJob { .. }
             | Action::ScaleDeployment { .. }
+            | Action::CreateExperiment { .. }
+            | Action::PatchExperiment { .. }
+            | Action::DeleteExperiment { .. }
             | Action::RecordEvent { .. }
             | Action::WakeAt { .. }) => Err(Box::new((other, "not a traffic-router action".into()))),
         }
@@ -304,6 +307,9 @@ impl Cluster {
                 Action::CreateAnalysisRun { .. }
                 | Action::PatchAnalysisRun { .. }
                 | Action::DeleteAnalysisRun { .. }
+                | Action::CreateExperiment { .. }
+                | Action::PatchExperiment { .. }
+                | Action::DeleteExperiment { .. }
                 | Action::Measure { .. }
                 | Action::CreateJob { .. }
                 | Action::DeleteJob { .. }
@@ -342,6 +348,7 @@ impl Cluster {
                 | ObjectKind::AnalysisRun
                 | ObjectKind::AnalysisTemplate
                 | ObjectKind::ClusterAnalysisTemplate
+                | ObjectKind::Experiment
                 | ObjectKind::Job => continue,
             };
             self.emit(rollout, event.unwrap_or(Event::Deleted { kind, name }));

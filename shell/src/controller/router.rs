@@ -456,6 +456,7 @@ fn by_reference(kind: ObjectKind) -> bool {
         | ObjectKind::ReplicaSet
         | ObjectKind::Pod
         | ObjectKind::AnalysisRun
+        | ObjectKind::Experiment
         | ObjectKind::Job => false,
     }
 }
@@ -468,6 +469,7 @@ pub fn kind_of(obj: &Object) -> ObjectKind {
         Object::Service(_) => ObjectKind::Service,
         Object::Pod(_) => ObjectKind::Pod,
         Object::AnalysisRun(_) => ObjectKind::AnalysisRun,
+        Object::Experiment(_) => ObjectKind::Experiment,
         Object::AnalysisTemplate(_) => ObjectKind::AnalysisTemplate,
         Object::ClusterAnalysisTemplate(_) => ObjectKind::ClusterAnalysisTemplate,
         Object::Job(_) => ObjectKind::Job,
@@ -491,6 +493,7 @@ pub fn meta_of(obj: &Object) -> ObjectMeta {
     match obj {
         Object::Rollout(v) => raw(v),
         Object::AnalysisRun(v)
+        | Object::Experiment(v)
         | Object::AnalysisTemplate(v)
         | Object::ClusterAnalysisTemplate(v)
         | Object::Route(v)
@@ -531,6 +534,7 @@ fn refs_of(obj: &Object) -> References {
         | Object::Service(_)
         | Object::Pod(_)
         | Object::AnalysisRun(_)
+        | Object::Experiment(_)
         | Object::AnalysisTemplate(_)
         | Object::ClusterAnalysisTemplate(_)
         | Object::Job(_)

@@ -21,7 +21,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, WeakUnboundedSender};
 use super::metrics::{elapsed, EventKind, EventLabels, Metrics, RolloutLabels};
 use super::router::RolloutKey;
 use super::trace::Trace;
-use crate::kubeapi::{analysis_run_resource, rollout_resource, route_resource};
+use crate::kubeapi::{analysis_run_resource, experiment_resource, rollout_resource, route_resource};
 
 /// What every worker shares.
 pub struct Shared {
@@ -268,6 +268,25 @@ impl Executor<'_> {
                 let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &analysis_run_resource());
                 gone_is_fine(api.delete(name, &DeleteParams::background()).await.map(drop))
             }
+            Action::CreateExperiment { experiment } => {
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &experiment_resource());
+                let mut value = serde_json::to_value(experiment).map_err(|e| e.to_string())?;
+                value["metadata"]["namespace"] = ns.clone().into();
+                let obj: DynamicObject = serde_json::from_value(value).map_err(|e| e.to_string())?;
+                match api.create(&PostParams::default(), &obj).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if code(&e) == Some(409) => Ok(()),
+                    Err(e) => Err(message(&e)),
+                }
+            }
+            Action::PatchExperiment { name, patch } => {
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &experiment_resource());
+                api.patch(name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
+            }
+            Action::DeleteExperiment { name } => {
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &experiment_resource());
+                gone_is_fine(api.delete(name, &DeleteParams::background()).await.map(drop))
+            }
             Action::CreateIngress { ingress } => {
                 let api: Api<Ingress> = Api::namespaced(client, &ns);
                 let mut ing = (**ingress).clone();
@@ -380,6 +399,9 @@ impl Executor<'_> {
             ObjectKind::AnalysisRun => {
                 dynamic(Api::namespaced_with(client, ns, &analysis_run_resource()).get_opt(name).await?, Object::AnalysisRun)
             }
+            ObjectKind::Experiment => {
+                dynamic(Api::namespaced_with(client, ns, &experiment_resource()).get_opt(name).await?, Object::Experiment)
+            }
             ObjectKind::ReplicaSet => {
                 Api::<ReplicaSet>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::ReplicaSet(Box::new(o)))
             }
@@ -421,6 +443,10 @@ fn target(action: &Action) -> Option<(ObjectKind, String)> {
         Action::CreateAnalysisRun { run } => Some((ObjectKind::AnalysisRun, run.metadata.name.clone().unwrap_or_default())),
         Action::PatchAnalysisRun { name, .. } | Action::DeleteAnalysisRun { name } => Some((ObjectKind::AnalysisRun, name.clone())),
         Action::Measure { run, .. } => Some((ObjectKind::AnalysisRun, run.clone())),
+        Action::CreateExperiment { experiment } => {
+            Some((ObjectKind::Experiment, experiment.metadata.name.clone().unwrap_or_default()))
+        }
+        Action::PatchExperiment { name, .. } | Action::DeleteExperiment { name } => Some((ObjectKind::Experiment, name.clone())),
         Action::CreateJob { job } => Some((ObjectKind::Job, job.metadata.name.clone().unwrap_or_default())),
         Action::DeleteJob { name } => Some((ObjectKind::Job, name.clone())),
         Action::ScaleDeployment { name, .. } => Some((ObjectKind::Deployment, name.clone())),
@@ -446,6 +472,9 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::CreateAnalysisRun { .. } => "CreateAnalysisRun",
         Action::PatchAnalysisRun { .. } => "PatchAnalysisRun",
         Action::DeleteAnalysisRun { .. } => "DeleteAnalysisRun",
+        Action::CreateExperiment { .. } => "CreateExperiment",
+        Action::PatchExperiment { .. } => "PatchExperiment",
+        Action::DeleteExperiment { .. } => "DeleteExperiment",
         Action::Measure { .. } => "Measure",
         Action::CreateJob { .. } => "CreateJob",
         Action::DeleteJob { .. } => "DeleteJob",
