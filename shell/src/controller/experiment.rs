@@ -1,0 +1,647 @@
+//! One task per Experiment (standalone, or created by a rollout's `experiment` step): the
+//! caller's loop of `rollouts_core::experiment` (see its module doc).
+//!
+//! The worker keeps what the router delivers (the Experiment, the ReplicaSets, Services and
+//! AnalysisRuns it controls or whose names it would use, the templates its analyses name),
+//! reconciles once per batch of events or at the wake-up the core asked for, executes the
+//! actions in order, records the rollout events on the owning Rollout and writes the status
+//! when it changed.
+//!
+//! Objects created or patched by an action are kept as the API server answered, so the next
+//! reconcile sees them before their watch events arrive; a watch event older than what is
+//! held (same uid, lower `resourceVersion`) is ignored, so that a late event never undoes a
+//! write. A failed action stops the batch: what it and the skipped actions were about is read
+//! again, the status is not written (it describes the actions as done), and the reconcile is
+//! retried with backoff, as the rollout workers do.
+//!
+//! Like Argo's controller, the status is written with a merge patch of the object (the
+//! Experiment CRD has no status subresource), holding only the fields that changed and `null`
+//! for those that went away. Empty strings are left out of what is written: the core reads an
+//! absent string as empty, and the 1.20 API server reads `""` as `null`, which a `string`
+//! field of a CRD refuses.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType};
+use kube::{Api, Resource};
+use rollouts_core::api::parse::from_value_strict;
+use rollouts_core::api::{AnalysisRun, AnalysisTemplate, Experiment, ExperimentStatus, SpecError};
+use rollouts_core::experiment::{self, ExperimentReconcile, Observed};
+use rollouts_core::state::{Action, Event, EventType, Object, ObjectKind};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::metrics::{elapsed, EventKind, EventLabels, RolloutLabels};
+use super::router::RolloutKey;
+use super::worker::{action_name, code, message, now, until, Failure, Shared, MAX_BACKOFF};
+use crate::kubeapi::{analysis_run_resource, experiment_resource};
+
+/// Runs an Experiment's reconciles until its channel closes (it was deleted).
+pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, shared: Arc<Shared>) {
+    let mut seen = Observations::default();
+    let mut wake: Option<rollouts_core::Timestamp> = None;
+    let mut backoff = Duration::ZERO;
+    let mut retry = false;
+    let labels = RolloutLabels { namespace: key.namespace.clone(), name: key.name.clone() };
+    let exec = Executor { key: &key, shared: &shared };
+    loop {
+        let sleep = if std::mem::take(&mut retry) { Duration::ZERO } else { wake.map_or(shared.resync, until) };
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(e) => seen.apply(e),
+                None => break,
+            },
+            () = tokio::time::sleep(sleep) => {}
+        }
+        while let Ok(e) = rx.try_recv() {
+            seen.apply(e);
+        }
+        let Some(ex) = seen.experiment.clone() else {
+            if let Some(error) = seen.undecodable.take() {
+                tracing::warn!(experiment = %key, %error, "the Experiment cannot be read; not reconciled until it changes");
+                exec.record_event(&exec.own_reference(None), EventType::Warning, "InvalidSpec", &error).await;
+            }
+            wake = None;
+            continue;
+        };
+        let started = Instant::now();
+        let r = experiment::reconcile(&ex, &seen.observed(), now());
+        let ok = exec.execute(&ex, &r, &mut seen).await;
+        shared.metrics.experiment_reconcile.get_or_create(&labels).observe(elapsed(started));
+        shared.metrics.observe_experiment(&key.namespace, &key.name, seen.experiment.as_ref());
+        wake = r.wake.map(|w| w.at);
+        if ok {
+            backoff = Duration::ZERO;
+        } else {
+            shared.metrics.experiment_reconcile_error.get_or_create(&labels).inc();
+            backoff = (backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF);
+            tracing::info!(experiment = %key, backoff = ?backoff, "retrying after a failed action");
+            tokio::time::sleep(backoff).await;
+            retry = true;
+        }
+    }
+    shared.metrics.observe_experiment(&key.namespace, &key.name, None);
+    tracing::info!(experiment = %key, "deleted; worker stopped");
+}
+
+/// What the Experiment's decisions read, as last observed or written.
+#[derive(Default)]
+struct Observations {
+    experiment: Option<Experiment>,
+    /// Why the Experiment as last delivered cannot be decoded (reported once).
+    undecodable: Option<String>,
+    replica_sets: BTreeMap<String, ReplicaSet>,
+    services: BTreeMap<String, Service>,
+    analysis_runs: BTreeMap<String, AnalysisRun>,
+    analysis_templates: BTreeMap<String, Result<AnalysisTemplate, SpecError>>,
+    cluster_analysis_templates: BTreeMap<String, Result<AnalysisTemplate, SpecError>>,
+}
+
+impl Observations {
+    fn observed(&self) -> Observed<'_> {
+        Observed {
+            replica_sets: &self.replica_sets,
+            services: &self.services,
+            analysis_runs: &self.analysis_runs,
+            analysis_templates: &self.analysis_templates,
+            cluster_analysis_templates: &self.cluster_analysis_templates,
+        }
+    }
+
+    /// Takes a watch event (or a re-read).
+    fn apply(&mut self, event: Event) {
+        match event {
+            Event::Applied(Object::Experiment(v)) => match from_value_strict::<Experiment>(&v) {
+                Ok(ex) => {
+                    let newer = self.experiment.as_ref().is_none_or(|held| not_older(&held.metadata, &ex.metadata));
+                    if newer {
+                        self.experiment = Some(ex);
+                        self.undecodable = None;
+                    }
+                }
+                Err(e) => {
+                    self.experiment = None;
+                    self.undecodable = Some(format!("the Experiment cannot be read: {e}"));
+                }
+            },
+            Event::Applied(Object::ReplicaSet(rs)) => keep_newest(&mut self.replica_sets, *rs, |r| &r.metadata),
+            Event::Applied(Object::Service(svc)) => keep_newest(&mut self.services, *svc, |s| &s.metadata),
+            Event::Applied(Object::AnalysisRun(v)) => {
+                // A run this version cannot decode is left out, as the rollout machine does.
+                if let Ok(run) = from_value_strict::<AnalysisRun>(&v) {
+                    keep_newest(&mut self.analysis_runs, run, |r| &r.metadata);
+                }
+            }
+            Event::Applied(Object::AnalysisTemplate(v)) => {
+                if let Some(name) = v.pointer("/metadata/name").and_then(Value::as_str) {
+                    self.analysis_templates.insert(name.to_string(), from_value_strict::<AnalysisTemplate>(&v));
+                }
+            }
+            Event::Applied(Object::ClusterAnalysisTemplate(v)) => {
+                if let Some(name) = v.pointer("/metadata/name").and_then(Value::as_str) {
+                    self.cluster_analysis_templates.insert(name.to_string(), from_value_strict::<AnalysisTemplate>(&v));
+                }
+            }
+            Event::Deleted { kind, name } => self.remove(kind, &name),
+            Event::Applied(
+                Object::Rollout(_)
+                | Object::Pod(_)
+                | Object::Job(_)
+                | Object::Ingress(_)
+                | Object::Route(_)
+                | Object::Workload(_),
+            )
+            | Event::Measured { .. }
+            | Event::ActionFailed { .. }
+            | Event::Tick
+            | Event::Resync => {}
+        }
+    }
+
+    fn remove(&mut self, kind: ObjectKind, name: &str) {
+        match kind {
+            ObjectKind::Experiment => {
+                self.experiment = None;
+                self.undecodable = None;
+            }
+            ObjectKind::ReplicaSet => {
+                self.replica_sets.remove(name);
+            }
+            ObjectKind::Service => {
+                self.services.remove(name);
+            }
+            ObjectKind::AnalysisRun => {
+                self.analysis_runs.remove(name);
+            }
+            ObjectKind::AnalysisTemplate => {
+                self.analysis_templates.remove(name);
+            }
+            ObjectKind::ClusterAnalysisTemplate => {
+                self.cluster_analysis_templates.remove(name);
+            }
+            ObjectKind::Rollout
+            | ObjectKind::Pod
+            | ObjectKind::Job
+            | ObjectKind::Ingress
+            | ObjectKind::HttpRoute
+            | ObjectKind::GrpcRoute
+            | ObjectKind::TcpRoute
+            | ObjectKind::Deployment
+            | ObjectKind::PodTemplate => {}
+        }
+    }
+}
+
+/// Whether `incoming` may replace `held`: another object (uid), or not an older version of
+/// the same. `resourceVersion`s are compared as numbers, which they are on every API server
+/// backed by etcd; anything else is taken as newer.
+fn not_older(held: &ObjectMeta, incoming: &ObjectMeta) -> bool {
+    if held.uid != incoming.uid {
+        return true;
+    }
+    let version = |m: &ObjectMeta| m.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+    match (version(held), version(incoming)) {
+        (Some(held), Some(incoming)) => incoming >= held,
+        (Some(_) | None, _) => true,
+    }
+}
+
+fn keep_newest<T>(map: &mut BTreeMap<String, T>, obj: T, meta: impl Fn(&T) -> &ObjectMeta) {
+    let Some(name) = meta(&obj).name.clone() else { return };
+    if map.get(&name).is_none_or(|held| not_older(meta(held), meta(&obj))) {
+        map.insert(name, obj);
+    }
+}
+
+/// Carries out one Experiment's reconciles.
+struct Executor<'a> {
+    key: &'a RolloutKey,
+    shared: &'a Shared,
+}
+
+impl Executor<'_> {
+    fn ns(&self) -> &str {
+        &self.key.namespace
+    }
+
+    /// Executes the actions in order, then the rollout events and the status write; on the
+    /// first failure re-reads what the failed and skipped actions were about (and the
+    /// Experiment) and returns false.
+    async fn execute(&self, ex: &Experiment, r: &ExperimentReconcile, seen: &mut Observations) -> bool {
+        for (i, action) in r.actions.iter().enumerate() {
+            let Err(error) = self.execute_one(ex, action, seen).await else { continue };
+            tracing::warn!(experiment = %self.key, action = action_name(action), %error, "action failed");
+            let mut targets: Vec<(ObjectKind, String)> = r.actions[i..].iter().filter_map(target).collect();
+            targets.sort();
+            targets.dedup();
+            targets.push((ObjectKind::Experiment, self.key.name.clone()));
+            self.reread(&targets, seen).await;
+            return false;
+        }
+        if let Some(rollout) = owning_rollout(ex) {
+            for action in &r.rollout_events {
+                if let Action::RecordEvent { kind, reason, message } = action {
+                    self.record_event(&rollout, *kind, reason, message).await;
+                }
+            }
+        }
+        match self.write_status(ex, &r.status).await {
+            Ok(Some(written)) => {
+                seen.apply(Event::Applied(Object::Experiment(written)));
+                true
+            }
+            Ok(None) => true,
+            Err(error) => {
+                tracing::warn!(experiment = %self.key, %error, "cannot write the status");
+                self.reread(&[(ObjectKind::Experiment, self.key.name.clone())], seen).await;
+                false
+            }
+        }
+    }
+
+    /// Writes `status` when it differs from the Experiment's; the object as written.
+    async fn write_status(&self, ex: &Experiment, status: &ExperimentStatus) -> Result<Option<Value>, Failure> {
+        let Some(patch) = status_patch(&ex.status, status) else { return Ok(None) };
+        let api: Api<DynamicObject> = Api::namespaced_with(self.shared.client.clone(), self.ns(), &experiment_resource());
+        let written = api
+            .patch(&self.key.name, &PatchParams::default(), &Patch::Merge(serde_json::json!({ "status": patch })))
+            .await
+            .map_err(|e| message(&e))?;
+        Ok(Some(serde_json::to_value(written).map_err(|e| e.to_string())?))
+    }
+
+    async fn execute_one(&self, ex: &Experiment, action: &Action, seen: &mut Observations) -> Result<(), Failure> {
+        let client = self.shared.client.clone();
+        let ns = self.ns();
+        let params = PatchParams::default();
+        match action {
+            Action::CreateReplicaSet { replica_set } => {
+                let api: Api<ReplicaSet> = Api::namespaced(client, ns);
+                let mut rs = (**replica_set).clone();
+                rs.metadata.namespace = Some(ns.to_string());
+                let created = create_controlled(&api, &rs, "replicaset", ex).await?;
+                seen.apply(Event::Applied(Object::ReplicaSet(Box::new(created))));
+                Ok(())
+            }
+            Action::PatchReplicaSet { name, patch } => {
+                let api: Api<ReplicaSet> = Api::namespaced(client, ns);
+                let rs = api.patch(name, &params, &Patch::Merge(patch.to_merge_patch())).await.map_err(|e| message(&e))?;
+                seen.apply(Event::Applied(Object::ReplicaSet(Box::new(rs))));
+                Ok(())
+            }
+            Action::CreateService { service } => {
+                let api: Api<Service> = Api::namespaced(client, ns);
+                let mut svc = (**service).clone();
+                svc.metadata.namespace = Some(ns.to_string());
+                let created = create_controlled(&api, &svc, "service", ex).await?;
+                seen.apply(Event::Applied(Object::Service(Box::new(created))));
+                Ok(())
+            }
+            Action::DeleteService { name } => {
+                let api: Api<Service> = Api::namespaced(client, ns);
+                match api.delete(name, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(e) if code(&e) == Some(404) => {}
+                    Err(e) => return Err(message(&e)),
+                }
+                seen.remove(ObjectKind::Service, name);
+                Ok(())
+            }
+            Action::CreateAnalysisRun { run } => {
+                let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &analysis_run_resource());
+                let mut value = serde_json::to_value(run).map_err(|e| e.to_string())?;
+                value["metadata"]["namespace"] = ns.into();
+                let obj: DynamicObject = serde_json::from_value(value).map_err(|e| e.to_string())?;
+                let created = create_controlled(&api, &obj, "analysisrun", ex).await?;
+                seen.apply(Event::Applied(Object::AnalysisRun(serde_json::to_value(created).map_err(|e| e.to_string())?)));
+                Ok(())
+            }
+            Action::PatchAnalysisRun { name, patch } => {
+                let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &analysis_run_resource());
+                let run = api.patch(name, &params, &Patch::Merge(patch)).await.map_err(|e| message(&e))?;
+                seen.apply(Event::Applied(Object::AnalysisRun(serde_json::to_value(run).map_err(|e| e.to_string())?)));
+                Ok(())
+            }
+            Action::RecordEvent { kind, reason, message: note } => {
+                self.record_event(&self.own_reference(Some(ex)), *kind, reason, note).await;
+                Ok(())
+            }
+            Action::WakeAt { .. } => Ok(()),
+            // The rollout machine's actions: the Experiment machine never returns them.
+            Action::DeleteReplicaSet { .. }
+            | Action::SetServiceSelector { .. }
+            | Action::PatchRolloutStatus { .. }
+            | Action::PatchRollout { .. }
+            | Action::EvictPod { .. }
+            | Action::PatchPodMetadata { .. }
+            | Action::DeleteAnalysisRun { .. }
+            | Action::CreateExperiment { .. }
+            | Action::PatchExperiment { .. }
+            | Action::DeleteExperiment { .. }
+            | Action::Measure { .. }
+            | Action::CreateJob { .. }
+            | Action::DeleteJob { .. }
+            | Action::ScaleDeployment { .. }
+            | Action::CreateIngress { .. }
+            | Action::PatchIngress { .. }
+            | Action::PatchRoute { .. } => Err(format!("{} is not an action of an Experiment", action_name(action))),
+        }
+    }
+
+    /// Reads objects again after a failure (gone ones are removed).
+    async fn reread(&self, targets: &[(ObjectKind, String)], seen: &mut Observations) {
+        for (kind, name) in targets {
+            match self.read(*kind, name).await {
+                Ok(Some(obj)) => seen.apply(Event::Applied(obj)),
+                Ok(None) => seen.remove(*kind, name),
+                Err(e) => tracing::warn!(experiment = %self.key, ?kind, %name, error = %e, "cannot re-read"),
+            }
+        }
+    }
+
+    async fn read(&self, kind: ObjectKind, name: &str) -> Result<Option<Object>, kube::Error> {
+        let (client, ns) = (self.shared.client.clone(), self.ns());
+        let raw = |o: Option<DynamicObject>| o.and_then(|o| serde_json::to_value(o).ok());
+        Ok(match kind {
+            ObjectKind::Experiment => {
+                raw(Api::namespaced_with(client, ns, &experiment_resource()).get_opt(name).await?).map(Object::Experiment)
+            }
+            ObjectKind::AnalysisRun => {
+                raw(Api::namespaced_with(client, ns, &analysis_run_resource()).get_opt(name).await?).map(Object::AnalysisRun)
+            }
+            ObjectKind::ReplicaSet => {
+                Api::<ReplicaSet>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::ReplicaSet(Box::new(o)))
+            }
+            ObjectKind::Service => Api::<Service>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Service(Box::new(o))),
+            ObjectKind::Rollout
+            | ObjectKind::Pod
+            | ObjectKind::Job
+            | ObjectKind::AnalysisTemplate
+            | ObjectKind::ClusterAnalysisTemplate
+            | ObjectKind::Ingress
+            | ObjectKind::HttpRoute
+            | ObjectKind::GrpcRoute
+            | ObjectKind::TcpRoute
+            | ObjectKind::Deployment
+            | ObjectKind::PodTemplate => None,
+        })
+    }
+
+    /// The Experiment, as the object of its events.
+    fn own_reference(&self, ex: Option<&Experiment>) -> ObjectReference {
+        ObjectReference {
+            api_version: Some(rollouts_core::api::API_VERSION.to_string()),
+            kind: Some("Experiment".to_string()),
+            name: Some(self.key.name.clone()),
+            namespace: Some(self.key.namespace.clone()),
+            uid: ex.and_then(|e| e.metadata.uid.clone()),
+            ..ObjectReference::default()
+        }
+    }
+
+    /// Records a Kubernetes Event on `object`; a failure is logged, never fatal.
+    async fn record_event(&self, object: &ObjectReference, kind: EventType, reason: &str, note: &str) {
+        let type_label = match kind {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        };
+        let name = object.name.clone().unwrap_or_default();
+        self.shared
+            .metrics
+            .events
+            .get_or_create(&EventLabels {
+                namespace: self.key.namespace.clone(),
+                name: name.clone(),
+                event: EventKind { r#type: type_label.to_string(), reason: reason.to_string() },
+            })
+            .inc();
+        tracing::info!(experiment = %self.key, object = %name, kind = object.kind.as_deref().unwrap_or_default(), reason, message = note, "event");
+        let event = KubeEvent {
+            type_: match kind {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            reason: reason.to_string(),
+            note: Some(note.to_string()),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.shared.recorder.publish(&event, object).await {
+            tracing::warn!(experiment = %self.key, reason, error = %e, "cannot record event");
+        }
+    }
+}
+
+/// The Rollout owning the Experiment (an `experiment` step's), as the object of its events.
+fn owning_rollout(ex: &Experiment) -> Option<ObjectReference> {
+    let owner = ex.metadata.owner_references.iter().flatten().find(|o| o.kind == "Rollout")?;
+    Some(ObjectReference {
+        api_version: Some(owner.api_version.clone()),
+        kind: Some("Rollout".to_string()),
+        name: Some(owner.name.clone()),
+        namespace: ex.metadata.namespace.clone(),
+        uid: Some(owner.uid.clone()),
+        ..ObjectReference::default()
+    })
+}
+
+/// Creates an object the Experiment controls; the object as created. One that already exists
+/// is taken when the Experiment is its controller (created before, by a retry or a previous
+/// controller), else the create fails naming both.
+async fn create_controlled<K>(api: &Api<K>, obj: &K, what: &str, ex: &Experiment) -> Result<K, Failure>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), obj).await {
+        Ok(created) => Ok(created),
+        Err(e) if code(&e) == Some(409) => {
+            let name = obj.meta().name.clone().unwrap_or_default();
+            let existing = api.get(&name).await.map_err(|e| message(&e))?;
+            if controlled_by(existing.meta(), ex) {
+                Ok(existing)
+            } else {
+                Err(format!(
+                    "{what} {name:?} already exists and is not controlled by experiment {:?}",
+                    ex.metadata.name.as_deref().unwrap_or_default()
+                ))
+            }
+        }
+        Err(e) => Err(message(&e)),
+    }
+}
+
+/// Whether the Experiment is the object's controller (by uid).
+fn controlled_by(meta: &ObjectMeta, ex: &Experiment) -> bool {
+    let uid = ex.metadata.uid.as_deref().unwrap_or_default();
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.kind == "Experiment" && !uid.is_empty() && o.uid == uid)
+}
+
+/// The object an action is about (to read again after a failure).
+fn target(action: &Action) -> Option<(ObjectKind, String)> {
+    match action {
+        Action::CreateReplicaSet { replica_set } => Some((ObjectKind::ReplicaSet, replica_set.metadata.name.clone()?)),
+        Action::PatchReplicaSet { name, .. } => Some((ObjectKind::ReplicaSet, name.clone())),
+        Action::CreateService { service } => Some((ObjectKind::Service, service.metadata.name.clone()?)),
+        Action::DeleteService { name } => Some((ObjectKind::Service, name.clone())),
+        Action::CreateAnalysisRun { run } => Some((ObjectKind::AnalysisRun, run.metadata.name.clone()?)),
+        Action::PatchAnalysisRun { name, .. } => Some((ObjectKind::AnalysisRun, name.clone())),
+        Action::RecordEvent { .. }
+        | Action::WakeAt { .. }
+        | Action::DeleteReplicaSet { .. }
+        | Action::SetServiceSelector { .. }
+        | Action::PatchRolloutStatus { .. }
+        | Action::PatchRollout { .. }
+        | Action::EvictPod { .. }
+        | Action::PatchPodMetadata { .. }
+        | Action::DeleteAnalysisRun { .. }
+        | Action::CreateExperiment { .. }
+        | Action::PatchExperiment { .. }
+        | Action::DeleteExperiment { .. }
+        | Action::Measure { .. }
+        | Action::CreateJob { .. }
+        | Action::DeleteJob { .. }
+        | Action::ScaleDeployment { .. }
+        | Action::CreateIngress { .. }
+        | Action::PatchIngress { .. }
+        | Action::PatchRoute { .. } => None,
+    }
+}
+
+/// The merge patch of `status` turning `old` into `new` (Argo's two-way merge patch of the
+/// status), empty strings left out of both; `None` when nothing changes.
+pub fn status_patch(old: &ExperimentStatus, new: &ExperimentStatus) -> Option<Value> {
+    if old == new {
+        return None;
+    }
+    let json = |s: &ExperimentStatus| {
+        let mut v = serde_json::to_value(s).unwrap_or(Value::Object(Map::new()));
+        drop_empty_strings(&mut v);
+        v
+    };
+    merge_diff(&json(old), &json(new))
+}
+
+/// Removes every `""` member of every object in `v`.
+fn drop_empty_strings(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|_, member| member.as_str() != Some(""));
+            map.values_mut().for_each(drop_empty_strings);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_empty_strings),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+    }
+}
+
+/// The RFC 7386 merge patch turning `old` into `new`: objects diffed member by member (a
+/// member that went away is `null`), anything else replaced whole. `None` when equal.
+fn merge_diff(old: &Value, new: &Value) -> Option<Value> {
+    if old == new {
+        return None;
+    }
+    let (Value::Object(old), Value::Object(new)) = (old, new) else { return Some(new.clone()) };
+    let mut patch = Map::new();
+    for (k, n) in new {
+        match old.get(k) {
+            Some(o) => {
+                if let Some(d) = merge_diff(o, n) {
+                    patch.insert(k.clone(), d);
+                }
+            }
+            None => {
+                patch.insert(k.clone(), n.clone());
+            }
+        }
+    }
+    for k in old.keys().filter(|k| !new.contains_key(*k)) {
+        patch.insert(k.clone(), Value::Null);
+    }
+    Some(Value::Object(patch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollouts_core::api::merge::merge_patch;
+    use serde_json::json;
+
+    fn status(v: Value) -> ExperimentStatus {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_status_patch_holds_what_changed_nulls_what_went_away_and_no_empty_string() {
+        let old = status(json!({
+            "phase": "Running", "message": "waiting",
+            "templateStatuses": [{"name": "a", "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+                                  "status": "Running"}],
+            "availableAt": "2024-01-01T00:00:00Z"
+        }));
+        let new = status(json!({
+            "phase": "Running",
+            "templateStatuses": [{"name": "a", "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+                                  "status": "Running"}],
+            "availableAt": "2024-01-01T00:00:00Z",
+            "analysisRuns": [{"name": "x", "analysisRun": "", "phase": ""}]
+        }));
+        let patch = status_patch(&old, &new).unwrap();
+        assert_eq!(patch, json!({"message": null, "analysisRuns": [{"name": "x"}]}));
+        assert_eq!(status_patch(&new, &new), None);
+        // Applied to the old status, the patch gives the new one.
+        let mut applied = serde_json::to_value(&old).unwrap();
+        merge_patch(&mut applied, &patch);
+        assert_eq!(status(applied), new);
+    }
+
+    #[test]
+    fn a_status_cleared_by_retry_is_written_whole() {
+        let new = status(json!({"phase": "Pending", "templateStatuses": [{"name": "a", "replicas": 0, "updatedReplicas": 0,
+            "readyReplicas": 0, "availableReplicas": 0, "status": "Progressing"}]}));
+        let patch = status_patch(&ExperimentStatus::default(), &new).unwrap();
+        assert_eq!(patch["phase"], "Pending");
+        assert_eq!(patch["templateStatuses"][0]["status"], "Progressing");
+    }
+
+    fn meta(uid: &str, version: &str) -> ObjectMeta {
+        ObjectMeta { name: Some("x".into()), uid: Some(uid.into()), resource_version: Some(version.into()), ..ObjectMeta::default() }
+    }
+
+    #[test]
+    fn a_late_watch_event_does_not_undo_a_write_but_a_new_object_replaces_the_old() {
+        assert!(!not_older(&meta("u", "20"), &meta("u", "19")), "an older version of the same object");
+        assert!(not_older(&meta("u", "20"), &meta("u", "20")));
+        assert!(not_older(&meta("u", "20"), &meta("u", "21")));
+        assert!(not_older(&meta("u", "20"), &meta("v", "3")), "recreated under the same name");
+        assert!(not_older(&meta("u", "20"), &meta("u", "opaque")));
+    }
+
+    #[test]
+    fn observations_keep_the_newest_and_forget_the_deleted() {
+        let mut seen = Observations::default();
+        let rs = |version: &str, replicas: i32| {
+            let mut rs = ReplicaSet { metadata: meta("u", version), ..ReplicaSet::default() };
+            rs.spec = Some(k8s_openapi::api::apps::v1::ReplicaSetSpec { replicas: Some(replicas), ..Default::default() });
+            Event::Applied(Object::ReplicaSet(Box::new(rs)))
+        };
+        seen.apply(rs("10", 2));
+        seen.apply(rs("9", 0));
+        assert_eq!(seen.replica_sets["x"].spec.as_ref().unwrap().replicas, Some(2));
+        seen.apply(Event::Deleted { kind: ObjectKind::ReplicaSet, name: "x".into() });
+        assert!(seen.replica_sets.is_empty());
+
+        seen.apply(Event::Applied(Object::Experiment(json!({"metadata": {"name": "e"}, "spec": {"templatez": []}}))));
+        assert!(seen.experiment.is_none());
+        assert!(seen.undecodable.as_deref().is_some_and(|e| e.contains("templatez")), "{:?}", seen.undecodable);
+        seen.apply(Event::Applied(Object::Experiment(json!({"metadata": {"name": "e"}, "spec": {"templates": []}}))));
+        assert!(seen.experiment.is_some() && seen.undecodable.is_none());
+    }
+}
