@@ -114,10 +114,11 @@ impl Observations {
         }
     }
 
-    /// Takes a watch event (or a re-read).
+    /// Takes a watch event, a re-read or an API answer (without its `managedFields`, which
+    /// nothing here reads, as the watches drop them).
     fn apply(&mut self, event: Event) {
         match event {
-            Event::Applied(Object::Experiment(v)) => match from_value_strict::<Experiment>(&v) {
+            Event::Applied(Object::Experiment(v)) => match from_value_strict::<Experiment>(&without_managed_fields(v)) {
                 Ok(ex) => {
                     let newer = self.experiment.as_ref().is_none_or(|held| not_older(&held.metadata, &ex.metadata));
                     if newer {
@@ -130,11 +131,17 @@ impl Observations {
                     self.undecodable = Some(format!("the Experiment cannot be read: {e}"));
                 }
             },
-            Event::Applied(Object::ReplicaSet(rs)) => keep_newest(&mut self.replica_sets, *rs, |r| &r.metadata),
-            Event::Applied(Object::Service(svc)) => keep_newest(&mut self.services, *svc, |s| &s.metadata),
+            Event::Applied(Object::ReplicaSet(mut rs)) => {
+                rs.metadata.managed_fields = None;
+                keep_newest(&mut self.replica_sets, *rs, |r| &r.metadata);
+            }
+            Event::Applied(Object::Service(mut svc)) => {
+                svc.metadata.managed_fields = None;
+                keep_newest(&mut self.services, *svc, |s| &s.metadata);
+            }
             Event::Applied(Object::AnalysisRun(v)) => {
                 // A run this version cannot decode is left out, as the rollout machine does.
-                if let Ok(run) = from_value_strict::<AnalysisRun>(&v) {
+                if let Ok(run) = from_value_strict::<AnalysisRun>(&without_managed_fields(v)) {
                     keep_newest(&mut self.analysis_runs, run, |r| &r.metadata);
                 }
             }
@@ -196,6 +203,13 @@ impl Observations {
             | ObjectKind::PodTemplate => {}
         }
     }
+}
+
+fn without_managed_fields(mut v: Value) -> Value {
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    v
 }
 
 /// Whether `incoming` may replace `held`: another object (uid), or not an older version of
