@@ -161,3 +161,106 @@ async fn a_standalone_experiment_runs_its_duration_then_scales_down_after_the_de
     assert!(metrics.contains(&info), "{metrics}");
     drop(controller);
 }
+
+/// Two Job templates: one whose Job succeeds, one whose Job's pod exits 1.
+const JOB_TEMPLATES: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: job-pass}
+spec:
+  metrics:
+    - name: check
+      provider:
+        job:
+          spec:
+            backoffLimit: 0
+            template:
+              spec:
+                containers: [{name: check, image: "argoproj/rollouts-demo:check"}]
+                restartPolicy: Never
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: job-fail}
+spec:
+  metrics:
+    - name: check
+      provider:
+        job:
+          spec:
+            backoffLimit: 0
+            template:
+              metadata:
+                annotations: {fake-kubelet/exit-code: "1"}
+              spec:
+                containers: [{name: check, image: "argoproj/rollouts-demo:check"}]
+                restartPolicy: Never
+"#;
+
+/// A standalone Experiment with one required analysis of `template`, no duration.
+fn analysed(name: &str, template: &str) -> String {
+    format!(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Experiment
+metadata: {{name: {name}}}
+spec:
+  scaleDownDelaySeconds: 0
+  templates:
+    - name: baseline
+      selector: {{matchLabels: {{app: {name}}}}}
+      template:
+        metadata: {{labels: {{app: {name}}}}}
+        spec:
+          containers: [{{name: app, image: "argoproj/rollouts-demo:blue"}}]
+  analyses:
+    - name: check
+      templateName: {template}
+      requiredForCompletion: true
+      args: [{{name: hash, value: "{{{{templates.baseline.podTemplateHash}}}}"}}]
+"#
+    )
+}
+
+/// An Experiment's AnalysisRun is created by the Experiment (its arguments resolved), measured
+/// by a run worker of its own (a Job), and decides the Experiment: a passing required analysis
+/// completes it, a failing one fails it; either way its ReplicaSet is scaled to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_experiments_job_analysis_decides_it() {
+    let env = Env::new("e2e-experiment-analysis").await;
+    let controller = env.controller(&["--leader-elect=false"]);
+    env.apply(JOB_TEMPLATES).await;
+    env.apply(&analysed("passes", "job-pass")).await;
+    env.apply(&analysed("fails", "job-fail")).await;
+
+    let ex = experiment_until(&env, "passes", "the required analysis to complete the Experiment", MINUTE, |ex| {
+        field(ex, "/status/phase") == "Successful"
+    })
+    .await;
+    assert_eq!(field(&ex, "/status/analysisRuns/0/analysisRun"), "passes-check", "{}", experiment_summary(&ex));
+    assert_eq!(field(&ex, "/status/analysisRuns/0/phase"), "Successful", "{}", experiment_summary(&ex));
+    assert_eq!(field(&ex, "/status/message"), "Required AnalysisRuns completed", "{}", experiment_summary(&ex));
+    let runs = super::support::analysis_runs(&env).await;
+    let run = runs.iter().find(|r| field(r, "/metadata/name") == "passes-check").expect("the run passes-check");
+    assert_eq!(field(run, "/metadata/ownerReferences/0/kind"), "Experiment");
+    assert_eq!(field(run, "/spec/args/0/value"), field(&ex, "/status/templateStatuses/0/podTemplateHash"), "{run}");
+
+    let ex = experiment_until(&env, "fails", "the failing analysis to fail the Experiment", MINUTE, |ex| {
+        field(ex, "/status/phase") == "Failed"
+    })
+    .await;
+    assert_eq!(field(&ex, "/status/analysisRuns/0/phase"), "Failed", "{}", experiment_summary(&ex));
+
+    let rs_api: Api<ReplicaSet> = Api::namespaced(env.client.clone(), &env.namespace);
+    for name in ["passes-baseline", "fails-baseline"] {
+        wait_for(MINUTE, &format!("{name} to be scaled to 0"), || async {
+            let rs = rs_api.get(name).await.map_err(|e| e.to_string())?;
+            let replicas = rs.spec.as_ref().and_then(|s| s.replicas);
+            if replicas == Some(0) { Ok(()) } else { Err(format!("replicas {replicas:?}\n{}", controller.log_tail())) }
+        })
+        .await;
+    }
+    let reasons: Vec<String> = events_on(&env, "Experiment", "fails").await.into_iter().map(|(r, _)| r).collect();
+    assert!(reasons.iter().any(|r| r == "AnalysisRunFailed") && reasons.iter().any(|r| r == "ExperimentFailed"), "{reasons:?}");
+    drop(controller);
+}
