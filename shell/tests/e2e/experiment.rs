@@ -159,6 +159,13 @@ async fn a_standalone_experiment_runs_its_duration_then_scales_down_after_the_de
     let metrics = controller.metrics_text();
     let info = format!(r#"experiment_info{{namespace="{}",name="exp",phase="Successful"}} 1"#, env.namespace);
     assert!(metrics.contains(&info), "{metrics}");
+
+    // Settled: no more writes (a status that changed at every reconcile would write forever).
+    let writes = || controller.requests(&[r#"kind="experiments""#, r#"verb="Patch""#]) + controller.requests(&[r#"kind="replicasets""#, r#"verb="Patch""#]);
+    let before = writes();
+    assert!(before > 0, "the status was written: {metrics}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(writes(), before, "writes after the Experiment settled:\n{}", controller.log_tail());
     drop(controller);
 }
 
