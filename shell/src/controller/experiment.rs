@@ -14,6 +14,11 @@
 //! again, the status is not written (it describes the actions as done), and the reconcile is
 //! retried with backoff, as the rollout workers do.
 //!
+//! With `--record`, each reconcile is a trace record (`"rollout": "experiment <ns>/<name>"`):
+//! every event the worker took since the previous one (watch events, API answers, re-reads),
+//! the actions, and the status write as a `PatchExperiment` of `status`; `rollouts replay`
+//! feeds the events to the same [`Replayer`] and compares.
+//!
 //! Like Argo's controller, the status is written with a merge patch of the object (the
 //! Experiment CRD has no status subresource), holding only the fields that changed and `null`
 //! for those that went away. Empty strings are left out of what is written: the core reads an
@@ -44,7 +49,7 @@ use crate::kubeapi::{analysis_run_resource, experiment_resource};
 
 /// Runs an Experiment's reconciles until its channel closes (it was deleted).
 pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, shared: Arc<Shared>) {
-    let mut seen = Observations::default();
+    let mut seen = Observations { log: shared.trace.is_some().then(Vec::new), ..Observations::default() };
     let mut wake: Option<rollouts_core::Timestamp> = None;
     let mut backoff = Duration::ZERO;
     let mut retry = false;
@@ -71,7 +76,11 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, shared: Arc<
             continue;
         };
         let started = Instant::now();
-        let r = experiment::reconcile(&ex, &seen.observed(), now());
+        let now = now();
+        let r = experiment::reconcile(&ex, &seen.observed(), now);
+        if let (Some(trace), Some(log)) = (&shared.trace, seen.log.as_mut()) {
+            trace.record(&key, now, &std::mem::take(log), &recorded_actions(&ex, &r));
+        }
         let ok = exec.execute(&ex, &r, &mut seen).await;
         shared.metrics.experiment_reconcile.get_or_create(&labels).observe(elapsed(started));
         shared.metrics.observe_experiment(&key.namespace, &key.name, seen.experiment.as_ref());
@@ -93,6 +102,8 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, shared: Arc<
 /// What the Experiment's decisions read, as last observed or written.
 #[derive(Default)]
 struct Observations {
+    /// Every event taken since the last reconcile, when recording a trace.
+    log: Option<Vec<Event>>,
     experiment: Option<Experiment>,
     /// Why the Experiment as last delivered cannot be decoded (reported once).
     undecodable: Option<String>,
@@ -117,6 +128,9 @@ impl Observations {
     /// Takes a watch event, a re-read or an API answer (without its `managedFields`, which
     /// nothing here reads, as the watches drop them).
     fn apply(&mut self, event: Event) {
+        if let Some(log) = self.log.as_mut() {
+            log.push(event.clone());
+        }
         match event {
             Event::Applied(Object::Experiment(v)) => match from_value_strict::<Experiment>(&without_managed_fields(v)) {
                 Ok(ex) => {
@@ -210,6 +224,34 @@ fn without_managed_fields(mut v: Value) -> Value {
         meta.remove("managedFields");
     }
     v
+}
+
+/// What a trace records of a reconcile: its actions, then the status write (as a
+/// `PatchExperiment` of `status`) when there is one.
+fn recorded_actions(ex: &Experiment, r: &ExperimentReconcile) -> Vec<Action> {
+    let mut actions = r.actions.clone();
+    if let Some(patch) = status_patch(&ex.status, &r.status) {
+        let name = ex.metadata.name.clone().unwrap_or_default();
+        actions.push(Action::PatchExperiment { name, patch: serde_json::json!({ "status": patch }) });
+    }
+    actions
+}
+
+/// Re-runs an Experiment worker's recorded reconciles (`rollouts replay`).
+#[derive(Default)]
+pub struct Replayer(Observations);
+
+impl Replayer {
+    /// Takes one record's events and reconciles as the worker did; what it would record.
+    pub fn step(&mut self, events: impl IntoIterator<Item = Event>, now: rollouts_core::Timestamp) -> Vec<Action> {
+        for e in events {
+            self.0.apply(e);
+        }
+        match self.0.experiment.clone() {
+            Some(ex) => recorded_actions(&ex, &experiment::reconcile(&ex, &self.0.observed(), now)),
+            None => Vec::new(),
+        }
+    }
 }
 
 /// Whether `incoming` may replace `held`: another object (uid), or not an older version of
@@ -636,6 +678,26 @@ mod tests {
         assert!(not_older(&meta("u", "20"), &meta("u", "21")));
         assert!(not_older(&meta("u", "20"), &meta("v", "3")), "recreated under the same name");
         assert!(not_older(&meta("u", "20"), &meta("u", "opaque")));
+    }
+
+    #[test]
+    fn a_replayer_decides_what_the_worker_recorded() {
+        let ex = json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+            "metadata": {"name": "e", "namespace": "ns", "uid": "u", "resourceVersion": "1"},
+            "spec": {"templates": [{"name": "a", "selector": {"matchLabels": {"app": "a"}},
+                                    "template": {"metadata": {"labels": {"app": "a"}}}}]}
+        });
+        let now = rollouts_core::Timestamp::from_unix(1_700_000_000);
+        let mut replayer = Replayer::default();
+        let actions = replayer.step([Event::Applied(Object::Experiment(ex))], now);
+        let names: Vec<&str> = actions.iter().map(action_name).collect();
+        assert_eq!(names, ["CreateReplicaSet", "RecordEvent", "RecordEvent", "PatchExperiment"], "{actions:?}");
+        let Some(Action::PatchExperiment { name, patch }) = actions.last() else { unreachable!() };
+        assert_eq!((name.as_str(), &patch["status"]["phase"]), ("e", &json!("Pending")));
+        // Without an Experiment (deleted), nothing is decided.
+        let actions = replayer.step([Event::Deleted { kind: ObjectKind::Experiment, name: "e".into() }], now);
+        assert!(actions.is_empty());
     }
 
     #[test]

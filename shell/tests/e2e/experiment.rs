@@ -235,7 +235,8 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_experiments_job_analysis_decides_it() {
     let env = Env::new("e2e-experiment-analysis").await;
-    let controller = env.controller(&["--leader-elect=false"]);
+    let trace = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.trace.jsonl", env.namespace));
+    let controller = env.controller(&["--leader-elect=false", "--record", trace.to_str().unwrap()]);
     env.apply(JOB_TEMPLATES).await;
     env.apply(&analysed("passes", "job-pass")).await;
     env.apply(&analysed("fails", "job-fail")).await;
@@ -270,4 +271,11 @@ async fn an_experiments_job_analysis_decides_it() {
     let reasons: Vec<String> = events_on(&env, "Experiment", "fails").await.into_iter().map(|(r, _)| r).collect();
     assert!(reasons.iter().any(|r| r == "AnalysisRunFailed") && reasons.iter().any(|r| r == "ExperimentFailed"), "{reasons:?}");
     drop(controller);
+
+    // The recorded trace (Experiment workers and run workers alike) replays to the same actions.
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_rollouts")).arg("replay").arg(&trace).output().unwrap();
+    let stdout = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success() && stdout.contains("every action matched"), "{stdout}{}", String::from_utf8_lossy(&replay.stderr));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(text.contains(r#""rollout":"experiment "#), "the Experiment workers' reconciles are recorded");
 }
