@@ -115,6 +115,7 @@ pub fn experiments_table(experiments: &[Value], all_namespaces: bool, now: Times
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rollouts_core::api::EXPERIMENT_TEMPLATE_NAME_ANNOTATION;
     use serde_json::json;
 
     fn at(s: &str) -> Timestamp {
@@ -133,6 +134,144 @@ mod tests {
             exp["spec"]["duration"] = json!(d);
         }
         exp
+    }
+
+    /// The objects of `testdata/experiment-analysis.yaml` of the kinds `keep` says, as the
+    /// cluster would hand them over.
+    fn fixture(keep: impl Fn(&str) -> bool) -> ExperimentObjects {
+        let mut objects = ExperimentObjects::default();
+        for doc in serde_yaml_ng::Deserializer::from_str(include_str!("testdata/experiment-analysis.yaml")) {
+            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+            let kind = value["kind"].as_str().unwrap().to_string();
+            if !keep(&kind) {
+                continue;
+            }
+            match kind.as_str() {
+                "Experiment" => objects.experiment = value,
+                "ReplicaSet" => objects.replica_sets.push(serde_json::from_value(value).unwrap()),
+                "Pod" => objects.pods.push(serde_json::from_value(value).unwrap()),
+                "AnalysisRun" => objects.analysis_runs.push(value),
+                other => panic!("the fixture has a {other}"),
+            }
+        }
+        objects
+    }
+
+    /// Seven days after the fixture's objects were created (Argo's "7d" ages).
+    fn a_week_later() -> Timestamp {
+        at("2019-11-06T07:28:43Z")
+    }
+
+    fn render(objects: &ExperimentObjects, colour: bool) -> String {
+        super::super::tree::render_experiment(&experiment_view(objects), a_week_later(), colour)
+    }
+
+    #[test]
+    fn get_experiment_prints_argos_header_and_tree() {
+        // Argo's TestGetExperiment, byte for byte: the fixture's ReplicaSets carry the template
+        // name as a label (an old controller), so the images have no tags.
+        let objects = fixture(|kind| kind != "AnalysisRun");
+        assert_eq!(
+            render(&objects, false),
+            "Name:            rollout-experiment-analysis-6f646bf7b7-1-vcv27\n\
+             Namespace:       jesse-test\n\
+             Status:          ◌ Running\n\
+             Images:          argoproj/rollouts-demo:blue\n\
+            \x20                argoproj/rollouts-demo:yellow\n\
+             \n\
+             NAME                                                                     KIND        STATUS     AGE  INFO\n\
+             Σ rollout-experiment-analysis-6f646bf7b7-1-vcv27                         Experiment  ◌ Running  7d\n\
+             ├──⧉ rollout-experiment-analysis-6f646bf7b7-1-vcv27-baseline-7d768b8b5f  ReplicaSet  ✔ Healthy  7d\n\
+             │  └──□ rollout-experiment-analysis-6f646bf7b7-1-vcv27-baseline-7dczdst  Pod         ✔ Running  7d   ready:1/1\n\
+             └──⧉ rollout-experiment-analysis-6f646bf7b7-1-vcv27-canary-7699dcf5d     ReplicaSet  ✔ Healthy  7d\n\
+            \x20  └──□ rollout-experiment-analysis-6f646bf7b7-1-vcv27-canary-7699vgr24  Pod         ✔ Running  7d   ready:1/1\n"
+        );
+    }
+
+    /// The template name as today's controllers write it: an annotation.
+    fn annotate_templates(objects: &mut ExperimentObjects) {
+        for rs in &mut objects.replica_sets {
+            if let Some(t) = rs.metadata.labels.as_ref().and_then(|l| l.get(EXPERIMENT_TEMPLATE_NAME_ANNOTATION)).cloned() {
+                rs.metadata.annotations.get_or_insert_with(Default::default).insert(EXPERIMENT_TEMPLATE_NAME_ANNOTATION.into(), t);
+            }
+        }
+    }
+
+    #[test]
+    fn the_tree_ends_with_the_experiments_analysis_runs_and_their_jobs() {
+        let mut objects = fixture(|_| true);
+        annotate_templates(&mut objects);
+        assert_eq!(
+            render(&objects, false),
+            "Name:            rollout-experiment-analysis-6f646bf7b7-1-vcv27\n\
+             Namespace:       jesse-test\n\
+             Status:          ◌ Running\n\
+             Images:          argoproj/rollouts-demo:blue (Σ:baseline)\n\
+            \x20                argoproj/rollouts-demo:yellow (Σ:canary)\n\
+             \n\
+             NAME                                                                     KIND         STATUS     AGE  INFO\n\
+             Σ rollout-experiment-analysis-6f646bf7b7-1-vcv27                         Experiment   ◌ Running  7d\n\
+             ├──⧉ rollout-experiment-analysis-6f646bf7b7-1-vcv27-baseline-7d768b8b5f  ReplicaSet   ✔ Healthy  7d\n\
+             │  └──□ rollout-experiment-analysis-6f646bf7b7-1-vcv27-baseline-7dczdst  Pod          ✔ Running  7d   ready:1/1\n\
+             ├──⧉ rollout-experiment-analysis-6f646bf7b7-1-vcv27-canary-7699dcf5d     ReplicaSet   ✔ Healthy  7d\n\
+             │  └──□ rollout-experiment-analysis-6f646bf7b7-1-vcv27-canary-7699vgr24  Pod          ✔ Running  7d   ready:1/1\n\
+             └──α rollout-experiment-analysis-6f646bf7b7-1-vcv27-stress-test          AnalysisRun  ◌ Running  7d   ✔ 4,✖ 4,? 1,⚠ 1\n\
+            \x20  └──⊞ 4e2d824d-01af-11ea-b38c-42010aa80083.stress.1                    Job          ◌ Running  7d\n"
+        );
+    }
+
+    #[test]
+    fn a_finished_experiment_shows_its_message_and_no_images_once_scaled_down() {
+        let mut objects = fixture(|kind| kind != "AnalysisRun");
+        objects.experiment["status"]["phase"] = json!("Failed");
+        objects.experiment["status"]["message"] = json!("Template 'canary' exceeded its progressDeadlineSeconds (30)");
+        for rs in &mut objects.replica_sets {
+            rs.spec.as_mut().unwrap().replicas = Some(0);
+            rs.status = Some(serde_json::from_value(json!({"replicas": 0, "observedGeneration": 1})).unwrap());
+        }
+        objects.pods.clear();
+        let text = render(&objects, false);
+        let header: Vec<&str> = text.lines().take(5).collect();
+        assert_eq!(
+            header,
+            [
+                "Name:            rollout-experiment-analysis-6f646bf7b7-1-vcv27",
+                "Namespace:       jesse-test",
+                "Status:          ✖ Failed",
+                "Message:         Template 'canary' exceeded its progressDeadlineSeconds (30)",
+                "",
+            ]
+        );
+        assert!(text.contains("Σ rollout-experiment-analysis-6f646bf7b7-1-vcv27                         Experiment  ✖ Failed      7d\n"), "{text}");
+        assert!(text.contains("└──⧉ rollout-experiment-analysis-6f646bf7b7-1-vcv27-canary-7699dcf5d     ReplicaSet  • ScaledDown  7d\n"), "{text}");
+    }
+
+    #[test]
+    fn colours_follow_the_rollout_tree() {
+        let mut objects = fixture(|_| true);
+        annotate_templates(&mut objects);
+        let text = render(&objects, true);
+        // The running experiment's name and icon in hi-blue, healthy icons green, the run's
+        // counts in their icons' colours; the tree characters uncoloured.
+        assert!(text.contains("Status:          \x1b[94m◌\x1b[0m Running\n"), "{text}");
+        assert!(text.contains("Σ \x1b[94mrollout-experiment-analysis-6f646bf7b7-1-vcv27\x1b[0m"), "{text}");
+        assert!(text.contains("\x1b[32m✔\x1b[0m Healthy"), "{text}");
+        assert!(text.contains("\x1b[32m✔\x1b[0m 4,\x1b[31m✖\x1b[0m 4,\x1b[33m?\x1b[0m 1,\x1b[31m⚠\x1b[0m 1"), "{text}");
+        // Colour codes do not move the columns.
+        let plain: Vec<usize> = render(&objects, false).lines().map(|l| l.find("7d").unwrap_or(0)).collect();
+        let strip = |l: &str| l.replace("\x1b[94m", "").replace("\x1b[32m", "").replace("\x1b[31m", "").replace("\x1b[33m", "").replace("\x1b[0m", "");
+        let coloured: Vec<usize> = text.lines().map(|l| strip(l).find("7d").unwrap_or(0)).collect();
+        assert_eq!(plain, coloured);
+    }
+
+    #[test]
+    fn an_experiment_without_status_shows_no_phase() {
+        let mut objects = fixture(|kind| kind == "Experiment");
+        objects.experiment.as_object_mut().unwrap().remove("status");
+        let text = render(&objects, false);
+        assert!(text.contains("\nStatus:\n"), "{text}");
+        assert!(text.ends_with("NAME                                              KIND        STATUS  AGE  INFO\n\
+                                Σ rollout-experiment-analysis-6f646bf7b7-1-vcv27  Experiment          7d\n"), "{text}");
     }
 
     #[test]
