@@ -45,8 +45,8 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Re-run the core on a trace recorded with `controller --record`; fails if any action differs.
     Replay(controller::replay::ReplayArgs),
-    /// Show a rollout (its revisions, ReplicaSets, pods, experiments and analysis runs) or an
-    /// experiment (its ReplicaSets, pods and analysis runs) as a tree.
+    /// Show a rollout or an experiment: its ReplicaSets, pods, experiments and analysis runs
+    /// as a tree.
     #[command(subcommand)]
     Get(get::GetCommand),
     /// List rollouts or experiments in a table.
