@@ -500,11 +500,12 @@ async fn experiment_verbs_show_terminate_and_retry_an_experiment() {
     assert!(screen.starts_with("\x1b[H\x1b[2J"), "{screen:?}");
     assert!(screen.rsplit("\x1b[2J").next().unwrap_or_default().contains("Σ demo-exp"), "{screen}");
 
-    // The list: a duration of 1h started at creation, so under an hour remains.
+    // The list: a duration of 1h (Kubernetes' HumanDuration says "60m") started at creation,
+    // so under an hour remains.
     let list = env.cli_ok(&["list", "experiments"]);
     let rows: Vec<Vec<&str>> = list.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows[0], ["NAME", "STATUS", "DURATION", "REMAINING", "AGE"], "{list}");
-    assert_eq!(rows[1][..3], ["demo-exp", "Running", "1h"], "{list}");
+    assert_eq!(rows[1][..3], ["demo-exp", "Running", "60m"], "{list}");
     assert!(rows[1][3].ends_with('m') && rows[1][3].trim_end_matches('m').parse::<u32>().is_ok_and(|m| m < 60), "{list}");
     assert_eq!(rows.len(), 2, "{list}");
     let all = env.cli_ok(&["list", "exp", "-A"]);
