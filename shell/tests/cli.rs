@@ -423,8 +423,9 @@ fn template_replica_set(exp: &Value, template: &str, image: &str) -> k8s_openapi
 /// The experiment verbs against the local plane, with the Experiment's objects and status
 /// written by the test as a controller would (no controller runs): `create -f`, `get
 /// experiment` (once and `--watch`), `list experiments` (`-A`, an empty namespace),
-/// `terminate experiment` (spec.terminate) and `retry experiment` (the status gone); a
-/// missing experiment fails each verb with the API server's message and exit 1.
+/// `terminate experiment` (spec.terminate), `retry experiment` (the status gone) and
+/// `create --watch`; a missing experiment fails each verb with the API server's message and
+/// exit 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn experiment_verbs_show_terminate_and_retry_an_experiment() {
     use kube::api::PostParams;
@@ -537,6 +538,19 @@ async fn experiment_verbs_show_terminate_and_retry_an_experiment() {
         assert_eq!(text(&out.stderr), "error: experiments.argoproj.io \"nope\" not found\n", "{verb:?}");
         assert_eq!(text(&out.stdout), "", "{verb:?}");
     }
+    // `create --watch` of an Experiment shows its tree (until interrupted: `timeout` stops it).
+    let second = temp_file("experiment-2.yaml", &EXPERIMENT.replace("name: demo-exp}", "name: demo-exp-2}"));
+    let out = Command::new("timeout")
+        .args(["4", env!("CARGO_BIN_EXE_rollouts"), "create", "--watch", "--no-color", "-f", second.to_str().unwrap(), "-n", &env.namespace])
+        .env("KUBECONFIG", &env.kubeconfig)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the CLI under timeout");
+    let screen = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(124), "still watching when stopped: {screen}{}", text(&out.stderr));
+    assert!(screen.starts_with("experiment.argoproj.io/demo-exp-2 created\n\x1b[H\x1b[2J"), "{screen:?}");
+    assert!(screen.contains("Name:            demo-exp-2\n") && screen.contains("Σ demo-exp-2"), "{screen}");
+
     // Several names: each confirmed in order, the first missing one stops the verb.
     let out = env.cli(&["terminate", "exp", "demo-exp", "nope", "demo-exp"]);
     assert_eq!((out.status.code(), text(&out.stdout).as_str()), (Some(1), "experiment 'demo-exp' terminated\n"));
