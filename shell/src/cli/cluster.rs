@@ -82,7 +82,7 @@ impl Cluster {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    /// The Experiments of the namespace.
+    /// All Experiments, in every namespace.
     pub fn all_experiments(&self) -> Api<DynamicObject> {
         Api::all_with(self.client.clone(), &experiment_resource())
     }
