@@ -9,7 +9,7 @@ use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, DynamicObject};
 use serde_json::Value;
 
-use super::support::{field, wait_for, Env};
+use super::support::{field, healthy, phase, rollout_until, step, summary, wait_for, Env};
 use super::MINUTE;
 
 /// One template of 2 pods with a Service, 5 s once available, then 5 s before scaling down.
@@ -278,4 +278,102 @@ async fn an_experiments_job_analysis_decides_it() {
     assert!(replay.status.success() && stdout.contains("every action matched"), "{stdout}{}", String::from_utf8_lossy(&replay.stderr));
     let text = std::fs::read_to_string(&trace).unwrap();
     assert!(text.contains(r#""rollout":"experiment "#), "the Experiment workers' reconciles are recorded");
+}
+
+/// A canary whose second step is an experiment of the canary's pod template with one required
+/// analysis of `template`, then an indefinite pause.
+fn rollout_with_experiment_step(name: &str, template: &str) -> String {
+    format!(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: {name}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: app, image: "argoproj/rollouts-demo:blue"}}]
+  strategy:
+    canary:
+      steps:
+        - setWeight: 50
+        - experiment:
+            scaleDownDelaySeconds: 0
+            templates:
+              - {{name: baseline, specRef: stable}}
+              - {{name: canary, specRef: canary}}
+            analyses:
+              - name: check
+                templateName: {template}
+                requiredForCompletion: true
+        - pause: {{}}
+"#
+    )
+}
+
+/// The Experiments of the namespace owned by `rollout`, as JSON.
+async fn experiments_of(env: &Env, rollout: &str) -> Vec<Value> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(env.client.clone(), &env.namespace, &rollouts_shell::kubeapi::experiment_resource());
+    api.list(&Default::default())
+        .await
+        .expect("list Experiments")
+        .items
+        .into_iter()
+        .filter(|e| e.metadata.owner_references.iter().flatten().any(|o| o.kind == "Rollout" && o.name == rollout))
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect()
+}
+
+/// The canary `experiment` step on the local plane: the rollout creates the Experiment
+/// (`<rollout>-<hash>-<revision>-<step>`, owned by it), whose worker runs the stable and canary
+/// templates and a Job analysis. A failing analysis aborts the rollout with Argo's message; a
+/// passing one completes the step and the rollout moves on to the pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_experiment_step_aborts_the_rollout_when_its_analysis_fails_and_moves_on_when_it_passes() {
+    let env = Env::new("e2e-experiment-step").await;
+    let controller = env.controller(&["--leader-elect=false"]);
+    env.apply(JOB_TEMPLATES).await;
+    env.apply(&rollout_with_experiment_step("fails", "job-fail")).await;
+    env.apply(&rollout_with_experiment_step("passes", "job-pass")).await;
+    for name in ["fails", "passes"] {
+        rollout_until(&env, name, "the first deploy to be Healthy", MINUTE, healthy).await;
+        env.cli_ok(&["set", "image", name, "app=argoproj/rollouts-demo:yellow"]);
+    }
+
+    // Failing analysis: the Experiment fails, the rollout aborts with Argo's message.
+    let ro = rollout_until(&env, "fails", "the rollout to abort", MINUTE, |ro| phase(ro) == "Degraded").await;
+    let message = field(&ro, "/status/message");
+    assert!(
+        message.starts_with("RolloutAborted: Rollout aborted update to revision 2: Experiment analysis phase is error/failed"),
+        "{}\n{}",
+        summary(&ro),
+        controller.log_tail()
+    );
+    let experiments = experiments_of(&env, "fails").await;
+    assert_eq!(experiments.len(), 1, "{experiments:?}");
+    let ex = &experiments[0];
+    let canary = field(&ro, "/status/currentPodHash");
+    assert_eq!(field(ex, "/metadata/name"), format!("fails-{canary}-2-1"));
+    assert_eq!(field(ex, "/status/phase"), "Failed", "{}", experiment_summary(ex));
+    let warnings: Vec<String> = events_on(&env, "Rollout", "fails").await.into_iter().map(|(r, _)| r).collect();
+    assert!(warnings.iter().any(|r| r == "AnalysisRunFailed"), "the Experiment's run failure on the Rollout: {warnings:?}");
+
+    // Passing analysis: the step completes, the rollout pauses at the next step.
+    let ro = rollout_until(&env, "passes", "the rollout to move on to the pause", MINUTE, |ro| {
+        phase(ro) == "Paused" && step(ro) == 2
+    })
+    .await;
+    assert_eq!(field(&ro, "/status/abort"), "<none>", "{}", summary(&ro));
+    let experiments = experiments_of(&env, "passes").await;
+    assert_eq!(experiments.len(), 1, "{experiments:?}");
+    assert_eq!(field(&experiments[0], "/status/phase"), "Successful", "{}", experiment_summary(&experiments[0]));
+    let templates: Vec<String> = experiments[0]["status"]["templateStatuses"]
+        .as_array()
+        .map(|t| t.iter().map(|t| field(t, "/name")).collect())
+        .unwrap_or_default();
+    assert_eq!(templates, ["baseline", "canary"]);
+    drop(controller);
 }
