@@ -208,8 +208,9 @@ impl Router {
                 if !self.started {
                     return Vec::new();
                 }
-                let mut out = self.route_apply_experiments(&obj, &meta);
-                out.splice(0..0, self.route_apply(obj, &meta, existed));
+                let for_experiments = self.route_apply_experiments(&obj, &meta);
+                let mut out = self.route_apply(obj, &meta, existed);
+                out.extend(for_experiments);
                 out
             }
             Watched::Delete(obj) => {

@@ -25,7 +25,9 @@
 //! absent string as empty, and the 1.20 API server reads `""` as `null`, which a `string`
 //! field of a CRD refuses.
 
-use std::collections::BTreeMap;
+mod observed;
+mod status;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,21 +37,23 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType};
 use kube::{Api, Resource};
-use rollouts_core::api::parse::from_value_strict;
-use rollouts_core::api::{AnalysisRun, AnalysisTemplate, Experiment, ExperimentStatus, SpecError};
-use rollouts_core::experiment::{self, ExperimentReconcile, Observed};
+use rollouts_core::api::{Experiment, ExperimentStatus};
+use rollouts_core::experiment::{self, ExperimentReconcile};
 use rollouts_core::state::{Action, Event, EventType, Object, ObjectKind};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::metrics::{elapsed, EventKind, EventLabels, RolloutLabels};
 use super::router::RolloutKey;
 use super::worker::{action_name, code, message, now, until, Failure, Shared, MAX_BACKOFF};
 use crate::kubeapi::{analysis_run_resource, experiment_resource};
+use observed::{recorded_actions, Observations};
+pub use observed::Replayer;
+use status::status_patch;
 
 /// Runs an Experiment's reconciles until its channel closes (it was deleted).
 pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, shared: Arc<Shared>) {
-    let mut seen = Observations { log: shared.trace.is_some().then(Vec::new), ..Observations::default() };
+    let mut seen = Observations::recording(shared.trace.is_some());
     let mut wake: Option<rollouts_core::Timestamp> = None;
     let mut backoff = Duration::ZERO;
     let mut retry = false;
@@ -97,182 +101,6 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, shared: Arc<
     }
     shared.metrics.observe_experiment(&key.namespace, &key.name, None);
     tracing::info!(experiment = %key, "deleted; worker stopped");
-}
-
-/// What the Experiment's decisions read, as last observed or written.
-#[derive(Default)]
-struct Observations {
-    /// Every event taken since the last reconcile, when recording a trace.
-    log: Option<Vec<Event>>,
-    experiment: Option<Experiment>,
-    /// Why the Experiment as last delivered cannot be decoded (reported once).
-    undecodable: Option<String>,
-    replica_sets: BTreeMap<String, ReplicaSet>,
-    services: BTreeMap<String, Service>,
-    analysis_runs: BTreeMap<String, AnalysisRun>,
-    analysis_templates: BTreeMap<String, Result<AnalysisTemplate, SpecError>>,
-    cluster_analysis_templates: BTreeMap<String, Result<AnalysisTemplate, SpecError>>,
-}
-
-impl Observations {
-    fn observed(&self) -> Observed<'_> {
-        Observed {
-            replica_sets: &self.replica_sets,
-            services: &self.services,
-            analysis_runs: &self.analysis_runs,
-            analysis_templates: &self.analysis_templates,
-            cluster_analysis_templates: &self.cluster_analysis_templates,
-        }
-    }
-
-    /// Takes a watch event, a re-read or an API answer (without its `managedFields`, which
-    /// nothing here reads, as the watches drop them).
-    fn apply(&mut self, event: Event) {
-        if let Some(log) = self.log.as_mut() {
-            log.push(event.clone());
-        }
-        match event {
-            Event::Applied(Object::Experiment(v)) => match from_value_strict::<Experiment>(&without_managed_fields(v)) {
-                Ok(ex) => {
-                    let newer = self.experiment.as_ref().is_none_or(|held| not_older(&held.metadata, &ex.metadata));
-                    if newer {
-                        self.experiment = Some(ex);
-                        self.undecodable = None;
-                    }
-                }
-                Err(e) => {
-                    self.experiment = None;
-                    self.undecodable = Some(format!("the Experiment cannot be read: {e}"));
-                }
-            },
-            Event::Applied(Object::ReplicaSet(mut rs)) => {
-                rs.metadata.managed_fields = None;
-                keep_newest(&mut self.replica_sets, *rs, |r| &r.metadata);
-            }
-            Event::Applied(Object::Service(mut svc)) => {
-                svc.metadata.managed_fields = None;
-                keep_newest(&mut self.services, *svc, |s| &s.metadata);
-            }
-            Event::Applied(Object::AnalysisRun(v)) => {
-                // A run this version cannot decode is left out, as the rollout machine does.
-                if let Ok(run) = from_value_strict::<AnalysisRun>(&without_managed_fields(v)) {
-                    keep_newest(&mut self.analysis_runs, run, |r| &r.metadata);
-                }
-            }
-            Event::Applied(Object::AnalysisTemplate(v)) => {
-                if let Some(name) = v.pointer("/metadata/name").and_then(Value::as_str) {
-                    self.analysis_templates.insert(name.to_string(), from_value_strict::<AnalysisTemplate>(&v));
-                }
-            }
-            Event::Applied(Object::ClusterAnalysisTemplate(v)) => {
-                if let Some(name) = v.pointer("/metadata/name").and_then(Value::as_str) {
-                    self.cluster_analysis_templates.insert(name.to_string(), from_value_strict::<AnalysisTemplate>(&v));
-                }
-            }
-            Event::Deleted { kind, name } => self.remove(kind, &name),
-            Event::Applied(
-                Object::Rollout(_)
-                | Object::Pod(_)
-                | Object::Job(_)
-                | Object::Ingress(_)
-                | Object::Route(_)
-                | Object::Workload(_),
-            )
-            | Event::Measured { .. }
-            | Event::ActionFailed { .. }
-            | Event::Tick
-            | Event::Resync => {}
-        }
-    }
-
-    fn remove(&mut self, kind: ObjectKind, name: &str) {
-        match kind {
-            ObjectKind::Experiment => {
-                self.experiment = None;
-                self.undecodable = None;
-            }
-            ObjectKind::ReplicaSet => {
-                self.replica_sets.remove(name);
-            }
-            ObjectKind::Service => {
-                self.services.remove(name);
-            }
-            ObjectKind::AnalysisRun => {
-                self.analysis_runs.remove(name);
-            }
-            ObjectKind::AnalysisTemplate => {
-                self.analysis_templates.remove(name);
-            }
-            ObjectKind::ClusterAnalysisTemplate => {
-                self.cluster_analysis_templates.remove(name);
-            }
-            ObjectKind::Rollout
-            | ObjectKind::Pod
-            | ObjectKind::Job
-            | ObjectKind::Ingress
-            | ObjectKind::HttpRoute
-            | ObjectKind::GrpcRoute
-            | ObjectKind::TcpRoute
-            | ObjectKind::Deployment
-            | ObjectKind::PodTemplate => {}
-        }
-    }
-}
-
-fn without_managed_fields(mut v: Value) -> Value {
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
-    }
-    v
-}
-
-/// What a trace records of a reconcile: its actions, then the status write (as a
-/// `PatchExperiment` of `status`) when there is one.
-fn recorded_actions(ex: &Experiment, r: &ExperimentReconcile) -> Vec<Action> {
-    let mut actions = r.actions.clone();
-    if let Some(patch) = status_patch(&ex.status, &r.status) {
-        let name = ex.metadata.name.clone().unwrap_or_default();
-        actions.push(Action::PatchExperiment { name, patch: serde_json::json!({ "status": patch }) });
-    }
-    actions
-}
-
-/// Re-runs an Experiment worker's recorded reconciles (`rollouts replay`).
-#[derive(Default)]
-pub struct Replayer(Observations);
-
-impl Replayer {
-    /// Takes one record's events and reconciles as the worker did; what it would record.
-    pub fn step(&mut self, events: impl IntoIterator<Item = Event>, now: rollouts_core::Timestamp) -> Vec<Action> {
-        for e in events {
-            self.0.apply(e);
-        }
-        match self.0.experiment.clone() {
-            Some(ex) => recorded_actions(&ex, &experiment::reconcile(&ex, &self.0.observed(), now)),
-            None => Vec::new(),
-        }
-    }
-}
-
-/// Whether `incoming` may replace `held`: another object (uid), or not an older version of
-/// the same. `resourceVersion`s are compared as numbers, which they are on every API server
-/// backed by etcd; anything else is taken as newer.
-fn not_older(held: &ObjectMeta, incoming: &ObjectMeta) -> bool {
-    if held.uid != incoming.uid {
-        return true;
-    }
-    let version = |m: &ObjectMeta| m.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
-    match (version(held), version(incoming)) {
-        (Some(held), Some(incoming)) => incoming >= held,
-        (Some(_) | None, _) => true,
-    }
-}
-
-fn keep_newest<T>(map: &mut BTreeMap<String, T>, obj: T, meta: impl Fn(&T) -> &ObjectMeta) {
-    let Some(name) = meta(&obj).name.clone() else { return };
-    if map.get(&name).is_none_or(|held| not_older(meta(held), meta(&obj))) {
-        map.insert(name, obj);
-    }
 }
 
 /// Carries out one Experiment's reconciles.
@@ -569,155 +397,5 @@ fn target(action: &Action) -> Option<(ObjectKind, String)> {
         | Action::CreateIngress { .. }
         | Action::PatchIngress { .. }
         | Action::PatchRoute { .. } => None,
-    }
-}
-
-/// The merge patch of `status` turning `old` into `new` (Argo's two-way merge patch of the
-/// status), empty strings left out of both; `None` when nothing changes.
-pub fn status_patch(old: &ExperimentStatus, new: &ExperimentStatus) -> Option<Value> {
-    if old == new {
-        return None;
-    }
-    let json = |s: &ExperimentStatus| {
-        let mut v = serde_json::to_value(s).unwrap_or(Value::Object(Map::new()));
-        drop_empty_strings(&mut v);
-        v
-    };
-    merge_diff(&json(old), &json(new))
-}
-
-/// Removes every `""` member of every object in `v`.
-fn drop_empty_strings(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            map.retain(|_, member| member.as_str() != Some(""));
-            map.values_mut().for_each(drop_empty_strings);
-        }
-        Value::Array(items) => items.iter_mut().for_each(drop_empty_strings),
-        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
-    }
-}
-
-/// The RFC 7386 merge patch turning `old` into `new`: objects diffed member by member (a
-/// member that went away is `null`), anything else replaced whole. `None` when equal.
-fn merge_diff(old: &Value, new: &Value) -> Option<Value> {
-    if old == new {
-        return None;
-    }
-    let (Value::Object(old), Value::Object(new)) = (old, new) else { return Some(new.clone()) };
-    let mut patch = Map::new();
-    for (k, n) in new {
-        match old.get(k) {
-            Some(o) => {
-                if let Some(d) = merge_diff(o, n) {
-                    patch.insert(k.clone(), d);
-                }
-            }
-            None => {
-                patch.insert(k.clone(), n.clone());
-            }
-        }
-    }
-    for k in old.keys().filter(|k| !new.contains_key(*k)) {
-        patch.insert(k.clone(), Value::Null);
-    }
-    Some(Value::Object(patch))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rollouts_core::api::merge::merge_patch;
-    use serde_json::json;
-
-    fn status(v: Value) -> ExperimentStatus {
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn a_status_patch_holds_what_changed_nulls_what_went_away_and_no_empty_string() {
-        let old = status(json!({
-            "phase": "Running", "message": "waiting",
-            "templateStatuses": [{"name": "a", "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
-                                  "status": "Running"}],
-            "availableAt": "2024-01-01T00:00:00Z"
-        }));
-        let new = status(json!({
-            "phase": "Running",
-            "templateStatuses": [{"name": "a", "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
-                                  "status": "Running"}],
-            "availableAt": "2024-01-01T00:00:00Z",
-            "analysisRuns": [{"name": "x", "analysisRun": "", "phase": ""}]
-        }));
-        let patch = status_patch(&old, &new).unwrap();
-        assert_eq!(patch, json!({"message": null, "analysisRuns": [{"name": "x"}]}));
-        assert_eq!(status_patch(&new, &new), None);
-        // Applied to the old status, the patch gives the new one.
-        let mut applied = serde_json::to_value(&old).unwrap();
-        merge_patch(&mut applied, &patch);
-        assert_eq!(status(applied), new);
-    }
-
-    #[test]
-    fn a_status_cleared_by_retry_is_written_whole() {
-        let new = status(json!({"phase": "Pending", "templateStatuses": [{"name": "a", "replicas": 0, "updatedReplicas": 0,
-            "readyReplicas": 0, "availableReplicas": 0, "status": "Progressing"}]}));
-        let patch = status_patch(&ExperimentStatus::default(), &new).unwrap();
-        assert_eq!(patch["phase"], "Pending");
-        assert_eq!(patch["templateStatuses"][0]["status"], "Progressing");
-    }
-
-    fn meta(uid: &str, version: &str) -> ObjectMeta {
-        ObjectMeta { name: Some("x".into()), uid: Some(uid.into()), resource_version: Some(version.into()), ..ObjectMeta::default() }
-    }
-
-    #[test]
-    fn a_late_watch_event_does_not_undo_a_write_but_a_new_object_replaces_the_old() {
-        assert!(!not_older(&meta("u", "20"), &meta("u", "19")), "an older version of the same object");
-        assert!(not_older(&meta("u", "20"), &meta("u", "20")));
-        assert!(not_older(&meta("u", "20"), &meta("u", "21")));
-        assert!(not_older(&meta("u", "20"), &meta("v", "3")), "recreated under the same name");
-        assert!(not_older(&meta("u", "20"), &meta("u", "opaque")));
-    }
-
-    #[test]
-    fn a_replayer_decides_what_the_worker_recorded() {
-        let ex = json!({
-            "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
-            "metadata": {"name": "e", "namespace": "ns", "uid": "u", "resourceVersion": "1"},
-            "spec": {"templates": [{"name": "a", "selector": {"matchLabels": {"app": "a"}},
-                                    "template": {"metadata": {"labels": {"app": "a"}}}}]}
-        });
-        let now = rollouts_core::Timestamp::from_unix(1_700_000_000);
-        let mut replayer = Replayer::default();
-        let actions = replayer.step([Event::Applied(Object::Experiment(ex))], now);
-        let names: Vec<&str> = actions.iter().map(action_name).collect();
-        assert_eq!(names, ["CreateReplicaSet", "RecordEvent", "RecordEvent", "PatchExperiment"], "{actions:?}");
-        let Some(Action::PatchExperiment { name, patch }) = actions.last() else { unreachable!() };
-        assert_eq!((name.as_str(), &patch["status"]["phase"]), ("e", &json!("Pending")));
-        // Without an Experiment (deleted), nothing is decided.
-        let actions = replayer.step([Event::Deleted { kind: ObjectKind::Experiment, name: "e".into() }], now);
-        assert!(actions.is_empty());
-    }
-
-    #[test]
-    fn observations_keep_the_newest_and_forget_the_deleted() {
-        let mut seen = Observations::default();
-        let rs = |version: &str, replicas: i32| {
-            let mut rs = ReplicaSet { metadata: meta("u", version), ..ReplicaSet::default() };
-            rs.spec = Some(k8s_openapi::api::apps::v1::ReplicaSetSpec { replicas: Some(replicas), ..Default::default() });
-            Event::Applied(Object::ReplicaSet(Box::new(rs)))
-        };
-        seen.apply(rs("10", 2));
-        seen.apply(rs("9", 0));
-        assert_eq!(seen.replica_sets["x"].spec.as_ref().unwrap().replicas, Some(2));
-        seen.apply(Event::Deleted { kind: ObjectKind::ReplicaSet, name: "x".into() });
-        assert!(seen.replica_sets.is_empty());
-
-        seen.apply(Event::Applied(Object::Experiment(json!({"metadata": {"name": "e"}, "spec": {"templatez": []}}))));
-        assert!(seen.experiment.is_none());
-        assert!(seen.undecodable.as_deref().is_some_and(|e| e.contains("templatez")), "{:?}", seen.undecodable);
-        seen.apply(Event::Applied(Object::Experiment(json!({"metadata": {"name": "e"}, "spec": {"templates": []}}))));
-        assert!(seen.experiment.is_some() && seen.undecodable.is_none());
     }
 }
