@@ -48,6 +48,7 @@ fn lint_reports_each_invalid_manifest_with_its_field() {
         ("invalid-service-labels.yaml", r#"Rollout "demo" (document 3): spec.strategy.canary.canaryService: Invalid value: "demo-canary": Service "demo-canary" has unmatch label "app" in rollout"#),
         ("invalid-missing-service.yaml", r#"Rollout "demo" (document 2): spec.strategy.canary.canaryService: Invalid value: "demo-canary": service "demo-canary" not found"#),
         ("invalid-ingress-without-stable-rule.yaml", r#"Rollout "demo" (document 4): spec.strategy.canary.trafficRouting.nginx.stableIngress: Invalid value: "demo": ingress `demo` has no rules using service demo-stable backend"#),
+        ("invalid-experiment-weight-without-traffic-routing.yaml", r#"Rollout "demo" (document 1): spec.strategy.canary.steps[1].experiment.templates[0].weight: Invalid value: 10: Experiment template weight cannot be set unless TrafficRouting is enabled"#),
         ("invalid-analysis-template.yaml", r#"Rollout "demo" (document 2): spec.strategy.canary.steps[1].analysis.templates: Invalid value: "templateNames: [rate]": args.service was not resolved"#),
     ];
     for (file, expected) in cases {
