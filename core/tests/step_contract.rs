@@ -187,3 +187,39 @@ fn a_batch_of_failed_actions_alone_is_not_reconciled() {
     assert!(!single.is_empty(), "a reconcile of this state says something");
     assert_eq!(with_tick, single);
 }
+
+/// A rollout of a controller instance (`--instance-id`) labels its AnalysisRuns with that
+/// instance, as Argo does: that controller watches only its instance's runs.
+#[test]
+fn analysis_runs_carry_the_rollouts_controller_instance_id() {
+    let sim = run(r#"
+name: instance-id on runs
+objects:
+  - apiVersion: argoproj.io/v1alpha1
+    kind: AnalysisTemplate
+    metadata: {name: pass, labels: {argo-rollouts.argoproj.io/controller-instance-id: blue}}
+    spec:
+      metrics:
+        - name: pass
+          successCondition: result == 1
+          provider: {prometheus: {address: "http://prometheus.example.com:9090", query: vector(1)}}
+  - apiVersion: argoproj.io/v1alpha1
+    kind: Rollout
+    metadata: {name: demo, labels: {argo-rollouts.argoproj.io/controller-instance-id: blue}}
+    spec:
+      replicas: 1
+      selector: {matchLabels: {app: demo}}
+      template:
+        metadata: {labels: {app: demo}}
+        spec: {containers: [{name: app, image: "example/app:1"}]}
+      strategy: {canary: {steps: [{setWeight: 50}, {analysis: {templates: [{templateName: pass}]}}]}}
+metrics:
+  pass: [{value: 1}]
+events:
+  - {at: 10s, setImage: {rollout: demo, container: app, image: "example/app:2"}}
+"#);
+    let runs: Vec<&serde_json::Value> =
+        sim.objects.iter().filter(|(k, _)| k.starts_with("AnalysisRun/")).map(|(_, v)| v).collect();
+    assert_eq!(runs.len(), 1, "{:?}", sim.objects.keys().collect::<Vec<_>>());
+    assert_eq!(runs[0]["metadata"]["labels"]["argo-rollouts.argoproj.io/controller-instance-id"], "blue");
+}

@@ -18,6 +18,10 @@ pub const EPHEMERAL_METADATA: &str = "rollout.argoproj.io/ephemeral-metadata";
 pub const WORKLOAD_GENERATION: &str = "rollout.argoproj.io/workload-generation";
 /// Client-side apply bookkeeping, never copied to ReplicaSets.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// The controller instance an object belongs to (`rollouts controller --instance-id`):
+/// copied from a Rollout or Experiment onto the AnalysisRuns it creates, as Argo does, so
+/// that a controller watching only its instance sees them.
+pub const CONTROLLER_INSTANCE_ID: &str = "argo-rollouts.argoproj.io/controller-instance-id";
 /// Notification dedupe, never copied to ReplicaSets.
 pub const NOTIFIED: &str = "notified.notifications.argoproj.io";
 

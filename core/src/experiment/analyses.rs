@@ -178,7 +178,11 @@ impl Ctx<'_> {
         let measurement_retention =
             merge_measurement_retention(&self.ex.spec.measurement_retention, &flat.measurement_retention)
                 .map_err(|e| e.to_string())?;
-        let meta = self.ex.spec.analysis_run_metadata.clone().unwrap_or_default();
+        let mut meta = self.ex.spec.analysis_run_metadata.clone().unwrap_or_default();
+        let instance = crate::api::keys::CONTROLLER_INSTANCE_ID;
+        if let Some(id) = self.ex.metadata.labels.as_ref().and_then(|l| l.get(instance)) {
+            meta.labels.insert(instance.to_string(), id.clone());
+        }
         Ok(AnalysisRun {
             api_version: crate::api::API_VERSION.to_string(),
             kind: "AnalysisRun".to_string(),

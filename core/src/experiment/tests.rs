@@ -321,6 +321,15 @@ fn runs_are_created_once_available_with_experiment_arguments_and_rules() {
 }
 
 #[test]
+fn runs_carry_the_experiments_controller_instance_id() {
+    let mut w = world(json!({"templates": [template("canary")], "analyses": [analysis("a", false)]}));
+    w.experiment.metadata.labels = Some([(keys::CONTROLLER_INSTANCE_ID.to_string(), "blue".to_string())].into());
+    run_until(&mut w, T0, at(10));
+    let labels = w.analysis_runs["ex-a"].metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get(keys::CONTROLLER_INSTANCE_ID).map(String::as_str), Some("blue"));
+}
+
+#[test]
 fn a_failed_analysis_fails_the_experiment_and_warns_the_owning_rollout() {
     let mut w = world(json!({"templates": [template("canary")], "analyses": [analysis("a", false)]}));
     w.experiment.metadata.owner_references =

@@ -629,6 +629,9 @@ fn build_run(
     if let Some(sel) = ro.spec.selector.as_ref().and_then(|s| s.match_labels.clone()) {
         labels.extend(sel);
     }
+    if let Some(id) = ro.metadata.labels.as_ref().and_then(|l| l.get(keys::CONTROLLER_INSTANCE_ID)) {
+        labels.insert(keys::CONTROLLER_INSTANCE_ID.to_string(), id.clone());
+    }
     let mut annotations = BTreeMap::new();
     annotations.insert(keys::REVISION.to_string(), revision);
     if let Some(meta) = &analysis.analysis_run_metadata {

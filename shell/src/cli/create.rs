@@ -24,7 +24,7 @@ use crate::kubeapi::{
 };
 
 /// The label that assigns an object to one controller instance (`--instance-id`).
-const INSTANCE_ID_LABEL: &str = "argo-rollouts.argoproj.io/controller-instance-id";
+use rollouts_core::api::keys::CONTROLLER_INSTANCE_ID as INSTANCE_ID_LABEL;
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]

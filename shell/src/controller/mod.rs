@@ -49,9 +49,9 @@ use crate::kubeapi::{
 };
 use metrics::Metrics;
 use router::{RolloutKey, Routed, Router, Watched};
-
 /// The label that assigns an object to one controller instance (`--instance-id`).
-const INSTANCE_ID_LABEL: &str = "argo-rollouts.argoproj.io/controller-instance-id";
+use rollouts_core::api::keys::CONTROLLER_INSTANCE_ID as INSTANCE_ID_LABEL;
+
 /// Argo's Lease name.
 const LEASE_NAME: &str = "argo-rollouts-controller-lock";
 /// The reporting controller name on Kubernetes Events.
