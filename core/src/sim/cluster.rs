@@ -25,6 +25,39 @@ use super::routers::references_of;
 use crate::state::{Action, Event, Object, ObjectKind};
 use crate::time::Timestamp;
 
+/// Whose actions the cluster carries out, and who a watch event is for: Argo's
+/// controllers, one worker per object they drive.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Worker {
+    /// The controller of the Rollout of that name.
+    Rollout(String),
+    /// The experiment controller, for the Experiment of that name. It reads the cluster
+    /// when it reconciles: a watch event for it only makes it due.
+    Experiment(String),
+    /// The analysis worker of an AnalysisRun no Rollout owns (an Experiment's), as the
+    /// real controller runs one: a core `State` holding only the run.
+    AnalysisRun(String),
+}
+
+impl Worker {
+    /// The name of the object the worker drives (the column of a change line).
+    pub fn name(&self) -> &str {
+        match self {
+            Worker::Rollout(n) | Worker::Experiment(n) | Worker::AnalysisRun(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Worker::Rollout(n) => write!(f, "rollout {n}"),
+            Worker::Experiment(n) => write!(f, "experiment {n}"),
+            Worker::AnalysisRun(n) => write!(f, "analysisrun {n}"),
+        }
+    }
+}
+
 /// The simulated cluster: objects as an API server stores them, a ReplicaSet controller
 /// and kubelet ([`Cluster::sync`]), scripted metric providers, and per rollout the watch
 /// events its controller has not seen yet ([`Cluster::outbox`]). The simulator and the
@@ -62,20 +95,26 @@ pub struct Cluster {
     pub templates: BTreeMap<(String, String), Value>,
     /// AnalysisRuns as stored JSON.
     pub analysis_runs: BTreeMap<String, Value>,
+    /// Experiments as stored, by name.
+    pub experiments: BTreeMap<String, crate::api::Experiment>,
     /// Jobs of job metrics.
     pub jobs: BTreeMap<String, super::analysis::SimJob>,
     /// Scripted metric answers, by metric name.
     pub metrics: BTreeMap<String, Vec<MetricAnswer>>,
     /// How many answers each metric has given.
     pub answers_given: BTreeMap<String, usize>,
-    /// Answers (and Job completions) due later: (when, rollout, event).
-    pub pending: Vec<(Timestamp, String, Event)>,
+    /// Answers (and Job completions) due later: (when, for whom, event).
+    pub pending: Vec<(Timestamp, Worker, Event)>,
     /// Problems with the scenario found while running (a metric without answers).
     pub errors: Vec<String>,
     /// The number of the last pod created.
     pub(super) next_pod: u64,
     /// Watch events not yet delivered, per rollout.
     pub outbox: BTreeMap<String, Vec<Event>>,
+    /// Watch events not yet delivered to the workers of AnalysisRuns no Rollout owns.
+    pub run_outbox: BTreeMap<String, Vec<Event>>,
+    /// Experiments one of whose objects changed since their last reconcile.
+    pub experiments_due: BTreeSet<String>,
     /// Whether a Rollout's watch event replaces the ones of the same Rollout not yet
     /// delivered (the default), as a controller's work queue and informer cache make it see
     /// only the newest version; `false` delivers every version, each as it was.
@@ -86,7 +125,8 @@ pub struct Cluster {
     pub changes: Vec<Change>,
     /// Commands that changed nothing, with why.
     pub notes: Vec<Change>,
-    /// Kubernetes Events recorded by the controller: (time, rollout, reason, message).
+    /// Kubernetes Events recorded by the controllers: (time, the object they are on,
+    /// reason, message).
     pub recorded: Vec<(Timestamp, String, String, String)>,
 }
 
@@ -110,6 +150,7 @@ impl Cluster {
             refs: BTreeMap::new(),
             templates: BTreeMap::new(),
             analysis_runs: BTreeMap::new(),
+            experiments: BTreeMap::new(),
             jobs: BTreeMap::new(),
             metrics,
             answers_given: BTreeMap::new(),
@@ -117,6 +158,8 @@ impl Cluster {
             errors: Vec::new(),
             next_pod: 0,
             outbox: BTreeMap::new(),
+            run_outbox: BTreeMap::new(),
+            experiments_due: BTreeSet::new(),
             latest_rollout_only: true,
             record_changes: false,
             changes: Vec::new(),
@@ -132,6 +175,17 @@ impl Cluster {
 
     pub(super) fn emit(&mut self, rollout: &str, event: Event) {
         self.outbox.entry(rollout.to_string()).or_default().push(event);
+    }
+
+    /// Delivers a watch event to a worker (an Experiment's is only made due).
+    pub(super) fn emit_to(&mut self, worker: &Worker, event: Event) {
+        match worker {
+            Worker::Rollout(r) => self.emit(r, event),
+            Worker::Experiment(e) => {
+                self.experiments_due.insert(e.clone());
+            }
+            Worker::AnalysisRun(r) => self.run_outbox.entry(r.clone()).or_default().push(event),
+        }
     }
 
     fn emit_rollout(&mut self, name: &str) {
@@ -168,6 +222,9 @@ impl Cluster {
 
     fn emit_service(&mut self, name: &str) {
         let Some(svc) = self.services.get(name).cloned() else { return };
+        if let Some(o) = svc.metadata.owner_references.iter().flatten().find(|o| o.kind == "Experiment") {
+            self.experiments_due.insert(o.name.clone());
+        }
         let names: Vec<String> = self.rollouts.keys().cloned().collect();
         for r in names {
             self.emit(&r, Event::Applied(Object::Service(Box::new(svc.clone()))));
@@ -183,9 +240,18 @@ impl Cluster {
             .map(|o| o.name.clone())
     }
 
+    /// The Experiment owning a ReplicaSet (a template's).
+    pub(super) fn experiment_of(rs: &ReplicaSet) -> Option<String> {
+        rs.metadata.owner_references.as_ref()?.iter().find(|o| o.kind == "Experiment").map(|o| o.name.clone())
+    }
+
     pub(super) fn emit_rs(&mut self, name: &str) {
-        let Some(rs) = self.replica_sets.get(name).cloned() else { return };
-        if let Some(owner) = Self::owner_of(&rs) {
+        let Some(rs) = self.replica_sets.get(name) else { return };
+        if let Some(experiment) = Self::experiment_of(rs) {
+            self.experiments_due.insert(experiment);
+        }
+        if let Some(owner) = Self::owner_of(rs) {
+            let rs = rs.clone();
             self.emit(&owner, Event::Applied(Object::ReplicaSet(Box::new(rs))));
         }
     }
@@ -285,7 +351,11 @@ impl Cluster {
                 for r in names {
                     self.emit(&r, template_event(&kind, obj.clone()));
                 }
+                // Experiments not yet available verify their templates exist.
+                let experiments: Vec<String> = self.experiments.keys().cloned().collect();
+                self.experiments_due.extend(experiments);
             }
+            "Experiment" => self.apply_experiment(&obj)?,
             "Ingress" => self.apply_ingress(obj)?,
             "HTTPRoute" | "GRPCRoute" | "TCPRoute" => self.apply_route(obj),
             _ => {
@@ -317,6 +387,7 @@ impl Cluster {
         let (name, command) = match cmd {
             Command::Apply(obj) => return self.apply_manifest(obj.clone()).map(|()| None),
             Command::Delete(d) => return self.delete_object(&d.kind, &d.name).map(|()| None),
+            Command::Terminate(t) => return self.terminate_experiment(&t.experiment),
             Command::SetImage(c) => {
                 (&c.rollout, commands::Command::SetImage { container: c.container.clone(), image: c.image.clone() })
             }
@@ -421,24 +492,33 @@ impl Cluster {
     /// controller is told with [`Event::ActionFailed`] and shown again what the failed and
     /// skipped actions were about, and the Rollout.
     pub fn execute(&mut self, rollout: &str, actions: Vec<Action>) {
+        self.execute_as(&Worker::Rollout(rollout.to_string()), actions);
+    }
+
+    /// Carries out the actions of any worker (see [`Cluster::execute`]). Only a rollout's
+    /// actions can be refused (the router objects); the others are recorded as failed.
+    pub fn execute_as(&mut self, worker: &Worker, actions: Vec<Action>) {
         let mut actions = actions.into_iter();
         while let Some(a) = actions.next() {
             let what = if self.record_changes { describe(&a) } else { None };
             let t = self.now.since(super::SIMULATION_EPOCH).0;
-            match self.execute_one(rollout, a) {
+            let by = worker.name().to_string();
+            match self.execute_one(worker, a) {
                 Ok(true) => {
                     if let Some(what) = what {
-                        self.changes.push(Change { t, rollout: rollout.to_string(), what });
+                        self.changes.push(Change { t, rollout: by, what });
                     }
                 }
                 Ok(false) => {}
                 Err(refused) => {
                     let (action, error) = *refused;
                     if let Some(what) = what {
-                        self.changes.push(Change { t, rollout: rollout.to_string(), what: format!("Failed {what}: {error}") });
+                        self.changes.push(Change { t, rollout: by, what: format!("Failed {what}: {error}") });
                     }
-                    let skipped: Vec<Action> = actions.collect();
-                    self.action_failed(rollout, action, error, &skipped);
+                    if let Worker::Rollout(rollout) = worker {
+                        let skipped: Vec<Action> = actions.collect();
+                        self.action_failed(rollout, action, error, &skipped);
+                    }
                     return;
                 }
             }
@@ -447,7 +527,12 @@ impl Cluster {
 
     /// Carries out one action; whether it changed anything, or the action back with the
     /// API server's error.
-    fn execute_one(&mut self, rollout: &str, a: Action) -> Result<bool, super::routers::Refused> {
+    fn execute_one(&mut self, worker: &Worker, a: Action) -> Result<bool, super::routers::Refused> {
+        // Actions only a rollout's controller takes; another worker's would be a bug.
+        let rollout = match worker {
+            Worker::Rollout(r) => r.as_str(),
+            Worker::Experiment(_) | Worker::AnalysisRun(_) => "",
+        };
         Ok(match a {
             Action::CreateReplicaSet { replica_set } => {
                 let mut rs = *replica_set;
@@ -480,15 +565,7 @@ impl Cluster {
                 self.emit_rs(&name);
                 true
             }
-            Action::DeleteReplicaSet { name } => {
-                let Some(rs) = self.replica_sets.remove(&name) else { return Ok(false) };
-                if let Some(owned) = Self::owner_of(&rs).and_then(|o| self.owned.get_mut(&o)) {
-                    owned.remove(&name);
-                }
-                self.delete_pods_of(rollout, &name);
-                self.emit(rollout, Event::Deleted { kind: ObjectKind::ReplicaSet, name });
-                true
-            }
+            Action::DeleteReplicaSet { name } => self.delete_replica_set(&name),
             Action::SetServiceSelector { service, hash, managed_by } => {
                 let Some(svc) = self.services.get_mut(&service) else { return Ok(false) };
                 svc.spec
@@ -507,20 +584,14 @@ impl Cluster {
                 if self.services.contains_key(&name) {
                     return Ok(false);
                 }
-                self.services.insert(name.clone(), *service);
+                let mut service = *service;
+                service.metadata.creation_timestamp = Some(to_kube_time(self.now));
+                service.metadata.uid = Some(format!("uid-service-{name}"));
+                self.services.insert(name.clone(), service);
                 self.emit_service(&name);
                 true
             }
-            Action::DeleteService { name } => {
-                if self.services.remove(&name).is_none() {
-                    return Ok(false);
-                }
-                let names: Vec<String> = self.rollouts.keys().cloned().collect();
-                for r in names {
-                    self.emit(&r, Event::Deleted { kind: ObjectKind::Service, name: name.clone() });
-                }
-                true
-            }
+            Action::DeleteService { name } => self.delete_service(&name),
             Action::PatchRolloutStatus { patch } | Action::PatchRollout { patch } => {
                 self.patch_rollout(rollout, patch);
                 true
@@ -533,13 +604,14 @@ impl Cluster {
             | Action::Measure { .. }
             | Action::CreateJob { .. }
             | Action::DeleteJob { .. }) => {
-                self.execute_analysis(rollout, &a);
+                self.execute_analysis(worker, &a);
                 true
             }
-            // Not carried out yet: the simulator's experiment controller is issue 12's work.
-            Action::CreateExperiment { .. } | Action::PatchExperiment { .. } | Action::DeleteExperiment { .. } => false,
+            Action::CreateExperiment { experiment } => return self.create_experiment(*experiment),
+            Action::PatchExperiment { name, patch } => self.patch_experiment(&name, &patch),
+            Action::DeleteExperiment { name } => self.delete_experiment(&name),
             Action::RecordEvent { reason, message, .. } => {
-                self.recorded.push((self.now, rollout.to_string(), reason, message));
+                self.recorded.push((self.now, worker.name().to_string(), reason, message));
                 true
             }
             Action::CreateIngress { .. } | Action::PatchIngress { .. } | Action::PatchRoute { .. } => {
@@ -548,6 +620,42 @@ impl Cluster {
             Action::ScaleDeployment { name, replicas } => return self.scale_deployment(name, replicas),
             Action::WakeAt { .. } => false,
         })
+    }
+
+    /// Deletes a ReplicaSet and its pods; whether it existed.
+    pub(super) fn delete_replica_set(&mut self, name: &str) -> bool {
+        let Some(rs) = self.replica_sets.remove(name) else { return false };
+        let rollout = Self::owner_of(&rs);
+        if let Some(owned) = rollout.as_ref().and_then(|o| self.owned.get_mut(o)) {
+            owned.remove(name);
+        }
+        match &rollout {
+            Some(r) => {
+                self.delete_pods_of(r, name);
+                self.emit(r, Event::Deleted { kind: ObjectKind::ReplicaSet, name: name.to_string() });
+            }
+            None => {
+                self.pods.remove(name);
+            }
+        }
+        if let Some(experiment) = Self::experiment_of(&rs) {
+            self.experiments_due.insert(experiment);
+        }
+        true
+    }
+
+    /// Deletes a Service; whether it existed. Every rollout is told (they may name it),
+    /// and the Experiment that owns it.
+    pub(super) fn delete_service(&mut self, name: &str) -> bool {
+        let Some(svc) = self.services.remove(name) else { return false };
+        let names: Vec<String> = self.rollouts.keys().cloned().collect();
+        for r in names {
+            self.emit(&r, Event::Deleted { kind: ObjectKind::Service, name: name.to_string() });
+        }
+        if let Some(o) = svc.metadata.owner_references.iter().flatten().find(|o| o.kind == "Experiment") {
+            self.experiments_due.insert(o.name.clone());
+        }
+        true
     }
 
     /// Every rollout's objects, as a controller starting now would list them.
@@ -570,12 +678,18 @@ impl Cluster {
                 }
             }
             for run in self.analysis_runs.values() {
-                if run.pointer("/metadata/ownerReferences/0/name").and_then(Value::as_str) == Some(name.as_str()) {
+                if run.pointer("/metadata/ownerReferences/0/name").and_then(Value::as_str) == Some(name.as_str())
+                    && run.pointer("/metadata/ownerReferences/0/kind").and_then(Value::as_str) == Some("Rollout")
+                {
                     objs.push(Object::AnalysisRun(run.clone()));
                 }
             }
-            for j in self.jobs.values().filter(|j| &j.rollout == name) {
+            let worker = Worker::Rollout(name.clone());
+            for j in self.jobs.values().filter(|j| j.owner == worker) {
                 objs.push(Object::Job(Box::new(j.job.clone())));
+            }
+            for ex in self.experiments.values().filter(|ex| super::experiments::rollout_of(ex) == Some(name.as_str())) {
+                objs.push(Object::Experiment(serde_json::to_value(ex).unwrap_or_default()));
             }
             out.insert(name.clone(), objs);
         }

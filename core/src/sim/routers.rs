@@ -360,7 +360,8 @@ impl Cluster {
 
     /// Deletes an object as `kubectl delete` would (a scenario's `delete:` event). A Rollout
     /// takes with it what it owns (the garbage collector follows owner references): its
-    /// ReplicaSets and their pods, its AnalysisRuns and their Jobs, its canary Ingresses.
+    /// ReplicaSets and their pods, its AnalysisRuns and their Jobs, its canary Ingresses,
+    /// its Experiments; an Experiment its ReplicaSets, Services and AnalysisRuns.
     pub fn delete_object(&mut self, kind: &str, name: &str) -> Result<(), String> {
         match kind {
             "Rollout" => {
@@ -386,6 +387,10 @@ impl Cluster {
                 self.jobs.retain(|_, j| {
                     !j.job.metadata.owner_references.iter().flatten().any(|o| o.kind == "AnalysisRun" && runs.contains(&o.name))
                 });
+                let experiments: Vec<String> = self.experiments_of(name).filter_map(|e| e.metadata.name.clone()).collect();
+                for experiment in experiments {
+                    self.delete_experiment(&experiment);
+                }
                 let ingresses: Vec<String> = self
                     .ingresses
                     .iter()
@@ -430,6 +435,12 @@ impl Cluster {
                 let names: Vec<String> = self.rollouts.keys().cloned().collect();
                 for r in names {
                     self.emit(&r, Event::Deleted { kind: ObjectKind::Service, name: name.to_string() });
+                }
+                Ok(())
+            }
+            "Experiment" => {
+                if !self.delete_experiment(name) {
+                    return Err(not_found(kind, name));
                 }
                 Ok(())
             }
@@ -484,6 +495,9 @@ impl Cluster {
         }
         for run in self.analysis_runs.values() {
             put("AnalysisRun", with_kind(Ok(run.clone()), "argoproj.io/v1alpha1", "AnalysisRun"));
+        }
+        for ex in self.experiments.values() {
+            put("Experiment", with_kind(serde_json::to_value(ex), "argoproj.io/v1alpha1", "Experiment"));
         }
         for j in self.jobs.values() {
             put("Job", with_kind(serde_json::to_value(&j.job), "batch/v1", "Job"));
