@@ -263,3 +263,126 @@ impl Cluster {
         outcome.wake
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::scenario::{parse_scenario, ClusterSpec};
+    use crate::sim::{simulate, SIMULATION_EPOCH};
+
+    fn cluster() -> Cluster {
+        Cluster::new(SIMULATION_EPOCH, ClusterSpec::default(), BTreeMap::new())
+    }
+
+    /// An Experiment manifest; owned by Rollout `owner` when given.
+    fn experiment(owner: Option<&str>) -> Value {
+        let mut v = json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+            "metadata": {"name": "ex", "namespace": "default"},
+            "spec": {"templates": [{"name": "canary", "selector": {"matchLabels": {"app": "x"}},
+                                     "template": {"metadata": {"labels": {"app": "x"}},
+                                                  "spec": {"containers": [{"name": "app", "image": "x:1"}]}}}]}
+        });
+        if let Some(owner) = owner {
+            v["metadata"]["ownerReferences"] = json!([{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": owner,
+                                                       "uid": format!("uid-rollout-{owner}"), "controller": true}]);
+        }
+        v
+    }
+
+    fn create(owner: Option<&str>) -> Action {
+        Action::CreateExperiment { experiment: Box::new(serde_json::from_value(experiment(owner)).unwrap()) }
+    }
+
+    fn seen(c: &mut Cluster, rollout: &str) -> Vec<String> {
+        c.take_outbox()
+            .remove(rollout)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| match e {
+                Event::Applied(Object::Experiment(v)) => {
+                    format!("Experiment generation={} terminate={}", v["metadata"]["generation"], v["spec"]["terminate"])
+                }
+                Event::Deleted { kind, name } => format!("Deleted {kind:?} {name}"),
+                Event::ActionFailed { error, .. } => format!("Failed: {error}"),
+                Event::Applied(_) | Event::Tick | Event::Resync | Event::Measured { .. } => "other".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rollouts_experiment_is_stored_like_an_api_server_and_shown_to_it() {
+        let mut c = cluster();
+        c.execute("demo", vec![create(Some("demo"))]);
+        let ex = &c.experiments["ex"];
+        assert_eq!(ex.metadata.uid.as_deref(), Some("uid-experiment-ex"));
+        assert_eq!(ex.metadata.generation, Some(1));
+        assert!(ex.metadata.creation_timestamp.is_some());
+        assert_eq!(seen(&mut c, "demo"), ["Experiment generation=1 terminate=null"]);
+        assert!(c.experiments_due.contains("ex"));
+        // Created again by its owner: done, nothing changes.
+        c.experiments_due.clear();
+        c.execute("demo", vec![create(Some("demo"))]);
+        assert!(seen(&mut c, "demo").is_empty() && c.experiments_due.is_empty());
+        // Someone else's name: the API server's already exists.
+        c.execute("other", vec![create(Some("other"))]);
+        assert_eq!(seen(&mut c, "other")[0], "Failed: experiments.argoproj.io \"ex\" already exists");
+    }
+
+    #[test]
+    fn a_spec_patch_bumps_the_generation_and_a_no_op_patch_changes_nothing() {
+        let mut c = cluster();
+        c.execute("demo", vec![create(Some("demo"))]);
+        c.take_outbox();
+        let terminate = Action::PatchExperiment { name: "ex".into(), patch: crate::commands::terminate_patch() };
+        c.execute("demo", vec![terminate.clone()]);
+        assert_eq!(seen(&mut c, "demo"), ["Experiment generation=2 terminate=true"]);
+        c.execute("demo", vec![terminate]);
+        assert!(seen(&mut c, "demo").is_empty());
+    }
+
+    #[test]
+    fn deleting_an_experiment_collects_what_it_owns_and_tells_its_rollout() {
+        let text = r#"
+objects:
+  - apiVersion: argoproj.io/v1alpha1
+    kind: AnalysisTemplate
+    metadata: {name: t}
+    spec:
+      metrics:
+        - name: m
+          interval: 10s
+          provider: {job: {spec: {template: {spec: {containers: [{name: c, image: check}], restartPolicy: Never}}}}}
+  - apiVersion: argoproj.io/v1alpha1
+    kind: Experiment
+    metadata: {name: ex}
+    spec:
+      templates:
+        - name: canary
+          selector: {matchLabels: {app: x}}
+          service: {}
+          template: {metadata: {labels: {app: x}}, spec: {containers: [{name: app, image: "x:1", ports: [{containerPort: 80}]}]}}
+      analyses: [{name: a, templateName: t}]
+metrics:
+  m: [{phase: Successful, after: 30s}]
+events:
+  - {at: 5s, delete: {kind: Experiment, name: ex}}
+expect:
+  - {at: 4s, rollout: ex, phase: Running, objects: {"Service/default/ex-canary": {}, "AnalysisRun/default/ex-a": {}, "Job/default/ex-a.m.1": {}}}
+  - {at: 5s, rollout: ex, objects: {"Experiment/default/ex": null, "ReplicaSet/default/ex-canary": null, "Service/default/ex-canary": null,
+                                     "AnalysisRun/default/ex-a": null, "Job/default/ex-a.m.1": null}}
+"#;
+        let sim = simulate(&parse_scenario(text).unwrap()).unwrap();
+        assert!(sim.outcome.failed_expectations.is_empty(), "{:#?}", sim.outcome.failed_expectations);
+        // The Job's completion, due after the deletion, finds nothing to finish.
+        assert!(sim.outcome.settled);
+        assert!(sim.objects.keys().all(|k| k.starts_with("AnalysisTemplate/")), "{:?}", sim.objects.keys());
+
+        let mut c = cluster();
+        c.execute("demo", vec![create(Some("demo"))]);
+        c.take_outbox();
+        c.execute("demo", vec![Action::DeleteExperiment { name: "ex".into() }]);
+        assert_eq!(seen(&mut c, "demo"), ["Deleted Experiment ex"]);
+        assert!(c.experiments.is_empty());
+    }
+}
