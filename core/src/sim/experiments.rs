@@ -342,6 +342,24 @@ mod tests {
     }
 
     #[test]
+    fn terminate_sets_spec_terminate_once_and_names_a_missing_experiment() {
+        let scenario = |events: &str| {
+            let mut v = serde_json::json!({"objects": [experiment(None)]});
+            v["events"] = serde_json::from_str(events).unwrap();
+            parse_scenario(&serde_json::to_string(&v).unwrap()).unwrap()
+        };
+        let twice = r#"[{"at": "5s", "terminate": {"experiment": "ex"}}, {"at": "6s", "terminate": {"experiment": "ex"}}]"#;
+        let sim = simulate(&scenario(twice)).unwrap();
+        assert_eq!(sim.objects["Experiment/default/ex"]["spec"]["terminate"], json!(true));
+        assert_eq!(sim.final_state["ex"].phase, "Successful");
+        let notes: Vec<(&str, &str)> = sim.notes.iter().map(|n| (n.rollout.as_str(), n.what.as_str())).collect();
+        assert_eq!(notes, [("ex", "events[1]: experiment \"ex\" is already terminating")]);
+        let missing = r#"[{"at": "5s", "terminate": {"experiment": "nope"}}]"#;
+        let err = simulate(&scenario(missing)).unwrap_err();
+        assert_eq!(err.to_string(), "events[0] at 5s: experiment \"nope\" not found");
+    }
+
+    #[test]
     fn deleting_an_experiment_collects_what_it_owns_and_tells_its_rollout() {
         let text = r#"
 objects:

@@ -227,7 +227,7 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
                 .command(&cmd)
                 .map_err(|message| SimError::Command { index: *index, at: ev.at.human(), message })?;
             if let Some(note) = note {
-                cluster.note(cmd.rollout().unwrap_or_default(), format!("events[{index}]: {note}"));
+                cluster.note(cmd.subject().unwrap_or_default(), format!("events[{index}]: {note}"));
             }
             next_event += 1;
         }

@@ -205,6 +205,27 @@ impl Command {
     }
 }
 
+impl Command {
+    /// The object the command is about: its rollout, or the Experiment `terminate` names
+    /// (`None` for `apply` and `delete` of another kind).
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Command::Terminate(t) => Some(&t.experiment),
+            Command::SetImage(_)
+            | Command::Promote(_)
+            | Command::Abort(_)
+            | Command::Retry(_)
+            | Command::Pause(_)
+            | Command::Resume(_)
+            | Command::Restart(_)
+            | Command::Undo(_)
+            | Command::Scale(_)
+            | Command::Apply(_)
+            | Command::Delete(_) => self.rollout(),
+        }
+    }
+}
+
 impl ScenarioEvent {
     /// The single command of this event, or an error when there is none or several.
     pub fn command(&self) -> Result<Command, String> {
