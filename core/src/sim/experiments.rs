@@ -41,7 +41,7 @@ fn owned_by_experiment(refs: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::m
 
 impl Cluster {
     /// The Experiment as its watchers see it: JSON, as the API server returns it.
-    fn experiment_object(ex: &Experiment) -> Object {
+    pub(super) fn experiment_object(ex: &Experiment) -> Object {
         let mut v = serde_json::to_value(ex).unwrap_or(Value::Null);
         if let Some(o) = v.as_object_mut() {
             o.insert("apiVersion".into(), json!(crate::api::API_VERSION));
@@ -327,6 +327,42 @@ mod tests {
         // Someone else's name: the API server's already exists.
         c.execute("other", vec![create(Some("other"))]);
         assert_eq!(seen(&mut c, "other")[0], "Failed: experiments.argoproj.io \"ex\" already exists");
+    }
+
+    #[test]
+    fn a_step_experiment_whose_name_is_taken_gets_argos_collision_suffix() {
+        // The step's Experiment would be `demo-8497df98bc-2-1`; a standalone one holds it.
+        let text = r#"
+objects:
+  - apiVersion: argoproj.io/v1alpha1
+    kind: Experiment
+    metadata: {name: demo-8497df98bc-2-1}
+    spec:
+      templates:
+        - name: other
+          selector: {matchLabels: {app: other}}
+          template: {metadata: {labels: {app: other}}, spec: {containers: [{name: app, image: "other:1"}]}}
+  - apiVersion: argoproj.io/v1alpha1
+    kind: Rollout
+    metadata: {name: demo}
+    spec:
+      replicas: 4
+      selector: {matchLabels: {app: demo}}
+      template: {metadata: {labels: {app: demo}}, spec: {containers: [{name: app, image: "example/app:1"}]}}
+      strategy:
+        canary:
+          steps:
+            - setWeight: 25
+            - experiment: {duration: 10s, templates: [{name: canary, specRef: canary}]}
+events:
+  - {at: 10s, setImage: {rollout: demo, container: app, image: "example/app:2"}}
+expect:
+  - {at: 11s, rollout: demo, currentStepIndex: 1, experiments: [{name: demo-8497df98bc-2-1-1}]}
+  - {at: 1m, rollout: demo, phase: Healthy, stableRevision: 2}
+  - {at: 1m, rollout: demo-8497df98bc-2-1, phase: Running}
+"#;
+        let sim = simulate(&parse_scenario(text).unwrap()).unwrap();
+        assert!(sim.outcome.failed_expectations.is_empty(), "{:#?}", sim.outcome.failed_expectations);
     }
 
     #[test]

@@ -304,12 +304,15 @@ impl Cluster {
                     Some((ObjectKind::Service, service.metadata.name.clone().unwrap_or_default(), None))
                 }
                 Action::DeleteService { name } => Some((ObjectKind::Service, name.clone(), None)),
+                Action::CreateExperiment { experiment } => {
+                    Some((ObjectKind::Experiment, experiment.metadata.name.clone().unwrap_or_default(), None))
+                }
+                Action::PatchExperiment { name, .. } | Action::DeleteExperiment { name } => {
+                    Some((ObjectKind::Experiment, name.clone(), None))
+                }
                 Action::CreateAnalysisRun { .. }
                 | Action::PatchAnalysisRun { .. }
                 | Action::DeleteAnalysisRun { .. }
-                | Action::CreateExperiment { .. }
-                | Action::PatchExperiment { .. }
-                | Action::DeleteExperiment { .. }
                 | Action::Measure { .. }
                 | Action::CreateJob { .. }
                 | Action::DeleteJob { .. }
@@ -343,12 +346,12 @@ impl Cluster {
                     let kind_name = if kind == ObjectKind::Deployment { "Deployment" } else { "PodTemplate" };
                     self.others.get(&(kind_name.to_string(), name.clone())).map(|v| Event::Applied(Object::Workload(v.clone())))
                 }
+                ObjectKind::Experiment => self.experiments.get(&name).map(|ex| Event::Applied(Self::experiment_object(ex))),
                 ObjectKind::Rollout
                 | ObjectKind::Pod
                 | ObjectKind::AnalysisRun
                 | ObjectKind::AnalysisTemplate
                 | ObjectKind::ClusterAnalysisTemplate
-                | ObjectKind::Experiment
                 | ObjectKind::Job => continue,
             };
             self.emit(rollout, event.unwrap_or(Event::Deleted { kind, name }));
