@@ -16,6 +16,9 @@ impl Ctx<'_> {
         }
         self.sync_revision_and_create();
         if self.restart_pods() {
+            // The experiments were not reconciled: the one followed stays named (Argo
+            // writes no status at all after evicting pods).
+            self.new_status.canary.current_experiment = self.ro.status.canary.current_experiment.clone();
             self.sync_status_canary();
             return;
         }

@@ -125,7 +125,11 @@ fn rule_name(base: &str, index: usize) -> String {
 /// Service and taken out when they are no longer in the plan.
 fn set_weights(refs: &mut Vec<Value>, plan: &TrafficPlan, stable_weight: i32, canary_found: &mut bool, stable_found: &mut bool) {
     let additional = |name: &str| plan.additional.iter().find(|d| !d.service_name.is_empty() && d.service_name == name);
-    refs.retain(|r| !plan.experiment_services.contains(ref_name(r)) || additional(ref_name(r)).is_some());
+    let rollouts_own = |name: &str| name == plan.canary_service || name == plan.stable_service;
+    refs.retain(|r| {
+        let name = ref_name(r);
+        rollouts_own(name) || !plan.experiment_services.contains(name) || additional(name).is_some()
+    });
     let mut routed = false;
     for r in refs.iter_mut() {
         let name = ref_name(r).to_string();

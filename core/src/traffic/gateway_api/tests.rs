@@ -191,7 +191,8 @@ fn experiment_destinations_become_backend_refs_and_leave_again() {
     let mut with = plan(10);
     with.additional = vec![WeightDestination { weight: 5, service_name: "exp-svc".into(), pod_template_hash: "h3".into() }];
     with.additional_ports = BTreeMap::from([("exp-svc".to_string(), 8080)]);
-    with.experiment_services = ["exp-svc".to_string(), "old-exp-svc".to_string()].into();
+    // A template Service named like the canary's is never taken for an Experiment's.
+    with.experiment_services = ["exp-svc".to_string(), "old-exp-svc".to_string(), "demo-canary".to_string()].into();
     let mut live = route("HTTPRoute");
     live["spec"]["rules"].as_array_mut().unwrap().push(json!({
         "matches": [{"path": {"type": "PathPrefix", "value": "/other"}}],
