@@ -68,9 +68,9 @@ impl Cluster {
         ex.metadata.uid = Some(format!("uid-experiment-{name}"));
         ex.metadata.creation_timestamp = Some(to_kube_time(self.now));
         ex.metadata.generation = Some(1);
+        // Like Argo's CRD, ours has no status subresource: a status given at creation is
+        // kept (a scenario may start an Experiment midway).
         ex.metadata.namespace.get_or_insert_with(|| self.namespace.clone());
-        // The status is the controller's (a subresource): a create does not set it.
-        ex.status = Default::default();
     }
 
     /// Creates or replaces an Experiment from a manifest (`objects:`, `apply:`). A
