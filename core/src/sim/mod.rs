@@ -6,6 +6,7 @@ mod analysis;
 mod changes;
 mod cluster;
 mod duplicate_keys;
+mod executor;
 mod experiments;
 mod pods;
 mod replica_controller;
