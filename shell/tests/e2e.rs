@@ -626,3 +626,6 @@ async fn ephemeral_metadata_moves_in_place_when_the_canary_becomes_stable() {
 
 #[path = "e2e/workload.rs"]
 mod workload;
+
+#[path = "e2e/experiment.rs"]
+mod experiment;

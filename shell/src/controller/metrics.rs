@@ -47,6 +47,14 @@ pub struct RolloutInfoLabels {
     pub phase: String,
 }
 
+/// Labels of `experiment_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExperimentInfoLabels {
+    pub namespace: String,
+    pub name: String,
+    pub phase: String,
+}
+
 /// Labels of `rollout_phase`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RolloutPhaseLabels {
@@ -94,6 +102,13 @@ pub struct Metrics {
     updated: Family<RolloutLabels, Gauge>,
     /// The `rollout_info` labels last set per rollout, to remove the old series on change.
     last_info: Mutex<std::collections::BTreeMap<RolloutLabels, (RolloutInfoLabels, String)>>,
+    /// Experiment reconciles: duration and failures (Argo's `experiment_reconcile`,
+    /// `experiment_reconcile_error`).
+    pub experiment_reconcile: Family<RolloutLabels, Histogram>,
+    pub experiment_reconcile_error: Family<RolloutLabels, Counter>,
+    experiment_info: Family<ExperimentInfoLabels, Gauge>,
+    /// The `experiment_info` labels last set per Experiment.
+    last_experiment_info: Mutex<std::collections::BTreeMap<RolloutLabels, ExperimentInfoLabels>>,
 }
 
 /// Argo's phases for the deprecated `rollout_phase` gauge family.
@@ -135,6 +150,13 @@ impl Metrics {
         registry.register("rollout_info_replicas_desired", "The number of desired replicas per rollout.", desired.clone());
         let updated = Family::<RolloutLabels, Gauge>::default();
         registry.register("rollout_info_replicas_updated", "The number of updated replicas per rollout.", updated.clone());
+        let experiment_reconcile =
+            Family::<RolloutLabels, Histogram>::new_with_constructor(|| Histogram::new([0.01, 0.15, 0.25, 0.5, 1.0]));
+        registry.register("experiment_reconcile", "Experiments reconciliation performance.", experiment_reconcile.clone());
+        let experiment_reconcile_error = Family::<RolloutLabels, Counter>::default();
+        registry.register("experiment_reconcile_error", "Error occurring during the experiment", experiment_reconcile_error.clone());
+        let experiment_info = Family::<ExperimentInfoLabels, Gauge>::default();
+        registry.register("experiment_info", "Information about Experiment.", experiment_info.clone());
         let controller_info = Family::<Vec<(String, String)>, Gauge>::default();
         controller_info.get_or_create(&vec![("version".to_string(), env!("CARGO_PKG_VERSION").to_string())]).set(1);
         registry.register("argo_rollouts_controller_info", "Running Argo-rollouts version", controller_info);
@@ -155,6 +177,10 @@ impl Metrics {
             desired,
             updated,
             last_info: Mutex::default(),
+            experiment_reconcile,
+            experiment_reconcile_error,
+            experiment_info,
+            last_experiment_info: Mutex::default(),
         })
     }
 
@@ -239,6 +265,23 @@ impl Metrics {
         self.desired.get_or_create(&key).set(i64::from(ro.spec.replicas.unwrap_or(1)));
         self.updated.get_or_create(&key).set(i64::from(s.updated_replicas));
         last.insert(key, (labels, strategy.to_string()));
+    }
+}
+
+impl Metrics {
+    /// Sets `experiment_info` (phase as Argo reports it: the status phase, `Pending` before
+    /// the first one) from the Experiment as last seen; `None` removes its series.
+    pub fn observe_experiment(&self, namespace: &str, name: &str, experiment: Option<&rollouts_core::api::Experiment>) {
+        let key = RolloutLabels { namespace: namespace.to_string(), name: name.to_string() };
+        let mut last = self.last_experiment_info.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = last.remove(&key) {
+            self.experiment_info.remove(&old);
+        }
+        let Some(ex) = experiment else { return };
+        let phase = ex.status.phase.map_or("Pending", rollouts_core::api::AnalysisPhase::as_str);
+        let labels = ExperimentInfoLabels { namespace: key.namespace.clone(), name: key.name.clone(), phase: phase.to_string() };
+        self.experiment_info.get_or_create(&labels).set(1);
+        last.insert(key, labels);
     }
 }
 
@@ -452,6 +495,22 @@ mod tests {
         assert_eq!(traffic_router(&rollout(serde_json::json!({"istio": {}, "alb": {}}))), "Istio");
         assert_eq!(traffic_router(&rollout(serde_json::json!({"traefik": {}}))), "");
         assert_eq!(traffic_router(&rollout(serde_json::json!(null))), "");
+    }
+
+    #[test]
+    fn experiment_info_follows_the_phase_and_goes_with_the_experiment() {
+        let m = Metrics::new();
+        let ex = |phase: serde_json::Value| -> rollouts_core::api::Experiment {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "e"}, "status": {"phase": phase}})).unwrap()
+        };
+        m.observe_experiment("ns", "e", Some(&ex(serde_json::Value::Null)));
+        assert!(m.render().contains(r#"experiment_info{namespace="ns",name="e",phase="Pending"} 1"#), "{}", m.render());
+        m.observe_experiment("ns", "e", Some(&ex("Successful".into())));
+        let text = m.render();
+        assert!(text.contains(r#"experiment_info{namespace="ns",name="e",phase="Successful"} 1"#), "{text}");
+        assert!(!text.contains(r#"phase="Pending""#), "{text}");
+        m.observe_experiment("ns", "e", None);
+        assert!(!m.render().contains("experiment_info{"), "{}", m.render());
     }
 
     #[test]

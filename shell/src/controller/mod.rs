@@ -1,14 +1,17 @@
 //! `rollouts controller`: kube-rs watches in, the core's actions out.
 //!
 //! - one watch per kind feeds the [`router::Router`], which caches objects (without their
-//!   `managedFields`) and routes each change to the rollout it concerns; Ingresses and the
-//!   Gateway API routes (HTTPRoute, GRPCRoute v1, TCPRoute v1alpha2) are watched when the
-//!   cluster serves them and RBAC allows it, and looked for again every minute otherwise;
+//!   `managedFields`) and routes each change to the rollout or Experiment it concerns;
+//!   Experiments, Ingresses and the Gateway API routes (HTTPRoute, GRPCRoute v1, TCPRoute
+//!   v1alpha2) are watched when the cluster serves them and RBAC allows it, and looked for
+//!   again every minute otherwise;
 //! - one [`worker`] task per rollout owns its `State`, coalesces what arrived, reconciles
-//!   once and executes the actions in order;
+//!   once and executes the actions in order; one [`experiment`] task per Experiment does the
+//!   same with the Experiment machine;
 //! - [`leader`] election on a Lease lets several replicas run, one acting;
 //! - `/metrics` and `/healthz` are served on 127.0.0.1 unless told otherwise.
 
+pub mod experiment;
 pub mod leader;
 pub mod metrics;
 pub mod replay;
@@ -41,8 +44,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::kubeapi::{
-    analysis_run_resource, analysis_template_resource, cluster_analysis_template_resource, rollout_resource, route_resource,
-    KubeArgs,
+    analysis_run_resource, analysis_template_resource, cluster_analysis_template_resource, experiment_resource, rollout_resource,
+    route_resource, KubeArgs,
 };
 use metrics::Metrics;
 use router::{RolloutKey, Routed, Router, Watched};
@@ -271,7 +274,14 @@ fn dispatch(routed: Routed, workers: &mut BTreeMap<RolloutKey, mpsc::UnboundedSe
                 let _ = tx.send(e);
             }
             tracing::debug!(rollout = %key, "worker started");
-            tokio::spawn(worker::run(key.clone(), rx, tx.downgrade(), shared.clone()));
+            match key.kind {
+                router::WorkerKind::Rollout | router::WorkerKind::AnalysisRun => {
+                    tokio::spawn(worker::run(key.clone(), rx, tx.downgrade(), shared.clone()));
+                }
+                router::WorkerKind::Experiment => {
+                    tokio::spawn(experiment::run(key.clone(), rx, shared.clone()));
+                }
+            }
             workers.insert(key, tx);
         }
         Routed::Deliver(key, events) => {
@@ -283,7 +293,7 @@ fn dispatch(routed: Routed, workers: &mut BTreeMap<RolloutKey, mpsc::UnboundedSe
         }
         Routed::Stop(key) => {
             if let Some(tx) = workers.remove(&key) {
-                let _ = tx.send(Event::Deleted { kind: ObjectKind::Rollout, name: key.name.clone() });
+                let _ = tx.send(Event::Deleted { kind: key.object_kind(), name: key.name.clone() });
             }
         }
     }
@@ -331,7 +341,7 @@ async fn spawn_watches(
     watch(typed::<Pod>(client, scope), hash, ObjectKind::Pod, |o| Object::Pod(Box::new(o)), tx);
     watch(typed::<Service>(client, scope), watcher::Config::default(), ObjectKind::Service, |o| Object::Service(Box::new(o)), tx);
     watch(dynamic(&analysis_run_resource()), by_instance.clone(), ObjectKind::AnalysisRun, |o| Object::AnalysisRun(raw(o)), tx);
-    watch(dynamic(&analysis_template_resource()), by_instance, ObjectKind::AnalysisTemplate, |o| Object::AnalysisTemplate(raw(o)), tx);
+    watch(dynamic(&analysis_template_resource()), by_instance.clone(), ObjectKind::AnalysisTemplate, |o| Object::AnalysisTemplate(raw(o)), tx);
     let jobs = watcher::Config::default().labels(rollouts_core::rollout::JOB_RUN_UID);
     watch(typed::<Job>(client, scope), jobs, ObjectKind::Job, |o| Object::Job(Box::new(o)), tx);
     let mut kinds = vec![
@@ -355,15 +365,20 @@ async fn spawn_watches(
     let ingresses = typed::<Ingress>(client, scope);
     // What `workloadRef`s name: optional too (RBAC may leave them out).
     let workload = |o: serde_json::Value| Object::Workload(o);
-    let (ingress, routes, deployments, pod_templates) = futures::join!(
-        watch_optional(ingresses, ObjectKind::Ingress, None, |o| Object::Ingress(Box::new(o)), tx),
+    let all = watcher::Config::default;
+    // Experiments too: a cluster without their CRD (an upgrade that skipped it) still serves
+    // rollouts.
+    let (ingress, routes, deployments, pod_templates, experiments) = futures::join!(
+        watch_optional(ingresses, all(), ObjectKind::Ingress, None, |o| Object::Ingress(Box::new(o)), tx),
         futures::future::join_all([RouteKind::Http, RouteKind::Grpc, RouteKind::Tcp].map(|route| {
             let resource = route_resource(route);
-            watch_optional(dynamic(&resource), route.into(), None, move |o| Object::Route(route_json(o, route)), tx)
+            watch_optional(dynamic(&resource), all(), route.into(), None, move |o| Object::Route(route_json(o, route)), tx)
         })),
-        watch_optional(typed::<Deployment>(client, scope), ObjectKind::Deployment, None, move |o| workload(typed_json(&o)), tx),
-        watch_optional(typed::<PodTemplate>(client, scope), ObjectKind::PodTemplate, None, move |o| workload(typed_json(&o)), tx),
+        watch_optional(typed::<Deployment>(client, scope), all(), ObjectKind::Deployment, None, move |o| workload(typed_json(&o)), tx),
+        watch_optional(typed::<PodTemplate>(client, scope), all(), ObjectKind::PodTemplate, None, move |o| workload(typed_json(&o)), tx),
+        watch_optional(dynamic(&experiment_resource()), by_instance.clone(), ObjectKind::Experiment, None, |o| Object::Experiment(raw(o)), tx),
     );
+    kinds.extend(experiments);
     kinds.extend(ingress);
     kinds.extend(routes.into_iter().flatten());
     kinds.extend(deployments);
@@ -380,7 +395,7 @@ fn watch_routes_in(client: &Client, kind: ObjectKind, namespace: String, tx: &mp
     tracing::info!(?kind, %namespace, "a rollout names routes in another namespace; watching them there too");
     let tx = tx.clone();
     tokio::spawn(async move {
-        watch_optional(api, kind, Some(namespace), move |o| Object::Route(route_json(o, route)), &tx).await;
+        watch_optional(api, watcher::Config::default(), kind, Some(namespace), move |o| Object::Route(route_json(o, route)), &tx).await;
     });
 }
 
@@ -414,6 +429,7 @@ pub fn unavailable(error: &kube::Error) -> Option<String> {
 /// [`DISCOVERY_RETRY`] in the background, starting the watch when a probe succeeds.
 async fn watch_optional<K, F>(
     api: Api<K>,
+    config: watcher::Config,
     kind: ObjectKind,
     extra: Option<String>,
     to_object: F,
@@ -430,7 +446,7 @@ where
         }
     };
     let Some(why) = probe(api.clone()).await else {
-        watch_listing(api, watcher::Config::default(), kind, extra, to_object, tx);
+        watch_listing(api, config, kind, extra, to_object, tx);
         return Some(kind);
     };
     tracing::warn!(
@@ -449,7 +465,7 @@ where
             }
             if probe(api.clone()).await.is_none() {
                 tracing::info!(?kind, namespace = extra.as_deref().unwrap_or("(the controller's)"), "these objects can be listed now; watching them");
-                watch_listing(api, watcher::Config::default(), kind, extra, to_object, &tx);
+                watch_listing(api, config, kind, extra, to_object, &tx);
                 return;
             }
         }

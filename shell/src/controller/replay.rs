@@ -8,6 +8,7 @@ use clap::Args;
 use rollouts_core::state::State;
 use rollouts_core::step_batch;
 
+use super::experiment::Replayer;
 use super::trace::{self, Record};
 
 /// Flags of `rollouts replay`.
@@ -45,23 +46,29 @@ pub enum ReplayError {
     Diverged(Box<Divergence>),
 }
 
-/// Replays records in order, one state per rollout, exactly as the controller's workers
-/// step their batches; records are taken one at a time, so any trace length fits.
+/// Replays records in order, one state per rollout (and per Experiment), exactly as the
+/// controller's workers step their batches; records are taken one at a time, so any trace
+/// length fits.
 pub fn replay(records: impl IntoIterator<Item = Result<Record, trace::TraceError>>) -> Result<Replayed, ReplayError> {
     let mut states: BTreeMap<String, State> = BTreeMap::new();
+    let mut experiments: BTreeMap<String, Replayer> = BTreeMap::new();
     let mut count = 0;
     for (i, r) in records.into_iter().enumerate() {
         let r = r.map_err(ReplayError::Unreadable)?;
         count += 1;
-        let state = states.entry(r.rollout.clone()).or_default();
-        let actions = step_batch(state, r.events.iter().cloned(), r.now);
+        // The key as `RolloutKey` shows it: `experiment <ns>/<name>` for an Experiment's worker.
+        let actions = if r.rollout.starts_with("experiment ") {
+            experiments.entry(r.rollout.clone()).or_default().step(r.events.iter().cloned(), r.now)
+        } else {
+            step_batch(states.entry(r.rollout.clone()).or_default(), r.events.iter().cloned(), r.now)
+        };
         let expected = serde_json::to_string(&r.actions).unwrap_or_default();
         let actual = serde_json::to_string(&actions).unwrap_or_default();
         if expected != actual {
             return Err(ReplayError::Diverged(Box::new(Divergence { record: i + 1, rollout: r.rollout, expected, actual })));
         }
     }
-    Ok(Replayed { records: count, rollouts: states.len() })
+    Ok(Replayed { records: count, rollouts: states.len() + experiments.len() })
 }
 
 /// Replays the trace.

@@ -1,12 +1,19 @@
-//! Routes watch events to the rollouts they concern.
+//! Routes watch events to the rollouts (and Experiments) they concern.
 //!
 //! The router keeps the latest version of every watched object (the informer caches) and
-//! knows which rollout each belongs to: ReplicaSets and AnalysisRuns by their owner
-//! reference, Pods through their ReplicaSet, Jobs through their AnalysisRun, Services,
+//! knows which rollout each belongs to: ReplicaSets, AnalysisRuns and Experiments by their
+//! owner reference, Pods through their ReplicaSet, Jobs through their AnalysisRun, Services,
 //! templates, Ingresses and Gateway API routes through the names a rollout's spec references
 //! (a route in another namespace when the router configuration names it). It is plain data
 //! in, plain data out, so it is unit-tested without a cluster; `controller::run` feeds it
 //! and carries out what it returns.
+//!
+//! Every Experiment has a worker of its own (standalone or created by a rollout's step; the
+//! rollout also gets its Experiments). It receives the ReplicaSets, Services and AnalysisRuns
+//! the Experiment controls, those bearing the names it would create (a clash is its to
+//! report), and the analysis templates it names: only what its decisions read, never a whole
+//! namespace. An Experiment's AnalysisRuns are measured by a run worker of their own, as any
+//! run no rollout owns.
 //!
 //! Nothing is routed until every expected kind has been listed once: a rollout reconciled
 //! before its ReplicaSets are known would think it has none. A kind that is not expected
@@ -21,8 +28,9 @@ use rollouts_core::rollout::{references, References};
 use rollouts_core::state::{Event, Object, ObjectKind};
 use serde_json::Value;
 
-/// What a worker drives: a rollout, by namespace and name, or an AnalysisRun that no
-/// rollout owns (`rollouts create analysisrun`: Argo's analysis controller runs those too).
+/// What a worker drives: a rollout, by namespace and name, an AnalysisRun that no rollout
+/// owns (`rollouts create analysisrun`, an Experiment's: Argo's analysis controller runs
+/// those too), or an Experiment.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RolloutKey {
     pub namespace: String,
@@ -38,6 +46,8 @@ pub enum WorkerKind {
     Rollout,
     /// An AnalysisRun of its own, with its Jobs.
     AnalysisRun,
+    /// An Experiment, with the objects its decisions read.
+    Experiment,
 }
 
 impl RolloutKey {
@@ -51,9 +61,23 @@ impl RolloutKey {
         RolloutKey { namespace: namespace.into(), name: name.into(), kind: WorkerKind::AnalysisRun }
     }
 
+    /// The worker of an Experiment.
+    pub fn experiment(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        RolloutKey { namespace: namespace.into(), name: name.into(), kind: WorkerKind::Experiment }
+    }
+
     /// Whether the worker drives a rollout.
     pub fn is_rollout(&self) -> bool {
         self.kind == WorkerKind::Rollout
+    }
+
+    /// The kind of the object the worker drives.
+    pub fn object_kind(&self) -> ObjectKind {
+        match self.kind {
+            WorkerKind::Rollout => ObjectKind::Rollout,
+            WorkerKind::AnalysisRun => ObjectKind::AnalysisRun,
+            WorkerKind::Experiment => ObjectKind::Experiment,
+        }
     }
 }
 
@@ -62,6 +86,7 @@ impl std::fmt::Display for RolloutKey {
         match self.kind {
             WorkerKind::Rollout => write!(f, "{}/{}", self.namespace, self.name),
             WorkerKind::AnalysisRun => write!(f, "analysisrun {}/{}", self.namespace, self.name),
+            WorkerKind::Experiment => write!(f, "experiment {}/{}", self.namespace, self.name),
         }
     }
 }
@@ -113,6 +138,8 @@ pub struct Router {
     expected: BTreeSet<ObjectKind>,
     started: bool,
     running: BTreeMap<RolloutKey, References>,
+    /// The running Experiment workers and the names their Experiments use.
+    experiments: BTreeMap<RolloutKey, ExperimentRefs>,
     /// Whether a running rollout's references changed since [`Router::take_references_changed`].
     references_changed: bool,
 }
@@ -178,13 +205,25 @@ impl Router {
                 }
                 let existed = self.cache.get(&kind).is_some_and(|c| c.contains_key(&key));
                 self.cache.entry(kind).or_default().insert(key, obj.clone());
-                if self.started { self.route_apply(obj, &meta, existed) } else { Vec::new() }
+                if !self.started {
+                    return Vec::new();
+                }
+                let for_experiments = self.route_apply_experiments(&obj, &meta);
+                let mut out = self.route_apply(obj, &meta, existed);
+                out.extend(for_experiments);
+                out
             }
             Watched::Delete(obj) => {
                 let kind = kind_of(&obj);
                 let meta = meta_of(&obj);
                 let key = name_of(&meta);
-                let out = if self.started { self.route_delete(kind, &meta) } else { Vec::new() };
+                let out = if self.started {
+                    let mut out = self.route_delete(kind, &meta);
+                    out.extend(self.route_delete_experiments(kind, &meta));
+                    out
+                } else {
+                    Vec::new()
+                };
                 if let Some(c) = self.cache.get_mut(&kind) {
                     c.remove(&key);
                 }
@@ -205,6 +244,11 @@ impl Router {
                         if let Some(key) = self.owner_rollout(ObjectKind::AnalysisRun, &meta_of(&run)).filter(|k| !k.is_rollout()) {
                             out.extend(self.start(key));
                         }
+                    }
+                    let experiments: Vec<Name> =
+                        self.cache.get(&ObjectKind::Experiment).map(|c| c.keys().cloned().collect()).unwrap_or_default();
+                    for (namespace, name) in experiments {
+                        out.extend(self.start(RolloutKey::experiment(namespace, name)));
                     }
                 }
                 out
@@ -247,7 +291,9 @@ impl Router {
         let namespace = meta.namespace.clone().unwrap_or_default();
         match kind {
             ObjectKind::Rollout => Some(RolloutKey::rollout(namespace, meta.name.clone()?)),
-            ObjectKind::ReplicaSet => owner_named(meta, "Rollout").map(|name| RolloutKey::rollout(namespace, name)),
+            ObjectKind::ReplicaSet | ObjectKind::Experiment => {
+                owner_named(meta, "Rollout").map(|name| RolloutKey::rollout(namespace, name))
+            }
             ObjectKind::AnalysisRun => match owner_named(meta, "Rollout") {
                 Some(name) => Some(RolloutKey::rollout(namespace, name)),
                 None => Some(RolloutKey::run(namespace, meta.name.clone()?)),
@@ -371,9 +417,12 @@ impl Router {
         }
     }
 
-    /// Starts a worker for a rollout with everything it owns and references, or for an
-    /// AnalysisRun of its own with its Jobs.
+    /// Starts a worker for a rollout with everything it owns and references, for an
+    /// AnalysisRun of its own with its Jobs, or for an Experiment with what it reads.
     fn start(&mut self, key: RolloutKey) -> Vec<Routed> {
+        if key.kind == WorkerKind::Experiment {
+            return self.start_experiment(key);
+        }
         if !key.is_rollout() {
             let Some(run) = self.get(ObjectKind::AnalysisRun, &key.namespace, &key.name).cloned() else { return Vec::new() };
             let mut events = vec![Event::Applied(run)];
@@ -405,9 +454,83 @@ impl Router {
             events.push(Event::Applied(run));
             events.extend(owned(self, ObjectKind::Job, "AnalysisRun", &run_name).into_iter().map(|(_, j)| Event::Applied(j)));
         }
+        events.extend(owned(self, ObjectKind::Experiment, "Rollout", &key.name).into_iter().map(|(_, e)| Event::Applied(e)));
         events.extend(self.referenced(&key.namespace, &refs));
         self.running.insert(key.clone(), refs);
         self.references_changed = true;
+        vec![Routed::Start(key, events)]
+    }
+
+    /// An Experiment changed or appeared: its worker starts, or gets it (with the objects of
+    /// names it did not use before). Any other object goes to the Experiments it concerns.
+    fn route_apply_experiments(&mut self, obj: &Object, meta: &ObjectMeta) -> Vec<Routed> {
+        let kind = kind_of(obj);
+        if kind == ObjectKind::Experiment {
+            let key = RolloutKey::experiment(meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
+            let Some(old) = self.experiments.get(&key) else { return self.start(key) };
+            let refs = experiment_refs(obj);
+            let mut events = vec![Event::Applied(obj.clone())];
+            if refs != *old {
+                events.extend(self.experiment_objects(&key, &refs).into_iter().map(Event::Applied));
+                self.experiments.insert(key.clone(), refs);
+            }
+            return vec![Routed::Deliver(key, events)];
+        }
+        self.experiments_concerned(kind, meta).into_iter().map(|k| Routed::Deliver(k, vec![Event::Applied(obj.clone())])).collect()
+    }
+
+    /// An Experiment was deleted: its worker stops. Any other object's deletion goes to the
+    /// Experiments it concerned.
+    fn route_delete_experiments(&mut self, kind: ObjectKind, meta: &ObjectMeta) -> Vec<Routed> {
+        let name = meta.name.clone().unwrap_or_default();
+        if kind == ObjectKind::Experiment {
+            let key = RolloutKey::experiment(meta.namespace.clone().unwrap_or_default(), name);
+            return match self.experiments.remove(&key) {
+                Some(_) => vec![Routed::Stop(key)],
+                None => Vec::new(),
+            };
+        }
+        self.experiments_concerned(kind, meta)
+            .into_iter()
+            .map(|k| Routed::Deliver(k, vec![Event::Deleted { kind, name: name.clone() }]))
+            .collect()
+    }
+
+    /// The running Experiment workers an object concerns.
+    fn experiments_concerned(&self, kind: ObjectKind, meta: &ObjectMeta) -> Vec<RolloutKey> {
+        let namespace = meta.namespace.as_deref().unwrap_or_default();
+        self.experiments
+            .iter()
+            .filter(|(k, refs)| (kind == ObjectKind::ClusterAnalysisTemplate || k.namespace == namespace) && refs.concerns(&k.name, kind, meta))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The cached objects an Experiment reads: those it controls and those of the names it uses.
+    fn experiment_objects(&self, key: &RolloutKey, refs: &ExperimentRefs) -> Vec<Object> {
+        let mut out = Vec::new();
+        for kind in [ObjectKind::ReplicaSet, ObjectKind::Service, ObjectKind::AnalysisRun, ObjectKind::AnalysisTemplate] {
+            out.extend(
+                self.in_namespace(kind, &key.namespace)
+                    .filter(|(_, o)| refs.concerns(&key.name, kind, &meta_of(o)))
+                    .map(|(_, o)| o.clone()),
+            );
+        }
+        for name in &refs.cluster_templates {
+            out.extend(self.get(ObjectKind::ClusterAnalysisTemplate, "", name).cloned());
+        }
+        out
+    }
+
+    /// Starts an Experiment's worker with the Experiment and the objects it reads.
+    fn start_experiment(&mut self, key: RolloutKey) -> Vec<Routed> {
+        let Some(experiment) = self.get(ObjectKind::Experiment, &key.namespace, &key.name).cloned() else {
+            return Vec::new();
+        };
+        let refs = experiment_refs(&experiment);
+        let mut events = vec![Event::Applied(experiment)];
+        events.extend(self.experiment_objects(&key, &refs).into_iter().map(Event::Applied));
+        self.experiments.insert(key.clone(), refs);
         vec![Routed::Start(key, events)]
     }
 
@@ -437,6 +560,81 @@ impl Router {
         }
         out
     }
+}
+
+/// The names an Experiment's decisions read besides the objects it controls: the
+/// ReplicaSets and Services it would create (`<experiment>-<template>`, or the template's
+/// Service name), its AnalysisRuns (`<experiment>-<analysis>`, and the `.N` a collision
+/// adds), the templates its analyses name. Read from the raw object, so an Experiment with a
+/// field from a newer Argo still gets its objects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct ExperimentRefs {
+    replica_sets: BTreeSet<String>,
+    services: BTreeSet<String>,
+    runs: BTreeSet<String>,
+    templates: BTreeSet<String>,
+    cluster_templates: BTreeSet<String>,
+}
+
+impl ExperimentRefs {
+    /// Whether an object of `kind` (in the Experiment's namespace, or cluster-scoped) concerns
+    /// the Experiment `experiment`.
+    fn concerns(&self, experiment: &str, kind: ObjectKind, meta: &ObjectMeta) -> bool {
+        let name = meta.name.as_deref().unwrap_or_default();
+        let controlled = || {
+            meta.owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.controller == Some(true) && o.kind == "Experiment" && o.name == experiment)
+        };
+        match kind {
+            ObjectKind::ReplicaSet => self.replica_sets.contains(name) || controlled(),
+            ObjectKind::Service => self.services.contains(name) || controlled(),
+            ObjectKind::AnalysisRun => {
+                let base = name.rsplit_once('.').filter(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                self.runs.contains(name) || base.is_some_and(|(b, _)| self.runs.contains(b)) || controlled()
+            }
+            ObjectKind::AnalysisTemplate => self.templates.contains(name),
+            ObjectKind::ClusterAnalysisTemplate => self.cluster_templates.contains(name),
+            ObjectKind::Rollout
+            | ObjectKind::Pod
+            | ObjectKind::Experiment
+            | ObjectKind::Job
+            | ObjectKind::Ingress
+            | ObjectKind::HttpRoute
+            | ObjectKind::GrpcRoute
+            | ObjectKind::TcpRoute
+            | ObjectKind::Deployment
+            | ObjectKind::PodTemplate => false,
+        }
+    }
+}
+
+/// The names an Experiment uses (see [`ExperimentRefs`]).
+fn experiment_refs(obj: &Object) -> ExperimentRefs {
+    let Object::Experiment(v) = obj else { return ExperimentRefs::default() };
+    let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let list = |field: &str| v.pointer(field).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let text = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).unwrap_or_default().to_string();
+    let mut refs = ExperimentRefs::default();
+    for t in list("/spec/templates") {
+        let rs = format!("{name}-{}", text(t, "name"));
+        if let Some(service) = t.get("service").filter(|s| !s.is_null()) {
+            let service_name = text(service, "name");
+            refs.services.insert(if service_name.is_empty() { rs.clone() } else { service_name });
+        }
+        refs.replica_sets.insert(rs);
+    }
+    for a in list("/spec/analyses") {
+        refs.runs.insert(format!("{name}-{}", text(a, "name")));
+        let template = text(a, "templateName");
+        if a.get("clusterScope").and_then(Value::as_bool).unwrap_or(false) {
+            refs.cluster_templates.insert(template);
+        } else {
+            refs.templates.insert(template);
+        }
+    }
+    refs
 }
 
 /// Whether objects of `kind` reach a rollout because its spec names them (Services,
@@ -684,6 +882,158 @@ mod tests {
 
         assert_eq!(r.handle(Watched::Delete(run("later", None))), vec![Routed::Stop(RolloutKey::run("ns", "later"))]);
         assert_eq!(r.handle(Watched::Delete(run("later", None))), vec![]);
+    }
+
+    fn experiment(name: &str, rollout: Option<&str>) -> Object {
+        let owners = rollout.map_or(json!([]), |r| {
+            json!([{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": r, "uid": "ru", "controller": true}])
+        });
+        Object::Experiment(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+            "metadata": {"name": name, "namespace": "ns", "ownerReferences": owners},
+            "spec": {
+                "templates": [{"name": "base"}, {"name": "canary", "service": {"name": "canary-svc"}}, {"name": "other", "service": {}}],
+                "analyses": [{"name": "a", "templateName": "rate"}, {"name": "g", "templateName": "global", "clusterScope": true}]
+            }
+        }))
+    }
+
+    fn controlled_by_experiment(meta: &mut ObjectMeta, experiment: &str) {
+        meta.owner_references = Some(vec![OwnerReference {
+            kind: "Experiment".into(),
+            name: experiment.into(),
+            api_version: "argoproj.io/v1alpha1".into(),
+            uid: "eu".into(),
+            controller: Some(true),
+            ..OwnerReference::default()
+        }]);
+    }
+
+    fn named_rs(name: &str, experiment: Option<&str>) -> Object {
+        let mut meta = ObjectMeta { name: Some(name.into()), namespace: Some("ns".into()), ..ObjectMeta::default() };
+        if let Some(e) = experiment {
+            controlled_by_experiment(&mut meta, e);
+        }
+        Object::ReplicaSet(Box::new(ReplicaSet { metadata: meta, ..ReplicaSet::default() }))
+    }
+
+    fn experiment_run(name: &str, experiment: Option<&str>) -> Object {
+        let owners = experiment.map_or(json!([]), |e| {
+            json!([{"apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment", "name": e, "uid": "eu", "controller": true}])
+        });
+        Object::AnalysisRun(json!({"metadata": {"name": name, "namespace": "ns", "ownerReferences": owners}}))
+    }
+
+    fn with_experiments() -> Router {
+        Router::new(ALL.iter().chain(&[ObjectKind::Experiment]).copied())
+    }
+
+    fn synced_with_experiments(router: &mut Router) -> Vec<Routed> {
+        ALL.iter().chain(&[ObjectKind::Experiment]).flat_map(|k| router.handle(Watched::InitDone(*k))).collect()
+    }
+
+    fn started(out: &[Routed]) -> BTreeMap<String, Vec<String>> {
+        out.iter()
+            .map(|o| match o {
+                Routed::Start(k, e) => (k.to_string(), applied_names(e)),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// An Experiment's worker gets the Experiment, the objects it controls, those bearing the
+    /// names it would create (to report a clash), its runs (with a collision suffix) and the
+    /// templates its analyses name; nothing else. Its runs are measured by workers of their
+    /// own; a rollout gets the Experiments it owns.
+    #[test]
+    fn an_experiment_gets_a_worker_with_what_it_reads_and_its_rollout_gets_it() {
+        let mut r = with_experiments();
+        for o in [
+            rollout("web", "web-canary"),
+            experiment("web-exp", Some("web")),
+            named_rs("web-exp-base", Some("web-exp")),
+            named_rs("web-exp-canary", None), // a clash: not controlled, but its name
+            named_rs("renamed-by-user", Some("web-exp")),
+            named_rs("stranger", None),
+            service("canary-svc"),
+            service("web-exp-other"),
+            service("web-exp-base"), // the template has no Service: not its name
+            experiment_run("web-exp-a", Some("web-exp")),
+            experiment_run("web-exp-a.1", None),
+            experiment_run("web-exp-ab", None),
+            template(ObjectKind::AnalysisTemplate, "rate"),
+            template(ObjectKind::ClusterAnalysisTemplate, "global"),
+            template(ObjectKind::AnalysisTemplate, "unrelated"),
+        ] {
+            r.handle(Watched::Apply(o));
+        }
+        let starts = started(&synced_with_experiments(&mut r));
+        assert_eq!(
+            starts["experiment ns/web-exp"],
+            [
+                "Experiment/web-exp",
+                "ReplicaSet/renamed-by-user",
+                "ReplicaSet/web-exp-base",
+                "ReplicaSet/web-exp-canary",
+                "Service/canary-svc",
+                "Service/web-exp-other",
+                "AnalysisRun/web-exp-a",
+                "AnalysisRun/web-exp-a.1",
+                "AnalysisTemplate/rate",
+                "ClusterAnalysisTemplate/global",
+            ]
+        );
+        assert!(starts["ns/web"].contains(&"Experiment/web-exp".to_string()), "{starts:?}");
+        assert!(starts.contains_key("analysisrun ns/web-exp-a"), "the run is measured by a worker of its own: {starts:?}");
+        assert_eq!(starts.len(), 5, "rollout, experiment, three standalone runs: {starts:?}");
+        assert_eq!(RolloutKey::experiment("ns", "web-exp").object_kind(), ObjectKind::Experiment);
+    }
+
+    #[test]
+    fn an_experiments_objects_reach_it_as_they_change_and_its_deletion_stops_it() {
+        let mut r = with_experiments();
+        r.handle(Watched::Apply(rollout("web", "web-canary")));
+        synced_with_experiments(&mut r);
+        let ex = RolloutKey::experiment("ns", "web-exp");
+
+        // Created by the rollout's step: its worker starts, the rollout gets it.
+        let out = r.handle(Watched::Apply(experiment("web-exp", Some("web"))));
+        assert!(matches!(&out[..], [Routed::Deliver(k, e), Routed::Start(s, _)] if k == &key("web") && applied_names(e) == ["Experiment/web-exp"] && s == &ex), "{out:?}");
+
+        let out = r.handle(Watched::Apply(named_rs("web-exp-base", Some("web-exp"))));
+        assert_eq!(out, vec![Routed::Deliver(ex.clone(), vec![Event::Applied(named_rs("web-exp-base", Some("web-exp")))])]);
+        assert_eq!(r.handle(Watched::Apply(named_rs("stranger", None))), vec![]);
+        let out = r.handle(Watched::Apply(service("canary-svc")));
+        assert!(matches!(&out[..], [Routed::Deliver(k, _)] if k == &ex), "{out:?}");
+
+        // Its run: a worker of its own measures it, the Experiment follows it.
+        let out = r.handle(Watched::Apply(experiment_run("web-exp-a", Some("web-exp"))));
+        assert!(
+            matches!(&out[..], [Routed::Start(run, _), Routed::Deliver(k, _)] if run == &RolloutKey::run("ns", "web-exp-a") && k == &ex),
+            "{out:?}"
+        );
+        let out = r.handle(Watched::Delete(service("canary-svc")));
+        assert_eq!(out, vec![Routed::Deliver(ex.clone(), vec![Event::Deleted { kind: ObjectKind::Service, name: "canary-svc".into() }])]);
+
+        // A spec naming another template gets it at once.
+        r.handle(Watched::Apply(template(ObjectKind::AnalysisTemplate, "later")));
+        let Object::Experiment(mut v) = experiment("web-exp", Some("web")) else { unreachable!() };
+        v["spec"]["analyses"][0]["templateName"] = "later".into();
+        let out = r.handle(Watched::Apply(Object::Experiment(v)));
+        let [Routed::Deliver(_, to_rollout), Routed::Deliver(k, events)] = &out[..] else { panic!("{out:?}") };
+        assert_eq!(applied_names(to_rollout), ["Experiment/web-exp"]);
+        assert_eq!(k, &ex);
+        assert!(applied_names(events).contains(&"AnalysisTemplate/later".to_string()), "{events:?}");
+
+        let out = r.handle(Watched::Delete(experiment("web-exp", Some("web"))));
+        assert_eq!(
+            out,
+            vec![
+                Routed::Deliver(key("web"), vec![Event::Deleted { kind: ObjectKind::Experiment, name: "web-exp".into() }]),
+                Routed::Stop(ex.clone()),
+            ]
+        );
+        assert_eq!(r.handle(Watched::Apply(named_rs("web-exp-base", Some("web-exp")))), vec![]);
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub struct Shared {
 }
 
 /// Longest wait between retries of a failing reconcile.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Fire timers a little after the second they name: the core works in whole seconds.
 const WAKE_MARGIN: Duration = Duration::from_millis(20);
 
@@ -45,7 +45,8 @@ pub fn now() -> Timestamp {
     Timestamp::from_system_time(SystemTime::now())
 }
 
-fn until(at: Timestamp) -> Duration {
+/// How long until `at` (and a margin), as a sleep.
+pub(super) fn until(at: Timestamp) -> Duration {
     let target = UNIX_EPOCH + Duration::from_secs(u64::try_from(at.unix()).unwrap_or(0));
     target.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO) + WAKE_MARGIN
 }
@@ -119,7 +120,7 @@ struct Executor<'a> {
 }
 
 /// Why an action failed.
-type Failure = String;
+pub(super) type Failure = String;
 
 impl Executor<'_> {
     fn send(&self, event: Event) {
@@ -151,8 +152,7 @@ impl Executor<'_> {
             self.send(Event::ActionFailed { action: Box::new(action.clone()), error });
             let mut targets: BTreeSet<(ObjectKind, String)> =
                 actions[i..].iter().filter_map(target).collect();
-            let own = if self.key.is_rollout() { ObjectKind::Rollout } else { ObjectKind::AnalysisRun };
-            targets.insert((own, self.key.name.clone()));
+            targets.insert((self.key.object_kind(), self.key.name.clone()));
             for (kind, name) in targets {
                 match self.read(kind, &name).await {
                     Ok(Some(obj)) => self.send(Event::Applied(obj)),
@@ -204,11 +204,34 @@ impl Executor<'_> {
                 let api: Api<ReplicaSet> = Api::namespaced(client, &ns);
                 gone_is_fine(api.delete(name, &DeleteParams::background()).await.map(drop))
             }
-            // Experiment actions: the Rollout machine never returns them, and no Experiment
-            // worker exists yet.
-            Action::CreateService { .. } | Action::DeleteService { .. } => {
-                tracing::warn!(rollout = %self.key, action = action_name(action), "not executed: Experiments are not wired to the controller yet");
-                Ok(())
+            // An Experiment template's Service (the Experiment workers create theirs in
+            // `experiment.rs`; the rollout machine does not return these today).
+            Action::CreateService { service } => {
+                let api: Api<Service> = Api::namespaced(client, &ns);
+                let mut svc = (**service).clone();
+                svc.metadata.namespace = Some(ns.clone());
+                match api.create(&PostParams::default(), &svc).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if code(&e) == Some(409) => {
+                        // Created before: fine if its controller is the one this Service names.
+                        let name = svc.metadata.name.clone().unwrap_or_default();
+                        let existing = api.get(&name).await.map_err(|e| message(&e))?;
+                        let controller = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+                            m.owner_references.iter().flatten().find(|o| o.controller == Some(true)).map(|o| o.uid.clone())
+                        };
+                        let wanted = controller(&svc.metadata);
+                        if wanted.is_some() && controller(&existing.metadata) == wanted {
+                            Ok(())
+                        } else {
+                            Err(format!("service {name:?} already exists and has another controller"))
+                        }
+                    }
+                    Err(e) => Err(message(&e)),
+                }
+            }
+            Action::DeleteService { name } => {
+                let api: Api<Service> = Api::namespaced(client, &ns);
+                gone_is_fine(api.delete(name, &DeleteParams::background()).await.map(drop))
             }
             Action::SetServiceSelector { service, hash, managed_by } => {
                 let api: Api<Service> = Api::namespaced(client, &ns);
@@ -487,14 +510,16 @@ pub fn action_name(action: &Action) -> &'static str {
     }
 }
 
-fn code(e: &kube::Error) -> Option<u16> {
+/// The HTTP status of an API error.
+pub(super) fn code(e: &kube::Error) -> Option<u16> {
     match e {
         kube::Error::Api(s) => Some(s.code),
         _ => None,
     }
 }
 
-fn message(e: &kube::Error) -> String {
+/// What an error says (the API server's message for an API error).
+pub(super) fn message(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => s.message.clone(),
         other => other.to_string(),

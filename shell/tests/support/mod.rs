@@ -183,6 +183,7 @@ impl Env {
                 "Secret" => "secrets",
                 "AnalysisTemplate" => "analysistemplates",
                 "Deployment" => "deployments",
+                "Experiment" => "experiments",
                 other => panic!("the harness does not know the plural of {other}"),
             };
             let resource = kube::core::ApiResource::from_gvk_with_plural(&gvk, plural);
