@@ -50,6 +50,7 @@ impl Cmd {
             scale: None,
             apply: None,
             delete: None,
+            terminate: None,
         };
         match self {
             Cmd::SetImage(i) => {

@@ -275,7 +275,8 @@ impl Ctx<'_> {
 pub(super) fn requeue(ex: &Experiment, status: &ExperimentStatus, now: Timestamp) -> Vec<ExperimentWake> {
     let mut out = Vec::new();
     if let (Some(at), Some(d)) = (status.available_at, duration(ex)) {
-        if !passed_duration(ex, status, now) {
+        // A finished experiment's decision no longer depends on its duration.
+        if !passed_duration(ex, status, now) && !super::has_finished(status) {
             out.push(ExperimentWake { at: at.plus(d), reason: ExperimentWakeReason::Duration });
         }
     }

@@ -348,6 +348,21 @@ fn a_failed_analysis_fails_the_experiment_and_warns_the_owning_rollout() {
 }
 
 #[test]
+fn an_experiment_failed_before_its_duration_asks_for_no_duration_wake_up() {
+    let mut w = world(json!({"duration": "5m", "templates": [template("canary")], "analyses": [analysis("a", false)]}));
+    let now = run_until(&mut w, T0, at(10));
+    w.set_run_phase("ex-a", AnalysisPhase::Failed, "");
+    w.reconcile(now);
+    assert_eq!(phase(&w), Some(AnalysisPhase::Failed));
+    // Only the scale-down deadline is left to wait for (not availableAt + 5m), then nothing.
+    let r = w.reconcile(now);
+    assert_eq!(r.wake.map(|w| w.reason), Some(ExperimentWakeReason::ScaleDownDeadline));
+    let end = run_until(&mut w, now, now.plus(Seconds(3600)));
+    assert_eq!(end, now.plus(Seconds(30)));
+    assert_eq!(w.reconcile(end).wake, None);
+}
+
+#[test]
 fn required_analyses_complete_the_experiment_and_others_are_terminated() {
     let mut w = world(json!({"templates": [template("canary")], "analyses": [analysis("req", true), analysis("other", false)]}));
     let now = run_until(&mut w, T0, at(10));

@@ -1,9 +1,10 @@
 //! Unit tests of the canary `experiment` step, one rule each (Argo's
 //! `rollout/experiment_test.go`, scenarios EXP-01, EXP-02, EXP-04).
 //!
-//! A rollout is simulated to the instant its update reaches the step; a fresh controller
-//! is fed the cluster's objects (without any Experiment: the Experiment's own phase is what
-//! each test sets), and the test then shows it the Experiment in the phase it needs.
+//! A rollout is simulated to the instant its update reaches the step (the simulator runs
+//! the Experiment, which stays Running); a fresh controller is fed the cluster's objects
+//! (without any Experiment: the Experiment's own phase is what each test sets), and the
+//! test then shows it the Experiment in the phase it needs.
 
 // Picking one kind of action or object out of a list.
 #![allow(clippy::wildcard_enum_match_arm)]
@@ -46,10 +47,23 @@ fn scenario_with(spec_extra: Value, strategy: Value, replicas: i32, extra: Vec<V
     if let (Some(spec), Some(more)) = (rollout["spec"].as_object_mut(), spec_extra.as_object()) {
         spec.extend(more.clone());
     }
-    let mut objects = vec![rollout];
+    // The simulator runs the step's Experiment: the template its analyses name exists
+    // (with defaults for the arguments the tests pass) and keeps measuring, so that the
+    // Experiment stays Running and leaves the rollout as the step found it.
+    let args: Vec<Value> = ["stable", "latest", "me", "baseline"].iter().map(|a| json!({"name": a, "value": "x"})).collect();
+    let bar = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate", "metadata": {"name": "bar"},
+        "spec": {
+            "args": args,
+            "metrics": [{"name": "m", "interval": "1h", "successCondition": "result == 1",
+                         "provider": {"prometheus": {"address": "http://prometheus", "query": "check"}}}]
+        }
+    });
+    let mut objects = vec![rollout, bar];
     objects.extend(extra);
     let scenario = json!({
         "objects": objects,
+        "metrics": {"m": [{"value": 1}]},
         "events": [{"at": "1m", "setImage": {"rollout": ROLLOUT, "container": "app", "image": "foo:2"}}],
         "until": until,
     });

@@ -14,7 +14,7 @@ use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{json, Value};
 
-use super::cluster::Cluster;
+use super::cluster::{Cluster, Worker};
 use crate::commands::merge_patch;
 use crate::analysis::run::MeasurementAnswer;
 use crate::api::AnalysisPhase;
@@ -27,19 +27,36 @@ use crate::time::{Seconds, Timestamp};
 pub struct SimJob {
     /// The Job as stored.
     pub job: Job,
-    /// The rollout whose run created it.
-    pub rollout: String,
+    /// The worker whose run created it.
+    pub owner: Worker,
 }
 
 impl Cluster {
-    fn emit_run(&mut self, rollout: &str, name: &str) {
-        if let Some(v) = self.analysis_runs.get(name).cloned() {
-            self.emit(rollout, Event::Applied(Object::AnalysisRun(v)));
+    /// Who watches the run `name`: the Rollout owning it, or the run's own worker and the
+    /// Experiment owning it; `by` (the worker that changed it) for a run of neither.
+    fn watchers_of_run(&self, name: &str, by: &Worker) -> Vec<Worker> {
+        let owner = self.analysis_runs.get(name).and_then(|v| v.pointer("/metadata/ownerReferences/0")).map(|o| {
+            let s = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            (s("kind"), s("name"))
+        });
+        match owner {
+            Some((kind, owner)) if kind == "Rollout" => vec![Worker::Rollout(owner)],
+            Some((kind, owner)) if kind == "Experiment" => {
+                vec![Worker::AnalysisRun(name.to_string()), Worker::Experiment(owner)]
+            }
+            Some(_) | None => vec![by.clone()],
         }
     }
 
-    /// Carries out the analysis actions of the controller of `rollout`.
-    pub(super) fn execute_analysis(&mut self, rollout: &str, action: &Action) {
+    fn emit_run(&mut self, by: &Worker, name: &str) {
+        let Some(v) = self.analysis_runs.get(name).cloned() else { return };
+        for w in self.watchers_of_run(name, by) {
+            self.emit_to(&w, Event::Applied(Object::AnalysisRun(v.clone())));
+        }
+    }
+
+    /// Carries out the analysis actions of `worker`.
+    pub(super) fn execute_analysis(&mut self, worker: &Worker, action: &Action) {
         match action {
             Action::CreateAnalysisRun { run } => {
                 let name = run.metadata.name.clone().unwrap_or_default();
@@ -52,14 +69,15 @@ impl Cluster {
                     meta.insert("creationTimestamp".into(), json!(self.now.to_rfc3339()));
                 }
                 self.analysis_runs.insert(name.clone(), v);
-                self.emit_run(rollout, &name);
+                self.emit_run(worker, &name);
             }
             Action::PatchAnalysisRun { name, patch } => {
                 let Some(v) = self.analysis_runs.get_mut(name) else { return };
                 merge_patch(v, patch);
-                self.emit_run(rollout, name);
+                self.emit_run(worker, name);
             }
             Action::DeleteAnalysisRun { name } => {
+                let watchers = self.watchers_of_run(name, worker);
                 if self.analysis_runs.remove(name).is_none() {
                     return;
                 }
@@ -72,9 +90,13 @@ impl Cluster {
                     .collect();
                 for j in owned {
                     self.jobs.remove(&j);
-                    self.emit(rollout, Event::Deleted { kind: ObjectKind::Job, name: j });
+                    for w in &watchers {
+                        self.emit_to(w, Event::Deleted { kind: ObjectKind::Job, name: j.clone() });
+                    }
                 }
-                self.emit(rollout, Event::Deleted { kind: ObjectKind::AnalysisRun, name: name.clone() });
+                for w in &watchers {
+                    self.emit_to(w, Event::Deleted { kind: ObjectKind::AnalysisRun, name: name.clone() });
+                }
             }
             Action::Measure { run, metric, index, secrets, .. } => {
                 let (answer, after) = self.next_answer(metric, Seconds(0));
@@ -84,7 +106,7 @@ impl Cluster {
                     Err(e) => MeasurementAnswer { args_error: Some(e.to_string()), ..MeasurementAnswer::default() },
                 };
                 let event = Event::Measured { run: run.clone(), metric: metric.clone(), index: *index, answer };
-                self.pending.push((self.now.plus(after), rollout.to_string(), event));
+                self.pending.push((self.now.plus(after), worker.clone(), event));
             }
             Action::CreateJob { job } => {
                 let name = job.metadata.name.clone().unwrap_or_default();
@@ -102,8 +124,8 @@ impl Cluster {
                 let mut stored = (**job).clone();
                 stored.metadata.creation_timestamp = Some(to_kube_time(self.now));
                 stored.status = Some(JobStatus { active: Some(1), ..Default::default() });
-                self.jobs.insert(name.clone(), SimJob { job: stored.clone(), rollout: rollout.to_string() });
-                self.emit(rollout, Event::Applied(Object::Job(Box::new(stored.clone()))));
+                self.jobs.insert(name.clone(), SimJob { job: stored.clone(), owner: worker.clone() });
+                self.emit_to(worker, Event::Applied(Object::Job(Box::new(stored.clone()))));
                 let failed = answer.error.is_some()
                     || matches!(answer.phase, Some(AnalysisPhase::Failed | AnalysisPhase::Error | AnalysisPhase::Inconclusive));
                 let mut done = stored;
@@ -121,12 +143,12 @@ impl Cluster {
                     }]),
                     ..Default::default()
                 });
-                self.pending.push((self.now.plus(after), rollout.to_string(), Event::Applied(Object::Job(Box::new(done)))));
+                self.pending.push((self.now.plus(after), worker.clone(), Event::Applied(Object::Job(Box::new(done)))));
             }
             Action::DeleteJob { name } => {
                 if self.jobs.remove(name).is_some() {
                     self.pending.retain(|(_, _, e)| !matches!(e, Event::Applied(Object::Job(j)) if j.metadata.name.as_deref() == Some(name.as_str())));
-                    self.emit(rollout, Event::Deleted { kind: ObjectKind::Job, name: name.clone() });
+                    self.emit_to(worker, Event::Deleted { kind: ObjectKind::Job, name: name.clone() });
                 }
             }
             // Not analysis actions: `Cluster::execute` carries them out.
@@ -193,7 +215,7 @@ impl Cluster {
         let now = self.now;
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|(t, _, _)| *t <= now);
         self.pending = later;
-        for (_, rollout, event) in due {
+        for (_, worker, event) in due {
             if let Event::Applied(Object::Job(job)) = &event {
                 let name = job.metadata.name.clone().unwrap_or_default();
                 match self.jobs.get_mut(&name) {
@@ -201,7 +223,7 @@ impl Cluster {
                     None => continue,
                 }
             }
-            self.emit(&rollout, event);
+            self.emit_to(&worker, event);
         }
     }
 

@@ -7,23 +7,23 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use serde_json::{json, Value};
 
-use super::changes::{describe, Change};
+use super::changes::Change;
 use super::pods::PodSet;
 pub use super::replica_controller::{PodModel, PodObjects};
 use super::scenario::{ClusterSpec, Command, MetricAnswer};
 use crate::api::keys;
 use crate::api::merge::merge_patch_owned;
 use crate::commands::{self, CommandError};
-use crate::objects::to_kube_time;
 use crate::rollout::References;
 use super::routers::references_of;
-use crate::state::{Action, Event, Object, ObjectKind};
+use crate::state::{Event, Object};
 use crate::time::Timestamp;
+pub use super::executor::Worker;
 
 /// The simulated cluster: objects as an API server stores them, a ReplicaSet controller
 /// and kubelet ([`Cluster::sync`]), scripted metric providers, and per rollout the watch
@@ -41,7 +41,7 @@ pub struct Cluster {
     /// ReplicaSets as stored, by name.
     pub replica_sets: BTreeMap<String, ReplicaSet>,
     /// The names of each rollout's ReplicaSets.
-    owned: BTreeMap<String, BTreeSet<String>>,
+    pub(super) owned: BTreeMap<String, BTreeSet<String>>,
     /// Services as stored, by name.
     pub services: BTreeMap<String, Service>,
     /// Pods, by ReplicaSet name.
@@ -62,20 +62,26 @@ pub struct Cluster {
     pub templates: BTreeMap<(String, String), Value>,
     /// AnalysisRuns as stored JSON.
     pub analysis_runs: BTreeMap<String, Value>,
+    /// Experiments as stored, by name.
+    pub experiments: BTreeMap<String, crate::api::Experiment>,
     /// Jobs of job metrics.
     pub jobs: BTreeMap<String, super::analysis::SimJob>,
     /// Scripted metric answers, by metric name.
     pub metrics: BTreeMap<String, Vec<MetricAnswer>>,
     /// How many answers each metric has given.
     pub answers_given: BTreeMap<String, usize>,
-    /// Answers (and Job completions) due later: (when, rollout, event).
-    pub pending: Vec<(Timestamp, String, Event)>,
+    /// Answers (and Job completions) due later: (when, for whom, event).
+    pub pending: Vec<(Timestamp, Worker, Event)>,
     /// Problems with the scenario found while running (a metric without answers).
     pub errors: Vec<String>,
     /// The number of the last pod created.
     pub(super) next_pod: u64,
     /// Watch events not yet delivered, per rollout.
     pub outbox: BTreeMap<String, Vec<Event>>,
+    /// Watch events not yet delivered to the workers of AnalysisRuns no Rollout owns.
+    pub run_outbox: BTreeMap<String, Vec<Event>>,
+    /// Experiments one of whose objects changed since their last reconcile.
+    pub experiments_due: BTreeSet<String>,
     /// Whether a Rollout's watch event replaces the ones of the same Rollout not yet
     /// delivered (the default), as a controller's work queue and informer cache make it see
     /// only the newest version; `false` delivers every version, each as it was.
@@ -86,7 +92,8 @@ pub struct Cluster {
     pub changes: Vec<Change>,
     /// Commands that changed nothing, with why.
     pub notes: Vec<Change>,
-    /// Kubernetes Events recorded by the controller: (time, rollout, reason, message).
+    /// Kubernetes Events recorded by the controllers: (time, the object they are on,
+    /// reason, message).
     pub recorded: Vec<(Timestamp, String, String, String)>,
 }
 
@@ -110,6 +117,7 @@ impl Cluster {
             refs: BTreeMap::new(),
             templates: BTreeMap::new(),
             analysis_runs: BTreeMap::new(),
+            experiments: BTreeMap::new(),
             jobs: BTreeMap::new(),
             metrics,
             answers_given: BTreeMap::new(),
@@ -117,6 +125,8 @@ impl Cluster {
             errors: Vec::new(),
             next_pod: 0,
             outbox: BTreeMap::new(),
+            run_outbox: BTreeMap::new(),
+            experiments_due: BTreeSet::new(),
             latest_rollout_only: true,
             record_changes: false,
             changes: Vec::new(),
@@ -132,6 +142,17 @@ impl Cluster {
 
     pub(super) fn emit(&mut self, rollout: &str, event: Event) {
         self.outbox.entry(rollout.to_string()).or_default().push(event);
+    }
+
+    /// Delivers a watch event to a worker (an Experiment's is only made due).
+    pub(super) fn emit_to(&mut self, worker: &Worker, event: Event) {
+        match worker {
+            Worker::Rollout(r) => self.emit(r, event),
+            Worker::Experiment(e) => {
+                self.experiments_due.insert(e.clone());
+            }
+            Worker::AnalysisRun(r) => self.run_outbox.entry(r.clone()).or_default().push(event),
+        }
     }
 
     fn emit_rollout(&mut self, name: &str) {
@@ -166,8 +187,11 @@ impl Cluster {
         outbox
     }
 
-    fn emit_service(&mut self, name: &str) {
+    pub(super) fn emit_service(&mut self, name: &str) {
         let Some(svc) = self.services.get(name).cloned() else { return };
+        if let Some(o) = svc.metadata.owner_references.iter().flatten().find(|o| o.kind == "Experiment") {
+            self.experiments_due.insert(o.name.clone());
+        }
         let names: Vec<String> = self.rollouts.keys().cloned().collect();
         for r in names {
             self.emit(&r, Event::Applied(Object::Service(Box::new(svc.clone()))));
@@ -183,9 +207,18 @@ impl Cluster {
             .map(|o| o.name.clone())
     }
 
+    /// The Experiment owning a ReplicaSet (a template's).
+    pub(super) fn experiment_of(rs: &ReplicaSet) -> Option<String> {
+        rs.metadata.owner_references.as_ref()?.iter().find(|o| o.kind == "Experiment").map(|o| o.name.clone())
+    }
+
     pub(super) fn emit_rs(&mut self, name: &str) {
-        let Some(rs) = self.replica_sets.get(name).cloned() else { return };
-        if let Some(owner) = Self::owner_of(&rs) {
+        let Some(rs) = self.replica_sets.get(name) else { return };
+        if let Some(experiment) = Self::experiment_of(rs) {
+            self.experiments_due.insert(experiment);
+        }
+        if let Some(owner) = Self::owner_of(rs) {
+            let rs = rs.clone();
             self.emit(&owner, Event::Applied(Object::ReplicaSet(Box::new(rs))));
         }
     }
@@ -285,7 +318,11 @@ impl Cluster {
                 for r in names {
                     self.emit(&r, template_event(&kind, obj.clone()));
                 }
+                // Experiments not yet available verify their templates exist.
+                let experiments: Vec<String> = self.experiments.keys().cloned().collect();
+                self.experiments_due.extend(experiments);
             }
+            "Experiment" => self.apply_experiment(&obj)?,
             "Ingress" => self.apply_ingress(obj)?,
             "HTTPRoute" | "GRPCRoute" | "TCPRoute" => self.apply_route(obj),
             _ => {
@@ -317,6 +354,7 @@ impl Cluster {
         let (name, command) = match cmd {
             Command::Apply(obj) => return self.apply_manifest(obj.clone()).map(|()| None),
             Command::Delete(d) => return self.delete_object(&d.kind, &d.name).map(|()| None),
+            Command::Terminate(t) => return self.terminate_experiment(&t.experiment),
             Command::SetImage(c) => {
                 (&c.rollout, commands::Command::SetImage { container: c.container.clone(), image: c.image.clone() })
             }
@@ -376,7 +414,7 @@ impl Cluster {
     }
 
     /// Applies a JSON merge patch to a stored rollout (see [`Cluster::change_rollout`]).
-    fn patch_rollout(&mut self, name: &str, patch: Value) {
+    pub(super) fn patch_rollout(&mut self, name: &str, patch: Value) {
         // A status or metadata patch (nearly all of them) cannot change the spec: no copy of
         // a spec that grows with the number of steps for each of them.
         let touches_spec = patch.get("spec").is_some();
@@ -414,142 +452,6 @@ impl Cluster {
         self.notes.push(Change { t, rollout: rollout.to_string(), what: text });
     }
 
-    /// Carries out the controller's actions for `rollout`.
-    ///
-    /// Like the controller's executor, the first action the API server refuses (a create
-    /// of an Ingress that exists, a patch of a route that does not) stops the list: the
-    /// controller is told with [`Event::ActionFailed`] and shown again what the failed and
-    /// skipped actions were about, and the Rollout.
-    pub fn execute(&mut self, rollout: &str, actions: Vec<Action>) {
-        let mut actions = actions.into_iter();
-        while let Some(a) = actions.next() {
-            let what = if self.record_changes { describe(&a) } else { None };
-            let t = self.now.since(super::SIMULATION_EPOCH).0;
-            match self.execute_one(rollout, a) {
-                Ok(true) => {
-                    if let Some(what) = what {
-                        self.changes.push(Change { t, rollout: rollout.to_string(), what });
-                    }
-                }
-                Ok(false) => {}
-                Err(refused) => {
-                    let (action, error) = *refused;
-                    if let Some(what) = what {
-                        self.changes.push(Change { t, rollout: rollout.to_string(), what: format!("Failed {what}: {error}") });
-                    }
-                    let skipped: Vec<Action> = actions.collect();
-                    self.action_failed(rollout, action, error, &skipped);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Carries out one action; whether it changed anything, or the action back with the
-    /// API server's error.
-    fn execute_one(&mut self, rollout: &str, a: Action) -> Result<bool, super::routers::Refused> {
-        Ok(match a {
-            Action::CreateReplicaSet { replica_set } => {
-                let mut rs = *replica_set;
-                let name = rs.metadata.name.clone().unwrap_or_default();
-                if self.replica_sets.contains_key(&name) {
-                    return Ok(false);
-                }
-                rs.metadata.creation_timestamp = Some(to_kube_time(self.now));
-                rs.metadata.uid = Some(format!("uid-rs-{name}"));
-                rs.metadata.generation = Some(1);
-                rs.status = Some(ReplicaSetStatus { observed_generation: Some(1), ..Default::default() });
-                self.instant_status(&mut rs);
-                if let Some(owner) = Self::owner_of(&rs) {
-                    self.owned.entry(owner).or_default().insert(name.clone());
-                }
-                self.replica_sets.insert(name.clone(), rs);
-                self.emit_rs(&name);
-                true
-            }
-            Action::PatchReplicaSet { name, patch } => {
-                let Some(mut rs) = self.replica_sets.remove(&name) else { return Ok(false) };
-                // Only a patch of the spec can change it (and so the generation).
-                if crate::rollout::apply_rs_patch(&mut rs, &patch) {
-                    let g = rs.metadata.generation.unwrap_or(1) + 1;
-                    rs.metadata.generation = Some(g);
-                    rs.status.get_or_insert_with(Default::default).observed_generation = Some(g);
-                }
-                self.instant_status(&mut rs);
-                self.replica_sets.insert(name.clone(), rs);
-                self.emit_rs(&name);
-                true
-            }
-            Action::DeleteReplicaSet { name } => {
-                let Some(rs) = self.replica_sets.remove(&name) else { return Ok(false) };
-                if let Some(owned) = Self::owner_of(&rs).and_then(|o| self.owned.get_mut(&o)) {
-                    owned.remove(&name);
-                }
-                self.delete_pods_of(rollout, &name);
-                self.emit(rollout, Event::Deleted { kind: ObjectKind::ReplicaSet, name });
-                true
-            }
-            Action::SetServiceSelector { service, hash, managed_by } => {
-                let Some(svc) = self.services.get_mut(&service) else { return Ok(false) };
-                svc.spec
-                    .get_or_insert_with(Default::default)
-                    .selector
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(keys::POD_TEMPLATE_HASH.to_string(), hash);
-                if let Some(owner) = managed_by {
-                    svc.metadata.annotations.get_or_insert_with(BTreeMap::new).insert(keys::MANAGED_BY_ROLLOUTS.to_string(), owner);
-                }
-                self.emit_service(&service);
-                true
-            }
-            Action::CreateService { service } => {
-                let name = service.metadata.name.clone().unwrap_or_default();
-                if self.services.contains_key(&name) {
-                    return Ok(false);
-                }
-                self.services.insert(name.clone(), *service);
-                self.emit_service(&name);
-                true
-            }
-            Action::DeleteService { name } => {
-                if self.services.remove(&name).is_none() {
-                    return Ok(false);
-                }
-                let names: Vec<String> = self.rollouts.keys().cloned().collect();
-                for r in names {
-                    self.emit(&r, Event::Deleted { kind: ObjectKind::Service, name: name.clone() });
-                }
-                true
-            }
-            Action::PatchRolloutStatus { patch } | Action::PatchRollout { patch } => {
-                self.patch_rollout(rollout, patch);
-                true
-            }
-            Action::EvictPod { name } => self.evict(rollout, &name),
-            Action::PatchPodMetadata { name, patch } => self.patch_pod_metadata(rollout, &name, &patch),
-            a @ (Action::CreateAnalysisRun { .. }
-            | Action::PatchAnalysisRun { .. }
-            | Action::DeleteAnalysisRun { .. }
-            | Action::Measure { .. }
-            | Action::CreateJob { .. }
-            | Action::DeleteJob { .. }) => {
-                self.execute_analysis(rollout, &a);
-                true
-            }
-            // Not carried out yet: the simulator's experiment controller is issue 12's work.
-            Action::CreateExperiment { .. } | Action::PatchExperiment { .. } | Action::DeleteExperiment { .. } => false,
-            Action::RecordEvent { reason, message, .. } => {
-                self.recorded.push((self.now, rollout.to_string(), reason, message));
-                true
-            }
-            Action::CreateIngress { .. } | Action::PatchIngress { .. } | Action::PatchRoute { .. } => {
-                return self.execute_router(rollout, a)
-            }
-            Action::ScaleDeployment { name, replicas } => return self.scale_deployment(name, replicas),
-            Action::WakeAt { .. } => false,
-        })
-    }
-
     /// Every rollout's objects, as a controller starting now would list them.
     pub fn objects_by_rollout(&self) -> BTreeMap<String, Vec<Object>> {
         let mut out = BTreeMap::new();
@@ -570,12 +472,18 @@ impl Cluster {
                 }
             }
             for run in self.analysis_runs.values() {
-                if run.pointer("/metadata/ownerReferences/0/name").and_then(Value::as_str) == Some(name.as_str()) {
+                if run.pointer("/metadata/ownerReferences/0/name").and_then(Value::as_str) == Some(name.as_str())
+                    && run.pointer("/metadata/ownerReferences/0/kind").and_then(Value::as_str) == Some("Rollout")
+                {
                     objs.push(Object::AnalysisRun(run.clone()));
                 }
             }
-            for j in self.jobs.values().filter(|j| &j.rollout == name) {
+            let worker = Worker::Rollout(name.clone());
+            for j in self.jobs.values().filter(|j| j.owner == worker) {
                 objs.push(Object::Job(Box::new(j.job.clone())));
+            }
+            for ex in self.experiments.values().filter(|ex| super::experiments::rollout_of(ex) == Some(name.as_str())) {
+                objs.push(Object::Experiment(serde_json::to_value(ex).unwrap_or_default()));
             }
             out.insert(name.clone(), objs);
         }

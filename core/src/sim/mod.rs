@@ -6,6 +6,8 @@ mod analysis;
 mod changes;
 mod cluster;
 mod duplicate_keys;
+mod executor;
+mod experiments;
 mod pods;
 mod replica_controller;
 mod routers;
@@ -23,14 +25,15 @@ pub use timeline::{render_table, Entry};
 
 use crate::state::{Action, Event, State, WakeReason};
 use crate::time::{Seconds, Timestamp};
-pub use cluster::{Cluster, PodModel, PodObjects};
+pub use cluster::{Cluster, PodModel, PodObjects, Worker};
+use crate::experiment::ExperimentWake;
 
 /// Wall-clock time of `t = 0` in every simulation (2024-01-01T00:00:00Z).
 pub const SIMULATION_EPOCH: Timestamp = Timestamp::from_unix(1_704_067_200);
 /// How long a scenario without `until` may run before it is declared unsettled.
 pub const DEFAULT_LIMIT: Seconds = Seconds(24 * 3600);
-/// Reconciles of one rollout allowed at one instant before the simulation gives up (a
-/// hot loop).
+/// Reconciles of one rollout (or Experiment, or AnalysisRun) allowed at one instant
+/// before the simulation gives up (a hot loop).
 const MAX_STEPS_PER_INSTANT: usize = 5_000;
 
 /// The result of a simulation. Serialized, it is the JSON timeline of `rollouts simulate
@@ -42,7 +45,7 @@ pub struct Simulation {
     pub scenario: String,
     /// Every change, in time order.
     pub timeline: Vec<Entry>,
-    /// The last entry of every rollout.
+    /// The last entry of every rollout (and standalone Experiment).
     #[serde(rename = "final")]
     pub final_state: BTreeMap<String, Entry>,
     /// Every object the simulated cluster holds at the end but Pods and Events, by
@@ -114,9 +117,9 @@ pub enum SimError {
     #[error("{0}")]
     Scenario(String),
     /// The controller of one rollout kept acting at one instant without settling (a bug).
-    #[error("the controller of rollout {rollout:?} did not settle at {at} (more than {MAX_STEPS_PER_INSTANT} reconciles)")]
+    #[error("the controller of {rollout} did not settle at {at} (more than {MAX_STEPS_PER_INSTANT} reconciles)")]
     HotLoop {
-        /// Which rollout.
+        /// Which controller: `rollout <name>`, `experiment <name>` or `analysisrun <name>`.
         rollout: String,
         /// When.
         at: String,
@@ -126,6 +129,62 @@ pub enum SimError {
 struct Controller {
     state: State,
     wake: Option<(Timestamp, WakeReason)>,
+}
+
+impl Controller {
+    fn new() -> Self {
+        Controller { state: State::default(), wake: None }
+    }
+}
+
+/// Argo's controllers in the simulation: one per Rollout, one per AnalysisRun no Rollout
+/// owns (an Experiment's), and the experiment controller's wake-up per Experiment.
+#[derive(Default)]
+struct Controllers {
+    rollouts: BTreeMap<String, Controller>,
+    runs: BTreeMap<String, Controller>,
+    experiments: BTreeMap<String, ExperimentWake>,
+}
+
+impl Controllers {
+    /// The earliest wake-up asked for.
+    fn next_wake(&self) -> Option<Timestamp> {
+        let controllers = self.rollouts.values().chain(self.runs.values()).filter_map(|c| c.wake.map(|(at, _)| at));
+        controllers.chain(self.experiments.values().map(|w| w.at)).min()
+    }
+
+    /// Turns the wake-ups due at `now` into a `Tick` for their controller (an Experiment
+    /// is made due).
+    fn fire(&mut self, cluster: &mut Cluster, now: Timestamp) {
+        for (name, c) in self.rollouts.iter_mut() {
+            if c.wake.is_some_and(|(at, _)| at <= now) {
+                c.wake = None;
+                cluster.outbox.entry(name.clone()).or_default().push(Event::Tick);
+            }
+        }
+        for (name, c) in self.runs.iter_mut() {
+            if c.wake.is_some_and(|(at, _)| at <= now) {
+                c.wake = None;
+                cluster.run_outbox.entry(name.clone()).or_default().push(Event::Tick);
+            }
+        }
+        let due: Vec<String> = self.experiments.iter().filter(|(_, w)| w.at <= now).map(|(n, _)| n.clone()).collect();
+        for name in due {
+            self.experiments.remove(&name);
+            cluster.experiments_due.insert(name);
+        }
+    }
+
+    /// The controller whose wake-up is due at `now` (a hot loop's culprit).
+    fn due_at(&self, now: Timestamp) -> Option<Worker> {
+        let due = |c: &Controller| c.wake.is_some_and(|(at, _)| at <= now);
+        self.rollouts
+            .iter()
+            .find(|(_, c)| due(c))
+            .map(|(n, _)| Worker::Rollout(n.clone()))
+            .or_else(|| self.runs.iter().find(|(_, c)| due(c)).map(|(n, _)| Worker::AnalysisRun(n.clone())))
+            .or_else(|| self.experiments.iter().find(|(_, w)| w.at <= now).map(|(n, _)| Worker::Experiment(n.clone())))
+    }
 }
 
 /// Runs a scenario to the end.
@@ -145,7 +204,7 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
     events.sort_by_key(|(i, e)| (e.at, *i));
     let mut next_event = 0;
     let limit = scenario.until.unwrap_or(DEFAULT_LIMIT);
-    let mut controllers: BTreeMap<String, Controller> = BTreeMap::new();
+    let mut controllers = Controllers::default();
     let mut timeline: Vec<Entry> = Vec::new();
     let mut last: BTreeMap<String, Entry> = BTreeMap::new();
     let mut decoded = timeline::Decoded::default();
@@ -169,29 +228,47 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
                 .command(&cmd)
                 .map_err(|message| SimError::Command { index: *index, at: ev.at.human(), message })?;
             if let Some(note) = note {
-                cluster.note(cmd.rollout().unwrap_or_default(), format!("events[{index}]: {note}"));
+                cluster.note(cmd.subject().unwrap_or_default(), format!("events[{index}]: {note}"));
             }
             next_event += 1;
         }
-        for (name, c) in controllers.iter_mut() {
-            if c.wake.is_some_and(|(at, _)| at <= now) {
-                c.wake = None;
-                cluster.outbox.entry(name.clone()).or_default().push(Event::Tick);
+        controllers.fire(&mut cluster, now);
+        // Only a rollout (or Experiment) whose controller was told about a change can have
+        // a new entry; an Experiment's step shows in its Rollout's.
+        let touched = settle(&mut cluster, &mut controllers, now)?;
+        let mut rows: BTreeSet<String> = BTreeSet::new();
+        let mut standalone: BTreeSet<String> = BTreeSet::new();
+        for worker in &touched {
+            match worker {
+                Worker::Rollout(name) => {
+                    rows.insert(name.clone());
+                }
+                Worker::Experiment(name) => match cluster.experiments.get(name).map(experiments::rollout_of) {
+                    Some(Some(owner)) => {
+                        rows.insert(owner.to_string());
+                    }
+                    Some(None) => {
+                        standalone.insert(name.clone());
+                    }
+                    None => {}
+                },
+                Worker::AnalysisRun(_) => {}
             }
         }
-        // Only a rollout that was told about a change can have a new entry.
-        let touched = settle(&mut cluster, &mut controllers, now)?;
-        for name in touched.iter().filter(|n| cluster.rollouts.contains_key(*n)) {
-            if let Some(e) = timeline::entry(&cluster, &mut decoded, name, t) {
-                if last.get(name).is_none_or(|l| !l.same_state(&e)) {
-                    last.insert(name.clone(), e.clone());
-                    timeline.push(e);
-                }
+        let entries = rows
+            .iter()
+            .filter(|n| cluster.rollouts.contains_key(*n))
+            .filter_map(|name| timeline::entry(&cluster, &mut decoded, name, t))
+            .chain(standalone.iter().filter_map(|name| timeline::experiment_entry(&cluster, name, t)));
+        for e in entries.collect::<Vec<_>>() {
+            if last.get(&e.rollout).is_none_or(|l| !l.same_state(&e)) {
+                last.insert(e.rollout.clone(), e.clone());
+                timeline.push(e);
             }
         }
         let next = [
             events.get(next_event).map(|(_, e)| t0.plus(e.at)),
-            controllers.values().filter_map(|c| c.wake.map(|(at, _)| at)).min(),
+            controllers.next_wake(),
             cluster.next_pod_transition(),
             cluster.next_pending(),
         ]
@@ -222,11 +299,7 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
             Some(n) if n <= now => {
                 same_instant += 1;
                 if same_instant > MAX_STEPS_PER_INSTANT {
-                    let rollout = controllers
-                        .iter()
-                        .find(|(_, c)| c.wake.is_some_and(|(at, _)| at <= now))
-                        .map(|(name, _)| name.clone())
-                        .unwrap_or_default();
+                    let rollout = controllers.due_at(now).map(|w| w.to_string()).unwrap_or_default();
                     return Err(SimError::HotLoop { rollout, at: now.since(t0).human() });
                 }
             }
@@ -266,27 +339,32 @@ pub fn simulate_with(scenario: &Scenario, options: SimOptions) -> Result<Simulat
 
 /// Nothing is left to happen by itself (used when `until` cuts the run short).
 fn all_quiet(
-    controllers: &BTreeMap<String, Controller>,
+    controllers: &Controllers,
     cluster: &Cluster,
     next_event: usize,
     events: &[(usize, &scenario::ScenarioEvent)],
     _t0: Timestamp,
 ) -> bool {
-    controllers.values().all(|c| c.wake.is_none())
+    controllers.next_wake().is_none()
         && cluster.next_pod_transition().is_none()
         && cluster.next_pending().is_none()
         && next_event >= events.len()
 }
 
 /// Delivers watch events and executes actions until nothing changes at `now`. Returns
-/// the rollouts whose controllers were told about a change.
-fn settle(
-    cluster: &mut Cluster,
-    controllers: &mut BTreeMap<String, Controller>,
-    now: Timestamp,
-) -> Result<BTreeSet<String>, SimError> {
+/// the rollouts and Experiments whose controllers were told about a change.
+fn settle(cluster: &mut Cluster, controllers: &mut Controllers, now: Timestamp) -> Result<BTreeSet<Worker>, SimError> {
     cluster.now = now;
-    let mut steps: BTreeMap<String, usize> = BTreeMap::new();
+    let mut steps: BTreeMap<Worker, usize> = BTreeMap::new();
+    let mut count = |worker: Worker| -> Result<(), SimError> {
+        let n = steps.entry(worker.clone()).or_insert(0);
+        *n += 1;
+        if *n > MAX_STEPS_PER_INSTANT {
+            return Err(SimError::HotLoop { rollout: worker.to_string(), at: now.since(SIMULATION_EPOCH).human() });
+        }
+        Ok(())
+    };
+    let mut touched = BTreeSet::new();
     loop {
         // Answers due now include those to measurements started at this very instant.
         cluster.deliver_pending();
@@ -295,24 +373,53 @@ fn settle(
             return Err(SimError::Scenario(e.clone()));
         }
         let outbox = cluster.take_outbox();
-        if outbox.values().all(Vec::is_empty) {
-            return Ok(steps.into_keys().collect());
+        let run_outbox = std::mem::take(&mut cluster.run_outbox);
+        let experiments_due = std::mem::take(&mut cluster.experiments_due);
+        if outbox.values().all(Vec::is_empty) && run_outbox.values().all(Vec::is_empty) && experiments_due.is_empty() {
+            return Ok(touched);
         }
         for (name, events) in outbox {
             if events.is_empty() {
                 continue;
             }
-            let count = steps.entry(name.clone()).or_insert(0);
-            *count += 1;
-            if *count > MAX_STEPS_PER_INSTANT {
-                return Err(SimError::HotLoop { rollout: name, at: now.since(SIMULATION_EPOCH).human() });
-            }
-            let c = controllers.entry(name.clone()).or_insert_with(|| Controller { state: State::default(), wake: None });
+            count(Worker::Rollout(name.clone()))?;
+            touched.insert(Worker::Rollout(name.clone()));
+            let c = controllers.rollouts.entry(name.clone()).or_insert_with(Controller::new);
             // Like a controller's work queue: every watch event that arrived is applied,
             // then one reconcile sees the newest version of everything.
             let actions = crate::rollout::step_batch(&mut c.state, events, now);
-            c.wake = actions.iter().find_map(|a| if let Action::WakeAt { at, reason } = a { Some((*at, *reason)) } else { None });
+            c.wake = wake_of(&actions);
             cluster.execute(&name, actions);
         }
+        // An Experiment's AnalysisRuns: a worker per run, a core `State` holding only it,
+        // as the controller's standalone AnalysisRun worker.
+        for (name, events) in run_outbox {
+            if events.is_empty() {
+                continue;
+            }
+            let worker = Worker::AnalysisRun(name.clone());
+            count(worker.clone())?;
+            let c = controllers.runs.entry(name.clone()).or_insert_with(Controller::new);
+            let actions = crate::rollout::step_batch(&mut c.state, events, now);
+            c.wake = wake_of(&actions);
+            if c.state.analysis_runs.is_empty() {
+                controllers.runs.remove(&name);
+            }
+            cluster.execute_as(&worker, actions);
+        }
+        for name in experiments_due {
+            let worker = Worker::Experiment(name.clone());
+            count(worker.clone())?;
+            match cluster.reconcile_experiment(&name) {
+                Some(wake) => controllers.experiments.insert(name, wake),
+                None => controllers.experiments.remove(&name),
+            };
+            touched.insert(worker);
+        }
     }
+}
+
+/// The wake-up among a reconcile's actions.
+fn wake_of(actions: &[Action]) -> Option<(Timestamp, WakeReason)> {
+    actions.iter().find_map(|a| if let Action::WakeAt { at, reason } = a { Some((*at, *reason)) } else { None })
 }

@@ -73,6 +73,10 @@ fn to_i32(n: u64) -> i32 {
 impl Cluster {
     /// Whether the controller of `rollout` is shown individual pods now.
     pub fn shows_pods(&self, rollout: &str) -> bool {
+        // An Experiment's pods are watched by no rollout.
+        if !self.rollouts.contains_key(rollout) {
+            return false;
+        }
         match self.pod_objects {
             PodObjects::Always => true,
             PodObjects::WhenNeeded => self.rollouts.get(rollout).is_some_and(|r| {
@@ -235,7 +239,13 @@ impl Cluster {
         for (name, desired, have) in &off {
             let (name, desired, have) = (name, *desired, *have);
             let Some(rs) = self.replica_sets.get(name) else { continue };
-            let Some(owner) = Self::owner_of(rs) else { continue };
+            // The ReplicaSets of Rollouts and of Experiments get pods (an Experiment's
+            // are shown to no controller); others are left alone.
+            let owner = match (Self::owner_of(rs), Self::experiment_of(rs)) {
+                (Some(rollout), _) => rollout,
+                (None, Some(_)) => String::new(),
+                (None, None) => continue,
+            };
             if have < desired {
                 let (ready, startup) = self.image_behaviour(&images_of(rs));
                 let first = self.next_pod.saturating_add(1);

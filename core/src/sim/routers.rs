@@ -304,12 +304,15 @@ impl Cluster {
                     Some((ObjectKind::Service, service.metadata.name.clone().unwrap_or_default(), None))
                 }
                 Action::DeleteService { name } => Some((ObjectKind::Service, name.clone(), None)),
+                Action::CreateExperiment { experiment } => {
+                    Some((ObjectKind::Experiment, experiment.metadata.name.clone().unwrap_or_default(), None))
+                }
+                Action::PatchExperiment { name, .. } | Action::DeleteExperiment { name } => {
+                    Some((ObjectKind::Experiment, name.clone(), None))
+                }
                 Action::CreateAnalysisRun { .. }
                 | Action::PatchAnalysisRun { .. }
                 | Action::DeleteAnalysisRun { .. }
-                | Action::CreateExperiment { .. }
-                | Action::PatchExperiment { .. }
-                | Action::DeleteExperiment { .. }
                 | Action::Measure { .. }
                 | Action::CreateJob { .. }
                 | Action::DeleteJob { .. }
@@ -343,12 +346,12 @@ impl Cluster {
                     let kind_name = if kind == ObjectKind::Deployment { "Deployment" } else { "PodTemplate" };
                     self.others.get(&(kind_name.to_string(), name.clone())).map(|v| Event::Applied(Object::Workload(v.clone())))
                 }
+                ObjectKind::Experiment => self.experiments.get(&name).map(|ex| Event::Applied(Self::experiment_object(ex))),
                 ObjectKind::Rollout
                 | ObjectKind::Pod
                 | ObjectKind::AnalysisRun
                 | ObjectKind::AnalysisTemplate
                 | ObjectKind::ClusterAnalysisTemplate
-                | ObjectKind::Experiment
                 | ObjectKind::Job => continue,
             };
             self.emit(rollout, event.unwrap_or(Event::Deleted { kind, name }));
@@ -360,7 +363,8 @@ impl Cluster {
 
     /// Deletes an object as `kubectl delete` would (a scenario's `delete:` event). A Rollout
     /// takes with it what it owns (the garbage collector follows owner references): its
-    /// ReplicaSets and their pods, its AnalysisRuns and their Jobs, its canary Ingresses.
+    /// ReplicaSets and their pods, its AnalysisRuns and their Jobs, its canary Ingresses,
+    /// its Experiments; an Experiment its ReplicaSets, Services and AnalysisRuns.
     pub fn delete_object(&mut self, kind: &str, name: &str) -> Result<(), String> {
         match kind {
             "Rollout" => {
@@ -386,6 +390,10 @@ impl Cluster {
                 self.jobs.retain(|_, j| {
                     !j.job.metadata.owner_references.iter().flatten().any(|o| o.kind == "AnalysisRun" && runs.contains(&o.name))
                 });
+                let experiments: Vec<String> = self.experiments_of(name).filter_map(|e| e.metadata.name.clone()).collect();
+                for experiment in experiments {
+                    self.delete_experiment(&experiment);
+                }
                 let ingresses: Vec<String> = self
                     .ingresses
                     .iter()
@@ -430,6 +438,12 @@ impl Cluster {
                 let names: Vec<String> = self.rollouts.keys().cloned().collect();
                 for r in names {
                     self.emit(&r, Event::Deleted { kind: ObjectKind::Service, name: name.to_string() });
+                }
+                Ok(())
+            }
+            "Experiment" => {
+                if !self.delete_experiment(name) {
+                    return Err(not_found(kind, name));
                 }
                 Ok(())
             }
@@ -484,6 +498,9 @@ impl Cluster {
         }
         for run in self.analysis_runs.values() {
             put("AnalysisRun", with_kind(Ok(run.clone()), "argoproj.io/v1alpha1", "AnalysisRun"));
+        }
+        for ex in self.experiments.values() {
+            put("Experiment", with_kind(serde_json::to_value(ex), "argoproj.io/v1alpha1", "Experiment"));
         }
         for j in self.jobs.values() {
             put("Job", with_kind(serde_json::to_value(&j.job), "batch/v1", "Job"));

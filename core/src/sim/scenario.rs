@@ -135,6 +135,17 @@ pub struct ScenarioEvent {
     /// Deletes an object (`kubectl delete KIND NAME`); a Rollout takes what it owns with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete: Option<Delete>,
+    /// `terminate experiment NAME` (sets the Experiment's `spec.terminate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminate: Option<Terminate>,
+}
+
+/// `terminate`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Terminate {
+    /// The Experiment's name.
+    pub experiment: String,
 }
 
 /// `delete`.
@@ -172,10 +183,13 @@ pub enum Command {
     Apply(Value),
     /// See [`ScenarioEvent::delete`].
     Delete(Delete),
+    /// See [`ScenarioEvent::terminate`].
+    Terminate(Terminate),
 }
 
 impl Command {
-    /// The rollout the command is for (`None` for `apply`).
+    /// The rollout the command is for (`None` for `apply`, and for a command on another
+    /// kind).
     pub fn rollout(&self) -> Option<&str> {
         match self {
             Command::SetImage(c) => Some(&c.rollout),
@@ -186,7 +200,28 @@ impl Command {
             Command::Undo(c) => Some(&c.rollout),
             Command::Scale(c) => Some(&c.rollout),
             Command::Delete(d) if d.kind == "Rollout" => Some(&d.name),
-            Command::Apply(_) | Command::Delete(_) => None,
+            Command::Apply(_) | Command::Delete(_) | Command::Terminate(_) => None,
+        }
+    }
+}
+
+impl Command {
+    /// The object the command is about: its rollout, or the Experiment `terminate` names
+    /// (`None` for `apply` and `delete` of another kind).
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Command::Terminate(t) => Some(&t.experiment),
+            Command::SetImage(_)
+            | Command::Promote(_)
+            | Command::Abort(_)
+            | Command::Retry(_)
+            | Command::Pause(_)
+            | Command::Resume(_)
+            | Command::Restart(_)
+            | Command::Undo(_)
+            | Command::Scale(_)
+            | Command::Apply(_)
+            | Command::Delete(_) => self.rollout(),
         }
     }
 }
@@ -228,9 +263,12 @@ impl ScenarioEvent {
         if let Some(c) = &self.delete {
             found.push(Command::Delete(c.clone()));
         }
+        if let Some(c) = &self.terminate {
+            found.push(Command::Terminate(c.clone()));
+        }
         match found.len() {
             1 => Ok(found.remove(0)),
-            0 => Err("an event needs one command: setImage, promote, abort, retry, pause, resume, restart, undo, scale, apply or delete".into()),
+            0 => Err("an event needs one command: setImage, promote, abort, retry, pause, resume, restart, undo, scale, apply, delete or terminate".into()),
             _ => Err("an event may hold only one command".into()),
         }
     }
@@ -289,7 +327,8 @@ pub struct Scale {
 }
 
 /// A check on the rollout's state at a time: every key given must match the timeline
-/// entry in effect then (the last one at or before `at`).
+/// entry in effect then (the last one at or before `at`). A standalone Experiment's rows
+/// are checked the same way, with its name as `rollout`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Expectation {
@@ -333,6 +372,10 @@ pub struct Expectation {
     /// keys given (`name`, `phase`).
     #[serde(default, deserialize_with = "unique::opt_values", skip_serializing_if = "Option::is_none")]
     pub analysis_runs: Option<Vec<Value>>,
+    /// The entry's Experiments, oldest first: as many as listed, each matching the keys
+    /// given (`name`, `phase`, `templates`: as for `weights`).
+    #[serde(default, deserialize_with = "unique::opt_values", skip_serializing_if = "Option::is_none")]
+    pub experiments: Option<Vec<Value>>,
     /// Expected `weights` (Argo's `status.canary.weights`): `null` for none, else the keys
     /// given must match (maps compared key by key, lists element by element).
     #[serde(default, deserialize_with = "unique::present_value", skip_serializing_if = "Option::is_none")]
@@ -454,7 +497,7 @@ const KNOWN_KINDS: &[(&str, &[&str])] = &[
 ];
 
 /// Every object needs a kind and a name; a kind the simulator knows needs its
-/// apiVersion; Rollouts and Services must decode strictly.
+/// apiVersion; Rollouts, Services, Ingresses and Experiments must decode strictly.
 fn check_object(obj: &Value) -> Result<(), SpecError> {
     let err = |path: &str, message: String| SpecError { path: path.into(), message, line: None };
     if !obj.is_object() {
@@ -481,6 +524,7 @@ fn check_object(obj: &Value) -> Result<(), SpecError> {
         "Rollout" => crate::api::parse::from_value_strict::<crate::api::Rollout>(obj).map(|_| ()),
         "Service" => crate::api::parse::from_value_strict::<k8s_openapi::api::core::v1::Service>(obj).map(|_| ()),
         "Ingress" => crate::api::parse::from_value_strict::<k8s_openapi::api::networking::v1::Ingress>(obj).map(|_| ()),
+        "Experiment" => crate::api::parse::from_value_strict::<crate::api::Experiment>(obj).map(|_| ()),
         _ => Ok(()),
     }
 }

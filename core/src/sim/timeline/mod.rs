@@ -12,6 +12,12 @@ use crate::objects::{service_selected_hash, ReplicaSetExt};
 use crate::replicas;
 use crate::time::Seconds;
 
+mod experiments;
+
+pub(super) use experiments::experiment_entry;
+use experiments::{experiment_replica_sets, experiment_summary, experiments_of};
+pub use experiments::{ExperimentEntry, TemplateEntry};
+
 /// One ReplicaSet in an [`Entry`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RsEntry {
@@ -21,7 +27,8 @@ pub struct RsEntry {
     pub hash: String,
     /// Revision number.
     pub revision: i64,
-    /// `stable`, `canary`, `active`, `preview` or `old`.
+    /// `stable`, `canary`, `active`, `preview`, `old`, or `experiment` (an Experiment
+    /// template's).
     pub role: String,
     /// `spec.replicas`.
     pub desired: i32,
@@ -33,7 +40,7 @@ pub struct RsEntry {
     pub images: Vec<String>,
 }
 
-/// `{name, phase}` of an AnalysisRun or Experiment.
+/// `{name, phase}` of an AnalysisRun.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunEntry {
     /// Name.
@@ -120,8 +127,9 @@ pub struct Entry {
     pub replica_sets: Vec<RsEntry>,
     /// AnalysisRuns.
     pub analysis_runs: Vec<RunEntry>,
-    /// Experiments.
-    pub experiments: Vec<RunEntry>,
+    /// Experiments (a rollout's `experiment` steps', oldest first; a standalone
+    /// Experiment's row: itself).
+    pub experiments: Vec<ExperimentEntry>,
     /// `status.canary.weights` with a traffic router, every key present; `null` without.
     pub weights: Option<WeightsEntry>,
 }
@@ -192,22 +200,7 @@ pub(super) fn entry(cluster: &Cluster, decoded: &mut Decoded, name: &str, t: Sec
             } else {
                 "old"
             };
-            RsEntry {
-                name: rs.name().to_string(),
-                hash,
-                revision: rs.revision().unwrap_or(0),
-                role: role.to_string(),
-                desired: rs.spec_replicas(),
-                ready: rs.ready(),
-                available: rs.available(),
-                images: rs
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.template.as_ref())
-                    .and_then(|t| t.spec.as_ref())
-                    .map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect())
-                    .unwrap_or_default(),
-            }
+            rs_entry(rs, rs.revision().unwrap_or(0), role)
         })
         .collect();
     rss.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.name.cmp(&b.name)));
@@ -222,6 +215,12 @@ pub(super) fn entry(cluster: &Cluster, decoded: &mut Decoded, name: &str, t: Sec
         Some(w) => routed_weight(w, &st.current_pod_hash, ro.spec.max_traffic_weight(), &rss),
         None => actual_weight(ro, &rss, &active),
     };
+    // The Experiments' ReplicaSets follow the rollout's own, oldest Experiment first
+    // (their pods are not the canary's: the weight above leaves them out).
+    let experiments = experiments_of(cluster, name);
+    for ex in &experiments {
+        rss.extend(experiment_replica_sets(cluster, ex));
+    }
     Some(Entry {
         t: t.0,
         at: t.human(),
@@ -237,18 +236,42 @@ pub(super) fn entry(cluster: &Cluster, decoded: &mut Decoded, name: &str, t: Sec
         pause_conditions: st.pause_conditions.iter().map(|p| p.reason.as_str().to_string()).collect(),
         aborted: st.abort,
         replica_sets: rss,
-        analysis_runs: runs_of(cluster, name),
-        experiments: Vec::new(),
+        analysis_runs: runs_of(cluster, "Rollout", name),
+        experiments: experiments.iter().map(|ex| experiment_summary(cluster, ex)).collect(),
         weights,
     })
 }
 
-/// The rollout's AnalysisRuns, oldest first.
-fn runs_of(cluster: &Cluster, rollout: &str) -> Vec<RunEntry> {
+/// A ReplicaSet's row.
+fn rs_entry(rs: &k8s_openapi::api::apps::v1::ReplicaSet, revision: i64, role: &str) -> RsEntry {
+    RsEntry {
+        name: rs.name().to_string(),
+        hash: rs.pod_hash().to_string(),
+        revision,
+        role: role.to_string(),
+        desired: rs.spec_replicas(),
+        ready: rs.ready(),
+        available: rs.available(),
+        images: rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.as_ref())
+            .and_then(|t| t.spec.as_ref())
+            .map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// The AnalysisRuns of the `owner_kind` (Rollout or Experiment) named `owner`, oldest
+/// first.
+fn runs_of(cluster: &Cluster, owner_kind: &str, owner: &str) -> Vec<RunEntry> {
     let mut runs: Vec<(String, RunEntry)> = cluster
         .analysis_runs
         .values()
-        .filter(|r| r.pointer("/metadata/ownerReferences/0/name").and_then(Value::as_str) == Some(rollout))
+        .filter(|r| {
+            r.pointer("/metadata/ownerReferences/0/name").and_then(Value::as_str) == Some(owner)
+                && r.pointer("/metadata/ownerReferences/0/kind").and_then(Value::as_str) == Some(owner_kind)
+        })
         .map(|r| {
             let created = r.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("").to_string();
             let name = r.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
@@ -328,19 +351,32 @@ pub fn render_table(entries: &[Entry]) -> String {
     let rows: Vec<[String; 9]> = entries
         .iter()
         .map(|e| {
+            let experiment_row = is_experiment_row(e);
             let step = match e.current_step_index {
                 Some(i) => format!("{i}/{}", e.step_count),
                 None => "-".into(),
             };
             let weight = match e.set_weight {
                 Some(w) => format!("{w}/{}", e.actual_weight),
+                None if experiment_row => "-".into(),
                 None => format!("-/{}", e.actual_weight),
             };
             let rss = e
                 .replica_sets
                 .iter()
-                .filter(|r| r.desired > 0 || r.ready > 0 || r.role != "old")
-                .map(|r| format!("r{} {} {}/{}/{}", r.revision, r.role, r.desired, r.ready, r.available))
+                .filter(|r| match r.role.as_str() {
+                    // A rollout's row shows an Experiment's ReplicaSets while they have pods.
+                    "experiment" => experiment_row || r.desired > 0 || r.ready > 0,
+                    _ => r.desired > 0 || r.ready > 0 || r.role != "old",
+                })
+                .map(|r| {
+                    let counts = format!("{}/{}/{}", r.desired, r.ready, r.available);
+                    match (r.role.as_str(), template_of(e, &r.name)) {
+                        ("experiment", Some(t)) if experiment_row => format!("{t} {counts}"),
+                        ("experiment", Some(t)) => format!("r{} exp:{t} {counts}", r.revision),
+                        _ => format!("r{} {} {counts}", r.revision, r.role),
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             let mut message = if e.aborted && !e.message.contains("abort") {
@@ -353,14 +389,22 @@ pub fn render_table(entries: &[Entry]) -> String {
             }
             // Runs are named `<rollout>-<hash>-<revision>[-<step>|-pre|-post]`.
             let prefix = format!("{}-", e.rollout);
+            // So are a rollout's Experiments (`<rollout>-<hash>-<revision>-<step>`), and a
+            // standalone Experiment's runs (`<experiment>-<analysis>`).
+            let experiments = e
+                .experiments
+                .iter()
+                .filter(|_| !experiment_row)
+                .map(|x| format!("exp {} {}", x.name.strip_prefix(&prefix).unwrap_or(&x.name), x.phase));
             let runs = e
                 .analysis_runs
                 .iter()
                 .map(|r| format!("{} {}", r.name.strip_prefix(&prefix).unwrap_or(&r.name), r.phase))
+                .chain(experiments)
                 .collect::<Vec<_>>()
                 .join(", ");
             let runs = if runs.is_empty() { "-".to_string() } else { runs };
-            let traffic = traffic_cell(e.weights.as_ref());
+            let traffic = if experiment_row { "-".to_string() } else { traffic_cell(e.weights.as_ref()) };
             [e.at.clone(), e.rollout.clone(), e.phase.clone(), step, weight, traffic, rss, runs, message]
         })
         .collect();
@@ -389,6 +433,21 @@ pub fn render_table(entries: &[Entry]) -> String {
         line(row.iter().map(String::as_str).collect());
     }
     out
+}
+
+/// Whether an entry is a standalone Experiment's row (named for the one Experiment it
+/// lists, with no canary weight).
+fn is_experiment_row(e: &Entry) -> bool {
+    e.set_weight.is_none() && e.experiments.len() == 1 && e.experiments[0].name == e.rollout
+}
+
+/// The template of an Experiment of the entry whose ReplicaSet (`<experiment>-<template>`)
+/// is `rs`.
+fn template_of<'a>(e: &'a Entry, rs: &str) -> Option<&'a str> {
+    e.experiments.iter().find_map(|x| {
+        let t = rs.strip_prefix(x.name.as_str())?.strip_prefix('-')?;
+        x.templates.iter().find(|tt| tt.name == t).map(|tt| tt.name.as_str())
+    })
 }
 
 /// Checks one expectation against the timeline; `Err` says what differs.
@@ -425,7 +484,9 @@ pub fn check_expectation(exp: &Expectation, timeline: &[Entry]) -> Result<(), St
         check("pauseConditions", serde_json::json!(p), serde_json::json!(entry.pause_conditions));
     }
     if let Some(n) = exp.replica_set_count {
-        check("replicaSetCount", n.into(), entry.replica_sets.len().into());
+        // The rollout's own: an Experiment's are not counted.
+        let own = entry.replica_sets.iter().filter(|rs| rs.role != "experiment").count();
+        check("replicaSetCount", n.into(), own.into());
     }
     if let Some(r) = exp.stable_revision {
         let got = entry.replica_sets.iter().find(|rs| rs.hash == entry.stable_hash).map(|rs| rs.revision);
@@ -446,6 +507,22 @@ pub fn check_expectation(exp: &Expectation, timeline: &[Entry]) -> Result<(), St
                         ));
                     }
                 }
+            }
+        }
+    }
+    if let Some(want) = &exp.experiments {
+        let got: Vec<Value> = entry.experiments.iter().map(|x| serde_json::to_value(x).unwrap_or(Value::Null)).collect();
+        if want.len() != got.len() {
+            let names: Vec<String> = entry.experiments.iter().map(|x| format!("{} {}", x.name, x.phase)).collect();
+            problems.push(format!(
+                "experiments: expected {} experiment(s), got {} [{}]",
+                want.len(),
+                got.len(),
+                names.join(", ")
+            ));
+        } else {
+            for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+                match_subset(w, g, &format!("experiments[{i}]"), &mut problems);
             }
         }
     }
