@@ -233,12 +233,32 @@ impl Ctx<'_> {
     }
 
     /// Argo's `newReplicaSetFromTemplate`.
+    ///
+    /// Divergence: the hash never equals the one the template was copied with. An
+    /// `experiment` step copies the stable or canary ReplicaSet's pod template, hash label
+    /// included; Argo removes the label and hashes the rest, which gives the rollout's own
+    /// hash back whenever the copy equals the Rollout's template — then the rollout's
+    /// stable or canary Service also selects the experiment's pods (Argo issue 380; on a
+    /// real cluster API-server defaulting usually makes the two differ). Here the
+    /// collision count is bumped until the hash differs from the copied one.
     pub(super) fn new_replica_set(&self, template: &TemplateSpec, collision_count: Option<i32>) -> ReplicaSet {
         let mut pod_template = template.template.clone();
-        if let Some(labels) = pod_template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-            labels.remove(keys::POD_TEMPLATE_HASH);
+        let copied_hash = pod_template
+            .metadata
+            .as_mut()
+            .and_then(|m| m.labels.as_mut())
+            .and_then(|labels| labels.remove(keys::POD_TEMPLATE_HASH));
+        let mut count = collision_count;
+        let mut hash = crate::hash::pod_template_hash(&pod_template, count);
+        // Bounded: another count gives another 32-bit hash; a second clash is astronomically
+        // unlikely, and the loop still ends.
+        for _ in 0..8 {
+            if copied_hash.as_deref() != Some(hash.as_str()) {
+                break;
+            }
+            count = Some(count.unwrap_or(0).saturating_add(1));
+            hash = crate::hash::pod_template_hash(&pod_template, count);
         }
-        let hash = crate::hash::pod_template_hash(&pod_template, collision_count);
         let mut labels = pod_template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
         labels.insert(keys::POD_TEMPLATE_HASH.to_string(), hash.clone());
         pod_template.metadata.get_or_insert_with(ObjectMeta::default).labels = Some(labels.clone());

@@ -321,6 +321,24 @@ fn runs_are_created_once_available_with_experiment_arguments_and_rules() {
 }
 
 #[test]
+fn a_template_copied_with_a_hash_gets_a_hash_of_its_own() {
+    // What an experiment step copies: a rollout ReplicaSet's template, labelled with the hash
+    // of that very template.
+    let mut spec = template("baseline");
+    let mut pod: k8s_openapi::api::core::v1::PodTemplateSpec = serde_json::from_value(spec["template"].clone()).unwrap();
+    let rollout_hash = crate::hash::pod_template_hash(&pod, None);
+    pod.metadata.get_or_insert_with(Default::default).labels.get_or_insert_with(Default::default)
+        .insert(keys::POD_TEMPLATE_HASH.to_string(), rollout_hash.clone());
+    spec["template"] = serde_json::to_value(&pod).unwrap();
+    let mut w = world(json!({"templates": [spec]}));
+    run_until(&mut w, T0, at(5));
+    let rs = &w.replica_sets["ex-baseline"];
+    assert_ne!(rs.pod_hash(), rollout_hash, "the rollout's Services would select the experiment's pods");
+    let selector = rs.spec.as_ref().unwrap().selector.match_labels.clone().unwrap_or_default();
+    assert_eq!(selector.get(keys::POD_TEMPLATE_HASH).map(String::as_str), Some(rs.pod_hash()));
+}
+
+#[test]
 fn runs_carry_the_experiments_controller_instance_id() {
     let mut w = world(json!({"templates": [template("canary")], "analyses": [analysis("a", false)]}));
     w.experiment.metadata.labels = Some([(keys::CONTROLLER_INSTANCE_ID.to_string(), "blue".to_string())].into());
