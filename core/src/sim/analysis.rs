@@ -146,6 +146,7 @@ impl Cluster {
             | Action::RecordEvent { .. }
             | Action::CreateIngress { .. }
             | Action::PatchIngress { .. }
+            | Action::CreateRoute { .. }
             | Action::PatchRoute { .. }
             | Action::ScaleDeployment { .. }
             | Action::WakeAt { .. } => {}

@@ -287,7 +287,7 @@ impl Cluster {
                 }
             }
             "Ingress" => self.apply_ingress(obj)?,
-            "HTTPRoute" | "GRPCRoute" | "TCPRoute" => self.apply_route(obj),
+            k if crate::api::RouteKind::from_kind(k).is_some() => self.apply_route(obj),
             _ => {
                 // The API server's generation: 1 when created, one more whenever the spec
                 // (a PodTemplate's template) changes.
@@ -542,7 +542,10 @@ impl Cluster {
                 self.recorded.push((self.now, rollout.to_string(), reason, message));
                 true
             }
-            Action::CreateIngress { .. } | Action::PatchIngress { .. } | Action::PatchRoute { .. } => {
+            Action::CreateIngress { .. }
+            | Action::PatchIngress { .. }
+            | Action::CreateRoute { .. }
+            | Action::PatchRoute { .. } => {
                 return self.execute_router(rollout, a)
             }
             Action::ScaleDeployment { name, replicas } => return self.scale_deployment(name, replicas),

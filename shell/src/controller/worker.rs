@@ -411,7 +411,12 @@ impl Executor<'_> {
             ObjectKind::Ingress => {
                 Api::<Ingress>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Ingress(Box::new(o)))
             }
-            ObjectKind::HttpRoute | ObjectKind::GrpcRoute | ObjectKind::TcpRoute => {
+            ObjectKind::HttpRoute
+            | ObjectKind::GrpcRoute
+            | ObjectKind::TcpRoute
+            | ObjectKind::VirtualService
+            | ObjectKind::DestinationRule
+            | ObjectKind::TrafficSplit => {
                 let Some(route) = kind.route_kind() else { return Ok(None) };
                 let route_ns = self.route_namespace().unwrap_or_else(|| ns.to_string());
                 dynamic(Api::namespaced_with(client, &route_ns, &route_resource(route)).get_opt(name).await?, Object::Route)
@@ -452,6 +457,9 @@ fn target(action: &Action) -> Option<(ObjectKind, String)> {
         Action::ScaleDeployment { name, .. } => Some((ObjectKind::Deployment, name.clone())),
         Action::CreateIngress { ingress } => Some((ObjectKind::Ingress, ingress.metadata.name.clone().unwrap_or_default())),
         Action::PatchIngress { name, .. } => Some((ObjectKind::Ingress, name.clone())),
+        Action::CreateRoute { kind, object } => {
+            Some(((*kind).into(), object.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or_default().to_string()))
+        }
         Action::PatchRoute { kind, name, .. } => Some(((*kind).into(), name.clone())),
     }
 }
@@ -481,6 +489,7 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::ScaleDeployment { .. } => "ScaleDeployment",
         Action::CreateIngress { .. } => "CreateIngress",
         Action::PatchIngress { .. } => "PatchIngress",
+        Action::CreateRoute { .. } => "CreateRoute",
         Action::PatchRoute { .. } => "PatchRoute",
         Action::RecordEvent { .. } => "RecordEvent",
         Action::WakeAt { .. } => "WakeAt",
