@@ -22,7 +22,7 @@ pub(super) fn services_required(tr: &RolloutTrafficRouting) -> bool {
 pub(super) fn validate_config(tr: &RolloutTrafficRouting) -> Result<(), ValidationError> {
     if let Some(istio) = &tr.istio {
         let ip = format!("{P}.istio");
-        if istio.virtual_service.is_some() == !istio.virtual_services.is_empty() {
+        if istio.virtual_service.is_some() != istio.virtual_services.is_empty() {
             return Err(invalid(&ip, "{...}", "either VirtualService or VirtualServices must be configured"));
         }
         for (i, vs) in istio.all_virtual_services().into_iter().enumerate() {

@@ -46,13 +46,13 @@ fn http_route(name: Option<&str>, stable: i64, canary: i64) -> Value {
 }
 
 fn patches(actions: &[Action]) -> Vec<(RouteKind, String, Value)> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::PatchRoute { kind, name, patch, .. } => Some((*kind, name.clone(), patch.clone())),
-            _ => None,
-        })
-        .collect()
+    let mut out = Vec::new();
+    for a in actions {
+        if let Action::PatchRoute { kind, name, patch, .. } = a {
+            out.push((*kind, name.clone(), patch.clone()));
+        }
+    }
+    out
 }
 
 #[test]
