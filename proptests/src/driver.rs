@@ -26,6 +26,7 @@ use rollouts_core::state::{Action, Event, Object, State};
 use rollouts_core::time::{Seconds, Timestamp};
 use serde_json::Value;
 
+use crate::experiments::Experiments;
 use crate::scenario::{Cmd, Timed};
 
 /// Reconciles allowed at one instant before the driver reports a hot loop.
@@ -83,6 +84,8 @@ pub struct Driver {
     pub now: Timestamp,
     /// The simulated cluster (the Rollout, its ReplicaSets, pods and Services).
     pub cluster: Cluster,
+    /// The rollout's Experiments (the cluster does not run them).
+    pub experiments: Experiments,
     /// The controller's state.
     pub state: State,
     /// The controller's timer.
@@ -122,6 +125,7 @@ impl Driver {
             Pods::Instant => (PodModel::Instant, 0),
             Pods::Simulated { startup } => (PodModel::Simulated, startup),
         };
+        let experiments = Experiments::new(unready_images.clone(), Seconds(startup));
         let images = unready_images.into_iter().map(|i| (i, ImageBehaviour { ready: false, startup: None })).collect();
         let mut cluster = Cluster::new(EPOCH, ClusterSpec { pod_startup: Seconds(startup), images }, BTreeMap::new());
         cluster.pod_model = pod_model;
@@ -140,6 +144,7 @@ impl Driver {
         Driver {
             now: EPOCH,
             cluster,
+            experiments,
             state: State::default(),
             wake: None,
             delivery,
@@ -170,10 +175,19 @@ impl Driver {
     fn step(&mut self, event: Event) {
         let event = match self.delivery {
             Delivery::Snapshot | Delivery::Coalesced => event,
-            Delivery::Latest => match self.cluster.latest(event) {
-                Some(e) => e,
-                None => return,
-            },
+            Delivery::Latest => {
+                let latest = match &event {
+                    Event::Applied(Object::Experiment(v)) => {
+                        let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                        self.experiments.latest(name)
+                    }
+                    _ => self.cluster.latest(event),
+                };
+                match latest {
+                    Some(e) => e,
+                    None => return,
+                }
+            }
         };
         self.steps += 1;
         let state = std::mem::take(&mut self.state);
@@ -199,7 +213,9 @@ impl Driver {
             Action::WakeAt { at, .. } => Some(*at),
             _ => None,
         });
-        self.cluster.execute(&self.rollout, actions.to_vec());
+        let now = self.now;
+        let rest: Vec<Action> = actions.iter().filter(|a| !self.experiments.execute(a, now)).cloned().collect();
+        self.cluster.execute(&self.rollout, rest);
     }
 
     /// Delivers watch events in batches (each batch: the events of the previous one's
@@ -210,6 +226,8 @@ impl Driver {
         loop {
             self.cluster.now = self.now;
             self.cluster.sync();
+            let changed = self.experiments.advance(self.now);
+            self.cluster.outbox.entry(self.rollout.clone()).or_default().extend(changed);
             let batch = self.cluster.take_outbox().remove(&self.rollout).unwrap_or_default();
             if batch.is_empty() {
                 return Ok(());
@@ -242,8 +260,10 @@ impl Driver {
         }
     }
 
+    /// The next pod transition, of the rollout's pods or an Experiment's (or anything
+    /// else an Experiment does by itself).
     fn next_pod_transition(&self) -> Option<Timestamp> {
-        self.cluster.next_pod_transition()
+        [self.cluster.next_pod_transition(), self.experiments.next_change(self.now)].into_iter().flatten().min()
     }
 
     /// Runs the commands at their times (seconds since [`EPOCH`]), then keeps going until
@@ -300,6 +320,7 @@ impl Driver {
     /// then the Rollout (so the first reconcile already sees everything).
     pub fn objects(&self) -> Vec<Object> {
         let mut v = self.cluster.objects_by_rollout().remove(&self.rollout).unwrap_or_default();
+        v.extend(self.experiments.objects());
         // The cluster lists the Rollout first.
         if !v.is_empty() && matches!(v.first(), Some(Object::Rollout(_))) {
             let rollout = v.remove(0);

@@ -12,6 +12,8 @@
 //!   time; watch events delivered one `step` each, coalesced, or as the latest object),
 //!   for properties about single steps, converged states and delivery orders the
 //!   simulator does not use.
+//! * [`experiments`]: the Experiments of a driven rollout's `experiment` steps, run by the
+//!   core's Experiment machine beside the driver's cluster, with scripted analysis outcomes.
 //! * [`arbitrary`]: arbitrary JSON, mutated manifests and malformed objects for the
 //!   no-panic property.
 //! * [`findings`]: known failures that would otherwise dominate unrelated properties'
@@ -21,6 +23,7 @@
 
 pub mod arbitrary;
 pub mod driver;
+pub mod experiments;
 pub mod fenceposts;
 pub mod findings;
 pub mod scenario;

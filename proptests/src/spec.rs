@@ -55,6 +55,79 @@ pub enum StepGen {
     PauseSeconds(i32),
     /// `pause: {duration: "Ns"}` (seconds, as a Go duration string).
     PauseDuration(i32),
+    /// `experiment: {...}` (run by [`crate::experiments`], not by the simulator yet).
+    Experiment(ExperimentStepGen),
+}
+
+/// An `experiment` step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExperimentStepGen {
+    /// Its templates (named `t0`, `t1`, ...).
+    pub templates: Vec<ExperimentTemplateGen>,
+    /// `duration` in seconds (a Go duration string).
+    pub duration: Option<i32>,
+    /// One analysis, its outcome scripted ([`crate::experiments::outcome_template`]).
+    pub analysis: Option<ExperimentAnalysisGen>,
+    /// `scaleDownDelaySeconds`.
+    pub scale_down_delay_seconds: Option<i32>,
+}
+
+/// A template of an `experiment` step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExperimentTemplateGen {
+    /// `specRef: stable` rather than `canary`.
+    pub stable: bool,
+    /// `replicas`.
+    pub replicas: Option<i32>,
+    /// `weight` (only behind the Gateway API).
+    pub weight: Option<i32>,
+}
+
+/// The analysis of an `experiment` step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExperimentAnalysisGen {
+    /// `requiredForCompletion`.
+    pub required: bool,
+    /// The phase its run ends in.
+    pub outcome: rollouts_core::api::AnalysisPhase,
+    /// Seconds from the run's start to its end.
+    pub after: i64,
+}
+
+impl ExperimentStepGen {
+    /// The step's manifest value.
+    pub fn to_json(&self) -> Value {
+        let templates: Vec<Value> = self
+            .templates
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut v = json!({"name": format!("t{i}"), "specRef": if t.stable { "stable" } else { "canary" }});
+                if let Some(r) = t.replicas {
+                    v["replicas"] = json!(r);
+                }
+                if let Some(w) = t.weight {
+                    v["weight"] = json!(w);
+                }
+                v
+            })
+            .collect();
+        let mut e = json!({"templates": templates});
+        if let Some(d) = self.duration {
+            e["duration"] = json!(format!("{d}s"));
+        }
+        if let Some(d) = self.scale_down_delay_seconds {
+            e["scaleDownDelaySeconds"] = json!(d);
+        }
+        if let Some(a) = &self.analysis {
+            e["analyses"] = json!([{
+                "name": "check",
+                "templateName": crate::experiments::outcome_template(a.outcome, a.after),
+                "requiredForCompletion": a.required,
+            }]);
+        }
+        json!({"experiment": e})
+    }
 }
 
 impl StepGen {
@@ -65,6 +138,7 @@ impl StepGen {
             StepGen::Pause => json!({"pause": {}}),
             StepGen::PauseSeconds(s) => json!({"pause": {"duration": s}}),
             StepGen::PauseDuration(s) => json!({"pause": {"duration": format!("{s}s")}}),
+            StepGen::Experiment(e) => e.to_json(),
         }
     }
 
@@ -378,6 +452,39 @@ pub fn step() -> impl Strategy<Value = StepGen> {
     ]
 }
 
+/// An `experiment` step: one or two templates (weighted only when `weights`), a
+/// duration or not, and an analysis whose run ends in a random phase or none.
+pub fn experiment_step(weights: bool) -> impl Strategy<Value = StepGen> {
+    let template = (any::<bool>(), prop::option::of(0..=2i32), prop::option::of(1..=20i32))
+        .prop_map(move |(stable, replicas, weight)| ExperimentTemplateGen { stable, replicas, weight: weight.filter(|_| weights) });
+    let analysis = (
+        any::<bool>(),
+        prop::sample::select(vec![
+            rollouts_core::api::AnalysisPhase::Successful,
+            rollouts_core::api::AnalysisPhase::Failed,
+            rollouts_core::api::AnalysisPhase::Error,
+            rollouts_core::api::AnalysisPhase::Inconclusive,
+        ]),
+        0..=90i64,
+    )
+        .prop_map(|(required, outcome, after)| ExperimentAnalysisGen { required, outcome, after });
+    (
+        prop::collection::vec(template, 1..=2),
+        prop::option::weighted(0.7, 1..=120i32),
+        prop::option::of(analysis),
+        prop::option::of(0..=40i32),
+    )
+        .prop_map(|(templates, duration, analysis, scale_down_delay_seconds)| {
+            StepGen::Experiment(ExperimentStepGen { templates, duration, analysis, scale_down_delay_seconds })
+        })
+}
+
+/// A canary step, an `experiment` one about one time in three (weighted templates only
+/// when `weights`).
+pub fn step_with_experiments(weights: bool) -> impl Strategy<Value = StepGen> {
+    prop_oneof![2 => step(), 1 => experiment_step(weights)]
+}
+
 /// A replica count in `range`, small counts (at most 10) four times as likely as large
 /// ones: the simulator's cost grows with the pods, and most arithmetic edge cases live
 /// below 10.
@@ -446,6 +553,25 @@ pub fn routed_canary_rollout(replicas: std::ops::RangeInclusive<i32>, images: us
         c.router = Some(r);
         RolloutGen { common, strategy: StrategyGen::Canary(c) }
     })
+}
+
+/// A canary with 1–6 steps that sometimes include `experiment` steps: basic, or behind
+/// the Gateway API (the router that carries experiment weights), with `replicas` in range.
+/// For the step-level driver, which runs Experiments (the simulator does not yet).
+pub fn experiment_canary_rollout(replicas: std::ops::RangeInclusive<i32>, images: usize) -> impl Strategy<Value = RolloutGen> {
+    let basic = (common(replicas.clone(), images), canary_strategy(), prop::collection::vec(step_with_experiments(false), 1..=6))
+        .prop_map(|(common, mut c, steps)| {
+            c.steps = steps;
+            RolloutGen { common, strategy: StrategyGen::Canary(c) }
+        });
+    let routed = (common(replicas, images), canary_strategy(), router(), prop::collection::vec(step_with_experiments(true), 1..=6))
+        .prop_map(|(common, mut c, mut r, steps)| {
+            c.steps = steps;
+            r.gateway_api = true;
+            c.router = Some(r);
+            RolloutGen { common, strategy: StrategyGen::Canary(c) }
+        });
+    prop_oneof![basic.boxed(), routed.boxed()]
 }
 
 /// A blue-green strategy; `previewReplicaCount` is at most `max_replicas`.

@@ -1,6 +1,6 @@
-//! The CLI verbs as a person runs them: the real binary, offline for `lint`, `completion`
-//! and `version`, against the local control plane for `create`, `create analysisrun`,
-//! `terminate analysisrun` and the watching verbs.
+//! The CLI verbs as a person runs them: the real binary, offline for `lint`, `completion`,
+//! `--help` and `version`, against the local control plane for `create`, `create analysisrun`,
+//! `terminate analysisrun`, the experiment verbs and the watching verbs.
 
 mod support;
 
@@ -48,6 +48,7 @@ fn lint_reports_each_invalid_manifest_with_its_field() {
         ("invalid-service-labels.yaml", r#"Rollout "demo" (document 3): spec.strategy.canary.canaryService: Invalid value: "demo-canary": Service "demo-canary" has unmatch label "app" in rollout"#),
         ("invalid-missing-service.yaml", r#"Rollout "demo" (document 2): spec.strategy.canary.canaryService: Invalid value: "demo-canary": service "demo-canary" not found"#),
         ("invalid-ingress-without-stable-rule.yaml", r#"Rollout "demo" (document 4): spec.strategy.canary.trafficRouting.nginx.stableIngress: Invalid value: "demo": ingress `demo` has no rules using service demo-stable backend"#),
+        ("invalid-experiment-weight-without-traffic-routing.yaml", r#"Rollout "demo" (document 1): spec.strategy.canary.steps[1].experiment.templates[0].weight: Invalid value: 10: Experiment template weight cannot be set unless TrafficRouting is enabled"#),
         ("invalid-analysis-template.yaml", r#"Rollout "demo" (document 2): spec.strategy.canary.steps[1].analysis.templates: Invalid value: "templateNames: [rate]": args.service was not resolved"#),
     ];
     for (file, expected) in cases {
@@ -161,8 +162,26 @@ fn completion_writes_a_script_for_each_shell() {
         let script = text(&out.stdout);
         assert!(script.contains(marker), "{shell}: {}", &script[..script.len().min(300)]);
         assert!(script.contains("lint") && script.contains("analysisrun"), "{shell}: the verbs are completed");
+        assert!(script.contains("experiments"), "{shell}: the experiment verbs and their aliases are completed");
     }
     assert_eq!(rollouts(&["completion", "tcsh"]).status.code(), Some(2));
+}
+
+/// Each verb group lists its experiment verb with Argo's aliases.
+#[test]
+fn help_lists_the_experiment_verbs() {
+    for (group, aliases) in [("get", "exp, experiments"), ("list", "exp, experiment"), ("terminate", "exp, experiments"), ("retry", "exp, experiments")] {
+        let out = rollouts(&[group, "--help"]);
+        assert!(out.status.success(), "{group}");
+        let help = text(&out.stdout);
+        let line = help.lines().find(|l| l.trim_start().starts_with("experiment")).unwrap_or_else(|| panic!("{group} --help: {help}"));
+        assert!(line.contains(&format!("[aliases: {aliases}]")), "{group}: {line}");
+    }
+    let top = text(&rollouts(&["--help"]).stdout);
+    for verb in ["get", "list", "terminate", "retry"] {
+        let line = top.lines().find(|l| l.trim_start().starts_with(&format!("{verb} "))).unwrap_or_else(|| panic!("{top}"));
+        assert!(line.to_lowercase().contains("experiment"), "{line}");
+    }
 }
 
 #[test]
@@ -337,4 +356,203 @@ async fn a_created_analysisrun_is_measured_by_the_controller_and_ends_when_termi
     assert_eq!(field(&run, "/status/message"), "Run Terminated", "{run}");
     assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 4);
     drop(controller);
+}
+
+const EXPERIMENT: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: Experiment
+metadata: {name: demo-exp}
+spec:
+  duration: 1h
+  templates:
+    - name: baseline
+      selector: {matchLabels: {app: demo-exp, template: baseline}}
+      template:
+        metadata: {labels: {app: demo-exp, template: baseline}}
+        spec: {containers: [{name: app, image: "argoproj/rollouts-demo:blue"}]}
+    - name: canary
+      selector: {matchLabels: {app: demo-exp, template: canary}}
+      template:
+        metadata: {labels: {app: demo-exp, template: canary}}
+        spec: {containers: [{name: app, image: "argoproj/rollouts-demo:yellow"}]}
+"#;
+
+fn experiments_api(env: &Env) -> kube::Api<kube::api::DynamicObject> {
+    kube::Api::namespaced_with(env.client.clone(), &env.namespace, &rollouts_shell::kubeapi::experiment_resource())
+}
+
+async fn experiment(env: &Env, name: &str) -> Value {
+    serde_json::to_value(experiments_api(env).get(name).await.unwrap_or_else(|e| panic!("get experiment {name}: {e}"))).unwrap()
+}
+
+/// Writes `status` as a controller would: through the status subresource, or the object
+/// when the CRD has none (Argo's Experiment and AnalysisRun CRDs have none).
+async fn set_status(api: &kube::Api<kube::api::DynamicObject>, name: &str, status: Value) {
+    use kube::api::{Patch, PatchParams};
+    let patch = serde_json::json!({"status": status});
+    match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap_or_else(|e| panic!("status of {name}: {e}"));
+        }
+        Err(e) => panic!("status of {name}: {e}"),
+    }
+}
+
+/// The ReplicaSet an experiment controller makes for a template: owned by the experiment,
+/// annotated with its template, one pod (which the plane's ReplicaSet controller creates and
+/// its fake kubelet makes Ready).
+fn template_replica_set(exp: &Value, template: &str, image: &str) -> k8s_openapi::api::apps::v1::ReplicaSet {
+    let name = field(exp, "/metadata/name");
+    serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": format!("{name}-{template}"),
+            "labels": {"app": "demo-exp", "template": template},
+            "annotations": {"experiment.argoproj.io/name": name, "experiment.argoproj.io/template-name": template},
+            "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment", "name": name,
+                                  "uid": field(exp, "/metadata/uid"), "controller": true, "blockOwnerDeletion": true}]
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "demo-exp", "template": template}},
+            "template": {"metadata": {"labels": {"app": "demo-exp", "template": template}},
+                         "spec": {"containers": [{"name": "app", "image": image}]}}
+        }
+    }))
+    .unwrap()
+}
+
+/// The experiment verbs against the local plane, with the Experiment's objects and status
+/// written by the test as a controller would (no controller runs): `create -f`, `get
+/// experiment` (once and `--watch`), `list experiments` (`-A`, an empty namespace),
+/// `terminate experiment` (spec.terminate), `retry experiment` (the status gone) and
+/// `create --watch`; a missing experiment fails each verb with the API server's message and
+/// exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiment_verbs_show_terminate_and_retry_an_experiment() {
+    use kube::api::PostParams;
+    let env = Env::new("cli-exp").await;
+    let file = temp_file("experiment.yaml", EXPERIMENT);
+    assert_eq!(env.cli_ok(&["create", "-f", file.to_str().unwrap()]), "experiment.argoproj.io/demo-exp created\n");
+    let exp = experiment(&env, "demo-exp").await;
+
+    let replica_sets: kube::Api<k8s_openapi::api::apps::v1::ReplicaSet> = kube::Api::namespaced(env.client.clone(), &env.namespace);
+    for (template, image) in [("baseline", "argoproj/rollouts-demo:blue"), ("canary", "argoproj/rollouts-demo:yellow")] {
+        replica_sets.create(&PostParams::default(), &template_replica_set(&exp, template, image)).await.expect("create the template's ReplicaSet");
+    }
+    let runs: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(env.client.clone(), &env.namespace, &rollouts_shell::kubeapi::analysis_run_resource());
+    let run: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+        "metadata": {"name": "demo-exp-check", "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+            "name": "demo-exp", "uid": field(&exp, "/metadata/uid"), "controller": true}]},
+        "spec": {"metrics": [{"name": "m", "provider": {"web": {"url": "http://127.0.0.1:1/"}}}]}
+    }))
+    .unwrap();
+    runs.create(&PostParams::default(), &run).await.expect("create the experiment's run");
+    set_status(&runs, "demo-exp-check", serde_json::json!({
+        "phase": "Running",
+        "metricResults": [{"name": "m", "phase": "Running", "count": 3, "successful": 2, "failed": 1}]
+    }))
+    .await;
+    let available_at = field(&exp, "/metadata/creationTimestamp");
+    set_status(&experiments_api(&env), "demo-exp", serde_json::json!({
+        "phase": "Running",
+        "availableAt": available_at,
+        "templateStatuses": [
+            {"name": "baseline", "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1, "status": "Running"},
+            {"name": "canary", "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1, "status": "Running"}
+        ]
+    }))
+    .await;
+
+    // Both templates' pods are up: the whole tree shows.
+    let shown = support::wait_for(std::time::Duration::from_secs(60), "both template pods Running in `get experiment`", || async {
+        let out = env.cli(&["get", "experiment", "demo-exp", "--no-color"]);
+        let shown = text(&out.stdout);
+        let running = shown.lines().filter(|l| l.contains(" Pod ") && l.contains("✔ Running") && l.ends_with("ready:1/1")).count();
+        if out.status.success() && running == 2 { Ok(shown) } else { Err(format!("{shown}{}", text(&out.stderr))) }
+    })
+    .await;
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(
+        lines[..6],
+        [
+            "Name:            demo-exp".to_string(),
+            format!("Namespace:       {}", env.namespace),
+            "Status:          ◌ Running".to_string(),
+            "Images:          argoproj/rollouts-demo:blue (Σ:baseline)".to_string(),
+            "                 argoproj/rollouts-demo:yellow (Σ:canary)".to_string(),
+            String::new(),
+        ],
+        "{shown}"
+    );
+    let tree: Vec<String> = lines[6..].iter().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(tree[0], "NAME KIND STATUS AGE INFO", "{shown}");
+    assert!(tree[1].starts_with("Σ demo-exp Experiment ◌ Running "), "{shown}");
+    assert!(tree[2].starts_with("├──⧉ demo-exp-baseline ReplicaSet ✔ Healthy "), "{shown}");
+    assert!(tree[3].starts_with("│ └──□ demo-exp-baseline-") && tree[3].ends_with("ready:1/1"), "{shown}");
+    assert!(tree[4].starts_with("├──⧉ demo-exp-canary ReplicaSet ✔ Healthy "), "{shown}");
+    assert!(tree[5].starts_with("│ └──□ demo-exp-canary-") && tree[5].ends_with("ready:1/1"), "{shown}");
+    assert!(tree[6].starts_with("└──α demo-exp-check AnalysisRun ◌ Running ") && tree[6].ends_with("✔ 2,✖ 1"), "{shown}");
+    assert_eq!(tree.len(), 7, "{shown}");
+    // The alias and the watch: redrawn until the timeout, then exit 0.
+    let out = env.cli(&["get", "exp", "demo-exp", "--watch", "--timeout-seconds", "3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let screen = text(&out.stdout);
+    assert!(screen.starts_with("\x1b[H\x1b[2J"), "{screen:?}");
+    assert!(screen.rsplit("\x1b[2J").next().unwrap_or_default().contains("Σ demo-exp"), "{screen}");
+
+    // The list: a duration of 1h (Kubernetes' HumanDuration says "60m") started at creation,
+    // so under an hour remains.
+    let list = env.cli_ok(&["list", "experiments"]);
+    let rows: Vec<Vec<&str>> = list.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "STATUS", "DURATION", "REMAINING", "AGE"], "{list}");
+    assert_eq!(rows[1][..3], ["demo-exp", "Running", "60m"], "{list}");
+    assert!(rows[1][3].ends_with('m') && rows[1][3].trim_end_matches('m').parse::<u32>().is_ok_and(|m| m < 60), "{list}");
+    assert_eq!(rows.len(), 2, "{list}");
+    let all = env.cli_ok(&["list", "exp", "-A"]);
+    assert!(all.starts_with("NAMESPACE "), "{all}");
+    assert!(all.lines().any(|l| l.split_whitespace().take(3).eq([env.namespace.as_str(), "demo-exp", "Running"])), "{all}");
+    let empty = Env::new("cli-exp-empty").await;
+    let out = empty.cli(&["list", "experiments"]);
+    assert!(out.status.success());
+    assert_eq!((text(&out.stdout).as_str(), text(&out.stderr).as_str()), ("", "No resources found.\n"));
+
+    // Terminate: spec.terminate, the status untouched.
+    assert_eq!(env.cli_ok(&["terminate", "experiment", "demo-exp"]), "experiment 'demo-exp' terminated\n");
+    let terminated = experiment(&env, "demo-exp").await;
+    assert_eq!(terminated["spec"]["terminate"], true, "{terminated}");
+    assert_eq!(field(&terminated, "/status/phase"), "Running");
+
+    // Retry: the status is gone, so a controller starts the experiment again.
+    assert_eq!(env.cli_ok(&["retry", "experiment", "demo-exp"]), "experiment 'demo-exp' retried\n");
+    let retried = experiment(&env, "demo-exp").await;
+    assert!(retried.get("status").is_none_or(Value::is_null), "{retried}");
+    assert_eq!(retried["spec"]["templates"].as_array().map(Vec::len), Some(2), "the spec is kept: {retried}");
+    let shown = env.cli_ok(&["get", "experiment", "demo-exp", "--no-color"]);
+    assert!(shown.contains("\nStatus:\n"), "{shown}");
+
+    // A missing experiment: the API server's message and exit 1, as for the rollout verbs.
+    for verb in [&["get", "experiment", "nope"][..], &["terminate", "experiment", "nope"], &["retry", "experiment", "nope"]] {
+        let out = env.cli(verb);
+        assert_eq!(out.status.code(), Some(1), "{verb:?}");
+        assert_eq!(text(&out.stderr), "error: experiments.argoproj.io \"nope\" not found\n", "{verb:?}");
+        assert_eq!(text(&out.stdout), "", "{verb:?}");
+    }
+    // `create --watch` of an Experiment shows its tree (until interrupted: `timeout` stops it).
+    let second = temp_file("experiment-2.yaml", &EXPERIMENT.replace("name: demo-exp}", "name: demo-exp-2}"));
+    let out = Command::new("timeout")
+        .args(["4", env!("CARGO_BIN_EXE_rollouts"), "create", "--watch", "--no-color", "-f", second.to_str().unwrap(), "-n", &env.namespace])
+        .env("KUBECONFIG", &env.kubeconfig)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the CLI under timeout");
+    let screen = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(124), "still watching when stopped: {screen}{}", text(&out.stderr));
+    assert!(screen.starts_with("experiment.argoproj.io/demo-exp-2 created\n\x1b[H\x1b[2J"), "{screen:?}");
+    assert!(screen.contains("Name:            demo-exp-2\n") && screen.contains("Σ demo-exp-2"), "{screen}");
+
+    // Several names: each confirmed in order, the first missing one stops the verb.
+    let out = env.cli(&["terminate", "exp", "demo-exp", "nope", "demo-exp"]);
+    assert_eq!((out.status.code(), text(&out.stdout).as_str()), (Some(1), "experiment 'demo-exp' terminated\n"));
 }

@@ -4,7 +4,7 @@
 //!
 //! It also checks that every schema is structural and loads on Kubernetes 1.20 (no defaults,
 //! no CEL rules), that the Rollout CRD stays under the 256 KiB limit of the
-//! `last-applied-configuration` annotation, and that every Rollout and analysis object in
+//! `last-applied-configuration` annotation, and that every Rollout, analysis and Experiment object in
 //! `fixtures/` fits its schema: nothing the core reads would be pruned by the apiserver.
 
 use std::path::{Path, PathBuf};
@@ -85,6 +85,44 @@ fn rollout_crd_has_argos_names_columns_and_subresources() {
     assert_eq!(sub.scale.as_ref().unwrap().status_replicas_path, ".status.HPAReplicas");
     // Argo's AnalysisRun has no status subresource: its controller patches the object.
     assert!(Kind::AnalysisRun.crd().unwrap().spec.versions[0].subresources.is_none());
+}
+
+#[test]
+fn experiment_crd_has_argos_names_columns_and_no_status_subresource() {
+    let crd = Kind::Experiment.crd().unwrap();
+    assert_eq!(crd.metadata.name.as_deref(), Some("experiments.argoproj.io"));
+    assert_eq!(crd.spec.names.short_names, Some(vec!["exp".to_string()]));
+    assert_eq!(crd.spec.scope, "Namespaced");
+    let version = &crd.spec.versions[0];
+    let columns: Vec<_> =
+        version.additional_printer_columns.as_ref().unwrap().iter().map(|c| (c.name.as_str(), c.json_path.as_str())).collect();
+    assert_eq!(columns, [("Status", ".status.phase"), ("Age", ".metadata.creationTimestamp")]);
+    // Argo's controller patches an Experiment's status into the object and Argo's `retry
+    // experiment` patches `{"status": null}` into it: a status subresource would drop both.
+    assert!(version.subresources.is_none());
+    let schema = version.schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap();
+    let status = &schema.properties.as_ref().unwrap()["status"];
+    for field in ["phase", "message", "templateStatuses", "availableAt", "conditions", "analysisRuns"] {
+        assert!(status.properties.as_ref().unwrap().contains_key(field), "status.{field} is kept by the apiserver");
+    }
+    let experiment = serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+        "metadata": {"name": "e"},
+        "spec": {
+            "duration": "30s", "scaleDownDelaySeconds": 5, "progressDeadlineSeconds": 60,
+            "templates": [{"name": "canary", "replicas": 2, "selector": {"matchLabels": {"app": "x"}},
+                           "service": {"name": "svc"},
+                           "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}],
+            "analyses": [{"name": "a", "templateName": "t", "requiredForCompletion": true, "args": [{"name": "x", "value": "1"}]}]
+        },
+        "status": {"phase": "Running", "availableAt": "2024-01-01T00:00:00Z",
+                   "templateStatuses": [{"name": "canary", "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2,
+                                         "availableReplicas": 2, "status": "Running", "serviceName": "svc", "podTemplateHash": "abc",
+                                         "lastTransitionTime": "2024-01-01T00:00:00Z"}],
+                   "analysisRuns": [{"name": "a", "analysisRun": "e-a", "phase": ""}]}
+    });
+    let found = check::fit(schema, &experiment);
+    assert!(found.is_empty(), "{}", found.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
 }
 
 /// Every YAML document in `dir` (recursively) whose kind has a CRD.

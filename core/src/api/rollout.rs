@@ -711,6 +711,10 @@ pub struct RolloutExperimentStep {
     /// Labels and annotations for the runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis_run_metadata: Option<PodTemplateMetadata>,
+    /// Seconds between the end of the Experiment and scaling its ReplicaSets to zero
+    /// (the Experiment's default, 30, when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_delay_seconds: Option<i32>,
 }
 
 /// A template of an experiment step.
@@ -734,10 +738,10 @@ pub struct RolloutExperimentTemplate {
     /// Traffic weight for this template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<i32>,
-    /// Generated service.
+    /// A Service for the template's pods (also created when `weight` is set); its name
+    /// defaults to the template ReplicaSet's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
-    pub service: Option<serde_json::Value>,
+    pub service: Option<super::experiment::TemplateService>,
 }
 
 /// An analysis of an experiment step.

@@ -431,16 +431,3 @@ fn reconcile_is_deterministic_and_converges() {
     assert_eq!(first, run());
     assert_eq!(first.1.status.phase, Some(AnalysisPhase::Successful));
 }
-
-#[test]
-fn the_canary_experiment_step_is_still_refused() {
-    // The Experiment machine is not wired to the Rollout yet: the step stays InvalidSpec.
-    let spec: crate::api::RolloutSpec = serde_json::from_value(json!({
-        "selector": {"matchLabels": {"app": "demo"}},
-        "template": {"metadata": {"labels": {"app": "demo"}}, "spec": {"containers": [{"name": "app", "image": "demo:1"}]}},
-        "strategy": {"canary": {"steps": [{"experiment": {"templates": [{"name": "c", "specRef": "canary"}]}}]}},
-    }))
-    .unwrap();
-    let err = crate::rollout::validation::validate_spec(&spec).unwrap_err();
-    assert!(err.to_string().contains("spec.strategy.canary.steps[0].experiment"), "{err}");
-}

@@ -705,7 +705,7 @@ pub(crate) fn referenced_templates(
 
 /// Argo's `BuildArgumentsForRolloutAnalysisRun`: values, pod-template hashes and fields of
 /// the Rollout.
-fn rollout_args(
+pub(super) fn rollout_args(
     args: &[AnalysisRunArgument],
     ro: &Rollout,
     new_hash: &str,

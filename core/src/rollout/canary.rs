@@ -16,6 +16,9 @@ impl Ctx<'_> {
         }
         self.sync_revision_and_create();
         if self.restart_pods() {
+            // The experiments were not reconciled: the one followed stays named (Argo
+            // writes no status at all after evicting pods).
+            self.new_status.canary.current_experiment = self.ro.status.canary.current_experiment.clone();
             self.sync_status_canary();
             return;
         }
@@ -23,6 +26,7 @@ impl Ctx<'_> {
         self.reconcile_revision_history_limit();
         self.reconcile_stable_and_canary_service();
         self.reconcile_traffic_routing();
+        self.reconcile_experiments();
         self.reconcile_analysis_runs();
         if self.pause.has_add_pause() {
             // An inconclusive run paused the rollout: nothing moves until a person decides.
@@ -253,10 +257,11 @@ impl Ctx<'_> {
             }
             StepKind::SetWeight(_) | StepKind::SetCanaryScale(_) => self.at_desired_canary_counts(),
             StepKind::Analysis(_) => self.step_run_succeeded(),
+            StepKind::Experiment(_) => self.step_experiment_succeeded(),
             // Header and mirror routes are written by the routers in this reconcile;
-            // experiment and plugin steps are refused by validation.
+            // plugin steps are refused by validation.
             StepKind::SetHeaderRoute(_) | StepKind::SetMirrorRoute(_) => true,
-            StepKind::Experiment(_) | StepKind::Plugin(_) | StepKind::Empty => false,
+            StepKind::Plugin(_) | StepKind::Empty => false,
         }
     }
 

@@ -45,6 +45,9 @@ pub(super) struct Ctx<'s> {
     wake: Option<(Timestamp, WakeReason)>,
     /// Set when the update restarted this reconcile (template or steps changed).
     pub update_reset: bool,
+    /// The Experiment the rollout follows: the one `status.canary.currentExperiment`
+    /// names, then the one the experiment step keeps (Argo's `currentEx`).
+    pub current_experiment: Option<String>,
 }
 
 impl<'s> Ctx<'s> {
@@ -78,7 +81,9 @@ impl<'s> Ctx<'s> {
             actions: Vec::new(),
             wake: None,
             update_reset: false,
+            current_experiment: None,
         };
+        ctx.current_experiment = super::experiment::current_experiment_of(&ctx.ro, &ctx.state.experiments);
         ctx.classify();
         if ctx.is_fully_promoted() && ctx.pause.is_aborted(&ctx.ro.status) {
             ctx.pause.remove_abort();

@@ -8,7 +8,9 @@ use crate::api::{Rollout, RouteKind};
 /// Names of the objects a Rollout refers to, in its namespace (or cluster-wide).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct References {
-    /// Services: stable/canary (canary), active/preview (blue-green).
+    /// Services: stable/canary (canary), active/preview (blue-green), and the Services of
+    /// experiment templates the routers send traffic to (named by a step, or in
+    /// `status.canary.weights.additional`).
     pub services: BTreeSet<String>,
     /// AnalysisTemplates named by analysis steps, background, pre/post-promotion analysis
     /// and experiment steps.
@@ -106,7 +108,12 @@ pub fn references(ro: &Rollout) -> References {
             }
             if let Some(experiment) = &step.experiment {
                 experiment.analyses.iter().for_each(|a| refs.template(&a.template_name, a.cluster_scope));
+                experiment.templates.iter().filter_map(|t| t.service.as_ref()).for_each(|s| refs.service(&s.name));
             }
+        }
+        // A template Service named after its ReplicaSet is known once the weights name it.
+        for d in ro.status.canary.weights.iter().flat_map(|w| w.additional.iter()) {
+            refs.service(&d.service_name);
         }
     }
     refs
@@ -138,6 +145,25 @@ mod tests {
         assert_eq!(names(&refs.services), ["canary", "stable"]);
         assert_eq!(names(&refs.templates), ["bg", "exp", "step"]);
         assert_eq!(names(&refs.cluster_templates), ["global"]);
+    }
+
+    #[test]
+    fn a_canary_names_the_services_of_its_experiment_templates() {
+        let ro = rollout_lenient(&json!({"metadata": {"name": "r"}, "spec": {"strategy": {"canary": {
+            "stableService": "stable", "canaryService": "canary",
+            "steps": [{"experiment": {"templates": [
+                {"name": "a", "specRef": "canary", "service": {"name": "named"}},
+                {"name": "b", "specRef": "stable", "service": {}},
+                {"name": "c", "specRef": "stable", "weight": 5}
+            ]}}]
+        }}}, "status": {"canary": {"weights": {
+            "canary": {"weight": 10, "serviceName": "canary", "podTemplateHash": "h2"},
+            "stable": {"weight": 85, "serviceName": "stable", "podTemplateHash": "h1"},
+            "additional": [{"weight": 5, "serviceName": "r-h2-2-0-c-h3", "podTemplateHash": "h3"}]
+        }}}}))
+        .rollout;
+        let refs = references(&ro);
+        assert_eq!(names(&refs.services), ["canary", "named", "r-h2-2-0-c-h3", "stable"]);
     }
 
     #[test]

@@ -408,9 +408,10 @@ impl Ctx<'_> {
             let hash = self.rs(&name).map(|rs| rs.pod_hash().to_string()).unwrap_or_default();
             self.state.replica_sets.remove(&name);
             self.actions.push(Action::DeleteReplicaSet { name });
-            // The ReplicaSet's runs go with it.
+            // The ReplicaSet's runs and Experiments go with it.
             if !hash.is_empty() {
                 self.delete_runs_of_hash(&hash);
+                self.delete_experiments_of_hash(&hash);
             }
         }
         self.classify();

@@ -39,21 +39,23 @@ impl Ctx<'_> {
         let stable_hash = self.stable_rs().map(|r| r.pod_hash().to_string()).unwrap_or_default();
         let index = self.current_step_index();
         let dynamic = self.ro.spec.canary().is_some_and(|c| c.dynamic_stable_scale);
-        let (weight, routes) = if let Some(previous) = self.dynamically_rolling_back_to() {
+        // Which weights carry the running Experiment's destinations (Argo adds them while
+        // the canary has no pod and at the steps, not once past them).
+        let (weight, routes, experiment) = if let Some(previous) = self.dynamically_rolling_back_to() {
             // Traffic goes back from the previous canary, which the weights remember.
             canary_hash = previous;
-            (self.abort_or_stable_rollback_weight(), Routes::Removed)
+            (self.abort_or_stable_rollback_weight(), Routes::Removed, false)
         } else if self.is_fully_promoted() {
-            (0, Routes::Removed)
+            (0, Routes::Removed, false)
         } else if self.pause.is_aborted(&self.ro.status) {
             let w = self.abort_or_stable_rollback_weight();
             if !dynamic || w == 0 {
                 let service = self.ro.spec.canary().map(|c| c.canary_service.clone()).unwrap_or_default();
                 self.ensure_service_targets(&service, self.stable_rs.clone(), false);
             }
-            (w, Routes::Removed)
+            (w, Routes::Removed, false)
         } else if self.new_rs().is_none_or(|r| r.available() == 0) {
-            (0, Routes::Removed)
+            (0, Routes::Removed, true)
         } else if self.ro.status.promote_full {
             let w = if dynamic {
                 let replicas = self.replicas();
@@ -62,22 +64,23 @@ impl Ctx<'_> {
             } else {
                 self.ro.status.canary.weights.as_ref().map_or(0, |w| w.canary.weight)
             };
-            (w, Routes::Removed)
+            (w, Routes::Removed, false)
         } else if let Some(i) = index {
             let steps = self.ro.spec.steps();
-            let w = if !self.at_desired_canary_counts() {
+            let (w, experiment) = if !self.at_desired_canary_counts() {
                 // Traffic never leads pods: the previous setWeight until the canary has
                 // its count for this one.
-                steps[..i.min(steps.len())].iter().rev().find_map(|s| s.set_weight).unwrap_or(0)
+                (steps[..i.min(steps.len())].iter().rev().find_map(|s| s.set_weight).unwrap_or(0), true)
             } else if i != steps.len() {
-                replicas::current_set_weight(&self.ro.spec, &self.ro.status)
+                (replicas::current_set_weight(&self.ro.spec, &self.ro.status), true)
             } else {
-                max_weight
+                (max_weight, false)
             };
-            (w, Routes::InForce)
+            (w, Routes::InForce, experiment)
         } else {
-            (0, Routes::InForce)
+            (0, Routes::InForce, false)
         };
+        let (additional, additional_ports) = if experiment { self.experiment_destinations() } else { Default::default() };
         // The stable must be able to take what the canary does not get.
         if !self.stable_can_take(max_weight - weight) {
             return;
@@ -96,7 +99,9 @@ impl Ctx<'_> {
             weight,
             max_weight,
             max_weight_set: tr.max_traffic_weight.is_some(),
-            additional: Vec::new(),
+            additional,
+            additional_ports,
+            experiment_services: self.experiment_services(),
             header_routes,
             mirror_routes,
             managed_routes: tr.managed_routes.iter().map(|r| r.name.clone()).collect(),

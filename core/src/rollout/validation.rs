@@ -382,13 +382,85 @@ fn validate_canary(spec: &RolloutSpec) -> Result<(), ValidationError> {
             StepKind::SetHeaderRoute(h) => validate_header_route(c, &format!("{}.setHeaderRoute", sp()), h)?,
             StepKind::SetMirrorRoute(m) => validate_mirror_route(c, &format!("{}.setMirrorRoute", sp()), m)?,
             StepKind::Analysis(_) => {}
-            StepKind::Experiment(_) => {
-                return Err(unsupported(&format!("{}.experiment", sp()), "experiment"))
-            }
+            StepKind::Experiment(e) => validate_experiment_step(c, max_weight, &format!("{}.experiment", sp()), e)?,
             StepKind::Plugin(_) => {
                 return Err(unsupported(&format!("{}.plugin", sp()), "step plugins"))
             }
             StepKind::Empty => {}
+        }
+    }
+    Ok(())
+}
+
+/// An `experiment` step: Argo's weight rules (a weight needs a router that can carry an
+/// additional destination), and what the step's Experiment would otherwise be refused
+/// for, or never be created for, once the rollout reached the step (names, `specRef`,
+/// `duration`).
+fn validate_experiment_step(
+    c: &CanaryStrategy,
+    max_weight: i32,
+    path: &str,
+    step: &crate::api::RolloutExperimentStep,
+) -> Result<(), ValidationError> {
+    if let Some(d) = step.duration.as_deref().filter(|d| !d.is_empty()) {
+        if let Err(e) = crate::time::parse_duration(d) {
+            return Err(invalid(&format!("{path}.duration"), format!("{d:?}"), &e.reason.to_string()));
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (j, t) in step.templates.iter().enumerate() {
+        let tp = format!("{path}.templates[{j}]");
+        if t.name.is_empty() {
+            return Err(invalid(&format!("{tp}.name"), "\"\"", &format!("Experiment has empty template name at index {j}")));
+        }
+        if !names.insert(t.name.as_str()) {
+            return Err(invalid(
+                &format!("{tp}.name"),
+                format!("{:?}", t.name),
+                &format!("Experiment has repeated template name '{}' in templates", t.name),
+            ));
+        }
+        if !matches!(t.spec_ref.as_str(), super::experiment::SPEC_REF_CANARY | super::experiment::SPEC_REF_STABLE) {
+            return Err(invalid(
+                &format!("{tp}.specRef"),
+                format!("{:?}", t.spec_ref),
+                "Invalid template step SpecRef: must be canary or stable",
+            ));
+        }
+        if let Some(w) = t.weight {
+            let wp = format!("{tp}.weight");
+            let Some(tr) = &c.traffic_routing else {
+                return Err(invalid(&wp, w, "Experiment template weight cannot be set unless TrafficRouting is enabled"));
+            };
+            // The Gateway API is a plugin in Argo (which also allows SMI, ALB and Istio);
+            // NGINX cannot send traffic to a third backend.
+            if tr.gateway_api_config().ok().flatten().is_none() {
+                return Err(invalid(
+                    &wp,
+                    w,
+                    "Experiment template weight is only available for TrafficRouting with SMI, ALB, Istio and Plugins at this time",
+                ));
+            }
+            if !(0..=max_weight).contains(&w) {
+                return Err(invalid(&wp, w, &format!("Experiment template weight needs to be between 0 and {max_weight}")));
+            }
+        }
+    }
+    let mut analyses = std::collections::BTreeSet::new();
+    for (j, a) in step.analyses.iter().enumerate() {
+        let ap = format!("{path}.analyses[{j}]");
+        if a.name.is_empty() {
+            return Err(required(&format!("{ap}.name"), "analysis name is required"));
+        }
+        if !analyses.insert(a.name.as_str()) {
+            return Err(invalid(
+                &format!("{ap}.name"),
+                format!("{:?}", a.name),
+                &format!("Experiment has repeated analysis name '{}' in analyses", a.name),
+            ));
+        }
+        if a.template_name.is_empty() {
+            return Err(required(&format!("{ap}.templateName"), "templateName is required"));
         }
     }
     Ok(())
@@ -638,12 +710,28 @@ fn validate_analysis_references(ro: &Rollout, state: &State) -> Result<(), Valid
             })
             .collect();
         crate::analysis::args::merge_args(&flat.args, &supplied).map_err(|e| analysis_error(e.into()))?;
-        for (i, a) in args.iter().enumerate() {
-            let Some(field) = a.value_from.as_ref().and_then(|v| v.field_ref.as_ref()) else { continue };
-            if field.field_path.starts_with("metadata") && super::analysis::field_value(ro, &field.field_path).is_err() {
-                let arg_path = format!("{}.args[{i}].valueFrom.fieldRef.fieldPath", path.trim_end_matches(".templates"));
-                return Err(invalid(&arg_path, format!("{:?}", field.field_path), "the field could not be resolved"));
-            }
+        validate_field_refs(ro, path.trim_end_matches(".templates"), args)?;
+    }
+    // An experiment step's analyses are checked by the Experiment (a template it cannot
+    // find makes the analysis, and so the step, Error, as in Argo); their arguments are
+    // the rollout's to resolve.
+    for (i, step) in ro.spec.steps().iter().enumerate() {
+        let Some(e) = &step.experiment else { continue };
+        for (j, a) in e.analyses.iter().enumerate() {
+            validate_field_refs(ro, &format!("spec.strategy.canary.steps[{i}].experiment.analyses[{j}]"), &a.args)?;
+        }
+    }
+    Ok(())
+}
+
+/// Argo's check of `valueFrom.fieldRef` arguments: a `metadata` path must resolve on the
+/// Rollout.
+fn validate_field_refs(ro: &Rollout, path: &str, args: &[AnalysisRunArgument]) -> Result<(), ValidationError> {
+    for (i, a) in args.iter().enumerate() {
+        let Some(field) = a.value_from.as_ref().and_then(|v| v.field_ref.as_ref()) else { continue };
+        if field.field_path.starts_with("metadata") && super::analysis::field_value(ro, &field.field_path).is_err() {
+            let arg_path = format!("{path}.args[{i}].valueFrom.fieldRef.fieldPath");
+            return Err(invalid(&arg_path, format!("{:?}", field.field_path), "the field could not be resolved"));
         }
     }
     Ok(())

@@ -8,6 +8,12 @@
 //!   httpRoute"). The plugin gives the stable `100 − w`; here it is `maxTrafficWeight − w`
 //!   (minus experiment weights), the same split when `maxTrafficWeight` is unset, and the
 //!   right one when it is not (Gateway API weights are relative: weight ÷ sum).
+//! - Experiment destinations: in every such rule, one more backendRef per weighted
+//!   template of the running Experiment (its Service, port and weight); removed when the
+//!   Experiment no longer runs. The plugin (`pkg/plugin/experiment.go`) adds them to the
+//!   first rule of HTTPRoutes only and gives the stable `100 − Σ` experiment weights, not
+//!   counting the canary's; here every rule of every route kind gets them, and the stable
+//!   `maxTrafficWeight − w − Σ`, what `status.canary.weights` says.
 //! - The label `rollouts.argoproj.io/gatewayapi-canary: in-progress` while the canary has
 //!   weight, removed at 0.
 //! - Header routes (routes with `useHeaderRoutes`): per rule that sends traffic to the
@@ -114,6 +120,44 @@ fn rule_name(base: &str, index: usize) -> String {
     }
 }
 
+/// Sets the weights of one rule's backendRefs: canary, stable and the experiment
+/// destinations, which are added to a rule sending traffic to the canary or the stable
+/// Service and taken out when they are no longer in the plan.
+fn set_weights(refs: &mut Vec<Value>, plan: &TrafficPlan, stable_weight: i32, canary_found: &mut bool, stable_found: &mut bool) {
+    let additional = |name: &str| plan.additional.iter().find(|d| !d.service_name.is_empty() && d.service_name == name);
+    let rollouts_own = |name: &str| name == plan.canary_service || name == plan.stable_service;
+    refs.retain(|r| {
+        let name = ref_name(r);
+        rollouts_own(name) || !plan.experiment_services.contains(name) || additional(name).is_some()
+    });
+    let mut routed = false;
+    for r in refs.iter_mut() {
+        let name = ref_name(r).to_string();
+        if name == plan.canary_service {
+            r["weight"] = json!(plan.weight);
+            *canary_found = true;
+            routed = true;
+        } else if name == plan.stable_service {
+            r["weight"] = json!(stable_weight);
+            *stable_found = true;
+            routed = true;
+        } else if let Some(d) = additional(&name) {
+            r["weight"] = json!(d.weight);
+        }
+    }
+    if !routed {
+        return;
+    }
+    for d in &plan.additional {
+        if d.service_name.is_empty() || refs.iter().any(|r| ref_name(r) == d.service_name) {
+            continue;
+        }
+        // A Service backend needs its port; the destination waits for it.
+        let Some(port) = plan.additional_ports.get(&d.service_name) else { continue };
+        refs.push(json!({"group": "", "kind": "Service", "name": d.service_name, "port": port, "weight": d.weight}));
+    }
+}
+
 /// The rules the plan wants in a route whose rules are `rules`: weights set, managed rules
 /// rebuilt for the routes in force.
 pub fn desired_rules(kind: RouteKind, rules: &[Value], plan: &TrafficPlan, use_header_routes: bool) -> Result<Vec<Value>, RouterError> {
@@ -126,16 +170,7 @@ pub fn desired_rules(kind: RouteKind, rules: &[Value], plan: &TrafficPlan, use_h
         }
         let mut rule = rule.clone();
         if let Some(refs) = rule.get_mut("backendRefs").and_then(Value::as_array_mut) {
-            for r in refs {
-                let name = ref_name(r).to_string();
-                if name == plan.canary_service {
-                    r["weight"] = json!(plan.weight);
-                    canary_found = true;
-                } else if name == plan.stable_service {
-                    r["weight"] = json!(stable_weight);
-                    stable_found = true;
-                }
-            }
+            set_weights(refs, plan, stable_weight, &mut canary_found, &mut stable_found);
         }
         base.push(rule);
     }

@@ -12,6 +12,8 @@ pub mod istio;
 pub mod nginx;
 pub mod smi;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::api::{SetHeaderRoute, SetMirrorRoute, WeightDestination};
 
 /// What the traffic routers must carry out in this reconcile.
@@ -31,8 +33,15 @@ pub struct TrafficPlan {
     pub max_weight: i32,
     /// Whether `maxTrafficWeight` was set (NGINX then writes `canary-weight-total`).
     pub max_weight_set: bool,
-    /// Experiment destinations.
+    /// Experiment destinations: the weighted templates of the running Experiment, each
+    /// through its Service.
     pub additional: Vec<WeightDestination>,
+    /// The port of each additional destination's Service, by Service name (for routers
+    /// that write a backend reference).
+    pub additional_ports: BTreeMap<String, i32>,
+    /// Every Service an Experiment of the rollout may have put in a router's objects:
+    /// those not in `additional` are taken out again.
+    pub experiment_services: BTreeSet<String>,
     /// The header routes in force, in `managedRoutes` order.
     pub header_routes: Vec<SetHeaderRoute>,
     /// The mirror routes in force, in `managedRoutes` order.

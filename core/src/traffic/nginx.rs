@@ -13,6 +13,12 @@
 //! the canary Ingress's `canary-by-header` / `-value` / `-pattern` annotations
 //! (ingress-nginx serves one canary Ingress per host and path, so weight and header share
 //! it), and removed with the route.
+//!
+//! Experiment destinations (`TrafficPlan::additional`) are ignored, as Argo's NGINX
+//! reconciler ignores them: a canary Ingress carries one weight, and ingress-nginx has no
+//! third backend for a path. Validation refuses a template `weight` when NGINX is the only
+//! router; beside the Gateway API, NGINX keeps sending `weight` to the canary and the rest
+//! to the stable Service.
 
 use std::collections::BTreeMap;
 

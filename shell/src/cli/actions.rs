@@ -1,6 +1,6 @@
 //! The verbs that change a Rollout: `promote`, `abort`, `retry rollout`, `pause`, `restart`,
 //! `set image` and `undo`. Each reads what it needs, sends the patch of [`super::patch`], and
-//! prints Argo's confirmation line.
+//! prints Argo's confirmation line. Also `retry experiment`, which restarts an Experiment.
 
 use std::process::ExitCode;
 
@@ -15,7 +15,7 @@ use rollouts_core::objects::format_label_selector;
 use rollouts_core::time::parse_duration;
 use rollouts_core::Timestamp;
 
-use super::cluster::{from_value, to_value, Cluster};
+use super::cluster::{from_value, patch_status_or_object, to_value, Cluster};
 use super::error::CliError;
 use crate::kubeapi::KubeArgs;
 
@@ -48,6 +48,18 @@ pub enum RetryCommand {
     /// Retry an aborted rollout (clears `status.abort`).
     #[command(visible_aliases = ["ro", "rollouts"])]
     Rollout(NamesArgs),
+    /// Retry a failed experiment: its status is cleared and it runs again from the start.
+    #[command(visible_aliases = ["exp", "experiments"])]
+    Experiment(ExperimentNamesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExperimentNamesArgs {
+    /// One or more experiments.
+    #[arg(value_name = "EXPERIMENT_NAME", required = true)]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -205,8 +217,25 @@ pub async fn abort(args: NamesArgs) -> Result<ExitCode, CliError> {
 }
 
 pub async fn retry(command: RetryCommand) -> Result<ExitCode, CliError> {
-    let RetryCommand::Rollout(args) = command;
-    each(args, Command::Retry, "retried").await
+    match command {
+        RetryCommand::Rollout(args) => each(args, Command::Retry, "retried").await,
+        RetryCommand::Experiment(args) => retry_experiments(args).await,
+    }
+}
+
+/// `retry experiment`: Argo's merge patch `{"status":null}`, so the controller starts the
+/// experiment again from scratch. Argo sends it to the object, which clears the status only
+/// because Argo's Experiment CRD has no status subresource; it is sent to the status
+/// subresource here, and to the object when the CRD has none, so it works with either CRD.
+async fn retry_experiments(args: ExperimentNamesArgs) -> Result<ExitCode, CliError> {
+    let cluster = Cluster::connect(&args.kube).await?;
+    let api = cluster.experiments();
+    let patch = serde_json::json!({"status": null});
+    for name in &args.names {
+        patch_status_or_object(&api, name, &patch).await?;
+        println!("experiment '{name}' retried");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn pause(args: NamesArgs) -> Result<ExitCode, CliError> {

@@ -1,5 +1,5 @@
-//! Cluster access for the verbs: the Rollout as a `DynamicObject` (so fields of a newer Argo
-//! Rollouts survive a round trip), the objects it owns, and the patch requests.
+//! Cluster access for the verbs: the Rollout or Experiment as a `DynamicObject` (so fields of
+//! a newer Argo Rollouts survive a round trip), the objects it owns, and the patch requests.
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -14,6 +14,7 @@ use rollouts_core::commands::Change;
 use serde_json::Value;
 
 use super::error::CliError;
+use super::experiment::ExperimentObjects;
 use super::info::Objects;
 use crate::kubeapi::{analysis_run_resource, experiment_resource, rollout_resource, KubeArgs};
 
@@ -79,6 +80,11 @@ impl Cluster {
 
     pub fn pods(&self) -> Api<Pod> {
         Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// All Experiments, in every namespace.
+    pub fn all_experiments(&self) -> Api<DynamicObject> {
+        Api::all_with(self.client.clone(), &experiment_resource())
     }
 
     /// The Rollout, or the API server's `rollouts.argoproj.io "x" not found`.
@@ -152,13 +158,91 @@ impl Cluster {
 
     /// Everything `get rollout` shows about `name`, read once.
     pub async fn objects(&self, name: &str) -> Result<Objects, CliError> {
-        let rollout = self.get_rollout(name).await?;
+        Ok(self.tree(Root::Rollout, name).await?.into_objects())
+    }
+
+    /// The API of the kind at the root of a tree.
+    pub fn root_api(&self, root: Root) -> Api<DynamicObject> {
+        match root {
+            Root::Rollout => self.rollouts(),
+            Root::Experiment => self.experiments(),
+        }
+    }
+
+    /// The object `name` of kind `root` and the namespace's objects that may hang below it,
+    /// read once. A missing root is the API server's `… "x" not found`.
+    pub async fn tree(&self, root: Root, name: &str) -> Result<Tree, CliError> {
+        let object = self.root_api(root).get(name).await?;
         let lp = ListParams::default();
         let replica_sets = self.replica_sets().list(&lp).await?.items;
         let pods = self.pods().list(&lp).await?.items;
         let analysis_runs = list_if_served(&self.analysis_runs()).await?.unwrap_or_default();
-        let experiments = list_if_served(&self.experiments()).await?.unwrap_or_default();
-        Ok(Objects { rollout: to_value(&rollout), replica_sets, pods, analysis_runs, experiments })
+        let experiments = match root {
+            Root::Rollout => list_if_served(&self.experiments()).await?.unwrap_or_default(),
+            // An experiment owns no experiments.
+            Root::Experiment => Vec::new(),
+        };
+        Ok(Tree { root: to_value(&object), replica_sets, pods, analysis_runs, experiments })
+    }
+}
+
+/// The kind of object a tree view starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    Rollout,
+    Experiment,
+}
+
+/// A root object and the namespace's objects that may belong to it, as one read or one
+/// watch has them.
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    /// The Rollout or Experiment, as the API server returned it.
+    pub root: Value,
+    pub replica_sets: Vec<ReplicaSet>,
+    pub pods: Vec<Pod>,
+    /// AnalysisRuns, as JSON (empty when their CRD is not installed).
+    pub analysis_runs: Vec<Value>,
+    /// Experiments, as JSON: read for a Rollout root only.
+    pub experiments: Vec<Value>,
+}
+
+impl Tree {
+    /// The objects of `get rollout` (the root is the Rollout).
+    pub fn into_objects(self) -> Objects {
+        Objects {
+            rollout: self.root,
+            replica_sets: self.replica_sets,
+            pods: self.pods,
+            analysis_runs: self.analysis_runs,
+            experiments: self.experiments,
+        }
+    }
+
+    /// The objects of `get experiment` (the root is the Experiment).
+    pub fn into_experiment_objects(self) -> ExperimentObjects {
+        ExperimentObjects {
+            experiment: self.root,
+            replica_sets: self.replica_sets,
+            pods: self.pods,
+            analysis_runs: self.analysis_runs,
+        }
+    }
+}
+
+/// A JSON merge patch on the status subresource of `name`; a 404 there (a CRD without the
+/// status subresource, as Argo's Experiment and AnalysisRun CRDs are) sends it to the object
+/// itself. A missing object is reported by that second request.
+pub async fn patch_status_or_object(api: &Api<DynamicObject>, name: &str, patch: &Value) -> Result<DynamicObject, CliError> {
+    match api.patch_status(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        Ok(object) => Ok(object),
+        Err(e) => {
+            let e = CliError::from(e);
+            if !e.is_not_found() {
+                return Err(e);
+            }
+            Ok(api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?)
+        }
     }
 }
 

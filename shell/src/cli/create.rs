@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::cluster::{to_value, Cluster};
 use super::error::CliError;
-use super::get::{GetCommand, GetRolloutArgs};
+use super::get::{GetCommand, GetExperimentArgs, GetRolloutArgs, ViewArgs};
 use crate::kubeapi::{
     analysis_run_resource, analysis_template_resource, cluster_analysis_template_resource, experiment_resource,
     rollout_resource, KubeArgs,
@@ -34,7 +34,8 @@ pub struct CreateArgs {
     /// Files to use to create the resource (repeatable).
     #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
-    /// Watch live updates to the rollout after creating it (one file of a Rollout).
+    /// Watch live updates to the resource after creating it (one file of a Rollout or an
+    /// Experiment).
     #[arg(short, long)]
     pub watch: bool,
     /// Do not colorize output.
@@ -184,8 +185,8 @@ pub async fn run(args: CreateArgs) -> Result<ExitCode, CliError> {
         check(path, &text, kind, &value)?;
         objects.push((kind, value));
     }
-    if args.watch && objects.first().is_some_and(|(k, _)| *k != Kind::Rollout) {
-        return Err(CliError::refused("Can only watch resources of type Rollout"));
+    if args.watch && objects.first().is_some_and(|(k, _)| !matches!(k, Kind::Rollout | Kind::Experiment)) {
+        return Err(CliError::refused("Can only watch resources of type Rollout or Experiment"));
     }
     let cluster = Cluster::connect(&args.kube).await?;
     let mut watched = None;
@@ -200,14 +201,20 @@ pub async fn run(args: CreateArgs) -> Result<ExitCode, CliError> {
         let created = api(&cluster, kind, &namespace).create(&PostParams::default(), &object).await?;
         let name = created.metadata.name.clone().unwrap_or_default();
         println!("{}.argoproj.io/{name} created", kind.singular());
-        watched = Some((name, namespace));
+        watched = Some((kind, name, namespace));
     }
     if args.watch {
-        if let Some((name, namespace)) = watched {
+        if let Some((kind, name, namespace)) = watched {
             let mut kube = args.kube.clone();
             kube.namespace = Some(namespace);
-            let get = GetRolloutArgs { name, watch: true, no_color: args.no_color, timeout_seconds: 0, kube };
-            return super::get::run(GetCommand::Rollout(get)).await;
+            let view = ViewArgs { watch: true, no_color: args.no_color, timeout_seconds: 0, kube };
+            // Only a Rollout or an Experiment gets here (checked above).
+            let get = if kind == Kind::Experiment {
+                GetCommand::Experiment(GetExperimentArgs { name, view })
+            } else {
+                GetCommand::Rollout(GetRolloutArgs { name, view })
+            };
+            return super::get::run(get).await;
         }
     }
     Ok(ExitCode::SUCCESS)

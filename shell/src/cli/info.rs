@@ -224,7 +224,7 @@ fn owned_by(meta: &ObjectMeta, uid: &str) -> bool {
             .any(|o: &OwnerReference| o.uid == uid)
 }
 
-fn meta_of(v: &Value) -> ObjectMeta {
+pub(super) fn meta_of(v: &Value) -> ObjectMeta {
     v.get("metadata").and_then(|m| serde_json::from_value(m.clone()).ok()).unwrap_or_default()
 }
 
@@ -236,7 +236,7 @@ fn revision_of(meta: &ObjectMeta) -> i64 {
         .unwrap_or(0)
 }
 
-fn created(meta: &ObjectMeta) -> Option<Timestamp> {
+pub(super) fn created(meta: &ObjectMeta) -> Option<Timestamp> {
     meta.creation_timestamp.as_ref().map(from_kube_time)
 }
 
@@ -296,9 +296,10 @@ fn tags(ro: Option<&Rollout>, hash: &str) -> Vec<Tag> {
     tags
 }
 
-fn replica_set_infos(owner_uid: &str, ro: Option<&Rollout>, objects: &Objects) -> Vec<ReplicaSetInfo> {
-    let mut infos: Vec<(ReplicaSetInfo, String)> = objects
-        .replica_sets
+/// The ReplicaSets `owner_uid` owns among `replica_sets`, newest revision first, with their
+/// pods among `pods`; tagged with their roles in `ro` (none for an experiment's).
+pub(super) fn replica_set_infos(owner_uid: &str, ro: Option<&Rollout>, replica_sets: &[ReplicaSet], pods: &[Pod]) -> Vec<ReplicaSetInfo> {
+    let mut infos: Vec<(ReplicaSetInfo, String)> = replica_sets
         .iter()
         .filter(|rs| owned_by(&rs.metadata, owner_uid))
         .map(|rs| {
@@ -332,8 +333,7 @@ fn replica_set_infos(owner_uid: &str, ro: Option<&Rollout>, objects: &Objects) -
         .collect();
     infos.sort_by(|(a, _), (b, _)| b.revision.cmp(&a.revision).then_with(|| a.name.cmp(&b.name)));
     for (info, uid) in &mut infos {
-        let mut pods: Vec<PodInfo> = objects
-            .pods
+        let mut owned: Vec<PodInfo> = pods
             .iter()
             .filter(|p| owned_by(&p.metadata, uid))
             .map(|p| {
@@ -347,15 +347,15 @@ fn replica_set_infos(owner_uid: &str, ro: Option<&Rollout>, objects: &Objects) -
                 }
             })
             .collect();
-        pods.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name)));
-        info.pods = pods;
+        owned.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name)));
+        info.pods = owned;
     }
     infos.into_iter().map(|(info, _)| info).collect()
 }
 
-fn analysis_run_infos(owner_uid: &str, objects: &Objects) -> Vec<AnalysisRunInfo> {
-    let mut infos: Vec<AnalysisRunInfo> = objects
-        .analysis_runs
+/// The AnalysisRuns `owner_uid` owns among `runs`, in Argo's order.
+pub(super) fn analysis_run_infos(owner_uid: &str, runs: &[Value]) -> Vec<AnalysisRunInfo> {
+    let mut infos: Vec<AnalysisRunInfo> = runs
         .iter()
         .filter_map(|run| {
             let meta = meta_of(run);
@@ -400,27 +400,28 @@ fn analysis_run_infos(owner_uid: &str, objects: &Objects) -> Vec<AnalysisRunInfo
     infos
 }
 
+/// The view of one Experiment (its ReplicaSets with their pods, and its AnalysisRuns).
+pub(super) fn experiment_info(exp: &Value, replica_sets: &[ReplicaSet], pods: &[Pod], runs: &[Value]) -> ExperimentInfo {
+    let meta = meta_of(exp);
+    let uid = meta.uid.clone().unwrap_or_default();
+    let text = |k: &str| exp.pointer(k).and_then(Value::as_str).unwrap_or("").to_string();
+    ExperimentInfo {
+        name: meta.name.clone().unwrap_or_default(),
+        created: created(&meta),
+        revision: revision_of(&meta),
+        status: text("/status/phase"),
+        message: text("/status/message"),
+        replica_sets: replica_set_infos(&uid, None, replica_sets, pods),
+        analysis_runs: analysis_run_infos(&uid, runs),
+    }
+}
+
 fn experiment_infos(owner_uid: &str, objects: &Objects) -> Vec<ExperimentInfo> {
     let mut infos: Vec<ExperimentInfo> = objects
         .experiments
         .iter()
-        .filter_map(|exp| {
-            let meta = meta_of(exp);
-            if !owned_by(&meta, owner_uid) {
-                return None;
-            }
-            let uid = meta.uid.clone().unwrap_or_default();
-            let text = |k: &str| exp.pointer(k).and_then(Value::as_str).unwrap_or("").to_string();
-            Some(ExperimentInfo {
-                name: meta.name.clone().unwrap_or_default(),
-                created: created(&meta),
-                revision: revision_of(&meta),
-                status: text("/status/phase"),
-                message: text("/status/message"),
-                replica_sets: replica_set_infos(&uid, None, objects),
-                analysis_runs: analysis_run_infos(&uid, objects),
-            })
-        })
+        .filter(|exp| owned_by(&meta_of(exp), owner_uid))
+        .map(|exp| experiment_info(exp, &objects.replica_sets, &objects.pods, &objects.analysis_runs))
         .collect();
     infos.sort_by(|a, b| {
         b.revision.cmp(&a.revision).then_with(|| a.created.cmp(&b.created)).then_with(|| a.name.cmp(&b.name))
@@ -432,7 +433,7 @@ fn experiment_infos(owner_uid: &str, objects: &Objects) -> Vec<ExperimentInfo> {
 /// experiment ReplicaSets add `Σ:<template>`. Sorted by image. An image's tags keep Argo's
 /// role order (`canary, stable, active, preview, ping, pong`) until a second ReplicaSet
 /// runs it; merged tags are sorted.
-fn images(replica_sets: &[ReplicaSetInfo], experiments: &[ExperimentInfo]) -> Vec<(String, Vec<String>)> {
+pub(super) fn images(replica_sets: &[ReplicaSetInfo], experiments: &[ExperimentInfo]) -> Vec<(String, Vec<String>)> {
     const ORDER: [Tag; 6] = [Tag::Canary, Tag::Stable, Tag::Active, Tag::Preview, Tag::Ping, Tag::Pong];
     let mut images: Vec<(String, Vec<String>)> = Vec::new();
     let mut merge = |image: &str, tags: Vec<String>| match images.iter_mut().find(|(i, _)| i == image) {
@@ -463,9 +464,9 @@ fn images(replica_sets: &[ReplicaSetInfo], experiments: &[ExperimentInfo]) -> Ve
 pub fn rollout_info(objects: &Objects) -> RolloutInfo {
     let ro = rollout_lenient(&objects.rollout).rollout;
     let uid = ro.metadata.uid.clone().unwrap_or_default();
-    let replica_sets = replica_set_infos(&uid, Some(&ro), objects);
+    let replica_sets = replica_set_infos(&uid, Some(&ro), &objects.replica_sets, &objects.pods);
     let experiments = experiment_infos(&uid, objects);
-    let analysis_runs = analysis_run_infos(&uid, objects);
+    let analysis_runs = analysis_run_infos(&uid, &objects.analysis_runs);
     let (status, message) = client_phase(&ro);
     let strategy = strategy(&ro);
     let (set_weight, actual_weight) = match strategy {

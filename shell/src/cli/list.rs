@@ -1,4 +1,4 @@
-//! `list rollouts`: one line per rollout, in Argo's columns.
+//! `list rollouts` and `list experiments`: one line per object, in Argo's columns.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::cluster::{to_value, Cluster};
 use rollouts_core::api::lenient::rollout_lenient;
 use super::error::CliError;
+use super::experiment::experiments_table;
 use super::info::{client_phase, step, strategy, Strategy};
 use super::tabwriter::align;
 use crate::kubeapi::KubeArgs;
@@ -27,6 +28,18 @@ pub enum ListCommand {
     /// List rollouts.
     #[command(visible_aliases = ["ro", "rollout"])]
     Rollouts(ListRolloutsArgs),
+    /// List experiments.
+    #[command(visible_aliases = ["exp", "experiment"])]
+    Experiments(ListExperimentsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListExperimentsArgs {
+    /// Include all namespaces.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    #[command(flatten)]
+    pub kube: KubeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -127,19 +140,42 @@ pub fn table(rollouts: &[Value], all_namespaces: bool, timestamp: Option<Timesta
 }
 
 pub async fn run(command: ListCommand) -> Result<ExitCode, CliError> {
-    let ListCommand::Rollouts(args) = command;
+    match command {
+        ListCommand::Rollouts(args) => list_rollouts(args).await,
+        ListCommand::Experiments(args) => list_experiments(args).await,
+    }
+}
+
+/// Objects sorted by namespace, then name.
+fn sorted(objects: &[DynamicObject]) -> Vec<Value> {
+    let mut items: Vec<Value> = objects.iter().map(to_value).collect();
+    items.sort_by_key(|v| {
+        let text = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+        (text("/metadata/namespace"), text("/metadata/name"))
+    });
+    items
+}
+
+async fn list_experiments(args: ListExperimentsArgs) -> Result<ExitCode, CliError> {
+    let cluster = Cluster::connect(&args.kube).await?;
+    let api = if args.all_namespaces { cluster.all_experiments() } else { cluster.experiments() };
+    let items = sorted(&api.list(&ListParams::default()).await?.items);
+    if items.is_empty() {
+        eprintln!("No resources found.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", experiments_table(&items, args.all_namespaces, Timestamp::from_system_time(SystemTime::now())));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list_rollouts(args: ListRolloutsArgs) -> Result<ExitCode, CliError> {
     let cluster = Cluster::connect(&args.kube).await?;
     let api = if args.all_namespaces { cluster.all_rollouts() } else { cluster.rollouts() };
     let mut lp = ListParams::default();
     if let Some(name) = &args.name {
         lp = lp.fields(&format!("metadata.name={name}"));
     }
-    let list = api.list(&lp).await?;
-    let mut items: Vec<Value> = list.items.iter().map(to_value).collect();
-    items.sort_by_key(|v| {
-        let text = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
-        (text("/metadata/namespace"), text("/metadata/name"))
-    });
+    let items = sorted(&api.list(&lp).await?.items);
     let stamp = || args.timestamps.then(|| Timestamp::from_system_time(SystemTime::now()));
     if items.is_empty() && !args.watch {
         eprintln!("No resources found.");

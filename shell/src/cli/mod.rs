@@ -8,6 +8,7 @@ mod completion;
 mod create;
 mod dashboard;
 pub(crate) mod error;
+pub(crate) mod experiment;
 mod files;
 mod get;
 pub(crate) mod info;
@@ -44,10 +45,11 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Re-run the core on a trace recorded with `controller --record`; fails if any action differs.
     Replay(controller::replay::ReplayArgs),
-    /// Show a rollout: its revisions, ReplicaSets, pods and analysis runs as a tree.
+    /// Show a rollout or an experiment: its ReplicaSets, pods, experiments and analysis runs
+    /// as a tree.
     #[command(subcommand)]
     Get(get::GetCommand),
-    /// List rollouts in a table.
+    /// List rollouts or experiments in a table.
     #[command(subcommand)]
     List(list::ListCommand),
     /// Set fields of a rollout (`set image ROLLOUT CONTAINER=IMAGE`).
@@ -57,7 +59,7 @@ enum Command {
     Promote(actions::PromoteArgs),
     /// Abort a rollout: traffic and replicas go back to the stable ReplicaSet.
     Abort(actions::NamesArgs),
-    /// Retry an aborted rollout.
+    /// Retry an aborted rollout or a failed experiment.
     #[command(subcommand)]
     Retry(actions::RetryCommand),
     /// Pause a rollout (`spec.paused: true`).
@@ -82,7 +84,7 @@ enum Command {
     /// Create a Rollout, Experiment, AnalysisTemplate, ClusterAnalysisTemplate, or AnalysisRun
     /// resource (`create -f FILE`, `create analysisrun --from TEMPLATE`).
     Create(create::CreateArgs),
-    /// Terminate an AnalysisRun (`terminate analysisrun NAME…`).
+    /// Terminate an AnalysisRun or an Experiment (`terminate analysisrun|experiment NAME…`).
     #[command(subcommand)]
     Terminate(terminate::TerminateCommand),
     /// Write the shell completion script (bash, zsh, fish or powershell).

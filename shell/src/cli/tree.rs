@@ -1,11 +1,12 @@
-//! The text of `get rollout`: a header block and the tree of revisions, ReplicaSets, pods,
-//! experiments and AnalysisRuns, laid out like Argo's plugin.
+//! The text of `get rollout` and `get experiment`: a header block and the tree of revisions,
+//! ReplicaSets, pods, experiments and AnalysisRuns, laid out like Argo's plugin.
 
 use std::fmt::Write as _;
 
 use rollouts_core::Timestamp;
 
 use super::age::human_duration;
+use super::experiment::ExperimentView;
 use super::info::{revisions, AnalysisRunInfo, ExperimentInfo, JobInfo, ReplicaSetInfo, RolloutInfo, Strategy};
 use super::tabwriter::align;
 
@@ -154,15 +155,7 @@ pub fn render_rollout(info: &RolloutInfo, now: Timestamp, colour: bool) -> Strin
         Strategy::BlueGreen => field("Strategy:", "BlueGreen"),
         Strategy::Unknown => field("Strategy:", ""),
     }
-    for (i, (image, tags)) in info.images.iter().enumerate() {
-        let label = if i == 0 { "Images:" } else { "" };
-        if tags.is_empty() {
-            field(label, image);
-        } else {
-            let tags: Vec<String> = tags.iter().map(|t| p.paint(t)).collect();
-            field(label, &format!("{image} ({})", tags.join(", ")));
-        }
-    }
+    image_fields(&mut field, &info.images, &p);
     field("Replicas:", "");
     field("  Desired:", &info.desired.to_string());
     field("  Current:", &info.current.to_string());
@@ -171,6 +164,43 @@ pub fn render_rollout(info: &RolloutInfo, now: Timestamp, colour: bool) -> Strin
     field("  Available:", &info.available.to_string());
     out.push('\n');
     out.push_str(&align(&tree(info, now, &p)));
+    out
+}
+
+/// The `Images:` lines: the first labelled, the others under it.
+fn image_fields(field: &mut impl FnMut(&str, &str), images: &[(String, Vec<String>)], p: &Painter) {
+    for (i, (image, tags)) in images.iter().enumerate() {
+        let label = if i == 0 { "Images:" } else { "" };
+        if tags.is_empty() {
+            field(label, image);
+        } else {
+            let tags: Vec<String> = tags.iter().map(|t| p.paint(t)).collect();
+            field(label, &format!("{image} ({})", tags.join(", ")));
+        }
+    }
+}
+
+/// Renders `get experiment`'s output at time `now`: Argo's header (name, namespace, status,
+/// message, images) and the tree rooted at the experiment.
+pub fn render_experiment(view: &ExperimentView, now: Timestamp, colour: bool) -> String {
+    let p = Painter { colour };
+    let exp = &view.tree;
+    let mut out = String::new();
+    let mut field = |label: &str, value: &str| {
+        let line = format!("{label:<17}{value}");
+        let _ = writeln!(out, "{}", line.trim_end());
+    };
+    field("Name:", &exp.name);
+    field("Namespace:", &view.namespace);
+    field("Status:", &format!("{} {}", p.paint(analysis_icon(&exp.status)), exp.status));
+    if !exp.message.is_empty() {
+        field("Message:", &exp.message);
+    }
+    image_fields(&mut field, &view.images, &p);
+    out.push('\n');
+    let mut rows = String::from("NAME\tKIND\tSTATUS\tAGE\tINFO\n");
+    experiment_rows(&mut rows, exp, "", "", now, &p);
+    out.push_str(&align(&rows));
     out
 }
 

@@ -1,6 +1,7 @@
-//! Following a rollout and what it owns with kube-rs watchers, for `get rollout --watch` and
-//! `status --watch`. The caller gets a fresh [`Objects`] after changes (at most every
-//! 200 ms, as Argo's plugin) and once a second (ages move on), until it says stop.
+//! Following a rollout or an experiment and what it owns with kube-rs watchers, for
+//! `get rollout --watch`, `get experiment --watch` and `status --watch`. The caller gets a
+//! fresh [`Tree`] after changes (at most every 200 ms, as Argo's plugin) and once a second
+//! (ages move on), until it says stop.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -16,7 +17,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::Value;
 use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
 
-use super::cluster::{list_if_served, to_value, Cluster};
+use super::cluster::{list_if_served, to_value, Cluster, Root, Tree};
 use super::error::CliError;
 use super::info::Objects;
 
@@ -65,7 +66,7 @@ impl<K: Resource> Cache<K> {
 }
 
 enum Change {
-    Rollout(Event<DynamicObject>),
+    Root(Event<DynamicObject>),
     ReplicaSet(Event<ReplicaSet>),
     Pod(Event<Pod>),
     AnalysisRun(Event<DynamicObject>),
@@ -86,21 +87,32 @@ fn follow_dynamic(api: Api<DynamicObject>, config: watcher::Config, wrap: fn(Eve
     watcher(api, config).default_backoff().map(move |r| r.map(wrap)).boxed()
 }
 
-/// Reads `name` and what it owns, then follows changes, calling `update` with the newest
-/// objects until it returns [`Next::Stop`] or `deadline` passes. A missing rollout fails at
-/// once, like the first read of `get`.
+/// [`watch_tree`] of the Rollout `name`.
 pub async fn watch_rollout<F>(cluster: &Cluster, name: &str, deadline: Option<Instant>, mut update: F) -> Result<(), CliError>
 where
     F: FnMut(&Objects) -> Next,
 {
-    let first = cluster.objects(name).await?;
-    // Kinds whose CRDs are not installed are not watched.
+    watch_tree(cluster, Root::Rollout, name, deadline, |tree| update(&tree.into_objects())).await
+}
+
+/// Reads the `root` object `name` and what it owns, then follows changes, calling `update`
+/// with the newest objects until it returns [`Next::Stop`] or `deadline` passes. A missing
+/// root fails at once, like the first read of `get`.
+pub async fn watch_tree<F>(cluster: &Cluster, root: Root, name: &str, deadline: Option<Instant>, mut update: F) -> Result<(), CliError>
+where
+    F: FnMut(Tree) -> Next,
+{
+    let first = cluster.tree(root, name).await?;
+    // Kinds whose CRDs are not installed are not watched; an experiment owns no experiments.
     let runs_served = list_if_served(&cluster.analysis_runs()).await?.is_some();
-    let experiments_served = list_if_served(&cluster.experiments()).await?.is_some();
+    let experiments_served = match root {
+        Root::Rollout => list_if_served(&cluster.experiments()).await?.is_some(),
+        Root::Experiment => false,
+    };
 
     let config = watcher::Config::default();
     let mut streams = vec![
-        follow_dynamic(cluster.rollouts(), config.clone().fields(&format!("metadata.name={name}")), Change::Rollout),
+        follow_dynamic(cluster.root_api(root), config.clone().fields(&format!("metadata.name={name}")), Change::Root),
         follow(cluster.replica_sets(), config.clone(), Change::ReplicaSet),
         follow(cluster.pods(), config.clone(), Change::Pod),
     ];
@@ -112,15 +124,15 @@ where
     }
     let mut changes = select_all(streams);
 
-    let mut rollout = first.rollout.clone();
-    let mut rollouts: Cache<DynamicObject> = Cache::new(Vec::new());
+    let mut root_object = first.root.clone();
+    let mut roots: Cache<DynamicObject> = Cache::new(Vec::new());
     let mut replica_sets = Cache::new(first.replica_sets.clone());
     let mut pods = Cache::new(first.pods.clone());
     let mut runs: Cache<DynamicObject> = Cache::new(Vec::new());
     let mut experiments: Cache<DynamicObject> = Cache::new(Vec::new());
     let (mut first_runs, mut first_experiments) = (Some(first.analysis_runs.clone()), Some(first.experiments.clone()));
 
-    if let Next::Stop = update(&first) {
+    if let Next::Stop = update(first) {
         return Ok(());
     }
     let mut ticker = interval(TICK);
@@ -135,7 +147,7 @@ where
                 match change {
                     Some(Ok(change)) => {
                         match change {
-                            Change::Rollout(e) => rollouts.apply(e),
+                            Change::Root(e) => roots.apply(e),
                             Change::ReplicaSet(e) => replica_sets.apply(e),
                             Change::Pod(e) => pods.apply(e),
                             Change::AnalysisRun(e) => { first_runs = None; runs.apply(e) }
@@ -155,12 +167,12 @@ where
             _ = ticker.tick() => {}
             _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => return Ok(()),
         }
-        if let Some(ro) = rollouts.items.get(name) {
-            rollout = to_value(ro);
+        if let Some(object) = roots.items.get(name) {
+            root_object = to_value(object);
         }
         let values = |c: &Cache<DynamicObject>| -> Vec<Value> { c.items.values().map(to_value).collect() };
-        let objects = Objects {
-            rollout: rollout.clone(),
+        let tree = Tree {
+            root: root_object.clone(),
             replica_sets: replica_sets.items.values().cloned().collect(),
             pods: pods.items.values().cloned().collect(),
             analysis_runs: first_runs.clone().unwrap_or_else(|| values(&runs)),
@@ -168,7 +180,7 @@ where
         };
         dirty = false;
         last_update = Instant::now();
-        if let Next::Stop = update(&objects) {
+        if let Next::Stop = update(tree) {
             return Ok(());
         }
     }

@@ -1,5 +1,5 @@
 //! The CustomResourceDefinitions of Argo's kinds (`argoproj.io/v1alpha1` Rollout,
-//! AnalysisTemplate, ClusterAnalysisTemplate, AnalysisRun), generated from the core's API
+//! AnalysisTemplate, ClusterAnalysisTemplate, AnalysisRun, Experiment), generated from the core's API
 //! types so that the apiserver accepts exactly what the core decodes.
 //!
 //! The schemas come from the core's `schemars` derives (feature `schema`) and are turned
@@ -21,7 +21,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceSubresourceStatus, CustomResourceSubresources, CustomResourceValidation, JSONSchemaProps,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use rollouts_core::api::{AnalysisRun, AnalysisTemplate, Rollout};
+use rollouts_core::api::{AnalysisRun, AnalysisTemplate, Experiment, Rollout};
 use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 
@@ -50,11 +50,14 @@ pub enum Kind {
     ClusterAnalysisTemplate,
     /// `AnalysisRun` (`ar`), namespaced.
     AnalysisRun,
+    /// `Experiment` (`exp`), namespaced.
+    Experiment,
 }
 
 impl Kind {
     /// Every kind, in the order `install.yaml` lists them.
-    pub const ALL: [Kind; 4] = [Kind::Rollout, Kind::AnalysisTemplate, Kind::ClusterAnalysisTemplate, Kind::AnalysisRun];
+    pub const ALL: [Kind; 5] =
+        [Kind::Rollout, Kind::AnalysisTemplate, Kind::ClusterAnalysisTemplate, Kind::AnalysisRun, Kind::Experiment];
 
     /// The `kind` field.
     pub fn kind(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Kind {
             Kind::AnalysisTemplate => "AnalysisTemplate",
             Kind::ClusterAnalysisTemplate => "ClusterAnalysisTemplate",
             Kind::AnalysisRun => "AnalysisRun",
+            Kind::Experiment => "Experiment",
         }
     }
 
@@ -73,6 +77,7 @@ impl Kind {
             Kind::AnalysisTemplate => "analysistemplates",
             Kind::ClusterAnalysisTemplate => "clusteranalysistemplates",
             Kind::AnalysisRun => "analysisruns",
+            Kind::Experiment => "experiments",
         }
     }
 
@@ -82,12 +87,13 @@ impl Kind {
             Kind::AnalysisTemplate => "at",
             Kind::ClusterAnalysisTemplate => "cat",
             Kind::AnalysisRun => "ar",
+            Kind::Experiment => "exp",
         }
     }
 
     fn namespaced(self) -> bool {
         match self {
-            Kind::Rollout | Kind::AnalysisTemplate | Kind::AnalysisRun => true,
+            Kind::Rollout | Kind::AnalysisTemplate | Kind::AnalysisRun | Kind::Experiment => true,
             Kind::ClusterAnalysisTemplate => false,
         }
     }
@@ -99,6 +105,7 @@ impl Kind {
             Kind::AnalysisTemplate => "analysis-template-crd.yaml",
             Kind::ClusterAnalysisTemplate => "cluster-analysis-template-crd.yaml",
             Kind::AnalysisRun => "analysis-run-crd.yaml",
+            Kind::Experiment => "experiment-crd.yaml",
         }
     }
 
@@ -112,6 +119,7 @@ impl Kind {
             Kind::Rollout => schema_of::<Rollout>(),
             Kind::AnalysisTemplate | Kind::ClusterAnalysisTemplate => schema_of::<AnalysisTemplate>(),
             Kind::AnalysisRun => schema_of::<AnalysisRun>(),
+            Kind::Experiment => schema_of::<Experiment>(),
         }
     }
 
@@ -124,6 +132,7 @@ impl Kind {
                 column("Available", "integer", ".status.availableReplicas", "Pods ready for at least minReadySeconds"),
             ],
             Kind::AnalysisRun => vec![column("Status", "string", ".status.phase", "Phase of the run")],
+            Kind::Experiment => vec![column("Status", "string", ".status.phase", "Experiment status")],
             Kind::AnalysisTemplate | Kind::ClusterAnalysisTemplate => Vec::new(),
         };
         columns.push(column("Age", "date", ".metadata.creationTimestamp", "Time since the object was created"));
@@ -132,9 +141,10 @@ impl Kind {
 
     /// Argo's subresources: the Rollout has `status` and `scale` (for the HPA: the pods
     /// receiving traffic and their selector, as the core writes them to the status). The
-    /// AnalysisRun has none: Argo's controller writes its status with a patch of the object,
+    /// AnalysisRun and the Experiment have none: Argo's controller writes their status with a
+    /// patch of the object (and Argo's `retry experiment` patches `status: null` into it),
     /// which a status subresource would silently discard, so our CRDs stay usable by Argo's
-    /// controller and Argo's CRDs by ours. The templates have no status.
+    /// controller and CLI, and Argo's CRDs by ours. The templates have no status.
     fn subresources(self) -> Option<CustomResourceSubresources> {
         match self {
             Kind::Rollout => Some(CustomResourceSubresources {
@@ -145,7 +155,7 @@ impl Kind {
                     label_selector_path: Some(".status.selector".into()),
                 }),
             }),
-            Kind::AnalysisTemplate | Kind::ClusterAnalysisTemplate | Kind::AnalysisRun => None,
+            Kind::AnalysisTemplate | Kind::ClusterAnalysisTemplate | Kind::AnalysisRun | Kind::Experiment => None,
         }
     }
 

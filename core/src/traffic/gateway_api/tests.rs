@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::api::{GatewayRouteRef, HeaderRoutingMatch, RouteMatch, SetHeaderRoute, SetMirrorRoute};
+use crate::api::{GatewayRouteRef, HeaderRoutingMatch, RouteMatch, SetHeaderRoute, SetMirrorRoute, WeightDestination};
 
 fn plan(weight: i32) -> TrafficPlan {
     TrafficPlan {
@@ -180,4 +180,50 @@ fn rules_of_older_plugin_versions_are_recognised_as_managed() {
     r["spec"]["rules"].as_array_mut().unwrap().push(json!({"name": "canary-header-1", "backendRefs": [{"name": "x", "port": 80}]}));
     let rules = desired_rules(RouteKind::Http, r["spec"]["rules"].as_array().unwrap(), &plan(10), true).unwrap();
     assert_eq!(rules.len(), 1, "{rules:?}");
+}
+
+/// An Experiment's weighted templates: one more backendRef per destination in each rule
+/// that sends traffic to the canary or stable Service, with its weight and port; the
+/// stable gets what neither the canary nor the experiment gets; a destination no longer in
+/// the plan is taken out again, and other backends are left alone.
+#[test]
+fn experiment_destinations_become_backend_refs_and_leave_again() {
+    let mut with = plan(10);
+    with.additional = vec![WeightDestination { weight: 5, service_name: "exp-svc".into(), pod_template_hash: "h3".into() }];
+    with.additional_ports = BTreeMap::from([("exp-svc".to_string(), 8080)]);
+    // A template Service named like the canary's is never taken for an Experiment's.
+    with.experiment_services = ["exp-svc".to_string(), "old-exp-svc".to_string(), "demo-canary".to_string()].into();
+    let mut live = route("HTTPRoute");
+    live["spec"]["rules"].as_array_mut().unwrap().push(json!({
+        "matches": [{"path": {"type": "PathPrefix", "value": "/other"}}],
+        "backendRefs": [{"name": "other", "port": 80}, {"name": "old-exp-svc", "port": 80, "weight": 3}]
+    }));
+    let rules = desired_rules(RouteKind::Http, live["spec"]["rules"].as_array().unwrap(), &with, false).unwrap();
+    assert_eq!(
+        rules[0]["backendRefs"],
+        json!([
+            {"name": "demo-stable", "port": 80, "weight": 85},
+            {"name": "demo-canary", "port": 80, "weight": 10},
+            {"group": "", "kind": "Service", "name": "exp-svc", "port": 8080, "weight": 5}
+        ])
+    );
+    assert_eq!(rules[1]["backendRefs"], json!([{"name": "other", "port": 80}]), "no rollout backend: nothing added");
+    // The weight of a destination already there is kept up to date, once.
+    with.additional[0].weight = 7;
+    let again = desired_rules(RouteKind::Http, &rules, &with, false).unwrap();
+    assert_eq!(again[0]["backendRefs"].as_array().unwrap().len(), 3);
+    assert_eq!(again[0]["backendRefs"][2]["weight"], 7);
+    assert_eq!(again[0]["backendRefs"][0]["weight"], 83);
+    // The Experiment stops: its backend goes.
+    let mut without = plan(10);
+    without.experiment_services = with.experiment_services.clone();
+    let after = desired_rules(RouteKind::Http, &again, &without, false).unwrap();
+    assert_eq!(
+        after[0]["backendRefs"],
+        json!([{"name": "demo-stable", "port": 80, "weight": 90}, {"name": "demo-canary", "port": 80, "weight": 10}])
+    );
+    // Without a known port the destination waits (a Service backend needs one).
+    with.additional_ports.clear();
+    let waiting = desired_rules(RouteKind::Http, live["spec"]["rules"].as_array().unwrap(), &with, false).unwrap();
+    assert_eq!(waiting[0]["backendRefs"].as_array().unwrap().len(), 2);
 }
