@@ -434,7 +434,7 @@ fn validate_experiment_step(
             };
             // The Gateway API is a plugin in Argo (which also allows SMI, ALB and Istio);
             // NGINX cannot send traffic to a third backend.
-            if tr.gateway_api_config().ok().flatten().is_none() {
+            if tr.gateway_api_config().ok().flatten().is_none() && tr.istio.is_none() && tr.smi.is_none() {
                 return Err(invalid(
                     &wp,
                     w,
