@@ -1433,7 +1433,7 @@ mod tests {
             let mut spec = basic(replicas, steps, int(1), Some(int(1)));
             let canary = canary_mut(&mut spec);
             canary.traffic_routing = Some(RolloutTrafficRouting {
-                smi: Some(serde_json::json!({})),
+                smi: Some(crate::api::SmiTrafficRouting::default()),
                 ..Default::default()
             });
             canary.dynamic_stable_scale = true;

@@ -64,8 +64,9 @@ pub struct State {
     /// canary Ingresses), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ingresses: BTreeMap<String, Ingress>,
-    /// Gateway API routes the rollout references, as raw JSON, by [`route_key`]
-    /// (`HTTPRoute/<name>`).
+    /// Router objects the rollout references or writes (Gateway API routes, Istio
+    /// VirtualServices and DestinationRules, SMI TrafficSplits), as raw JSON, by
+    /// [`route_key`] (`HTTPRoute/<name>`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub routes: BTreeMap<String, serde_json::Value>,
     /// The objects a `workloadRef` names (a Deployment, ReplicaSet or PodTemplate), as raw
@@ -220,8 +221,9 @@ pub enum Object {
     Job(Box<Job>),
     /// A `networking.k8s.io/v1` Ingress (NGINX traffic routing).
     Ingress(Box<Ingress>),
-    /// A Gateway API route (HTTPRoute, GRPCRoute or TCPRoute), as raw JSON: its `kind` says
-    /// which.
+    /// A traffic-router object held as raw JSON (a Gateway API route, an Istio
+    /// VirtualService or DestinationRule, an SMI TrafficSplit; see [`RouteKind`]): its
+    /// `kind` says which.
     Route(serde_json::Value),
     /// The object a `workloadRef` names (`apps/v1` Deployment or ReplicaSet, `v1`
     /// PodTemplate), as raw JSON: its `kind` says which.
@@ -260,6 +262,12 @@ pub enum ObjectKind {
     /// `gateway.networking.k8s.io/v1alpha2` TCPRoute.
     #[serde(rename = "TCPRoute")]
     TcpRoute,
+    /// `networking.istio.io` VirtualService.
+    VirtualService,
+    /// `networking.istio.io` DestinationRule.
+    DestinationRule,
+    /// `split.smi-spec.io` TrafficSplit.
+    TrafficSplit,
     /// `apps/v1` Deployment (a `workloadRef`).
     Deployment,
     /// `v1` PodTemplate (a `workloadRef`).
@@ -267,12 +275,15 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
-    /// The route kind, for the Gateway API kinds.
+    /// The route kind, for the router kinds held as raw JSON ([`RouteKind`]).
     pub fn route_kind(self) -> Option<RouteKind> {
         match self {
             ObjectKind::HttpRoute => Some(RouteKind::Http),
             ObjectKind::GrpcRoute => Some(RouteKind::Grpc),
             ObjectKind::TcpRoute => Some(RouteKind::Tcp),
+            ObjectKind::VirtualService => Some(RouteKind::VirtualService),
+            ObjectKind::DestinationRule => Some(RouteKind::DestinationRule),
+            ObjectKind::TrafficSplit => Some(RouteKind::TrafficSplit),
             ObjectKind::Rollout
             | ObjectKind::ReplicaSet
             | ObjectKind::Service
@@ -295,6 +306,9 @@ impl From<RouteKind> for ObjectKind {
             RouteKind::Http => ObjectKind::HttpRoute,
             RouteKind::Grpc => ObjectKind::GrpcRoute,
             RouteKind::Tcp => ObjectKind::TcpRoute,
+            RouteKind::VirtualService => ObjectKind::VirtualService,
+            RouteKind::DestinationRule => ObjectKind::DestinationRule,
+            RouteKind::TrafficSplit => ObjectKind::TrafficSplit,
         }
     }
 }
@@ -494,7 +508,19 @@ pub enum Action {
         /// RFC 7386 merge patch.
         patch: serde_json::Value,
     },
-    /// JSON-merge-patch a Gateway API route (its rules and the in-progress label).
+    /// Create this router object (an SMI TrafficSplit, owned by the rollout), as raw JSON.
+    /// If it already exists, the shell re-reads it (the core then patches it, or reports
+    /// who owns it). A TrafficSplit is written in the controller's TrafficSplit API version
+    /// ([`crate::traffic::smi::in_version`]).
+    CreateRoute {
+        /// The object's kind.
+        kind: RouteKind,
+        /// The full object (its namespace, when unset, is the rollout's).
+        object: serde_json::Value,
+    },
+    /// JSON-merge-patch a router object held as raw JSON (a Gateway API route's rules and
+    /// in-progress label, a VirtualService's routes, a DestinationRule's subsets, a
+    /// TrafficSplit's backends).
     PatchRoute {
         /// The route's kind.
         kind: RouteKind,
@@ -560,6 +586,7 @@ impl Action {
             | Action::ScaleDeployment { .. }
             | Action::CreateIngress { .. }
             | Action::PatchIngress { .. }
+            | Action::CreateRoute { .. }
             | Action::PatchRoute { .. } => true,
             Action::RecordEvent { .. } | Action::WakeAt { .. } => false,
         }

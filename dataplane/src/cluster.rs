@@ -28,12 +28,18 @@ pub fn http_route_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&gvk, "httproutes")
 }
 
+/// A resource of a routing kind read as raw JSON (`group`, `version`, `kind`, `plural`).
+pub fn dynamic_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
 /// Which routing objects to watch, besides Pods and Services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routing {
     /// networking.k8s.io/v1 Ingresses.
     Ingresses,
-    /// gateway.networking.k8s.io/v1 HTTPRoutes.
+    /// gateway.networking.k8s.io/v1 HTTPRoutes, Istio VirtualServices and DestinationRules
+    /// (networking.istio.io/v1alpha3), SMI TrafficSplits (split.smi-spec.io/v1alpha1).
     HttpRoutes,
 }
 
@@ -43,6 +49,8 @@ pub struct Cluster {
     services: Store<Service>,
     ingresses: Option<Store<Ingress>>,
     routes: Option<Store<DynamicObject>>,
+    /// Istio VirtualServices, DestinationRules, SMI TrafficSplits.
+    mesh: Option<[Store<DynamicObject>; 3]>,
     changed: Arc<Notify>,
 }
 
@@ -53,6 +61,9 @@ pub struct Snapshot {
     pub services: Vec<Arc<Service>>,
     pub ingresses: Vec<Arc<Ingress>>,
     pub routes: Vec<Arc<DynamicObject>>,
+    pub virtual_services: Vec<Arc<DynamicObject>>,
+    pub destination_rules: Vec<Arc<DynamicObject>>,
+    pub traffic_splits: Vec<Arc<DynamicObject>>,
 }
 
 impl Cluster {
@@ -61,22 +72,31 @@ impl Cluster {
         let changed = Arc::new(Notify::new());
         let pods = spawn_watch(Api::<Pod>::all(client.clone()), (), &changed);
         let services = spawn_watch(Api::<Service>::all(client.clone()), (), &changed);
-        let (ingresses, routes) = match routing {
+        let dynamic = |resource: ApiResource| {
+            let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+            spawn_watch(api, resource, &changed)
+        };
+        let (ingresses, routes, mesh) = match routing {
             Routing::Ingresses => {
                 let api = Api::<Ingress>::all(client.clone());
-                (Some(spawn_watch(api, (), &changed)), None)
+                (Some(spawn_watch(api, (), &changed)), None, None)
             }
-            Routing::HttpRoutes => {
-                let resource = http_route_resource();
-                let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-                (None, Some(spawn_watch(api, resource, &changed)))
-            }
+            Routing::HttpRoutes => (
+                None,
+                Some(dynamic(http_route_resource())),
+                Some([
+                    dynamic(dynamic_resource("networking.istio.io", "v1alpha3", "VirtualService", "virtualservices")),
+                    dynamic(dynamic_resource("networking.istio.io", "v1alpha3", "DestinationRule", "destinationrules")),
+                    dynamic(dynamic_resource("split.smi-spec.io", "v1alpha1", "TrafficSplit", "trafficsplits")),
+                ]),
+            ),
         };
         Cluster {
             pods,
             services,
             ingresses,
             routes,
+            mesh,
             changed,
         }
     }
@@ -98,6 +118,9 @@ impl Cluster {
             if let Some(s) = &self.routes {
                 let _ = s.wait_until_ready().await;
             }
+            for s in self.mesh.iter().flatten() {
+                let _ = s.wait_until_ready().await;
+            }
         };
         if tokio::time::timeout(timeout, all).await.is_err() {
             warn!("not every watch has listed after {timeout:?}; rendering what is known");
@@ -114,6 +137,9 @@ impl Cluster {
                 .map(Store::state)
                 .unwrap_or_default(),
             routes: self.routes.as_ref().map(Store::state).unwrap_or_default(),
+            virtual_services: self.mesh.as_ref().map(|m| m[0].state()).unwrap_or_default(),
+            destination_rules: self.mesh.as_ref().map(|m| m[1].state()).unwrap_or_default(),
+            traffic_splits: self.mesh.as_ref().map(|m| m[2].state()).unwrap_or_default(),
         }
     }
 }
@@ -148,6 +174,10 @@ type Labels = BTreeMap<String, String>;
 pub struct Endpoints {
     /// Services by (namespace, name): the ports of their ready pods, sorted.
     services: BTreeMap<(String, String), Vec<u16>>,
+    /// Services' selectors by (namespace, name).
+    selectors: BTreeMap<(String, String), Labels>,
+    /// The ready pods of each namespace: their labels and ports.
+    ready: BTreeMap<String, Vec<(Labels, u16)>>,
 }
 
 impl Endpoints {
@@ -164,6 +194,7 @@ impl Endpoints {
             }
         }
         let mut services = BTreeMap::new();
+        let mut selectors = BTreeMap::new();
         for service in &snapshot.services {
             let ns = service.namespace().unwrap_or_default();
             let selector = service.spec.as_ref().and_then(|s| s.selector.as_ref());
@@ -178,9 +209,34 @@ impl Endpoints {
                 _ => Vec::new(),
             };
             ports.sort_unstable();
+            if let Some(selector) = selector {
+                selectors.insert((ns.clone(), service.name_any()), selector.clone());
+            }
             services.insert((ns, service.name_any()), ports);
         }
-        Endpoints { services }
+        let ready = ready
+            .into_iter()
+            .map(|(ns, pods)| (ns.to_string(), pods.into_iter().map(|(l, p)| (l.clone(), p)).collect()))
+            .collect();
+        Endpoints { services, selectors, ready }
+    }
+
+    /// The ports of a Service's ready pods that also carry `labels` (an Istio
+    /// DestinationRule subset); None when there is no such Service.
+    pub fn subset(&self, namespace: &str, service: &str, labels: &Labels) -> Option<Vec<u16>> {
+        let key = (namespace.to_string(), service.to_string());
+        self.services.get(&key)?;
+        let Some(selector) = self.selectors.get(&key).filter(|s| !s.is_empty()) else { return Some(Vec::new()) };
+        let mut ports: Vec<u16> = self
+            .ready
+            .get(namespace)
+            .into_iter()
+            .flatten()
+            .filter(|(l, _)| selector.iter().chain(labels).all(|(k, v)| l.get(k) == Some(v)))
+            .map(|(_, p)| *p)
+            .collect();
+        ports.sort_unstable();
+        Some(ports)
     }
 
     /// The ports of a Service's ready pods; None when there is no such Service.

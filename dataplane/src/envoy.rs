@@ -1,4 +1,5 @@
-//! The Envoy configuration that carries out a Gateway API plan (`gateway.rs`).
+//! The Envoy configuration that carries out a Gateway API plan (`gateway.rs`), with the
+//! virtual hosts of the Istio VirtualServices and SMI TrafficSplits added (`mesh.rs`).
 //!
 //! A static bootstrap (written once) holds the listener on `127.0.0.1:<port>`; its routes come
 //! from `xds/rds.json` and its clusters from `xds/cds.json`, read from files
@@ -49,10 +50,10 @@ pub struct Config {
 }
 
 fn string_match(kind: &str, value: &str) -> Value {
-    if kind == "RegularExpression" {
-        json!({"safe_regex": {"regex": value}})
-    } else {
-        json!({"exact": value})
+    match kind {
+        "RegularExpression" => json!({"safe_regex": {"regex": value}}),
+        "Prefix" => json!({"prefix": value}),
+        _ => json!({"exact": value}),
     }
 }
 
@@ -63,6 +64,7 @@ fn route_match(entry: &Entry) -> Value {
         PathMatch::PathPrefix(p) if p == "/" => json!({"prefix": "/"}),
         PathMatch::PathPrefix(p) => json!({"path_separated_prefix": p}),
         PathMatch::RegularExpression(p) => json!({"safe_regex": {"regex": p}}),
+        PathMatch::Prefix(p) => json!({"prefix": p}),
     };
     let header =
         |v: &ValueMatch| json!({"name": v.name, "string_match": string_match(&v.kind, &v.value)});
@@ -228,10 +230,9 @@ impl Proxy for Envoy {
 
     fn render(&self, snapshot: &Snapshot, generation: u64) -> Config {
         let endpoints = Endpoints::of(snapshot);
-        render(
-            &gateway::plan(snapshot.routes.iter().map(|r| r.as_ref()), &endpoints),
-            generation,
-        )
+        let mut plan = gateway::plan(snapshot.routes.iter().map(|r| r.as_ref()), &endpoints);
+        crate::mesh::add_to(&mut plan, snapshot, &endpoints);
+        render(&plan, generation)
     }
 
     async fn apply(&mut self, config: &Config, generation: u64) -> Result<(), Error> {

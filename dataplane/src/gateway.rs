@@ -51,6 +51,8 @@ pub enum PathMatch {
     /// Normalized: no trailing `/` (except for `/` itself).
     PathPrefix(String),
     RegularExpression(String),
+    /// A plain string prefix (Istio's `uri.prefix`; not element-wise).
+    Prefix(String),
 }
 
 /// How a header or query value is matched.
@@ -431,7 +433,7 @@ fn match_rank(
     let (kind, len) = match &m.path {
         PathMatch::Exact(p) => (0, p.len()),
         PathMatch::RegularExpression(p) => (1, p.len()),
-        PathMatch::PathPrefix(p) => (2, if p == "/" { 0 } else { p.len() }),
+        PathMatch::PathPrefix(p) | PathMatch::Prefix(p) => (2, if p == "/" { 0 } else { p.len() }),
     };
     (
         kind,

@@ -7,7 +7,8 @@
 //!   networking.k8s.io/v1 Ingresses by ingress-nginx's canary rules (`ingress.rs`,
 //!   `nginx.rs`);
 //! - `rollouts-dataplane envoy --envoy BIN --state DIR --port P`: Envoy, following Gateway
-//!   API HTTPRoutes (`gateway.rs`, `envoy.rs`).
+//!   API HTTPRoutes (`gateway.rs`), Istio VirtualServices and DestinationRules and SMI
+//!   TrafficSplits (`mesh.rs`), written by `envoy.rs`.
 //!
 //! Both listen on `127.0.0.1:P` only, route by the Host header, reach pods at
 //! `127.0.0.1:<fake-kubelet/port>` (Ready pods only, as Endpoints do) and answer
@@ -20,6 +21,7 @@ mod crds;
 mod envoy;
 mod gateway;
 mod ingress;
+mod mesh;
 mod nginx;
 mod served;
 

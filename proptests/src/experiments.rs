@@ -136,6 +136,7 @@ impl Experiments {
             | Action::DeleteJob { .. }
             | Action::CreateIngress { .. }
             | Action::PatchIngress { .. }
+            | Action::CreateRoute { .. }
             | Action::PatchRoute { .. }
             | Action::RecordEvent { .. }
             | Action::ScaleDeployment { .. }

@@ -21,14 +21,34 @@ pub fn rollout_resource() -> ApiResource {
     argo("Rollout", "rollouts")
 }
 
-/// A Gateway API route kind (`gateway.networking.k8s.io`).
+/// The API versions of the router kinds whose version is the controller's choice (Argo's
+/// `--istio-api-version` and `--traffic-split-api-version`), set once at start.
+static ROUTER_VERSIONS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
+/// Sets the Istio and SMI TrafficSplit API versions (`v1alpha3`, `v1alpha1` by default);
+/// the first call wins.
+pub fn set_router_api_versions(istio: &str, traffic_split: &str) {
+    let _ = ROUTER_VERSIONS.set((istio.to_string(), traffic_split.to_string()));
+}
+
+/// The API version the controller reads and writes `kind` in (`group/version`).
+pub fn route_api_version(kind: rollouts_core::api::RouteKind) -> String {
+    use rollouts_core::api::{RouteKind, ISTIO_DEFAULT_VERSION, SMI_DEFAULT_VERSION};
+    let (istio, smi) = ROUTER_VERSIONS.get().map(|(i, s)| (i.as_str(), s.as_str())).unwrap_or((ISTIO_DEFAULT_VERSION, SMI_DEFAULT_VERSION));
+    match kind {
+        RouteKind::Http | RouteKind::Grpc | RouteKind::Tcp => kind.api_version().to_string(),
+        RouteKind::VirtualService | RouteKind::DestinationRule => format!("{}/{istio}", kind.group()),
+        RouteKind::TrafficSplit => format!("{}/{smi}", kind.group()),
+    }
+}
+
+/// A router kind held as raw JSON (a Gateway API route, an Istio VirtualService or
+/// DestinationRule, an SMI TrafficSplit), in the version [`route_api_version`] says.
 pub fn route_resource(kind: rollouts_core::api::RouteKind) -> ApiResource {
-    let gvk = GroupVersionKind::gvk(
-        "gateway.networking.k8s.io",
-        kind.api_version().trim_start_matches("gateway.networking.k8s.io/"),
-        kind.as_str(),
-    );
-    ApiResource::from_gvk_with_plural(&gvk, &kind.as_str().to_ascii_lowercase().replace("route", "routes"))
+    let api_version = route_api_version(kind);
+    let version = api_version.rsplit_once('/').map_or(api_version.as_str(), |(_, v)| v);
+    let gvk = GroupVersionKind::gvk(kind.group(), version, kind.as_str());
+    ApiResource::from_gvk_with_plural(&gvk, &kind.plural())
 }
 
 /// `argoproj.io/v1alpha1` AnalysisRun.

@@ -58,6 +58,9 @@ fn resource(api_version: &str, kind: &str) -> ApiResource {
         "Service" => "services",
         "Ingress" => "ingresses",
         "HTTPRoute" => "httproutes",
+        "VirtualService" => "virtualservices",
+        "DestinationRule" => "destinationrules",
+        "TrafficSplit" => "trafficsplits",
         "ServiceAccount" => "serviceaccounts",
         "Role" => "roles",
         "RoleBinding" => "rolebindings",
@@ -811,4 +814,408 @@ fn assert_binomial(counts: &BTreeMap<String, u64>, hash: &str, p: f64) {
     let total: u64 = counts.values().sum();
     let got = counts.get(hash).copied().unwrap_or(0);
     traffic::assert_binomial(got, total, p, &format!("canary {hash}"));
+}
+
+// --- (f) Istio and SMI through Envoy -----------------------------------------------------------
+
+/// An object of the test's namespace as JSON.
+async fn get_object(env: &Env, api_version: &str, kind: &str, name: &str) -> Value {
+    let api: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &resource(api_version, kind));
+    serde_json::to_value(api.get(name).await.unwrap_or_else(|e| panic!("get {kind} {name}: {e}"))).unwrap()
+}
+
+/// How many requests the pods of `hash` have answered (their own counters).
+async fn requests_at(env: &Env, hash: &str) -> u64 {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.namespace);
+    let list = pods.list(&kube::api::ListParams::default().labels(&format!("rollouts-pod-template-hash={hash}"))).await.expect("list pods");
+    let mut total = 0;
+    for pod in list.items {
+        let port: u16 = pod.metadata.annotations.as_ref().and_then(|a| a.get("fake-kubelet/port")).and_then(|p| p.parse().ok()).expect("a pod port");
+        let body = support::http_get(([127, 0, 0, 1], port).into(), "/requests").expect("ask the pod");
+        let answer: Value = serde_json::from_str(&body).expect("the pod's JSON");
+        total += answer["requests"].as_u64().expect("a request count");
+    }
+    total
+}
+
+/// The requests the pods of `hash` received since they said `before`, once mirrored copies
+/// stop arriving (they trail the answers); each question is a request too.
+async fn requests_since(env: &Env, hash: &str, before: u64) -> u64 {
+    let mut last = before;
+    for questions in 1..=50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = requests_at(env, hash).await;
+        if now == last + 1 && questions > 1 {
+            return now - before - questions;
+        }
+        last = now;
+    }
+    panic!("requests kept arriving at {hash} for 10 s");
+}
+
+/// Waits until Envoy serves `host` with `entries` entries, the last (the weighted route) with
+/// these backends (name, weight, ready endpoints).
+async fn envoy_serves_mesh(proxy: &Proxy, host: &str, entries: usize, backends: &[(&str, u64, usize)]) {
+    let want: BTreeMap<String, (u64, usize)> = backends.iter().map(|(s, w, n)| (s.to_string(), (*w, *n))).collect();
+    proxy
+        .wait_served(&format!("envoy to serve {host} with {entries} entries, the last {backends:?}"), |served| {
+            let Some(vhost) = served["virtualHosts"].as_array().into_iter().flatten().find(|v| v["domain"] == host) else {
+                return false;
+            };
+            let list: Vec<&Value> = vhost["entries"].as_array().into_iter().flatten().collect();
+            let Some(last) = list.last() else { return false };
+            let got: BTreeMap<String, (u64, usize)> = last["backends"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| (field(b, "/service"), (b["weight"].as_u64().unwrap_or(0), b["ports"].as_array().map_or(0, Vec::len))))
+                .collect();
+            list.len() == entries && got == want
+        })
+        .await;
+}
+
+fn istio_host_manifests(host: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: ih-stable}}
+spec:
+  ports: [{{port: 80, targetPort: http, name: http}}]
+  selector: {{app: ih}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: ih-canary}}
+spec:
+  ports: [{{port: 80, targetPort: http, name: http}}]
+  selector: {{app: ih}}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {{name: ih-vsvc}}
+spec:
+  hosts: ["{host}"]
+  http:
+    - name: primary
+      route:
+        - destination: {{host: ih-stable, port: {{number: 80}}}}
+          weight: 100
+        - destination: {{host: ih-canary, port: {{number: 80}}}}
+          weight: 0
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: ih}}
+spec:
+  replicas: 1
+  revisionHistoryLimit: 2
+  selector: {{matchLabels: {{app: ih}}}}
+  template:
+    metadata: {{labels: {{app: ih}}}}
+    spec:
+      containers:
+        - name: app
+          image: argoproj/rollouts-demo:blue
+          ports: [{{name: http, containerPort: 8080, protocol: TCP}}]
+  strategy:
+    canary:
+      canaryService: ih-canary
+      stableService: ih-stable
+      trafficRouting:
+        managedRoutes:
+          - name: canary-header
+          - name: mirror-all
+        istio:
+          virtualService:
+            name: ih-vsvc
+            routes: [primary]
+      steps:
+        - setCanaryScale: {{replicas: 1}}
+        - setMirrorRoute:
+            name: mirror-all
+            percentage: 50
+            match:
+              - path: {{prefix: /}}
+        - pause: {{}}
+        - setWeight: 20
+        - setHeaderRoute:
+            name: canary-header
+            match:
+              - headerName: X-Canary
+                headerValue: {{exact: "yes"}}
+        - pause: {{}}
+"#
+    )
+}
+
+/// Istio host-level routing driven by the controller (with the deployed RBAC) and measured
+/// through Envoy: a mirror route at weight 0 (every answer from the stable pod, about half
+/// the requests copied to the canary pod), then weight 20 with a header route (`X-Canary:
+/// yes` always to the canary), then promotion (the managed routes removed, everything to the
+/// new pods).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istio_host_level_weights_header_and_mirror_routes_through_envoy() {
+    within_timeout("the Istio host-level walkthrough", async {
+        let proxy = Proxy::envoy().await;
+        let env = Env::new("tr-istio-host").await;
+        let host = format!("{}.istio.local", env.namespace);
+        let kubeconfig = service_account_kubeconfig(&env, &[]).await;
+        let _controller = as_controller(&env, kubeconfig).controller(&["--leader-elect=false"]);
+        apply(&env, &istio_host_manifests(&host)).await;
+        let header = [("X-Canary", "yes")];
+
+        let ro = rollout_until(&env, "ih", "the first deploy to be Healthy", MINUTE, healthy).await;
+        let blue = field(&ro, "/status/stableRS");
+        envoy_serves_mesh(&proxy, &host, 1, &[("ih-stable", 100, 1)]).await;
+        let counts = all_to(&proxy, &host, &blue).await;
+        print_counts("envoy", "istio host-level before the update", &counts);
+
+        // setCanaryScale 1, setMirrorRoute 50 %, paused at weight 0.
+        env.cli_ok(&["set", "image", "ih", "app=argoproj/rollouts-demo:green"]);
+        let ro = rollout_until(&env, "ih", "green to pause with the mirror route", MINUTE, |ro| {
+            observed(ro) && phase(ro) == "Paused" && step(ro) == 2 && canary_weight(ro) == 0
+        })
+        .await;
+        let green = field(&ro, "/status/currentPodHash");
+        envoy_serves_mesh(&proxy, &host, 2, &[("ih-stable", 100, 1)]).await;
+        let before = requests_at(&env, &green).await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("envoy", "istio mirror 50% at weight 0: answers", &counts);
+        assert_eq!(counts, BTreeMap::from([(blue.clone(), REQUESTS as u64)]), "every answer from the stable pod");
+        let mirrored = requests_since(&env, &green, before).await;
+        traffic::report(&format!("TRAFFIC envoy | {:<40} | {REQUESTS} requests | {mirrored} copies at the canary pod", "istio mirror 50% at weight 0: copies"));
+        traffic::assert_binomial(mirrored, REQUESTS as u64, 0.5, "istio mirror 50%: copies the canary pod received");
+
+        // promote: setWeight 20 and the header route, paused.
+        env.cli_ok(&["promote", "ih"]);
+        rollout_until(&env, "ih", "the pause at weight 20", MINUTE, |ro| {
+            observed(ro) && phase(ro) == "Paused" && step(ro) == 5 && canary_weight(ro) == 20
+        })
+        .await;
+        let vs = get_object(&env, "networking.istio.io/v1alpha3", "VirtualService", "ih-vsvc").await;
+        let names: Vec<String> = vs.pointer("/spec/http").and_then(Value::as_array).into_iter().flatten().map(|r| field(r, "/name")).collect();
+        assert_eq!(names, ["canary-header", "mirror-all", "primary"], "managed routes first, in managedRoutes order: {vs}");
+        envoy_serves_mesh(&proxy, &host, 3, &[("ih-stable", 80, 1), ("ih-canary", 20, 1)]).await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("envoy", "istio host-level setWeight 20", &counts);
+        assert_only(&counts, &[&blue, &green]);
+        assert_binomial(&counts, &green, 0.20);
+        let counts = proxy.count(&host, REQUESTS, &header).await;
+        print_counts("envoy", "istio setWeight 20, X-Canary: yes", &counts);
+        assert_eq!(counts, BTreeMap::from([(green.clone(), REQUESTS as u64)]), "every request with the header to the canary");
+
+        // promote: Healthy on green, the managed routes removed.
+        env.cli_ok(&["promote", "ih"]);
+        rollout_until(&env, "ih", "Healthy on green", MINUTE, |ro| healthy(ro) && field(ro, "/status/stableRS") == green).await;
+        envoy_serves_mesh(&proxy, &host, 1, &[("ih-stable", 100, 1)]).await;
+        let counts = all_to(&proxy, &host, &green).await;
+        print_counts("envoy", "istio host-level after promote", &counts);
+    })
+    .await;
+}
+
+fn istio_subset_manifests(host: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: is-svc}}
+spec:
+  ports: [{{port: 80, targetPort: http, name: http}}]
+  selector: {{app: is}}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {{name: is-vsvc}}
+spec:
+  hosts: ["{host}"]
+  http:
+    - name: primary
+      route:
+        - destination: {{host: is-svc, subset: stable}}
+          weight: 100
+        - destination: {{host: is-svc, subset: canary}}
+          weight: 0
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {{name: is-destrule}}
+spec:
+  host: is-svc
+  subsets:
+    - name: canary
+      labels: {{app: is}}
+    - name: stable
+      labels: {{app: is}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: is}}
+spec:
+  replicas: 2
+  revisionHistoryLimit: 2
+  selector: {{matchLabels: {{app: is}}}}
+  template:
+    metadata: {{labels: {{app: is}}}}
+    spec:
+      containers:
+        - name: app
+          image: argoproj/rollouts-demo:blue
+          ports: [{{name: http, containerPort: 8080, protocol: TCP}}]
+  strategy:
+    canary:
+      trafficRouting:
+        istio:
+          virtualService: {{name: is-vsvc, routes: [primary]}}
+          destinationRule: {{name: is-destrule, canarySubsetName: canary, stableSubsetName: stable}}
+      steps:
+        - setWeight: 30
+        - pause: {{}}
+        - setWeight: 60
+        - pause: {{}}
+"#
+    )
+}
+
+/// Istio subset-level routing (no canary or stable Service): the DestinationRule's subsets
+/// select the pods by their hash, measured through Envoy at 30 % and 60 %.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istio_subset_level_weights_through_envoy() {
+    within_timeout("the Istio subset-level walkthrough", async {
+        let proxy = Proxy::envoy().await;
+        let env = Env::new("tr-istio-subset").await;
+        let host = format!("{}.istio-subset.local", env.namespace);
+        let _controller = env.controller(&["--leader-elect=false"]);
+        apply(&env, &istio_subset_manifests(&host)).await;
+
+        let ro = rollout_until(&env, "is", "the first deploy to be Healthy", MINUTE, healthy).await;
+        let blue = field(&ro, "/status/stableRS");
+        envoy_serves_mesh(&proxy, &host, 1, &[("is-svc/stable", 100, 2)]).await;
+        let rule = get_object(&env, "networking.istio.io/v1alpha3", "DestinationRule", "is-destrule").await;
+        assert_eq!(field(&rule, "/spec/subsets/1/labels/rollouts-pod-template-hash"), blue, "{rule}");
+        let counts = all_to(&proxy, &host, &blue).await;
+        print_counts("envoy", "istio subset-level before the update", &counts);
+
+        env.cli_ok(&["set", "image", "is", "app=argoproj/rollouts-demo:green"]);
+        let ro = rollout_until(&env, "is", "green to pause at weight 30", MINUTE, |ro| {
+            observed(ro) && phase(ro) == "Paused" && step(ro) == 1 && canary_weight(ro) == 30
+        })
+        .await;
+        let green = field(&ro, "/status/currentPodHash");
+        envoy_serves_mesh(&proxy, &host, 1, &[("is-svc/stable", 70, 2), ("is-svc/canary", 30, 1)]).await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("envoy", "istio subset-level setWeight 30", &counts);
+        assert_only(&counts, &[&blue, &green]);
+        assert_binomial(&counts, &green, 0.30);
+
+        env.cli_ok(&["promote", "is"]);
+        rollout_until(&env, "is", "the pause at weight 60", MINUTE, |ro| {
+            observed(ro) && phase(ro) == "Paused" && step(ro) == 3 && canary_weight(ro) == 60
+        })
+        .await;
+        envoy_serves_mesh(&proxy, &host, 1, &[("is-svc/stable", 40, 2), ("is-svc/canary", 60, 2)]).await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("envoy", "istio subset-level setWeight 60", &counts);
+        assert_only(&counts, &[&blue, &green]);
+        assert_binomial(&counts, &green, 0.60);
+
+        env.cli_ok(&["promote", "is"]);
+        rollout_until(&env, "is", "Healthy on green", MINUTE, |ro| healthy(ro) && field(ro, "/status/stableRS") == green).await;
+        let counts = all_to(&proxy, &host, &green).await;
+        print_counts("envoy", "istio subset-level after promote", &counts);
+    })
+    .await;
+}
+
+fn smi_manifests() -> String {
+    r#"
+apiVersion: v1
+kind: Service
+metadata: {name: smi-root}
+spec:
+  ports: [{port: 80, targetPort: http, name: http}]
+  selector: {app: smi}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: smi-stable}
+spec:
+  ports: [{port: 80, targetPort: http, name: http}]
+  selector: {app: smi}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: smi-canary}
+spec:
+  ports: [{port: 80, targetPort: http, name: http}]
+  selector: {app: smi}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: smi}
+spec:
+  replicas: 1
+  revisionHistoryLimit: 2
+  selector: {matchLabels: {app: smi}}
+  template:
+    metadata: {labels: {app: smi}}
+    spec:
+      containers:
+        - name: app
+          image: argoproj/rollouts-demo:blue
+          ports: [{name: http, containerPort: 8080, protocol: TCP}]
+  strategy:
+    canary:
+      canaryService: smi-canary
+      stableService: smi-stable
+      trafficRouting:
+        smi: {rootService: smi-root}
+      steps:
+        - setWeight: 40
+        - pause: {}
+"#
+    .to_string()
+}
+
+/// SMI: the controller creates its TrafficSplit (v1alpha1, quantity weights, owned by the
+/// Rollout) and Envoy serves the root Service by its backends, measured at 40 %.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smi_traffic_split_weights_through_envoy() {
+    within_timeout("the SMI walkthrough", async {
+        let proxy = Proxy::envoy().await;
+        let env = Env::new("tr-smi").await;
+        let host = format!("smi-root.{}", env.namespace);
+        let _controller = env.controller(&["--leader-elect=false"]);
+        apply(&env, &smi_manifests()).await;
+
+        let ro = rollout_until(&env, "smi", "the first deploy to be Healthy", MINUTE, healthy).await;
+        let blue = field(&ro, "/status/stableRS");
+        let split = get_object(&env, "split.smi-spec.io/v1alpha1", "TrafficSplit", "smi").await;
+        assert_eq!(split["spec"]["backends"], json!([{"service": "smi-canary", "weight": "0"}, {"service": "smi-stable", "weight": "100"}]), "{split}");
+        assert_eq!(field(&split, "/metadata/ownerReferences/0/kind"), "Rollout");
+        envoy_serves_mesh(&proxy, &host, 1, &[("smi-stable", 100, 1)]).await;
+        let counts = all_to(&proxy, &host, &blue).await;
+        print_counts("envoy", "smi before the update", &counts);
+
+        env.cli_ok(&["set", "image", "smi", "app=argoproj/rollouts-demo:green"]);
+        let ro = rollout_until(&env, "smi", "green to pause at weight 40", MINUTE, |ro| {
+            observed(ro) && phase(ro) == "Paused" && step(ro) == 1 && canary_weight(ro) == 40
+        })
+        .await;
+        let green = field(&ro, "/status/currentPodHash");
+        envoy_serves_mesh(&proxy, &host, 1, &[("smi-canary", 40, 1), ("smi-stable", 60, 1)]).await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("envoy", "smi setWeight 40", &counts);
+        assert_only(&counts, &[&blue, &green]);
+        assert_binomial(&counts, &green, 0.40);
+
+        env.cli_ok(&["promote", "smi"]);
+        rollout_until(&env, "smi", "Healthy on green", MINUTE, |ro| healthy(ro) && field(ro, "/status/stableRS") == green).await;
+        let counts = all_to(&proxy, &host, &green).await;
+        print_counts("envoy", "smi after promote", &counts);
+    })
+    .await;
 }

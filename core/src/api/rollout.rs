@@ -764,17 +764,16 @@ pub struct RolloutExperimentStepAnalysisTemplateRef {
     pub required_for_completion: bool,
 }
 
-/// `trafficRouting`. NGINX and the Gateway API are driven; the other routers' blocks are
+/// `trafficRouting`. NGINX, the Gateway API, Istio and SMI are driven; the other routers' blocks are
 /// kept as JSON so that their manifests load (and are refused by validation, naming the
 /// field).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutTrafficRouting {
-    /// Istio.
+    /// Istio (VirtualServices, and a DestinationRule for subset-level routing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
-    pub istio: Option<serde_json::Value>,
+    pub istio: Option<super::IstioTrafficRouting>,
     /// NGINX Ingress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nginx: Option<NginxTrafficRouting>,
@@ -787,8 +786,7 @@ pub struct RolloutTrafficRouting {
     pub alb: Option<serde_json::Value>,
     /// SMI TrafficSplit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
-    pub smi: Option<serde_json::Value>,
+    pub smi: Option<super::SmiTrafficRouting>,
     /// Ambassador.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]

@@ -101,7 +101,8 @@ pub struct GatewayRouteRef {
     pub use_header_routes: bool,
 }
 
-/// The kind of a Gateway API route.
+/// The kind of a traffic-router object the core holds as raw JSON and patches: a Gateway
+/// API route, an Istio VirtualService or DestinationRule, or an SMI TrafficSplit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum RouteKind {
     /// `gateway.networking.k8s.io/v1` HTTPRoute.
@@ -113,34 +114,73 @@ pub enum RouteKind {
     /// `gateway.networking.k8s.io/v1alpha2` TCPRoute.
     #[serde(rename = "TCPRoute")]
     Tcp,
+    /// `networking.istio.io` VirtualService.
+    VirtualService,
+    /// `networking.istio.io` DestinationRule.
+    DestinationRule,
+    /// `split.smi-spec.io` TrafficSplit.
+    TrafficSplit,
 }
 
+/// Istio's API group.
+pub const ISTIO_GROUP: &str = "networking.istio.io";
+/// Istio's API version Argo uses by default (`--istio-api-version`).
+pub const ISTIO_DEFAULT_VERSION: &str = "v1alpha3";
+/// SMI's TrafficSplit API group.
+pub const SMI_GROUP: &str = "split.smi-spec.io";
+/// The TrafficSplit API version Argo uses by default (`--traffic-split-api-version`).
+pub const SMI_DEFAULT_VERSION: &str = "v1alpha1";
+
 impl RouteKind {
+    /// Every kind.
+    pub const ALL: [RouteKind; 6] = [
+        RouteKind::Http,
+        RouteKind::Grpc,
+        RouteKind::Tcp,
+        RouteKind::VirtualService,
+        RouteKind::DestinationRule,
+        RouteKind::TrafficSplit,
+    ];
+
     /// The kind's name.
     pub fn as_str(self) -> &'static str {
         match self {
             RouteKind::Http => "HTTPRoute",
             RouteKind::Grpc => "GRPCRoute",
             RouteKind::Tcp => "TCPRoute",
+            RouteKind::VirtualService => "VirtualService",
+            RouteKind::DestinationRule => "DestinationRule",
+            RouteKind::TrafficSplit => "TrafficSplit",
         }
     }
 
-    /// The kind's `apiVersion`.
+    /// The kind's API group.
+    pub fn group(self) -> &'static str {
+        match self {
+            RouteKind::Http | RouteKind::Grpc | RouteKind::Tcp => "gateway.networking.k8s.io",
+            RouteKind::VirtualService | RouteKind::DestinationRule => ISTIO_GROUP,
+            RouteKind::TrafficSplit => SMI_GROUP,
+        }
+    }
+
+    /// The resource's plural name (`virtualservices`).
+    pub fn plural(self) -> String {
+        format!("{}s", self.as_str().to_ascii_lowercase())
+    }
+
+    /// The kind's `apiVersion` (for Istio and SMI, the version Argo uses by default).
     pub fn api_version(self) -> &'static str {
         match self {
             RouteKind::Http | RouteKind::Grpc => "gateway.networking.k8s.io/v1",
             RouteKind::Tcp => "gateway.networking.k8s.io/v1alpha2",
+            RouteKind::VirtualService | RouteKind::DestinationRule => "networking.istio.io/v1alpha3",
+            RouteKind::TrafficSplit => "split.smi-spec.io/v1alpha1",
         }
     }
 
-    /// The kind named `kind`, if it is a route.
+    /// The kind named `kind`, if it is one.
     pub fn from_kind(kind: &str) -> Option<RouteKind> {
-        match kind {
-            "HTTPRoute" => Some(RouteKind::Http),
-            "GRPCRoute" => Some(RouteKind::Grpc),
-            "TCPRoute" => Some(RouteKind::Tcp),
-            _ => None,
-        }
+        RouteKind::ALL.into_iter().find(|k| k.as_str() == kind)
     }
 }
 
@@ -336,13 +376,11 @@ impl super::RolloutTrafficRouting {
         }
     }
 
-    /// The routers configured besides NGINX and the Gateway API, by field name (this
-    /// version does not drive them).
+    /// The routers configured besides NGINX, the Gateway API, Istio and SMI, by field name
+    /// (this version does not drive them).
     pub fn unsupported_routers(&self) -> Vec<String> {
         let mut out: Vec<String> = [
-            ("istio", self.istio.is_some()),
             ("alb", self.alb.is_some()),
-            ("smi", self.smi.is_some()),
             ("ambassador", self.ambassador.is_some()),
             ("appMesh", self.app_mesh.is_some()),
             ("traefik", self.traefik.is_some()),

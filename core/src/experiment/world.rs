@@ -144,6 +144,7 @@ impl ExperimentWorld {
             | Action::DeleteJob { .. }
             | Action::CreateIngress { .. }
             | Action::PatchIngress { .. }
+            | Action::CreateRoute { .. }
             | Action::PatchRoute { .. }
             | Action::RecordEvent { .. }
             | Action::ScaleDeployment { .. }

@@ -211,7 +211,12 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
             ObjectKind::Ingress => {
                 state.ingresses.remove(&name);
             }
-            ObjectKind::HttpRoute | ObjectKind::GrpcRoute | ObjectKind::TcpRoute => {
+            ObjectKind::HttpRoute
+            | ObjectKind::GrpcRoute
+            | ObjectKind::TcpRoute
+            | ObjectKind::VirtualService
+            | ObjectKind::DestinationRule
+            | ObjectKind::TrafficSplit => {
                 if let Some(kind) = kind.route_kind() {
                     state.routes.remove(&crate::state::route_key(kind, &name));
                 }

@@ -19,13 +19,14 @@ pub struct References {
     pub cluster_templates: BTreeSet<String>,
     /// Ingresses: the NGINX router's stable Ingresses and the canary Ingresses it writes.
     pub ingresses: BTreeSet<String>,
-    /// Gateway API routes.
+    /// Router objects held as raw JSON: Gateway API routes, Istio VirtualServices and the
+    /// DestinationRule, the SMI TrafficSplit.
     pub routes: BTreeSet<RouteRef>,
     /// The object `workloadRef` names: (kind, name).
     pub workload: Option<(String, String)>,
 }
 
-/// A Gateway API route a Rollout names.
+/// A router object (see [`RouteKind`]) a Rollout names.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RouteRef {
     /// Its kind.
@@ -79,6 +80,20 @@ pub fn references(ro: &Rollout) -> References {
                     refs.ingresses.insert(stable.to_string());
                     refs.ingresses.insert(crate::traffic::nginx::canary_ingress_name(rollout, stable));
                 }
+            }
+            if let Some(istio) = &tr.istio {
+                for vs in istio.all_virtual_services() {
+                    let (namespace, name) = crate::api::virtual_service_namespace_name(&vs.name);
+                    refs.routes.insert(RouteRef { kind: RouteKind::VirtualService, namespace, name });
+                }
+                if let Some(rule) = istio.destination_rule.as_ref().filter(|r| !r.name.is_empty()) {
+                    refs.routes.insert(RouteRef { kind: RouteKind::DestinationRule, namespace: None, name: rule.name.clone() });
+                }
+            }
+            if let Some(smi) = &tr.smi {
+                let rollout = ro.metadata.name.as_deref().unwrap_or_default();
+                let name = smi.split_name(rollout).to_string();
+                refs.routes.insert(RouteRef { kind: RouteKind::TrafficSplit, namespace: None, name });
             }
             if let Ok(Some(gateway)) = tr.gateway_api_config() {
                 let namespace = Some(gateway.namespace.clone()).filter(|n| !n.is_empty());

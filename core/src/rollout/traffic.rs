@@ -9,7 +9,7 @@ use crate::api::{
 use crate::objects::ReplicaSetExt;
 use crate::replicas;
 use crate::state::WakeReason;
-use crate::traffic::{gateway_api, nginx, TrafficPlan};
+use crate::traffic::{gateway_api, istio, nginx, smi, TrafficPlan};
 
 /// Why the routes of the plan must be removed rather than kept.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl Ctx<'_> {
             return;
         };
         let gateway = tr.gateway_api_config().ok().flatten();
-        if tr.nginx.is_none() && gateway.is_none() {
+        if tr.nginx.is_none() && gateway.is_none() && tr.istio.is_none() && tr.smi.is_none() {
             self.new_status.canary.weights = None;
             return;
         }
@@ -105,26 +105,22 @@ impl Ctx<'_> {
             header_routes,
             mirror_routes,
             managed_routes: tr.managed_routes.iter().map(|r| r.name.clone()).collect(),
+            canary_hash: canary_hash.clone(),
+            stable_hash: stable_hash.clone(),
         };
-        let namespace = self.ro.metadata.namespace.clone();
-        let mut result = Ok(Vec::new());
-        if let Some(cfg) = &tr.nginx {
-            result = nginx::reconcile(cfg, &plan, &mut self.state.ingresses, namespace);
-        }
-        if let (Ok(done), Some(cfg)) = (&mut result, &gateway) {
-            match gateway_api::reconcile(cfg, &plan, &mut self.state.routes) {
-                Ok(more) => done.extend(more),
-                Err(e) => result = Err(e),
-            }
-        }
-        match result {
-            Ok(actions) => self.actions.extend(actions),
-            Err(e) => {
-                // Validation refuses what a router cannot do before anything moves; an
-                // object that changed since is reported, and nothing else is written.
-                self.warning("TrafficRoutingError", e.to_string());
+        if let Some(cfg) = &tr.istio {
+            let leaving_canary = self.pause.is_aborted(&self.ro.status) || self.dynamically_rolling_back_to().is_some();
+            if istio::delayed_by(cfg, &plan, self.state.replica_sets.values(), leaving_canary).is_some() {
+                // Argo's "delaying destination rule switch": nothing moves until the
+                // ReplicaSet is fully available (its status change wakes us).
                 return;
             }
+        }
+        if let Err(e) = self.run_routers(&tr, gateway.as_ref(), &plan) {
+            // Validation refuses what a router cannot do before anything moves; an object
+            // that changed since is reported, and no router writes anything.
+            self.warning("TrafficRoutingError", e);
+            return;
         }
         let weights = TrafficWeights {
             canary: WeightDestination {
@@ -157,6 +153,38 @@ impl Ctx<'_> {
         if self.new_status.canary.weights.as_ref().is_some_and(|w| w.verified == Some(false)) {
             self.wake_at(self.now.plus(crate::time::Seconds(10)), WakeReason::TrafficVerify);
         }
+    }
+
+    /// Every configured router carries out the plan, in a fixed order (Istio, NGINX, SMI,
+    /// the Gateway API: Argo's order, the Gateway API being its plugin): all their actions,
+    /// or none and the first failure, named after its router.
+    fn run_routers(
+        &mut self,
+        tr: &RolloutTrafficRouting,
+        gateway: Option<&crate::api::GatewayApiTrafficRouting>,
+        plan: &TrafficPlan,
+    ) -> Result<(), String> {
+        // The routers write on a copy, kept only when every one of them succeeds.
+        let mut routes = self.state.routes.clone();
+        let mut ingresses = self.state.ingresses.clone();
+        let mut actions = Vec::new();
+        if let Some(cfg) = &tr.istio {
+            actions.extend(istio::reconcile(cfg, plan, &mut routes).map_err(|e| format!("istio: {e}"))?);
+        }
+        if let Some(cfg) = &tr.nginx {
+            let namespace = self.ro.metadata.namespace.clone();
+            actions.extend(nginx::reconcile(cfg, plan, &mut ingresses, namespace).map_err(|e| format!("nginx: {e}"))?);
+        }
+        if let Some(cfg) = &tr.smi {
+            actions.extend(smi::reconcile(cfg, plan, &mut routes).map_err(|e| format!("smi: {e}"))?);
+        }
+        if let Some(cfg) = gateway {
+            actions.extend(gateway_api::reconcile(cfg, plan, &mut routes).map_err(|e| format!("gatewayAPI: {e}"))?);
+        }
+        self.state.routes = routes;
+        self.state.ingresses = ingresses;
+        self.actions.extend(actions);
+        Ok(())
     }
 
     /// `GetCurrentCanaryStep`'s index: `None` without steps; may equal the step count.

@@ -14,6 +14,8 @@ use crate::api::{
 use crate::objects::service_managed_by;
 use crate::state::State;
 
+mod mesh;
+
 /// Why a Rollout is invalid, worded as a Kubernetes field error; the `Display` text
 /// becomes the message of the `InvalidSpec` condition.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -432,7 +434,7 @@ fn validate_experiment_step(
             };
             // The Gateway API is a plugin in Argo (which also allows SMI, ALB and Istio);
             // NGINX cannot send traffic to a third backend.
-            if tr.gateway_api_config().ok().flatten().is_none() {
+            if tr.gateway_api_config().ok().flatten().is_none() && tr.istio.is_none() && tr.smi.is_none() {
                 return Err(invalid(
                     &wp,
                     w,
@@ -472,11 +474,12 @@ fn validate_traffic_routing(c: &CanaryStrategy, tr: &RolloutTrafficRouting) -> R
         return Err(unsupported(&format!("{p}.{other}"), &format!("the {other} traffic router")));
     }
     let gateway = tr.gateway_api_config().map_err(|e| invalid(&e.path, "{...}", &e.message))?;
-    if tr.nginx.is_none() && gateway.is_none() {
-        return Err(required(p, "a traffic router (nginx or gatewayAPI) is required"));
+    if tr.nginx.is_none() && gateway.is_none() && tr.istio.is_none() && tr.smi.is_none() {
+        return Err(required(p, "a traffic router (nginx, gatewayAPI, istio or smi) is required"));
     }
+    mesh::validate_config(tr)?;
     for (field, name) in [("stableService", &c.stable_service), ("canaryService", &c.canary_service)] {
-        if name.is_empty() {
+        if name.is_empty() && mesh::services_required(tr) {
             return Err(invalid(
                 &format!("spec.strategy.canary.{field}"),
                 "\"\"",
@@ -549,6 +552,7 @@ fn validate_managed_route(c: &CanaryStrategy, path: &str, name: &str) -> Result<
 /// `useHeaderRoutes` that is not a TCPRoute).
 fn validate_header_route(c: &CanaryStrategy, path: &str, h: &SetHeaderRoute) -> Result<(), ValidationError> {
     validate_managed_route(c, path, &h.name)?;
+    mesh::check_step_carried(c, path, &h.name, "header routes")?;
     let matches = h.matches.as_deref().unwrap_or_default();
     for (j, m) in matches.iter().enumerate() {
         if m.header_name.is_empty() {
@@ -580,7 +584,7 @@ fn validate_header_route(c: &CanaryStrategy, path: &str, h: &SetHeaderRoute) -> 
     }
     if let Ok(Some(g)) = tr.gateway_api_config() {
         let carried = g.routes().iter().any(|(kind, r)| r.use_header_routes && *kind != crate::api::RouteKind::Tcp);
-        if !carried && tr.nginx.is_none() {
+        if !carried && tr.nginx.is_none() && tr.istio.is_none() {
             return Err(invalid(
                 path,
                 format!("{:?}", h.name),
@@ -595,11 +599,13 @@ fn validate_header_route(c: &CanaryStrategy, path: &str, h: &SetHeaderRoute) -> 
 /// Gateway API, through `RequestMirror`; not NGINX).
 fn validate_mirror_route(c: &CanaryStrategy, path: &str, m: &SetMirrorRoute) -> Result<(), ValidationError> {
     validate_managed_route(c, path, &m.name)?;
+    mesh::check_step_carried(c, path, &m.name, "mirror routes")?;
+    let gateway = c.traffic_routing.as_ref().is_some_and(|tr| tr.gateway_api_config().ok().flatten().is_some());
     for (j, cond) in m.matches.as_deref().unwrap_or_default().iter().enumerate() {
         let mp = format!("{path}.match[{j}]");
         if let Some(method) = &cond.method {
             validate_string_match(&format!("{mp}.method"), method)?;
-            if method.exact.is_empty() {
+            if method.exact.is_empty() && gateway {
                 return Err(invalid(&format!("{mp}.method"), "{...}", "the Gateway API matches methods exactly: use exact"));
             }
         }
@@ -737,6 +743,7 @@ fn validate_field_refs(ro: &Rollout, path: &str, args: &[AnalysisRunArgument]) -
 pub fn validate_references(ro: &Rollout, state: &State) -> Result<(), ValidationError> {
     validate_analysis_references(ro, state)?;
     validate_router_references(ro, state)?;
+    mesh::validate_references(ro, state)?;
     let mut refs: Vec<(String, &str)> = Vec::new();
     if let Some(bg) = ro.spec.blue_green() {
         refs.push(("spec.strategy.blueGreen.activeService".into(), &bg.active_service));

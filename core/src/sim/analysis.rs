@@ -168,6 +168,7 @@ impl Cluster {
             | Action::RecordEvent { .. }
             | Action::CreateIngress { .. }
             | Action::PatchIngress { .. }
+            | Action::CreateRoute { .. }
             | Action::PatchRoute { .. }
             | Action::ScaleDeployment { .. }
             | Action::WakeAt { .. } => {}

@@ -91,6 +91,12 @@ pub fn describe(action: &Action) -> Option<String> {
             }
         }
         Action::PatchIngress { name, patch } => format!("PatchIngress {name} {}", json(patch)),
+        Action::CreateRoute { kind, object } => format!(
+            "Create{} {} {}",
+            kind.as_str(),
+            object.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or_default(),
+            json(object)
+        ),
         Action::PatchRoute { kind, namespace, name, patch } => match namespace {
             Some(ns) => format!("Patch{} {ns}/{name} {}", kind.as_str(), json(patch)),
             None => format!("Patch{} {name} {}", kind.as_str(), json(patch)),

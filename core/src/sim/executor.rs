@@ -175,7 +175,7 @@ impl Cluster {
                 self.recorded.push((self.now, worker.name().to_string(), reason, message));
                 true
             }
-            Action::CreateIngress { .. } | Action::PatchIngress { .. } | Action::PatchRoute { .. } => {
+            Action::CreateIngress { .. } | Action::PatchIngress { .. } | Action::CreateRoute { .. } | Action::PatchRoute { .. } => {
                 return self.execute_router(rollout, a)
             }
             Action::ScaleDeployment { name, replicas } => return self.scale_deployment(name, replicas),

@@ -1,5 +1,6 @@
-//! The simulated cluster's traffic-router objects: Ingresses (`networking.k8s.io/v1`) and
-//! Gateway API routes (HTTPRoute, GRPCRoute, TCPRoute), stored as an API server stores
+//! The simulated cluster's traffic-router objects: Ingresses (`networking.k8s.io/v1`), Gateway
+//! API routes (HTTPRoute, GRPCRoute, TCPRoute), Istio VirtualServices and DestinationRules
+//! and SMI TrafficSplits, stored as an API server stores
 //! them, shown to the controllers of the Rollouts that name them (like the controller's
 //! watches: [`crate::rollout::references`]), and written by the controllers' actions.
 
@@ -38,6 +39,8 @@ fn resource_of(kind: &str) -> String {
         "HTTPRoute" => "httproutes.gateway.networking.k8s.io".into(),
         "GRPCRoute" => "grpcroutes.gateway.networking.k8s.io".into(),
         "TCPRoute" => "tcproutes.gateway.networking.k8s.io".into(),
+        "VirtualService" | "DestinationRule" => format!("{}s.networking.istio.io", kind.to_lowercase()),
+        "TrafficSplit" => "trafficsplits.split.smi-spec.io".into(),
         "Rollout" | "AnalysisTemplate" | "ClusterAnalysisTemplate" | "AnalysisRun" | "Experiment" => {
             format!("{}s.argoproj.io", kind.to_lowercase())
         }
@@ -232,6 +235,21 @@ impl Cluster {
                 self.emit_ingress(&name);
                 Ok(true)
             }
+            Action::CreateRoute { kind, object } => {
+                let mut obj = object.clone();
+                if obj.pointer("/metadata/namespace").is_none() {
+                    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.insert("namespace".into(), json!(self.namespace_of_rollout(rollout)));
+                    }
+                }
+                let id = route_id(&obj, &self.namespace);
+                if self.routes.contains_key(&id) {
+                    let error = already_exists(kind.as_str(), &id.2);
+                    return Err(Box::new((Action::CreateRoute { kind, object }, error)));
+                }
+                self.apply_route(obj);
+                Ok(true)
+            }
             Action::PatchRoute { kind, namespace, name, patch } => {
                 let ns = namespace.clone().unwrap_or_else(|| self.namespace_of_rollout(rollout));
                 let id = (kind.as_str().to_string(), ns, name.clone());
@@ -293,6 +311,11 @@ impl Cluster {
                 Action::PatchRoute { kind, namespace, name, .. } => {
                     Some((ObjectKind::from(*kind), name.clone(), namespace.clone()))
                 }
+                Action::CreateRoute { kind, object } => Some((
+                    ObjectKind::from(*kind),
+                    object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
+                )),
                 Action::CreateReplicaSet { replica_set } => {
                     Some((ObjectKind::ReplicaSet, replica_set.metadata.name.clone().unwrap_or_default(), None))
                 }
@@ -333,7 +356,12 @@ impl Cluster {
         for (kind, name, ns) in targets {
             let event = match kind {
                 ObjectKind::Ingress => self.ingresses.get(&name).map(|i| Event::Applied(Object::Ingress(Box::new(i.clone())))),
-                ObjectKind::HttpRoute | ObjectKind::GrpcRoute | ObjectKind::TcpRoute => {
+                ObjectKind::HttpRoute
+                | ObjectKind::GrpcRoute
+                | ObjectKind::TcpRoute
+                | ObjectKind::VirtualService
+                | ObjectKind::DestinationRule
+                | ObjectKind::TrafficSplit => {
                     let kind_name = kind.route_kind().map(RouteKind::as_str).unwrap_or_default().to_string();
                     let id = (kind_name, ns.unwrap_or_else(|| namespace.clone()), name.clone());
                     self.routes.get(&id).map(|r| Event::Applied(Object::Route(r.clone())))
@@ -403,6 +431,16 @@ impl Cluster {
                 for ing in ingresses {
                     self.delete_object("Ingress", &ing)?;
                 }
+                // And the router objects it owns (its TrafficSplit).
+                let owned_routes: Vec<RouteId> = self
+                    .routes
+                    .iter()
+                    .filter(|(_, r)| owned_by(r.pointer("/metadata/ownerReferences"), "Rollout", name))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in owned_routes {
+                    self.routes.remove(&id);
+                }
                 // Its controller stops: what was queued for it is dropped.
                 self.outbox.remove(name);
                 self.emit(name, Event::Deleted { kind: ObjectKind::Rollout, name: name.to_string() });
@@ -416,7 +454,7 @@ impl Cluster {
                 self.emit_ingress_deleted(name, watchers);
                 Ok(())
             }
-            "HTTPRoute" | "GRPCRoute" | "TCPRoute" => {
+            k if RouteKind::from_kind(k).is_some() => {
                 let id = self
                     .routes
                     .keys()

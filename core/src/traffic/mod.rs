@@ -8,7 +8,9 @@
 //! their own; the simulator and the controller execute the same actions.
 
 pub mod gateway_api;
+pub mod istio;
 pub mod nginx;
+pub mod smi;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,6 +48,10 @@ pub struct TrafficPlan {
     pub mirror_routes: Vec<SetMirrorRoute>,
     /// Every managed route's name (`trafficRouting.managedRoutes`).
     pub managed_routes: Vec<String>,
+    /// The pod-template hash the canary's traffic goes to (Istio's canary subset).
+    pub canary_hash: String,
+    /// The stable ReplicaSet's pod-template hash (Istio's stable subset).
+    pub stable_hash: String,
 }
 
 impl TrafficPlan {

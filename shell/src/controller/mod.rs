@@ -96,6 +96,12 @@ pub struct ControllerArgs {
     /// Write every reconcile's events and actions to FILE as JSON lines (see `rollouts replay`).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// The Istio API version of VirtualServices and DestinationRules.
+    #[arg(long, default_value = rollouts_core::api::ISTIO_DEFAULT_VERSION, value_name = "VERSION")]
+    pub istio_api_version: String,
+    /// The SMI TrafficSplit API version (v1alpha1 writes weights as quantities).
+    #[arg(long, default_value = rollouts_core::api::SMI_DEFAULT_VERSION, value_parser = ["v1alpha1", "v1alpha2", "v1alpha3"], value_name = "VERSION")]
+    pub traffic_split_api_version: String,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub logformat: LogFormat,
@@ -164,6 +170,7 @@ fn init_logging(args: &ControllerArgs) {
 async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     // reqwest (metric providers) uses rustls with ring, like kube.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::kubeapi::set_router_api_versions(&args.istio_api_version, &args.traffic_split_api_version);
     let config = args.kube.config().await?;
     let namespace = config.default_namespace.clone();
     let metrics = Metrics::new();
@@ -370,7 +377,7 @@ async fn spawn_watches(
     // rollouts.
     let (ingress, routes, deployments, pod_templates, experiments) = futures::join!(
         watch_optional(ingresses, all(), ObjectKind::Ingress, None, |o| Object::Ingress(Box::new(o)), tx),
-        futures::future::join_all([RouteKind::Http, RouteKind::Grpc, RouteKind::Tcp].map(|route| {
+        futures::future::join_all(RouteKind::ALL.map(|route| {
             let resource = route_resource(route);
             watch_optional(dynamic(&resource), all(), route.into(), None, move |o| Object::Route(route_json(o, route)), tx)
         })),
@@ -410,7 +417,7 @@ fn typed_json<K: serde::Serialize>(o: &K) -> serde_json::Value {
 }
 
 fn route_json(mut o: DynamicObject, route: RouteKind) -> serde_json::Value {
-    o.types = Some(kube::core::TypeMeta { api_version: route.api_version().to_string(), kind: route.as_str().to_string() });
+    o.types = Some(kube::core::TypeMeta { api_version: crate::kubeapi::route_api_version(route), kind: route.as_str().to_string() });
     serde_json::to_value(o).unwrap_or_default()
 }
 

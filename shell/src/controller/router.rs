@@ -327,7 +327,12 @@ impl Router {
                 ObjectKind::Deployment | ObjectKind::PodTemplate => {
                     k.namespace == namespace && refs.workload.as_ref().is_some_and(|(wk, wn)| *wn == name && workload_kind(wk) == Some(kind))
                 }
-                ObjectKind::HttpRoute | ObjectKind::GrpcRoute | ObjectKind::TcpRoute => refs.routes.iter().any(|r| {
+                ObjectKind::HttpRoute
+                | ObjectKind::GrpcRoute
+                | ObjectKind::TcpRoute
+                | ObjectKind::VirtualService
+                | ObjectKind::DestinationRule
+                | ObjectKind::TrafficSplit => refs.routes.iter().any(|r| {
                     ObjectKind::from(r.kind) == kind
                         && r.name == name
                         && r.namespace.as_deref().unwrap_or(k.namespace.as_str()) == namespace
@@ -604,6 +609,9 @@ impl ExperimentRefs {
             | ObjectKind::HttpRoute
             | ObjectKind::GrpcRoute
             | ObjectKind::TcpRoute
+            | ObjectKind::VirtualService
+            | ObjectKind::DestinationRule
+            | ObjectKind::TrafficSplit
             | ObjectKind::Deployment
             | ObjectKind::PodTemplate => false,
         }
@@ -648,6 +656,9 @@ fn by_reference(kind: ObjectKind) -> bool {
         | ObjectKind::HttpRoute
         | ObjectKind::GrpcRoute
         | ObjectKind::TcpRoute
+        | ObjectKind::VirtualService
+        | ObjectKind::DestinationRule
+        | ObjectKind::TrafficSplit
         | ObjectKind::Deployment
         | ObjectKind::PodTemplate => true,
         ObjectKind::Rollout

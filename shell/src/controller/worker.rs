@@ -133,10 +133,11 @@ impl Executor<'_> {
         self.shared.client.clone()
     }
 
-    /// The namespace of the rollout's Gateway API routes, when not its own.
-    fn route_namespace(&self) -> Option<String> {
-        let tr = self.state.rollout.as_ref()?.spec.canary()?.traffic_routing.as_ref()?;
-        tr.gateway_api_config().ok().flatten().map(|g| g.namespace).filter(|n| !n.is_empty())
+    /// The namespace of a router object the rollout names, when not its own (Gateway API
+    /// routes' `namespace`, an Istio VirtualService's `name.namespace`).
+    fn route_namespace(&self, kind: rollouts_core::api::RouteKind, name: &str) -> Option<String> {
+        let ro = self.state.rollout.as_ref()?;
+        rollouts_core::rollout::references(ro).routes.into_iter().find(|r| r.kind == kind && r.name == name)?.namespace
     }
 
     fn ns(&self) -> &str {
@@ -324,6 +325,23 @@ impl Executor<'_> {
                 let api: Api<Ingress> = Api::namespaced(client, &ns);
                 api.patch(name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
             }
+            Action::CreateRoute { kind, object } => {
+                let mut object = object.clone();
+                if *kind == rollouts_core::api::RouteKind::TrafficSplit {
+                    // The controller's TrafficSplit version (v1alpha1 weights are quantities).
+                    let api_version = crate::kubeapi::route_api_version(*kind);
+                    let version = api_version.rsplit_once('/').map_or(api_version.as_str(), |(_, v)| v);
+                    object = rollouts_core::traffic::smi::in_version(&object, version);
+                }
+                let route_ns = object.pointer("/metadata/namespace").and_then(serde_json::Value::as_str).unwrap_or(&ns).to_string();
+                let obj: DynamicObject = match serde_json::from_value(object) {
+                    Ok(o) => o,
+                    Err(e) => return Err(format!("{} is not an object: {e}", kind.as_str())),
+                };
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &route_ns, &route_resource(*kind));
+                // Created meanwhile: the re-read lets the core patch it or say whose it is.
+                api.create(&PostParams::default(), &obj).await.map(drop).map_err(|e| message(&e))
+            }
             Action::PatchRoute { kind, namespace, name, patch } => {
                 let route_ns = namespace.clone().unwrap_or_else(|| ns.clone());
                 let api: Api<DynamicObject> = Api::namespaced_with(client, &route_ns, &route_resource(*kind));
@@ -434,9 +452,14 @@ impl Executor<'_> {
             ObjectKind::Ingress => {
                 Api::<Ingress>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Ingress(Box::new(o)))
             }
-            ObjectKind::HttpRoute | ObjectKind::GrpcRoute | ObjectKind::TcpRoute => {
+            ObjectKind::HttpRoute
+            | ObjectKind::GrpcRoute
+            | ObjectKind::TcpRoute
+            | ObjectKind::VirtualService
+            | ObjectKind::DestinationRule
+            | ObjectKind::TrafficSplit => {
                 let Some(route) = kind.route_kind() else { return Ok(None) };
-                let route_ns = self.route_namespace().unwrap_or_else(|| ns.to_string());
+                let route_ns = self.route_namespace(route, name).unwrap_or_else(|| ns.to_string());
                 dynamic(Api::namespaced_with(client, &route_ns, &route_resource(route)).get_opt(name).await?, Object::Route)
             }
             ObjectKind::Deployment => {
@@ -475,6 +498,9 @@ fn target(action: &Action) -> Option<(ObjectKind, String)> {
         Action::ScaleDeployment { name, .. } => Some((ObjectKind::Deployment, name.clone())),
         Action::CreateIngress { ingress } => Some((ObjectKind::Ingress, ingress.metadata.name.clone().unwrap_or_default())),
         Action::PatchIngress { name, .. } => Some((ObjectKind::Ingress, name.clone())),
+        Action::CreateRoute { kind, object } => {
+            Some(((*kind).into(), object.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or_default().to_string()))
+        }
         Action::PatchRoute { kind, name, .. } => Some(((*kind).into(), name.clone())),
     }
 }
@@ -504,6 +530,7 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::ScaleDeployment { .. } => "ScaleDeployment",
         Action::CreateIngress { .. } => "CreateIngress",
         Action::PatchIngress { .. } => "PatchIngress",
+        Action::CreateRoute { .. } => "CreateRoute",
         Action::PatchRoute { .. } => "PatchRoute",
         Action::RecordEvent { .. } => "RecordEvent",
         Action::WakeAt { .. } => "WakeAt",

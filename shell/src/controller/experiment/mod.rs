@@ -234,6 +234,7 @@ impl Executor<'_> {
             | Action::ScaleDeployment { .. }
             | Action::CreateIngress { .. }
             | Action::PatchIngress { .. }
+            | Action::CreateRoute { .. }
             | Action::PatchRoute { .. } => Err(format!("{} is not an action of an Experiment", action_name(action))),
         }
     }
@@ -272,6 +273,9 @@ impl Executor<'_> {
             | ObjectKind::HttpRoute
             | ObjectKind::GrpcRoute
             | ObjectKind::TcpRoute
+            | ObjectKind::VirtualService
+            | ObjectKind::DestinationRule
+            | ObjectKind::TrafficSplit
             | ObjectKind::Deployment
             | ObjectKind::PodTemplate => None,
         })
@@ -396,6 +400,7 @@ fn target(action: &Action) -> Option<(ObjectKind, String)> {
         | Action::ScaleDeployment { .. }
         | Action::CreateIngress { .. }
         | Action::PatchIngress { .. }
+        | Action::CreateRoute { .. }
         | Action::PatchRoute { .. } => None,
     }
 }

@@ -135,6 +135,9 @@ impl Observations {
             | ObjectKind::HttpRoute
             | ObjectKind::GrpcRoute
             | ObjectKind::TcpRoute
+            | ObjectKind::VirtualService
+            | ObjectKind::DestinationRule
+            | ObjectKind::TrafficSplit
             | ObjectKind::Deployment
             | ObjectKind::PodTemplate => {}
         }
