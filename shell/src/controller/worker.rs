@@ -37,6 +37,19 @@ pub struct Shared {
 
 /// Longest wait between retries of a failing reconcile.
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Longest wait for the API server's answer to one write or read of a worker. A request
+/// that outlives it (an API server that stopped answering mid-request, a connection lost
+/// without a reset) is a failed action: the objects are read again and the reconcile is
+/// retried with backoff, rather than the worker waiting forever. Watches are not affected.
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs one API request of a worker under [`REQUEST_TIMEOUT`].
+pub(super) async fn within_request_timeout<T>(request: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+    tokio::time::timeout(REQUEST_TIMEOUT, request)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer from the API server within {}s", REQUEST_TIMEOUT.as_secs())))
+}
+
 /// Fire timers a little after the second they name: the core works in whole seconds.
 const WAKE_MARGIN: Duration = Duration::from_millis(20);
 
@@ -148,14 +161,14 @@ impl Executor<'_> {
     /// failed and skipped actions were about, and returns false.
     async fn execute(&self, actions: &[Action]) -> bool {
         for (i, action) in actions.iter().enumerate() {
-            let Err(error) = self.execute_one(action).await else { continue };
+            let Err(error) = within_request_timeout(self.execute_one(action)).await else { continue };
             tracing::warn!(rollout = %self.key, action = action_name(action), %error, "action failed");
             self.send(Event::ActionFailed { action: Box::new(action.clone()), error });
             let mut targets: BTreeSet<(ObjectKind, String)> =
                 actions[i..].iter().filter_map(target).collect();
             targets.insert((self.key.object_kind(), self.key.name.clone()));
             for (kind, name) in targets {
-                match self.read(kind, &name).await {
+                match within_request_timeout(async { self.read(kind, &name).await.map_err(|e| e.to_string()) }).await {
                     Ok(Some(obj)) => self.send(Event::Applied(obj)),
                     Ok(None) => self.send(Event::Deleted { kind, name }),
                     Err(e) => tracing::warn!(rollout = %self.key, ?kind, %name, error = %e, "cannot re-read"),

@@ -119,7 +119,7 @@ impl Executor<'_> {
     /// Experiment) and returns false.
     async fn execute(&self, ex: &Experiment, r: &ExperimentReconcile, seen: &mut Observations) -> bool {
         for (i, action) in r.actions.iter().enumerate() {
-            let Err(error) = self.execute_one(ex, action, seen).await else { continue };
+            let Err(error) = super::worker::within_request_timeout(self.execute_one(ex, action, seen)).await else { continue };
             tracing::warn!(experiment = %self.key, action = action_name(action), %error, "action failed");
             let mut targets: Vec<(ObjectKind, String)> = r.actions[i..].iter().filter_map(target).collect();
             targets.sort();
@@ -242,7 +242,7 @@ impl Executor<'_> {
     /// Reads objects again after a failure (gone ones are removed).
     async fn reread(&self, targets: &[(ObjectKind, String)], seen: &mut Observations) {
         for (kind, name) in targets {
-            match self.read(*kind, name).await {
+            match super::worker::within_request_timeout(async { self.read(*kind, name).await.map_err(|e| e.to_string()) }).await {
                 Ok(Some(obj)) => seen.apply(Event::Applied(obj)),
                 Ok(None) => seen.remove(*kind, name),
                 Err(e) => tracing::warn!(experiment = %self.key, ?kind, %name, error = %e, "cannot re-read"),
