@@ -1,8 +1,7 @@
 //! The routers without a data plane here (Traefik, Ambassador, APISIX), end to end on the
-//! local control plane by the objects they leave: the real controller, running under the
-//! RBAC `deploy/rbac.yaml` grants, and the real CLI move a canary; each test reads the
-//! router's objects back from the API server at each weight and after promotion. Their CRDs
-//! are the minimal ones of `deploy/dev-cluster/crds/`.
+//! local control plane by the objects they leave: the real controller and the real CLI move
+//! a canary; each test reads the router's objects back from the API server at each weight
+//! and after promotion. Their CRDs are the minimal ones of `deploy/dev-cluster/crds/`.
 //!
 //! Each test has its own namespace and controller, so they run in parallel on one plane.
 
@@ -265,7 +264,7 @@ spec:
             backends(o) == json!([{"serviceName": "apx-stable", "servicePort": 80, "weight": 80}, {"serviceName": "apx-canary", "servicePort": 80, "weight": 20}])
         })
         .await;
-        let h = object_until(&env, header, "the header route", Option::is_some).await.unwrap();
+        let h = object_until(&env, header, "the header route", |o| o.is_some()).await.unwrap();
         assert_eq!(field(&h, "/metadata/ownerReferences/0/kind"), "Rollout", "{h}");
         assert_eq!(
             h["spec"]["http"][0],
