@@ -116,3 +116,71 @@ pub(super) fn validate_references(ro: &Rollout, state: &State) -> Result<(), Val
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{validate_references, validate_spec};
+    use crate::api::RolloutSpec;
+    use crate::state::{route_key, State};
+    use serde_json::json;
+
+    fn spec(router: serde_json::Value, steps: serde_json::Value) -> RolloutSpec {
+        serde_json::from_value(json!({
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+            "strategy": {"canary": {"canaryService": "web-canary", "stableService": "web-stable",
+                "trafficRouting": router, "steps": steps}}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn steps_a_router_cannot_carry_are_refused_naming_step_and_router() {
+        let header = json!([{"setHeaderRoute": {"name": "h", "match": [{"headerName": "a", "headerValue": {"exact": "b"}}]}}]);
+        let traefik = json!({"managedRoutes": [{"name": "h"}], "traefik": {"weightedTraefikServiceName": "ts"}});
+        let err = validate_spec(&spec(traefik, header.clone())).unwrap_err().to_string();
+        assert!(err.starts_with("spec.strategy.canary.steps[0].setHeaderRoute"), "{err}");
+        assert!(err.contains("the Traefik router cannot carry header routes"), "{err}");
+        let ambassador = json!({"managedRoutes": [{"name": "h"}], "ambassador": {"mappings": ["m"]}});
+        assert!(validate_spec(&spec(ambassador, header.clone())).unwrap_err().to_string().contains("Ambassador router"));
+        // APISIX carries header routes, not mirrors.
+        let apisix = json!({"managedRoutes": [{"name": "h"}], "apisix": {"route": {"name": "r"}}});
+        validate_spec(&spec(apisix.clone(), header)).unwrap();
+        let mirror = json!([{"setMirrorRoute": {"name": "h", "match": [{"path": {"prefix": "/"}}]}}]);
+        let err = validate_spec(&spec(apisix, mirror)).unwrap_err().to_string();
+        assert!(err.contains("the APISIX router cannot carry mirror routes"), "{err}");
+    }
+
+    #[test]
+    fn configuration_errors_name_the_field() {
+        let err = validate_spec(&spec(json!({"traefik": {}}), json!([]))).unwrap_err().to_string();
+        assert!(err.contains("trafficRouting.traefik.weightedTraefikServiceName"), "{err}");
+        let err = validate_spec(&spec(json!({"ambassador": {"mappings": []}}), json!([]))).unwrap_err().to_string();
+        assert!(err.contains("must provide at least one mapping"), "{err}");
+        let err = validate_spec(&spec(json!({"apisix": {}}), json!([]))).unwrap_err().to_string();
+        assert!(err.contains("trafficRouting.apisix.route"), "{err}");
+        let err = validate_spec(&spec(json!({"maxTrafficWeight": 1000, "traefik": {"weightedTraefikServiceName": "t"}}), json!([])))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("maxTrafficWeight"), "{err}");
+    }
+
+    #[test]
+    fn missing_or_unusable_objects_are_invalid_spec_with_argo_s_wording() {
+        let mut ro: crate::api::Rollout = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {}})).unwrap();
+        ro.spec = spec(json!({"ambassador": {"mappings": ["m"]}}), json!([]));
+        let state = State::default();
+        let err = super::validate_references(&ro, &state).unwrap_err().to_string();
+        assert!(err.contains("mappings.getambassador.io \"m\" not found"), "{err}");
+        let mut state = State::default();
+        state.routes.insert(route_key(crate::api::RouteKind::Mapping, "m"), json!({"spec": {"weight": 10}}));
+        let err = super::validate_references(&ro, &state).unwrap_err().to_string();
+        assert!(err.contains("Ambassador mapping \"m\" can not define weight"), "{err}");
+        ro.spec = spec(json!({"traefik": {"weightedTraefikServiceName": "ts"}}), json!([]));
+        state.routes.insert(
+            route_key(crate::api::RouteKind::TraefikService, "ts"),
+            json!({"spec": {"weighted": {"services": [{"name": "web-stable"}]}}}),
+        );
+        let err = validate_references(&ro, &state).unwrap_err().to_string();
+        assert!(err.contains("traefik canary service was not found"), "{err}");
+    }
+}
