@@ -7,10 +7,13 @@
 //! the live object already is what it wants). Routers hold no state and decide nothing of
 //! their own; the simulator and the controller execute the same actions.
 
+pub mod ambassador;
+pub mod apisix;
 pub mod gateway_api;
 pub mod istio;
 pub mod nginx;
 pub mod smi;
+pub mod traefik;
 
 use std::collections::{BTreeMap, BTreeSet};
 

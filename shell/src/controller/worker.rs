@@ -346,6 +346,13 @@ impl Executor<'_> {
                     let version = api_version.rsplit_once('/').map_or(api_version.as_str(), |(_, v)| v);
                     object = rollouts_core::traffic::smi::in_version(&object, version);
                 }
+                if *kind == rollouts_core::api::RouteKind::Mapping {
+                    // A clone of the base Mapping, written in the controller's Mapping API
+                    // (--ambassador-api-version) whatever the base was read as.
+                    let resource = route_resource(*kind);
+                    object["apiVersion"] = serde_json::json!(resource.api_version);
+                    object["kind"] = serde_json::json!(resource.kind);
+                }
                 let route_ns = object.pointer("/metadata/namespace").and_then(serde_json::Value::as_str).unwrap_or(&ns).to_string();
                 let obj: DynamicObject = match serde_json::from_value(object) {
                     Ok(o) => o,
@@ -359,6 +366,11 @@ impl Executor<'_> {
                 let route_ns = namespace.clone().unwrap_or_else(|| ns.clone());
                 let api: Api<DynamicObject> = Api::namespaced_with(client, &route_ns, &route_resource(*kind));
                 api.patch(name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
+            }
+            Action::DeleteRoute { kind, namespace, name } => {
+                let route_ns = namespace.clone().unwrap_or_else(|| ns.clone());
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &route_ns, &route_resource(*kind));
+                gone_is_fine(api.delete(name, &DeleteParams::background()).await.map(drop))
             }
             Action::Measure { run, metric, index, provider, secrets, context } => {
                 let (client, me) = (self.client(), self.me.clone());
@@ -470,7 +482,10 @@ impl Executor<'_> {
             | ObjectKind::TcpRoute
             | ObjectKind::VirtualService
             | ObjectKind::DestinationRule
-            | ObjectKind::TrafficSplit => {
+            | ObjectKind::TrafficSplit
+            | ObjectKind::TraefikService
+            | ObjectKind::Mapping
+            | ObjectKind::ApisixRoute => {
                 let Some(route) = kind.route_kind() else { return Ok(None) };
                 let route_ns = self.route_namespace(route, name).unwrap_or_else(|| ns.to_string());
                 dynamic(Api::namespaced_with(client, &route_ns, &route_resource(route)).get_opt(name).await?, Object::Route)
@@ -514,7 +529,7 @@ fn target(action: &Action) -> Option<(ObjectKind, String)> {
         Action::CreateRoute { kind, object } => {
             Some(((*kind).into(), object.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or_default().to_string()))
         }
-        Action::PatchRoute { kind, name, .. } => Some(((*kind).into(), name.clone())),
+        Action::PatchRoute { kind, name, .. } | Action::DeleteRoute { kind, name, .. } => Some(((*kind).into(), name.clone())),
     }
 }
 
@@ -545,6 +560,7 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::PatchIngress { .. } => "PatchIngress",
         Action::CreateRoute { .. } => "CreateRoute",
         Action::PatchRoute { .. } => "PatchRoute",
+        Action::DeleteRoute { .. } => "DeleteRoute",
         Action::RecordEvent { .. } => "RecordEvent",
         Action::WakeAt { .. } => "WakeAt",
     }

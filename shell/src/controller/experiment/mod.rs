@@ -235,7 +235,8 @@ impl Executor<'_> {
             | Action::CreateIngress { .. }
             | Action::PatchIngress { .. }
             | Action::CreateRoute { .. }
-            | Action::PatchRoute { .. } => Err(format!("{} is not an action of an Experiment", action_name(action))),
+            | Action::PatchRoute { .. }
+            | Action::DeleteRoute { .. } => Err(format!("{} is not an action of an Experiment", action_name(action))),
         }
     }
 
@@ -276,6 +277,9 @@ impl Executor<'_> {
             | ObjectKind::VirtualService
             | ObjectKind::DestinationRule
             | ObjectKind::TrafficSplit
+            | ObjectKind::TraefikService
+            | ObjectKind::Mapping
+            | ObjectKind::ApisixRoute
             | ObjectKind::Deployment
             | ObjectKind::PodTemplate => None,
         })
@@ -401,6 +405,7 @@ fn target(action: &Action) -> Option<(ObjectKind, String)> {
         | Action::CreateIngress { .. }
         | Action::PatchIngress { .. }
         | Action::CreateRoute { .. }
-        | Action::PatchRoute { .. } => None,
+        | Action::PatchRoute { .. }
+        | Action::DeleteRoute { .. } => None,
     }
 }
