@@ -376,11 +376,10 @@ impl super::RolloutTrafficRouting {
         }
     }
 
-    /// The routers configured besides NGINX, the Gateway API, Istio and SMI, by field name
+    /// The routers configured besides NGINX, the Gateway API, Istio, SMI and ALB, by field name
     /// (this version does not drive them).
     pub fn unsupported_routers(&self) -> Vec<String> {
         let mut out: Vec<String> = [
-            ("alb", self.alb.is_some()),
             ("ambassador", self.ambassador.is_some()),
             ("appMesh", self.app_mesh.is_some()),
             ("traefik", self.traefik.is_some()),
