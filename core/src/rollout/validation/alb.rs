@@ -136,3 +136,145 @@ pub(super) fn ping_pong_references(c: &CanaryStrategy) -> Vec<(String, &str)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::api::parse::from_yaml_strict;
+    use crate::api::Rollout;
+    use crate::rollout::validation::{validate, validate_spec};
+    use crate::state::State;
+
+    fn rollout(canary: &str) -> Rollout {
+        let text = format!(
+            "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: demo}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: demo}}}}
+  template:
+    metadata: {{labels: {{app: demo}}}}
+    spec: {{containers: [{{name: app, image: app:1}}]}}
+  strategy:
+    canary:
+{canary}"
+        );
+        from_yaml_strict(&text).expect("the test rollout decodes")
+    }
+
+    fn spec_error(canary: &str) -> String {
+        validate_spec(&rollout(canary).spec).map_err(|e| e.to_string()).err().unwrap_or_default()
+    }
+
+    const ALB: &str = "      trafficRouting: {alb: {ingress: web, servicePort: 80}}\n";
+    const SERVICES: &str = "      stableService: stable\n      canaryService: canary\n";
+
+    #[test]
+    fn ping_pong_follows_argo_s_rule_5() {
+        let pp = "      pingPong: {pingService: ping, pongService: pong}\n";
+        assert_eq!(
+            spec_error(&format!("{pp}{ALB}")),
+            "spec.strategy.canary.trafficRouting.alb.rootService: Invalid value: \"\": Root service field is required for the configuration with ALB and ping-pong feature enabled"
+        );
+        let root = "      trafficRouting: {alb: {ingress: web, servicePort: 80, rootService: root}}\n";
+        // With ping-pong, ALB needs neither stableService nor canaryService.
+        assert_eq!(spec_error(&format!("{pp}{root}")), "");
+        assert_eq!(
+            spec_error(&format!("      pingPong: {{pingService: ping, pongService: ping}}\n{root}")),
+            "spec.strategy.canary.pingPong.pingService: Invalid value: \"ping\": This rollout uses the same service for the ping and pong services, but two different services are required."
+        );
+        assert_eq!(
+            spec_error(&format!("      pingPong: {{pingService: ping, pongService: \"\"}}\n{root}")),
+            "spec.strategy.canary.pingPong.pongService: Invalid value: \"\": Ping service and Pong service must to be set to use Ping-Pong feature"
+        );
+        assert_eq!(
+            spec_error(&format!("{pp}{SERVICES}      trafficRouting: {{smi: {{}}}}\n")),
+            "spec.strategy.canary.trafficRouting.alb: Invalid value: null: Ping-pong feature works with the ALB, Istio, and plugin-based traffic routers only"
+        );
+        // Without ping-pong, ALB needs both Services.
+        assert_eq!(
+            spec_error(ALB),
+            "spec.strategy.canary.stableService: Invalid value: \"\": Canary service and Stable service must to be set to use Traffic Routing"
+        );
+    }
+
+    #[test]
+    fn the_alb_block_needs_one_ingress_field_and_a_stickiness_aws_accepts() {
+        assert_eq!(spec_error(&format!("{SERVICES}{ALB}")), "");
+        assert_eq!(
+            spec_error(&format!("{SERVICES}      trafficRouting: {{alb: {{servicePort: 80}}}}\n")),
+            "spec.strategy.canary.trafficRouting.alb: Invalid value: {...}: Either Ingress or Ingresses must be configured. Neither are configured."
+        );
+        assert_eq!(
+            spec_error(&format!("{SERVICES}      trafficRouting: {{alb: {{ingress: a, ingresses: [b], servicePort: 80}}}}\n")),
+            "spec.strategy.canary.trafficRouting.alb: Invalid value: {...}: Either Ingress or Ingresses must be configured. Both are configured."
+        );
+        assert_eq!(
+            spec_error(&format!(
+                "{SERVICES}      trafficRouting: {{alb: {{ingress: a, servicePort: 80, stickinessConfig: {{enabled: true, durationSeconds: 0}}}}}}\n"
+            )),
+            "spec.strategy.canary.trafficRouting.alb.stickinessConfig.durationSeconds: Invalid value: 0: TargetGroupStickinessConfig's duration must be between 1 and 604800 seconds (7 days)!"
+        );
+        assert!(spec_error(&format!("{SERVICES}      trafficRouting: {{alb: {{ingress: a, servicePort: 80}}, maxTrafficWeight: 1000}}\n"))
+            .starts_with("spec.strategy.canary.trafficRouting.maxTrafficWeight: Invalid value: 1000"));
+    }
+
+    #[test]
+    fn header_routes_are_exact_only_and_mirror_routes_are_refused_naming_the_router() {
+        let tr = "      trafficRouting: {alb: {ingress: web, servicePort: 80}, managedRoutes: [{name: r}]}\n";
+        let header = |value: &str| {
+            spec_error(&format!(
+                "{SERVICES}{tr}      steps: [{{setHeaderRoute: {{name: r, match: [{{headerName: X, headerValue: {value}}}]}}}}]\n"
+            ))
+        };
+        assert_eq!(header("{exact: yes}"), "");
+        assert_eq!(
+            header("{prefix: y}"),
+            "spec.strategy.canary.steps[0].setHeaderRoute.match[0]: Invalid value: {...}: SetHeaderRoute match value invalid. ALB supports 'exact' value only"
+        );
+        assert_eq!(
+            header("{exact: yes, regex: y.*}"),
+            "spec.strategy.canary.steps[0].setHeaderRoute.match[0]: Invalid value: {...}: SetHeaderRoute match value invalid. ALB supports 'exact' value only"
+        );
+        assert_eq!(
+            spec_error(&format!("{SERVICES}{tr}      steps: [{{setMirrorRoute: {{name: r, match: [{{method: {{exact: GET}}}}]}}}}]\n")),
+            "spec.strategy.canary.steps[0].setMirrorRoute: Invalid value: \"r\": the ALB router cannot mirror traffic (Argo Rollouts would silently ignore this step): remove the step or the alb router"
+        );
+    }
+
+    fn object<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> T {
+        serde_json::from_value(json).expect("the test object decodes")
+    }
+
+    #[test]
+    fn the_ingresses_and_ping_pong_services_must_exist() {
+        let mut state = State::default();
+        for name in ["stable", "canary", "ping"] {
+            state.services.insert(name.into(), object(serde_json::json!({"metadata": {"name": name}, "spec": {"selector": {"app": "demo"}}})));
+        }
+        let ro = rollout(&format!("{SERVICES}{ALB}"));
+        assert_eq!(
+            validate(&ro, &state).map_err(|e| e.to_string()),
+            Err("spec.strategy.canary.trafficRouting.alb.ingress: Invalid value: \"web\": ingress.networking.k8s.io \"web\" not found".into())
+        );
+        let ingress = |service: &str| {
+            object(serde_json::json!({"metadata": {"name": "web"}, "spec": {"rules": [{"http": {"paths": [
+                {"pathType": "ImplementationSpecific", "backend": {"service": {"name": service, "port": {"name": "use-annotation"}}}}]}}]}}))
+        };
+        state.ingresses.insert("web".into(), ingress("other"));
+        assert_eq!(
+            validate(&ro, &state).map_err(|e| e.to_string()),
+            Err("spec.strategy.canary.trafficRouting.alb.ingress: Invalid value: \"web\": ingress `web` has no rules using service stable backend".into())
+        );
+        state.ingresses.insert("web".into(), ingress("stable"));
+        assert_eq!(validate(&ro, &state).map_err(|e| e.to_string()), Ok(()));
+
+        let pp = rollout(
+            "      pingPong: {pingService: ping, pongService: pong}\n      trafficRouting: {alb: {ingress: web, servicePort: 80, rootService: stable}}\n",
+        );
+        assert_eq!(
+            validate(&pp, &state).map_err(|e| e.to_string()),
+            Err("spec.strategy.canary.pingPong.pongService: Invalid value: \"pong\": service \"pong\" not found".into())
+        );
+    }
+}
