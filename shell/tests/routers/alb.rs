@@ -163,15 +163,16 @@ async fn alb_weights_and_header_route_on_the_ingress() {
         let action = "alb.ingress.kubernetes.io/actions.web-stable";
         let managed = "rollouts.argoproj.io/managed-alb-annotations";
 
-        let ro = rollout_until(&env, "web", "the first deploy to be Healthy", MINUTE, healthy).await;
-        assert_eq!(field(&ro, "/status/canary/weights/verified"), "", "no AWS here: verified stays null");
+        rollout_until(&env, "web", "the first deploy to be Healthy", MINUTE, healthy).await;
         let ing = annotated(&env, "web", action, Some(&forward("web-canary", 0, "web-stable"))).await;
+        let ro = rollout_until(&env, "web", "the weights", MINUTE, |ro| field(ro, "/status/canary/weights/stable/weight") == "100").await;
+        assert_eq!(field(&ro, "/status/canary/weights/verified"), "<none>", "no AWS here: verified stays null");
         assert_eq!(annotation(&ing, managed).as_deref(), Some(r#"{"web":["alb.ingress.kubernetes.io/actions.web-stable"]}"#));
         assert_eq!(annotation(&ing, "alb.ingress.kubernetes.io/scheme").as_deref(), Some("internet-facing"));
 
         env.cli_ok(&["set", "image", "web", "app=argoproj/rollouts-demo:yellow"]);
         rollout_until(&env, "web", "the pause after the header route", MINUTE, |ro| paused_at(ro, 2)).await;
-        let ing = annotated(&env, "web", action, Some(&forward("web-canary", 20, "web-stable"))).await;
+        annotated(&env, "web", action, Some(&forward("web-canary", 20, "web-stable"))).await;
         let ing = wait_for(MINUTE, "the header route", || async {
             let ing = ingress(&env, "web").await;
             if annotation(&ing, "alb.ingress.kubernetes.io/conditions.beta").is_some() { Ok(ing) } else { Err(format!("{:?}", ing.metadata.annotations)) }
@@ -201,7 +202,7 @@ async fn alb_weights_and_header_route_on_the_ingress() {
         })
         .await;
         assert_eq!(field(&ro, "/status/canary/weights/canary/weight"), "0");
-        let ing = annotated(&env, "web", action, Some(&forward("web-canary", 0, "web-stable"))).await;
+        annotated(&env, "web", action, Some(&forward("web-canary", 0, "web-stable"))).await;
         let ing = annotated(&env, "web", "alb.ingress.kubernetes.io/conditions.beta", None).await;
         assert_eq!(annotation(&ing, "alb.ingress.kubernetes.io/actions.beta"), None);
         assert_eq!(path_services(&ing), vec!["web-stable"]);
