@@ -764,7 +764,7 @@ pub struct RolloutExperimentStepAnalysisTemplateRef {
     pub required_for_completion: bool,
 }
 
-/// `trafficRouting`. NGINX, the Gateway API, Istio and SMI are driven; the other routers' blocks are
+/// `trafficRouting`. NGINX, the Gateway API, Istio, SMI and ALB are driven; the other routers' blocks are
 /// kept as JSON so that their manifests load (and are refused by validation, naming the
 /// field).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
