@@ -268,6 +268,12 @@ pub enum ObjectKind {
     DestinationRule,
     /// `split.smi-spec.io` TrafficSplit.
     TrafficSplit,
+    /// `traefik.io` TraefikService.
+    TraefikService,
+    /// `getambassador.io` Mapping.
+    Mapping,
+    /// `apisix.apache.org` ApisixRoute.
+    ApisixRoute,
     /// `apps/v1` Deployment (a `workloadRef`).
     Deployment,
     /// `v1` PodTemplate (a `workloadRef`).
@@ -284,6 +290,9 @@ impl ObjectKind {
             ObjectKind::VirtualService => Some(RouteKind::VirtualService),
             ObjectKind::DestinationRule => Some(RouteKind::DestinationRule),
             ObjectKind::TrafficSplit => Some(RouteKind::TrafficSplit),
+            ObjectKind::TraefikService => Some(RouteKind::TraefikService),
+            ObjectKind::Mapping => Some(RouteKind::Mapping),
+            ObjectKind::ApisixRoute => Some(RouteKind::ApisixRoute),
             ObjectKind::Rollout
             | ObjectKind::ReplicaSet
             | ObjectKind::Service
@@ -309,6 +318,9 @@ impl From<RouteKind> for ObjectKind {
             RouteKind::VirtualService => ObjectKind::VirtualService,
             RouteKind::DestinationRule => ObjectKind::DestinationRule,
             RouteKind::TrafficSplit => ObjectKind::TrafficSplit,
+            RouteKind::TraefikService => ObjectKind::TraefikService,
+            RouteKind::Mapping => ObjectKind::Mapping,
+            RouteKind::ApisixRoute => ObjectKind::ApisixRoute,
         }
     }
 }
@@ -532,6 +544,18 @@ pub enum Action {
         /// RFC 7386 merge patch.
         patch: serde_json::Value,
     },
+    /// Delete a router object held as raw JSON that the rollout wrote (an Ambassador
+    /// `<mapping>-canary` Mapping back at weight 0, an APISIX header route no longer in
+    /// force). Already gone counts as done.
+    DeleteRoute {
+        /// The object's kind.
+        kind: RouteKind,
+        /// Its namespace, when not the rollout's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        /// Its name.
+        name: String,
+    },
     /// Record a Kubernetes Event on the Rollout.
     RecordEvent {
         /// `Normal` or `Warning`.
@@ -587,7 +611,8 @@ impl Action {
             | Action::CreateIngress { .. }
             | Action::PatchIngress { .. }
             | Action::CreateRoute { .. }
-            | Action::PatchRoute { .. } => true,
+            | Action::PatchRoute { .. }
+            | Action::DeleteRoute { .. } => true,
             Action::RecordEvent { .. } | Action::WakeAt { .. } => false,
         }
     }
@@ -758,6 +783,9 @@ pub enum WakeReason {
     Analysis,
     /// A traffic router's weight is checked again (`verified` was false).
     TrafficVerify,
+    /// A router object is cleaned up after a delay (Ambassador deletes its canary Mapping
+    /// 5 s after setting its weight to 0).
+    RouterCleanup,
 }
 
 #[cfg(test)]

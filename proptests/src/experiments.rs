@@ -138,6 +138,7 @@ impl Experiments {
             | Action::PatchIngress { .. }
             | Action::CreateRoute { .. }
             | Action::PatchRoute { .. }
+            | Action::DeleteRoute { .. }
             | Action::RecordEvent { .. }
             | Action::ScaleDeployment { .. }
             | Action::WakeAt { .. } => false,

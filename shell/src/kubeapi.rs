@@ -31,24 +31,63 @@ pub fn set_router_api_versions(istio: &str, traffic_split: &str) {
     let _ = ROUTER_VERSIONS.set((istio.to_string(), traffic_split.to_string()));
 }
 
+/// Traefik's API group and version, and Ambassador's Mapping API version (Argo's
+/// `--traefik-api-group`, `--traefik-api-version`, `--ambassador-api-version`), set once at
+/// start.
+static PROXY_VERSIONS: std::sync::OnceLock<(String, String, String)> = std::sync::OnceLock::new();
+
+/// Sets the Traefik API group and version (`traefik.io`, `traefik.io/v1alpha1` by default)
+/// and the Ambassador Mapping API version (`getambassador.io/v2`); the first call wins.
+pub fn set_proxy_api_versions(traefik_group: &str, traefik_version: &str, ambassador: &str) {
+    let _ = PROXY_VERSIONS.set((traefik_group.to_string(), traefik_version.to_string(), ambassador.to_string()));
+}
+
+/// The last `/`-separated part of an API version (`traefik.io/v1alpha1` → `v1alpha1`).
+fn version_part(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or(api_version, |(_, v)| v)
+}
+
+/// The API group of the Ambassador Mapping API version (Argo's `toMappingGVR`: the part
+/// before `/`, `getambassador.io` without one).
+fn ambassador_group(api_version: &str) -> &str {
+    api_version.split_once('/').map_or("getambassador.io", |(g, _)| g)
+}
+
 /// The API version the controller reads and writes `kind` in (`group/version`).
 pub fn route_api_version(kind: rollouts_core::api::RouteKind) -> String {
     use rollouts_core::api::{RouteKind, ISTIO_DEFAULT_VERSION, SMI_DEFAULT_VERSION};
     let (istio, smi) = ROUTER_VERSIONS.get().map(|(i, s)| (i.as_str(), s.as_str())).unwrap_or((ISTIO_DEFAULT_VERSION, SMI_DEFAULT_VERSION));
+    let (traefik_group, traefik_version, ambassador) = proxy_versions();
     match kind {
-        RouteKind::Http | RouteKind::Grpc | RouteKind::Tcp => kind.api_version().to_string(),
+        RouteKind::Http | RouteKind::Grpc | RouteKind::Tcp | RouteKind::ApisixRoute => kind.api_version().to_string(),
         RouteKind::VirtualService | RouteKind::DestinationRule => format!("{}/{istio}", kind.group()),
         RouteKind::TrafficSplit => format!("{}/{smi}", kind.group()),
+        RouteKind::TraefikService => format!("{traefik_group}/{}", version_part(&traefik_version)),
+        RouteKind::Mapping => format!("{}/{}", ambassador_group(&ambassador), version_part(&ambassador)),
     }
 }
 
+fn proxy_versions() -> (String, String, String) {
+    use rollouts_core::api::{AMBASSADOR_DEFAULT_VERSION, TRAEFIK_DEFAULT_GROUP, TRAEFIK_DEFAULT_VERSION};
+    PROXY_VERSIONS.get().cloned().unwrap_or_else(|| {
+        (TRAEFIK_DEFAULT_GROUP.to_string(), TRAEFIK_DEFAULT_VERSION.to_string(), AMBASSADOR_DEFAULT_VERSION.to_string())
+    })
+}
+
 /// A router kind held as raw JSON (a Gateway API route, an Istio VirtualService or
-/// DestinationRule, an SMI TrafficSplit), in the version [`route_api_version`] says.
+/// DestinationRule, an SMI TrafficSplit, a TraefikService, an Ambassador Mapping, an
+/// ApisixRoute), in the version [`route_api_version`] says. Ambassador's
+/// `x.getambassador.io` group serves Mappings as `ambassadormappings`
+/// (`AmbassadorMapping`), as Argo's `toMappingGVR` says.
 pub fn route_resource(kind: rollouts_core::api::RouteKind) -> ApiResource {
     let api_version = route_api_version(kind);
-    let version = api_version.rsplit_once('/').map_or(api_version.as_str(), |(_, v)| v);
-    let gvk = GroupVersionKind::gvk(kind.group(), version, kind.as_str());
-    ApiResource::from_gvk_with_plural(&gvk, &kind.plural())
+    let (group, version) = api_version.rsplit_once('/').unwrap_or((kind.group(), api_version.as_str()));
+    let (kind_name, plural) = match (kind, group) {
+        (rollouts_core::api::RouteKind::Mapping, "x.getambassador.io") => ("AmbassadorMapping".to_string(), "ambassadormappings".to_string()),
+        _ => (kind.as_str().to_string(), kind.plural()),
+    };
+    let gvk = GroupVersionKind::gvk(group, version, &kind_name);
+    ApiResource::from_gvk_with_plural(&gvk, &plural)
 }
 
 /// `argoproj.io/v1alpha1` AnalysisRun.

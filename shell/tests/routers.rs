@@ -1,9 +1,290 @@
-//! Traffic routers with no data plane here, end to end on the local control plane: the real
-//! controller moves a canary through the router's objects, and each test checks the objects
-//! it leaves at each weight and after promotion (no proxy follows them, so no request is
-//! counted). One module per router; each test has its own namespace and controller.
+//! The routers without a data plane here (Traefik, Ambassador, APISIX, ALB), end to end on the
+//! local control plane by the objects they leave: the real controller and the real CLI move
+//! a canary; each test reads the router's objects back from the API server at each weight
+//! and after promotion. Their CRDs are the minimal ones of `deploy/dev-cluster/crds/`.
+//!
+//! Each test has its own namespace and controller, so they run in parallel on one plane.
 
 mod support;
 
+/// ALB: the annotations on the user's Ingress, and ping-pong Services.
 #[path = "routers/alb.rs"]
 mod alb;
+
+use std::future::Future;
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{json, Value};
+use support::{field, healthy, observed, phase, step, summary, wait_for, Env};
+
+const MINUTE: Duration = Duration::from_secs(60);
+/// No test may take longer than this, whatever hangs.
+const TEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+async fn within_timeout(what: &str, body: impl Future<Output = ()>) {
+    if tokio::time::timeout(TEST_TIMEOUT, body).await.is_err() {
+        panic!("{what} did not finish within {TEST_TIMEOUT:?}");
+    }
+}
+
+fn resource(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let plural = match kind {
+        "Rollout" => "rollouts",
+        "Service" => "services",
+        "TraefikService" => "traefikservices",
+        "Mapping" => "mappings",
+        "ApisixRoute" => "apisixroutes",
+        other => panic!("the router tests do not know the plural of {other}"),
+    };
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+/// Creates the objects of a YAML stream in the test's namespace.
+async fn apply(env: &Env, yaml: &str) {
+    for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
+        let value: Value = serde::Deserialize::deserialize(doc).expect("test YAML");
+        if value.is_null() {
+            continue;
+        }
+        let mut object: DynamicObject = serde_json::from_value(value).expect("an object");
+        object.metadata.namespace = Some(env.namespace.clone());
+        let types = object.types.clone().expect("apiVersion and kind");
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(env.client.clone(), &env.namespace, &resource(&types.api_version, &types.kind));
+        api.create(&PostParams::default(), &object)
+            .await
+            .unwrap_or_else(|e| panic!("create {} {:?}: {e}", types.kind, object.metadata.name));
+    }
+}
+
+/// The object, or `None` when it does not exist.
+async fn object(env: &Env, api_version: &str, kind: &str, name: &str) -> Option<Value> {
+    let api: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &resource(api_version, kind));
+    let found = api.get_opt(name).await.unwrap_or_else(|e| panic!("get {kind} {name}: {e}"));
+    found.map(|o| serde_json::to_value(o).unwrap())
+}
+
+/// Waits until the object `kind/name` satisfies `ok` (`None`: it does not exist).
+async fn object_until(
+    env: &Env,
+    (api_version, kind, name): (&str, &str, &str),
+    what: &str,
+    ok: impl Fn(Option<&Value>) -> bool,
+) -> Option<Value> {
+    wait_for(MINUTE, what, || async {
+        let o = object(env, api_version, kind, name).await;
+        if ok(o.as_ref()) { Ok(o) } else { Err(format!("{kind} {name}: {}", o.map_or("absent".into(), |o| o["spec"].to_string()))) }
+    })
+    .await
+}
+
+async fn rollout_until(env: &Env, name: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    wait_for(MINUTE, what, || async {
+        let ro = env.rollout(name).await;
+        if ok(&ro) { Ok(ro) } else { Err(format!("{} weights={}", summary(&ro), field(&ro, "/status/canary/weights"))) }
+    })
+    .await
+}
+
+fn canary_weight(ro: &Value) -> i64 {
+    ro.pointer("/status/canary/weights/canary/weight").and_then(Value::as_i64).unwrap_or(-1)
+}
+
+/// The Services and the Rollout, `router` its `trafficRouting` (YAML flow), `steps` its
+/// steps (YAML flow list).
+fn manifests(app: &str, router: &str, steps: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: {app}-stable}}
+spec:
+  ports: [{{port: 80, targetPort: http, name: http}}]
+  selector: {{app: {app}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {app}-canary}}
+spec:
+  ports: [{{port: 80, targetPort: http, name: http}}]
+  selector: {{app: {app}}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: {app}}}
+spec:
+  replicas: 1
+  revisionHistoryLimit: 2
+  selector: {{matchLabels: {{app: {app}}}}}
+  template:
+    metadata: {{labels: {{app: {app}}}}}
+    spec:
+      containers:
+        - name: app
+          image: argoproj/rollouts-demo:blue
+          ports: [{{name: http, containerPort: 8080, protocol: TCP}}]
+  strategy:
+    canary:
+      canaryService: {app}-canary
+      stableService: {app}-stable
+      trafficRouting: {router}
+      steps: {steps}
+"#
+    )
+}
+
+/// Traefik: the TraefikService's weighted services at 0/100, 30/70, then 0/100 after
+/// promotion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_weighted_service_follows_the_canary() {
+    within_timeout("the Traefik walkthrough", async {
+        let env = Env::new("tr-traefik").await;
+        let _controller = env.controller(&["--leader-elect=false"]);
+        apply(
+            &env,
+            r#"
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {name: traefik-svc}
+spec:
+  weighted:
+    services:
+      - {name: tf-stable, port: 80}
+      - {name: tf-canary, port: 80}
+"#,
+        )
+        .await;
+        apply(&env, &manifests("tf", "{traefik: {weightedTraefikServiceName: traefik-svc}}", "[{setWeight: 30}, {pause: {}}]")).await;
+        let ts = ("traefik.io/v1alpha1", "TraefikService", "traefik-svc");
+        let weights = |o: Option<&Value>| o.map(|o| o["spec"]["weighted"]["services"].clone()).unwrap_or_default();
+        rollout_until(&env, "tf", "the first deploy to be Healthy", healthy).await;
+        object_until(&env, ts, "weights 100/0", |o| {
+            weights(o) == json!([{"name": "tf-stable", "port": 80, "weight": 100}, {"name": "tf-canary", "port": 80, "weight": 0}])
+        })
+        .await;
+
+        env.cli_ok(&["set", "image", "tf", "app=argoproj/rollouts-demo:green"]);
+        rollout_until(&env, "tf", "a pause at weight 30", |ro| observed(ro) && phase(ro) == "Paused" && step(ro) == 1 && canary_weight(ro) == 30).await;
+        object_until(&env, ts, "weights 70/30", |o| {
+            weights(o) == json!([{"name": "tf-stable", "port": 80, "weight": 70}, {"name": "tf-canary", "port": 80, "weight": 30}])
+        })
+        .await;
+
+        env.cli_ok(&["promote", "tf"]);
+        rollout_until(&env, "tf", "Healthy on green", |ro| healthy(ro) && step(ro) == 2).await;
+        object_until(&env, ts, "weights back to 100/0", |o| {
+            weights(o) == json!([{"name": "tf-stable", "port": 80, "weight": 100}, {"name": "tf-canary", "port": 80, "weight": 0}])
+        })
+        .await;
+    })
+    .await;
+}
+
+/// Ambassador: no canary Mapping before the update; `<mapping>-canary` routing to the canary
+/// Service at weight 30 (the base Mapping untouched); after promotion it is set to 0 and
+/// deleted about 5 s later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambassador_canary_mapping_is_created_weighted_and_deleted() {
+    within_timeout("the Ambassador walkthrough", async {
+        let env = Env::new("tr-ambassador").await;
+        let _controller = env.controller(&["--leader-elect=false"]);
+        apply(
+            &env,
+            r#"
+apiVersion: getambassador.io/v2
+kind: Mapping
+metadata: {name: amb-mapping}
+spec: {prefix: /, service: "amb-stable:80"}
+"#,
+        )
+        .await;
+        apply(&env, &manifests("amb", "{ambassador: {mappings: [amb-mapping]}}", "[{setWeight: 30}, {pause: {}}]")).await;
+        let canary = ("getambassador.io/v2", "Mapping", "amb-mapping-canary");
+        rollout_until(&env, "amb", "the first deploy to be Healthy", healthy).await;
+        assert!(object(&env, canary.0, canary.1, canary.2).await.is_none(), "no canary Mapping at weight 0");
+
+        env.cli_ok(&["set", "image", "amb", "app=argoproj/rollouts-demo:green"]);
+        rollout_until(&env, "amb", "a pause at weight 30", |ro| observed(ro) && phase(ro) == "Paused" && step(ro) == 1 && canary_weight(ro) == 30).await;
+        let m = object_until(&env, canary, "the canary Mapping at 30", |o| o.is_some_and(|o| o["spec"]["weight"] == 30)).await.unwrap();
+        assert_eq!(m["spec"], json!({"prefix": "/", "service": "amb-canary:80", "weight": 30}), "{m}");
+        assert!(m["metadata"].get("labels").is_none() && m["metadata"].get("ownerReferences").is_none(), "{m}");
+        let base = object(&env, "getambassador.io/v2", "Mapping", "amb-mapping").await.unwrap();
+        assert_eq!(base["spec"], json!({"prefix": "/", "service": "amb-stable:80"}), "{base}");
+
+        env.cli_ok(&["promote", "amb"]);
+        rollout_until(&env, "amb", "Healthy on green", |ro| healthy(ro) && step(ro) == 2).await;
+        object_until(&env, canary, "the canary Mapping deleted", |o| o.is_none()).await;
+    })
+    .await;
+}
+
+/// APISIX: the route's backends at 100/0, 80/20 with the `set-header` ApisixRoute (owned,
+/// canary only, header expression), then 100/0 and the header route deleted after promotion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apisix_route_weights_and_header_route() {
+    within_timeout("the APISIX walkthrough", async {
+        let env = Env::new("tr-apisix").await;
+        let _controller = env.controller(&["--leader-elect=false"]);
+        apply(
+            &env,
+            r#"
+apiVersion: apisix.apache.org/v2
+kind: ApisixRoute
+metadata: {name: apx-route}
+spec:
+  http:
+    - name: apx-rule
+      match: {paths: ["/*"]}
+      backends:
+        - {serviceName: apx-stable, servicePort: 80}
+        - {serviceName: apx-canary, servicePort: 80}
+"#,
+        )
+        .await;
+        apply(
+            &env,
+            &manifests(
+                "apx",
+                "{managedRoutes: [{name: set-header}], apisix: {route: {name: apx-route, rules: [apx-rule]}}}",
+                "[{setWeight: 20}, {setHeaderRoute: {name: set-header, match: [{headerName: trace, headerValue: {exact: on}}]}}, {pause: {}}]",
+            ),
+        )
+        .await;
+        let route = ("apisix.apache.org/v2", "ApisixRoute", "apx-route");
+        let header = ("apisix.apache.org/v2", "ApisixRoute", "set-header");
+        let backends = |o: Option<&Value>| o.map(|o| o["spec"]["http"][0]["backends"].clone()).unwrap_or_default();
+        rollout_until(&env, "apx", "the first deploy to be Healthy", healthy).await;
+        object_until(&env, route, "backends 100/0", |o| {
+            backends(o) == json!([{"serviceName": "apx-stable", "servicePort": 80, "weight": 100}, {"serviceName": "apx-canary", "servicePort": 80, "weight": 0}])
+        })
+        .await;
+
+        env.cli_ok(&["set", "image", "apx", "app=argoproj/rollouts-demo:green"]);
+        rollout_until(&env, "apx", "a pause after the header route", |ro| observed(ro) && phase(ro) == "Paused" && step(ro) == 2 && canary_weight(ro) == 20).await;
+        object_until(&env, route, "backends 80/20", |o| {
+            backends(o) == json!([{"serviceName": "apx-stable", "servicePort": 80, "weight": 80}, {"serviceName": "apx-canary", "servicePort": 80, "weight": 20}])
+        })
+        .await;
+        let h = object_until(&env, header, "the header route", |o| o.is_some()).await.unwrap();
+        assert_eq!(field(&h, "/metadata/ownerReferences/0/kind"), "Rollout", "{h}");
+        assert_eq!(
+            h["spec"]["http"][0],
+            json!({"name": "apx-rule", "priority": 1,
+                "match": {"paths": ["/*"], "exprs": [{"subject": {"scope": "Header", "name": "trace"}, "op": "Equal", "value": "on"}]},
+                "backends": [{"serviceName": "apx-canary", "servicePort": 80, "weight": 100}]}),
+            "{h}"
+        );
+
+        env.cli_ok(&["promote", "apx"]);
+        rollout_until(&env, "apx", "Healthy on green", |ro| healthy(ro) && step(ro) == 3).await;
+        object_until(&env, header, "the header route deleted", |o| o.is_none()).await;
+        object_until(&env, route, "backends back to 100/0", |o| {
+            backends(o) == json!([{"serviceName": "apx-stable", "servicePort": 80, "weight": 100}, {"serviceName": "apx-canary", "servicePort": 80, "weight": 0}])
+        })
+        .await;
+    })
+    .await;
+}

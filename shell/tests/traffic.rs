@@ -632,6 +632,171 @@ async fn namespaced_controller_moves_a_route_in_another_namespace() {
     .await;
 }
 
+// --- (b2) a weighted experiment template's share, through Envoy ------------------------------
+
+/// A rollout behind an HTTPRoute whose second step is an experiment of the canary's pod
+/// template with a `weight` of 10 (no baseline template), then an indefinite pause.
+fn weighted_experiment_manifests(host: &str, namespace: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: gwx-stable}}
+spec:
+  ports: [{{port: 80, targetPort: http, protocol: TCP, name: http}}]
+  selector: {{app: gwx}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: gwx-canary}}
+spec:
+  ports: [{{port: 80, targetPort: http, protocol: TCP, name: http}}]
+  selector: {{app: gwx}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: gwx-route}}
+spec:
+  parentRefs: [{{name: rollouts-e2e}}]
+  hostnames: ["{host}"]
+  rules:
+    - matches: [{{path: {{type: PathPrefix, value: /}}}}]
+      backendRefs:
+        - {{name: gwx-stable, port: 80}}
+        - {{name: gwx-canary, port: 80, weight: 0}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: gwx}}
+spec:
+  replicas: 1
+  revisionHistoryLimit: 2
+  selector: {{matchLabels: {{app: gwx}}}}
+  template:
+    metadata: {{labels: {{app: gwx}}}}
+    spec:
+      containers:
+        - name: app
+          image: argoproj/rollouts-demo:blue
+          ports: [{{name: http, containerPort: 8080, protocol: TCP}}]
+  strategy:
+    canary:
+      canaryService: gwx-canary
+      stableService: gwx-stable
+      trafficRouting:
+        plugins:
+          argoproj-labs/gatewayAPI:
+            httpRoute: gwx-route
+            namespace: {namespace}
+      steps:
+        - setWeight: 20
+        - experiment:
+            duration: 10m
+            templates:
+              - name: exp-canary
+                specRef: canary
+                weight: 10
+        - pause: {{}}
+"#
+    )
+}
+
+/// The Experiment `name` of the test's namespace, as JSON.
+async fn experiment(env: &Env, name: &str) -> Value {
+    let api: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &rollouts_shell::kubeapi::experiment_resource());
+    serde_json::to_value(api.get(name).await.unwrap_or_else(|e| panic!("get experiment {name}: {e}"))).unwrap()
+}
+
+/// Waits until the first rule of the HTTPRoute `route` has exactly these backendRef weights.
+async fn route_backends(env: &Env, route: &str, want: &[(&str, i64)]) -> Value {
+    let want: BTreeMap<String, i64> = want.iter().map(|(s, w)| (s.to_string(), *w)).collect();
+    wait_for(MINUTE, &format!("the HTTPRoute {route} at {want:?}"), || async {
+        let r = http_route(env, route).await;
+        if backend_weights(&r) == want { Ok(r) } else { Err(format!("{:?}", backend_weights(&r))) }
+    })
+    .await
+}
+
+/// Issue 12's weighted experiment through a real proxy: at the canary's `experiment` step the
+/// template's weight (10) becomes a third backendRef of the HTTPRoute (the experiment's
+/// Service) and the stable's weight drops to 70; Envoy sends about 20 % of real requests to
+/// the canary pod and 10 % to the experiment's pod (a pod-template hash of its own). After
+/// `terminate experiment` the step completes, the backendRef leaves the route and the traffic
+/// goes back to two backends (80/20). The controller runs with the deployed RBAC grants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiment_weighted_template_gets_its_share_through_envoy() {
+    within_timeout("the weighted experiment walkthrough", async {
+        let proxy = Proxy::envoy().await;
+        let env = Env::new("tr-experiment").await;
+        let host = format!("{}.gateway.local", env.namespace);
+        let kubeconfig = service_account_kubeconfig(&env, &[]).await;
+        let controller = as_controller(&env, kubeconfig).controller(&["--leader-elect=false"]);
+        apply(&env, &weighted_experiment_manifests(&host, &env.namespace)).await;
+
+        let ro = rollout_until(&env, "gwx", "the first deploy to be Healthy", MINUTE, healthy).await;
+        let blue = field(&ro, "/status/stableRS");
+        route_backends(&env, "gwx-route", &[("gwx-stable", 100), ("gwx-canary", 0)]).await;
+        let counts = all_to(&proxy, &host, &blue).await;
+        print_counts("envoy", "experiment: before the update", &counts);
+
+        // setWeight 20, then the experiment step: its Experiment Running, its template weighted.
+        env.cli_ok(&["set", "image", "gwx", "app=argoproj/rollouts-demo:green"]);
+        let ro = rollout_until(&env, "gwx", "the experiment step with its weight", MINUTE, |ro| {
+            observed(ro) && step(ro) == 1 && canary_weight(ro) == 20 && ro.pointer("/status/canary/weights/additional/0").is_some()
+        })
+        .await;
+        let green = field(&ro, "/status/currentPodHash");
+        let name = format!("gwx-{green}-2-1");
+        let ex = wait_for(MINUTE, "the Experiment to be Running", || async {
+            let ex = experiment(&env, &name).await;
+            if field(&ex, "/status/phase") == "Running" { Ok(ex) } else { Err(format!("{}\n{}", field(&ex, "/status"), controller.log_tail())) }
+        })
+        .await;
+        let exp_hash = field(&ex, "/status/templateStatuses/0/podTemplateHash");
+        let exp_service = format!("{name}-exp-canary");
+        assert_eq!(field(&ex, "/status/templateStatuses/0/serviceName"), exp_service, "{ex}");
+        assert!(![blue.as_str(), green.as_str(), "<none>", ""].contains(&exp_hash.as_str()), "the experiment's pods have a hash of their own: {exp_hash}");
+        let weights = ro.pointer("/status/canary/weights").cloned().unwrap_or_default();
+        assert_eq!(weights["canary"], json!({"weight": 20, "podTemplateHash": green, "serviceName": "gwx-canary"}), "{weights}");
+        assert_eq!(weights["stable"], json!({"weight": 70, "podTemplateHash": blue, "serviceName": "gwx-stable"}), "{weights}");
+        assert_eq!(weights["additional"], json!([{"weight": 10, "podTemplateHash": exp_hash, "serviceName": exp_service}]), "{weights}");
+        let route = route_backends(&env, "gwx-route", &[("gwx-stable", 70), ("gwx-canary", 20), (&exp_service, 10)]).await;
+        let extra = route.pointer("/spec/rules/0/backendRefs").and_then(Value::as_array).into_iter().flatten().find(|b| b["name"] == exp_service.as_str());
+        assert_eq!(extra.map(|b| b["port"].clone()), Some(json!(8080)), "the experiment Service's port: {route}");
+
+        // Envoy: three backends, each with its one ready pod; the shares of real requests.
+        envoy_serves(&proxy, &host, &[("gwx-stable", 70, 1), ("gwx-canary", 20, 1), (&exp_service, 10, 1)], 0).await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("envoy", "experiment step: 70/20 + experiment 10", &counts);
+        assert_only(&counts, &[&blue, &green, &exp_hash]);
+        assert_binomial(&counts, &green, 0.20);
+        let total: u64 = counts.values().sum();
+        traffic::assert_binomial(counts.get(&exp_hash).copied().unwrap_or(0), total, 0.10, &format!("experiment {exp_hash}"));
+        traffic::assert_binomial(counts.get(&blue).copied().unwrap_or(0), total, 0.70, &format!("stable {blue}"));
+
+        // terminate: the Experiment ends Successful, the step completes (paused at 20/80), the
+        // experiment's backendRef leaves the route and the traffic goes back to two backends.
+        env.cli_ok(&["terminate", "experiment", &name]);
+        let ro = rollout_until(&env, "gwx", "the pause after the experiment, without its weight", MINUTE, |ro| {
+            observed(ro)
+                && phase(ro) == "Paused"
+                && step(ro) == 2
+                && canary_weight(ro) == 20
+                && ro.pointer("/status/canary/weights/additional").and_then(Value::as_array).is_none_or(Vec::is_empty)
+        })
+        .await;
+        assert_eq!(field(&ro, "/status/canary/weights/stable/weight"), "80", "{}", field(&ro, "/status/canary/weights"));
+        assert_eq!(field(&experiment(&env, &name).await, "/status/phase"), "Successful");
+        route_backends(&env, "gwx-route", &[("gwx-stable", 80), ("gwx-canary", 20)]).await;
+        envoy_serves(&proxy, &host, &[("gwx-stable", 80, 1), ("gwx-canary", 20, 1)], 0).await;
+        let counts = proxy.count(&host, REQUESTS, &[]).await;
+        print_counts("envoy", "experiment terminated: 80/20", &counts);
+        assert_only(&counts, &[&blue, &green]);
+        assert_binomial(&counts, &green, 0.20);
+    })
+    .await;
+}
+
 // --- (c) NGINX with maxTrafficWeight and a header route ----------------------------------------
 
 fn nginx_header_manifests(host: &str) -> String {

@@ -788,20 +788,16 @@ pub struct RolloutTrafficRouting {
     pub smi: Option<super::SmiTrafficRouting>,
     /// Ambassador.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
-    pub ambassador: Option<serde_json::Value>,
+    pub ambassador: Option<super::AmbassadorTrafficRouting>,
     /// AWS App Mesh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
-    pub app_mesh: Option<serde_json::Value>,
+    pub app_mesh: Option<super::AppMeshTrafficRouting>,
     /// Traefik.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
-    pub traefik: Option<serde_json::Value>,
+    pub traefik: Option<super::TraefikTrafficRouting>,
     /// APISIX.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
-    pub apisix: Option<serde_json::Value>,
+    pub apisix: Option<super::ApisixTrafficRouting>,
     /// Traffic router plugins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]

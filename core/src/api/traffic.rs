@@ -120,6 +120,12 @@ pub enum RouteKind {
     DestinationRule,
     /// `split.smi-spec.io` TrafficSplit.
     TrafficSplit,
+    /// `traefik.io` TraefikService (Traefik's weighted service).
+    TraefikService,
+    /// `getambassador.io` Mapping (Ambassador).
+    Mapping,
+    /// `apisix.apache.org` ApisixRoute.
+    ApisixRoute,
 }
 
 /// Istio's API group.
@@ -133,13 +139,16 @@ pub const SMI_DEFAULT_VERSION: &str = "v1alpha1";
 
 impl RouteKind {
     /// Every kind.
-    pub const ALL: [RouteKind; 6] = [
+    pub const ALL: [RouteKind; 9] = [
         RouteKind::Http,
         RouteKind::Grpc,
         RouteKind::Tcp,
         RouteKind::VirtualService,
         RouteKind::DestinationRule,
         RouteKind::TrafficSplit,
+        RouteKind::TraefikService,
+        RouteKind::Mapping,
+        RouteKind::ApisixRoute,
     ];
 
     /// The kind's name.
@@ -151,6 +160,9 @@ impl RouteKind {
             RouteKind::VirtualService => "VirtualService",
             RouteKind::DestinationRule => "DestinationRule",
             RouteKind::TrafficSplit => "TrafficSplit",
+            RouteKind::TraefikService => "TraefikService",
+            RouteKind::Mapping => "Mapping",
+            RouteKind::ApisixRoute => "ApisixRoute",
         }
     }
 
@@ -160,6 +172,9 @@ impl RouteKind {
             RouteKind::Http | RouteKind::Grpc | RouteKind::Tcp => "gateway.networking.k8s.io",
             RouteKind::VirtualService | RouteKind::DestinationRule => ISTIO_GROUP,
             RouteKind::TrafficSplit => SMI_GROUP,
+            RouteKind::TraefikService => super::TRAEFIK_DEFAULT_GROUP,
+            RouteKind::Mapping => "getambassador.io",
+            RouteKind::ApisixRoute => "apisix.apache.org",
         }
     }
 
@@ -175,6 +190,9 @@ impl RouteKind {
             RouteKind::Tcp => "gateway.networking.k8s.io/v1alpha2",
             RouteKind::VirtualService | RouteKind::DestinationRule => "networking.istio.io/v1alpha3",
             RouteKind::TrafficSplit => "split.smi-spec.io/v1alpha1",
+            RouteKind::TraefikService => super::TRAEFIK_DEFAULT_VERSION,
+            RouteKind::Mapping => super::AMBASSADOR_DEFAULT_VERSION,
+            RouteKind::ApisixRoute => super::APISIX_VERSION,
         }
     }
 
@@ -376,14 +394,16 @@ impl super::RolloutTrafficRouting {
         }
     }
 
-    /// The routers configured besides NGINX, the Gateway API, Istio, SMI and ALB, by field name
-    /// (this version does not drive them).
+    /// Whether Traefik, Ambassador or APISIX is configured.
+    pub fn has_proxy_router(&self) -> bool {
+        self.traefik.is_some() || self.ambassador.is_some() || self.apisix.is_some()
+    }
+
+    /// The routers configured that this version does not drive (App Mesh, plugins other
+    /// than the Gateway API), by field name.
     pub fn unsupported_routers(&self) -> Vec<String> {
         let mut out: Vec<String> = [
-            ("ambassador", self.ambassador.is_some()),
             ("appMesh", self.app_mesh.is_some()),
-            ("traefik", self.traefik.is_some()),
-            ("apisix", self.apisix.is_some()),
         ]
         .into_iter()
         .filter(|(_, set)| *set)

@@ -146,6 +146,7 @@ impl ExperimentWorld {
             | Action::PatchIngress { .. }
             | Action::CreateRoute { .. }
             | Action::PatchRoute { .. }
+            | Action::DeleteRoute { .. }
             | Action::RecordEvent { .. }
             | Action::ScaleDeployment { .. }
             | Action::CreateExperiment { .. }

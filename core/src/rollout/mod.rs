@@ -216,7 +216,10 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
             | ObjectKind::TcpRoute
             | ObjectKind::VirtualService
             | ObjectKind::DestinationRule
-            | ObjectKind::TrafficSplit => {
+            | ObjectKind::TrafficSplit
+            | ObjectKind::TraefikService
+            | ObjectKind::Mapping
+            | ObjectKind::ApisixRoute => {
                 if let Some(kind) = kind.route_kind() {
                     state.routes.remove(&crate::state::route_key(kind, &name));
                 }

@@ -103,6 +103,24 @@ pub fn references(ro: &Rollout) -> References {
                 let name = smi.split_name(rollout).to_string();
                 refs.routes.insert(RouteRef { kind: RouteKind::TrafficSplit, namespace: None, name });
             }
+            if let Some(t) = &tr.traefik {
+                let name = t.weighted_traefik_service_name.clone();
+                refs.routes.insert(RouteRef { kind: RouteKind::TraefikService, namespace: None, name });
+            }
+            if let Some(a) = &tr.ambassador {
+                for m in &a.mappings {
+                    refs.routes.insert(RouteRef { kind: RouteKind::Mapping, namespace: None, name: m.clone() });
+                    let name = crate::traffic::ambassador::canary_mapping_name(m);
+                    refs.routes.insert(RouteRef { kind: RouteKind::Mapping, namespace: None, name });
+                }
+            }
+            if let Some(route) = tr.apisix.as_ref().and_then(|a| a.route.as_ref()) {
+                refs.routes.insert(RouteRef { kind: RouteKind::ApisixRoute, namespace: None, name: route.name.clone() });
+                // The header routes it creates, one per managed route.
+                for m in &tr.managed_routes {
+                    refs.routes.insert(RouteRef { kind: RouteKind::ApisixRoute, namespace: None, name: m.name.clone() });
+                }
+            }
             if let Ok(Some(gateway)) = tr.gateway_api_config() {
                 let namespace = Some(gateway.namespace.clone()).filter(|n| !n.is_empty());
                 for (kind, route) in gateway.routes() {

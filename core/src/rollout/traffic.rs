@@ -9,7 +9,7 @@ use crate::api::{
 use crate::objects::ReplicaSetExt;
 use crate::replicas;
 use crate::state::WakeReason;
-use crate::traffic::{alb, gateway_api, istio, nginx, smi, PingPongServices, TrafficPlan};
+use crate::traffic::{alb, ambassador, apisix, gateway_api, istio, nginx, smi, traefik, PingPongServices, TrafficPlan};
 
 /// `status.canary.stablePingPong` when the ping Service is the stable one.
 pub(super) const PING: &str = "ping";
@@ -35,7 +35,7 @@ impl Ctx<'_> {
             return;
         };
         let gateway = tr.gateway_api_config().ok().flatten();
-        if tr.nginx.is_none() && gateway.is_none() && tr.istio.is_none() && tr.smi.is_none() && tr.alb.is_none() {
+        if tr.nginx.is_none() && gateway.is_none() && tr.istio.is_none() && tr.smi.is_none() && tr.alb.is_none() && !tr.has_proxy_router() {
             self.new_status.canary.weights = None;
             return;
         }
@@ -162,7 +162,8 @@ impl Ctx<'_> {
     }
 
     /// Every configured router carries out the plan, in a fixed order (Istio, NGINX, ALB,
-    /// SMI, the Gateway API: Argo's order, the Gateway API being its plugin): all their actions,
+    /// SMI, Ambassador, Traefik, APISIX, the Gateway API: Argo's order, the Gateway API
+    /// being its plugin): all their actions,
     /// or none and the first failure, named after its router.
     fn run_routers(
         &mut self,
@@ -192,8 +193,24 @@ impl Ctx<'_> {
         if let Some(cfg) = &tr.smi {
             actions.extend(smi::reconcile(cfg, plan, &mut routes).map_err(|e| format!("smi: {e}"))?);
         }
+        // Ambassador, Traefik, APISIX (Argo's order), then the Gateway API (a plugin: last).
+        let mut wake = None;
+        if let Some(cfg) = &tr.ambassador {
+            let out = ambassador::reconcile(cfg, plan, &mut routes, self.now).map_err(|e| format!("ambassador: {e}"))?;
+            actions.extend(out.actions);
+            wake = out.wake_at;
+        }
+        if let Some(cfg) = &tr.traefik {
+            actions.extend(traefik::reconcile(cfg, plan, &mut routes).map_err(|e| format!("traefik: {e}"))?);
+        }
+        if let Some(cfg) = &tr.apisix {
+            actions.extend(apisix::reconcile(cfg, plan, &mut routes).map_err(|e| format!("apisix: {e}"))?);
+        }
         if let Some(cfg) = gateway {
             actions.extend(gateway_api::reconcile(cfg, plan, &mut routes).map_err(|e| format!("gatewayAPI: {e}"))?);
+        }
+        if let Some(at) = wake {
+            self.wake_at(at, WakeReason::RouterCleanup);
         }
         self.state.routes = routes;
         self.state.ingresses = ingresses;

@@ -170,6 +170,7 @@ impl Cluster {
             | Action::PatchIngress { .. }
             | Action::CreateRoute { .. }
             | Action::PatchRoute { .. }
+            | Action::DeleteRoute { .. }
             | Action::ScaleDeployment { .. }
             | Action::WakeAt { .. } => {}
         }

@@ -101,6 +101,10 @@ pub fn describe(action: &Action) -> Option<String> {
             Some(ns) => format!("Patch{} {ns}/{name} {}", kind.as_str(), json(patch)),
             None => format!("Patch{} {name} {}", kind.as_str(), json(patch)),
         },
+        Action::DeleteRoute { kind, namespace, name } => match namespace {
+            Some(ns) => format!("Delete{} {ns}/{name}", kind.as_str()),
+            None => format!("Delete{} {name}", kind.as_str()),
+        },
         Action::RecordEvent { kind, reason, message } => format!("Event {kind:?} {reason}: {message}"),
         Action::WakeAt { .. } => return None,
     })

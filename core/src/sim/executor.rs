@@ -175,7 +175,11 @@ impl Cluster {
                 self.recorded.push((self.now, worker.name().to_string(), reason, message));
                 true
             }
-            Action::CreateIngress { .. } | Action::PatchIngress { .. } | Action::CreateRoute { .. } | Action::PatchRoute { .. } => {
+            Action::CreateIngress { .. }
+            | Action::PatchIngress { .. }
+            | Action::CreateRoute { .. }
+            | Action::PatchRoute { .. }
+            | Action::DeleteRoute { .. } => {
                 return self.execute_router(rollout, a)
             }
             Action::ScaleDeployment { name, replicas } => return self.scale_deployment(name, replicas),

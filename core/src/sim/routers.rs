@@ -41,6 +41,9 @@ fn resource_of(kind: &str) -> String {
         "TCPRoute" => "tcproutes.gateway.networking.k8s.io".into(),
         "VirtualService" | "DestinationRule" => format!("{}s.networking.istio.io", kind.to_lowercase()),
         "TrafficSplit" => "trafficsplits.split.smi-spec.io".into(),
+        "TraefikService" => "traefikservices.traefik.io".into(),
+        "Mapping" => "mappings.getambassador.io".into(),
+        "ApisixRoute" => "apisixroutes.apisix.apache.org".into(),
         "Rollout" | "AnalysisTemplate" | "ClusterAnalysisTemplate" | "AnalysisRun" | "Experiment" => {
             format!("{}s.argoproj.io", kind.to_lowercase())
         }
@@ -272,6 +275,18 @@ impl Cluster {
                 self.emit_route(&id);
                 Ok(true)
             }
+            Action::DeleteRoute { kind, namespace, name } => {
+                let ns = namespace.unwrap_or_else(|| self.namespace_of_rollout(rollout));
+                let id = (kind.as_str().to_string(), ns, name.clone());
+                let watchers = self.rollouts_naming_route(&id);
+                if self.routes.remove(&id).is_none() {
+                    return Ok(false);
+                }
+                for r in watchers {
+                    self.emit(&r, Event::Deleted { kind: ObjectKind::from(kind), name: name.clone() });
+                }
+                Ok(true)
+            }
             other @ (Action::CreateReplicaSet { .. }
             | Action::PatchReplicaSet { .. }
             | Action::DeleteReplicaSet { .. }
@@ -308,7 +323,7 @@ impl Cluster {
                     Some((ObjectKind::Ingress, ingress.metadata.name.clone().unwrap_or_default(), None))
                 }
                 Action::PatchIngress { name, .. } => Some((ObjectKind::Ingress, name.clone(), None)),
-                Action::PatchRoute { kind, namespace, name, .. } => {
+                Action::PatchRoute { kind, namespace, name, .. } | Action::DeleteRoute { kind, namespace, name } => {
                     Some((ObjectKind::from(*kind), name.clone(), namespace.clone()))
                 }
                 Action::CreateRoute { kind, object } => Some((
@@ -361,7 +376,10 @@ impl Cluster {
                 | ObjectKind::TcpRoute
                 | ObjectKind::VirtualService
                 | ObjectKind::DestinationRule
-                | ObjectKind::TrafficSplit => {
+                | ObjectKind::TrafficSplit
+                | ObjectKind::TraefikService
+                | ObjectKind::Mapping
+                | ObjectKind::ApisixRoute => {
                     let kind_name = kind.route_kind().map(RouteKind::as_str).unwrap_or_default().to_string();
                     let id = (kind_name, ns.unwrap_or_else(|| namespace.clone()), name.clone());
                     self.routes.get(&id).map(|r| Event::Applied(Object::Route(r.clone())))

@@ -179,7 +179,12 @@ pub fn desired_rules(kind: RouteKind, rules: &[Value], plan: &TrafficPlan, use_h
             RouteKind::Http => "httpRoute",
             RouteKind::Grpc => "grpcRoute",
             RouteKind::Tcp => "tcpRoute",
-            RouteKind::VirtualService | RouteKind::DestinationRule | RouteKind::TrafficSplit => kind.as_str(),
+            RouteKind::VirtualService
+            | RouteKind::DestinationRule
+            | RouteKind::TrafficSplit
+            | RouteKind::TraefikService
+            | RouteKind::Mapping
+            | RouteKind::ApisixRoute => kind.as_str(),
         };
         return Err(RouterError::Invalid(format!("backendRef was not found in {what}")));
     }

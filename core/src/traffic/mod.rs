@@ -8,10 +8,13 @@
 //! their own; the simulator and the controller execute the same actions.
 
 pub mod alb;
+pub mod ambassador;
+pub mod apisix;
 pub mod gateway_api;
 pub mod istio;
 pub mod nginx;
 pub mod smi;
+pub mod traefik;
 
 use std::collections::{BTreeMap, BTreeSet};
 

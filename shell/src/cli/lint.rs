@@ -131,7 +131,7 @@ pub fn lint_text(text: &str) -> Result<Vec<Finding>, String> {
                     Err(e) => findings.push(finding(d, format!("cannot decode the Ingress: {e}"))),
                 }
             }
-            "HTTPRoute" | "GRPCRoute" | "TCPRoute" => {
+            k if rollouts_core::api::RouteKind::from_kind(k).is_some() => {
                 if let Some(kind) = rollouts_core::api::RouteKind::from_kind(&d.kind) {
                     base.routes.insert(route_key(kind, &d.name), d.value.clone());
                 }
@@ -216,6 +216,15 @@ fn lint_rollout(value: &Value, base: &State, kinds: &BTreeSet<String>) -> Option
             if let Some(p) = tr.plugins.as_mut().and_then(Value::as_object_mut) {
                 p.remove(GATEWAY_API_PLUGIN);
             }
+        }
+        if !has("TraefikService") {
+            tr.traefik = None;
+        }
+        if !has("Mapping") {
+            tr.ambassador = None;
+        }
+        if !has("ApisixRoute") {
+            tr.apisix = None;
         }
     }
     let templates_present = |cluster: bool| has(if cluster { "ClusterAnalysisTemplate" } else { "AnalysisTemplate" });

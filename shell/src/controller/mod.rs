@@ -102,6 +102,15 @@ pub struct ControllerArgs {
     /// The SMI TrafficSplit API version (v1alpha1 writes weights as quantities).
     #[arg(long, default_value = rollouts_core::api::SMI_DEFAULT_VERSION, value_parser = ["v1alpha1", "v1alpha2", "v1alpha3"], value_name = "VERSION")]
     pub traffic_split_api_version: String,
+    /// The Traefik API group of TraefikServices.
+    #[arg(long, default_value = rollouts_core::api::TRAEFIK_DEFAULT_GROUP, value_name = "GROUP")]
+    pub traefik_api_group: String,
+    /// The Traefik API version of TraefikServices (`group/version`; the version is used).
+    #[arg(long, default_value = rollouts_core::api::TRAEFIK_DEFAULT_VERSION, value_name = "VERSION")]
+    pub traefik_api_version: String,
+    /// The Ambassador Mapping API version (`x.getambassador.io/...` serves `ambassadormappings`).
+    #[arg(long, default_value = rollouts_core::api::AMBASSADOR_DEFAULT_VERSION, value_name = "VERSION")]
+    pub ambassador_api_version: String,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub logformat: LogFormat,
@@ -171,6 +180,7 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     // reqwest (metric providers) uses rustls with ring, like kube.
     let _ = rustls::crypto::ring::default_provider().install_default();
     crate::kubeapi::set_router_api_versions(&args.istio_api_version, &args.traffic_split_api_version);
+    crate::kubeapi::set_proxy_api_versions(&args.traefik_api_group, &args.traefik_api_version, &args.ambassador_api_version);
     let config = args.kube.config().await?;
     let namespace = config.default_namespace.clone();
     let metrics = Metrics::new();

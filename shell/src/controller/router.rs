@@ -332,7 +332,10 @@ impl Router {
                 | ObjectKind::TcpRoute
                 | ObjectKind::VirtualService
                 | ObjectKind::DestinationRule
-                | ObjectKind::TrafficSplit => refs.routes.iter().any(|r| {
+                | ObjectKind::TrafficSplit
+                | ObjectKind::TraefikService
+                | ObjectKind::Mapping
+                | ObjectKind::ApisixRoute => refs.routes.iter().any(|r| {
                     ObjectKind::from(r.kind) == kind
                         && r.name == name
                         && r.namespace.as_deref().unwrap_or(k.namespace.as_str()) == namespace
@@ -612,6 +615,9 @@ impl ExperimentRefs {
             | ObjectKind::VirtualService
             | ObjectKind::DestinationRule
             | ObjectKind::TrafficSplit
+            | ObjectKind::TraefikService
+            | ObjectKind::Mapping
+            | ObjectKind::ApisixRoute
             | ObjectKind::Deployment
             | ObjectKind::PodTemplate => false,
         }
@@ -659,6 +665,9 @@ fn by_reference(kind: ObjectKind) -> bool {
         | ObjectKind::VirtualService
         | ObjectKind::DestinationRule
         | ObjectKind::TrafficSplit
+        | ObjectKind::TraefikService
+        | ObjectKind::Mapping
+        | ObjectKind::ApisixRoute
         | ObjectKind::Deployment
         | ObjectKind::PodTemplate => true,
         ObjectKind::Rollout

@@ -37,6 +37,19 @@ pub struct Shared {
 
 /// Longest wait between retries of a failing reconcile.
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Longest wait for the API server's answer to one write or read of a worker. A request
+/// that outlives it (an API server that stopped answering mid-request, a connection lost
+/// without a reset) is a failed action: the objects are read again and the reconcile is
+/// retried with backoff, rather than the worker waiting forever. Watches are not affected.
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs one API request of a worker under [`REQUEST_TIMEOUT`].
+pub(super) async fn within_request_timeout<T>(request: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+    tokio::time::timeout(REQUEST_TIMEOUT, request)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer from the API server within {}s", REQUEST_TIMEOUT.as_secs())))
+}
+
 /// Fire timers a little after the second they name: the core works in whole seconds.
 const WAKE_MARGIN: Duration = Duration::from_millis(20);
 
@@ -148,14 +161,14 @@ impl Executor<'_> {
     /// failed and skipped actions were about, and returns false.
     async fn execute(&self, actions: &[Action]) -> bool {
         for (i, action) in actions.iter().enumerate() {
-            let Err(error) = self.execute_one(action).await else { continue };
+            let Err(error) = within_request_timeout(self.execute_one(action)).await else { continue };
             tracing::warn!(rollout = %self.key, action = action_name(action), %error, "action failed");
             self.send(Event::ActionFailed { action: Box::new(action.clone()), error });
             let mut targets: BTreeSet<(ObjectKind, String)> =
                 actions[i..].iter().filter_map(target).collect();
             targets.insert((self.key.object_kind(), self.key.name.clone()));
             for (kind, name) in targets {
-                match self.read(kind, &name).await {
+                match within_request_timeout(async { self.read(kind, &name).await.map_err(|e| e.to_string()) }).await {
                     Ok(Some(obj)) => self.send(Event::Applied(obj)),
                     Ok(None) => self.send(Event::Deleted { kind, name }),
                     Err(e) => tracing::warn!(rollout = %self.key, ?kind, %name, error = %e, "cannot re-read"),
@@ -333,6 +346,13 @@ impl Executor<'_> {
                     let version = api_version.rsplit_once('/').map_or(api_version.as_str(), |(_, v)| v);
                     object = rollouts_core::traffic::smi::in_version(&object, version);
                 }
+                if *kind == rollouts_core::api::RouteKind::Mapping {
+                    // A clone of the base Mapping, written in the controller's Mapping API
+                    // (--ambassador-api-version) whatever the base was read as.
+                    let resource = route_resource(*kind);
+                    object["apiVersion"] = serde_json::json!(resource.api_version);
+                    object["kind"] = serde_json::json!(resource.kind);
+                }
                 let route_ns = object.pointer("/metadata/namespace").and_then(serde_json::Value::as_str).unwrap_or(&ns).to_string();
                 let obj: DynamicObject = match serde_json::from_value(object) {
                     Ok(o) => o,
@@ -346,6 +366,11 @@ impl Executor<'_> {
                 let route_ns = namespace.clone().unwrap_or_else(|| ns.clone());
                 let api: Api<DynamicObject> = Api::namespaced_with(client, &route_ns, &route_resource(*kind));
                 api.patch(name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
+            }
+            Action::DeleteRoute { kind, namespace, name } => {
+                let route_ns = namespace.clone().unwrap_or_else(|| ns.clone());
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &route_ns, &route_resource(*kind));
+                gone_is_fine(api.delete(name, &DeleteParams::background()).await.map(drop))
             }
             Action::Measure { run, metric, index, provider, secrets, context } => {
                 let (client, me) = (self.client(), self.me.clone());
@@ -457,7 +482,10 @@ impl Executor<'_> {
             | ObjectKind::TcpRoute
             | ObjectKind::VirtualService
             | ObjectKind::DestinationRule
-            | ObjectKind::TrafficSplit => {
+            | ObjectKind::TrafficSplit
+            | ObjectKind::TraefikService
+            | ObjectKind::Mapping
+            | ObjectKind::ApisixRoute => {
                 let Some(route) = kind.route_kind() else { return Ok(None) };
                 let route_ns = self.route_namespace(route, name).unwrap_or_else(|| ns.to_string());
                 dynamic(Api::namespaced_with(client, &route_ns, &route_resource(route)).get_opt(name).await?, Object::Route)
@@ -501,7 +529,7 @@ fn target(action: &Action) -> Option<(ObjectKind, String)> {
         Action::CreateRoute { kind, object } => {
             Some(((*kind).into(), object.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or_default().to_string()))
         }
-        Action::PatchRoute { kind, name, .. } => Some(((*kind).into(), name.clone())),
+        Action::PatchRoute { kind, name, .. } | Action::DeleteRoute { kind, name, .. } => Some(((*kind).into(), name.clone())),
     }
 }
 
@@ -532,6 +560,7 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::PatchIngress { .. } => "PatchIngress",
         Action::CreateRoute { .. } => "CreateRoute",
         Action::PatchRoute { .. } => "PatchRoute",
+        Action::DeleteRoute { .. } => "DeleteRoute",
         Action::RecordEvent { .. } => "RecordEvent",
         Action::WakeAt { .. } => "WakeAt",
     }

@@ -136,7 +136,11 @@ async fn apply_crds(kubeconfig: &Path) -> Result<(), String> {
 /// A client of the plane.
 pub async fn client_for(kubeconfig: &Path) -> Client {
     let kc = Kubeconfig::read_from(kubeconfig).expect("the plane's kubeconfig");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("a client config");
+    let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("a client config");
+    // A test never waits forever on one request (an API server killed mid-request by the
+    // fault tests); watches are cut after a minute without data and start again.
+    config.read_timeout = Some(Duration::from_secs(60));
+    config.reset_reader_on_write = true;
     Client::try_from(config).expect("a client")
 }
 
@@ -263,7 +267,9 @@ where
 {
     let deadline = Instant::now() + timeout;
     loop {
-        match probe().await {
+        // A probe that hangs counts as a failed look, so the deadline still holds.
+        let answer = tokio::time::timeout(Duration::from_secs(20), probe()).await.unwrap_or_else(|_| Err("no answer within 20 s".to_string()));
+        match answer {
             Ok(t) => return t,
             Err(last) if Instant::now() > deadline => panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,

@@ -119,7 +119,7 @@ impl Executor<'_> {
     /// Experiment) and returns false.
     async fn execute(&self, ex: &Experiment, r: &ExperimentReconcile, seen: &mut Observations) -> bool {
         for (i, action) in r.actions.iter().enumerate() {
-            let Err(error) = self.execute_one(ex, action, seen).await else { continue };
+            let Err(error) = super::worker::within_request_timeout(self.execute_one(ex, action, seen)).await else { continue };
             tracing::warn!(experiment = %self.key, action = action_name(action), %error, "action failed");
             let mut targets: Vec<(ObjectKind, String)> = r.actions[i..].iter().filter_map(target).collect();
             targets.sort();
@@ -235,14 +235,15 @@ impl Executor<'_> {
             | Action::CreateIngress { .. }
             | Action::PatchIngress { .. }
             | Action::CreateRoute { .. }
-            | Action::PatchRoute { .. } => Err(format!("{} is not an action of an Experiment", action_name(action))),
+            | Action::PatchRoute { .. }
+            | Action::DeleteRoute { .. } => Err(format!("{} is not an action of an Experiment", action_name(action))),
         }
     }
 
     /// Reads objects again after a failure (gone ones are removed).
     async fn reread(&self, targets: &[(ObjectKind, String)], seen: &mut Observations) {
         for (kind, name) in targets {
-            match self.read(*kind, name).await {
+            match super::worker::within_request_timeout(async { self.read(*kind, name).await.map_err(|e| e.to_string()) }).await {
                 Ok(Some(obj)) => seen.apply(Event::Applied(obj)),
                 Ok(None) => seen.remove(*kind, name),
                 Err(e) => tracing::warn!(experiment = %self.key, ?kind, %name, error = %e, "cannot re-read"),
@@ -276,6 +277,9 @@ impl Executor<'_> {
             | ObjectKind::VirtualService
             | ObjectKind::DestinationRule
             | ObjectKind::TrafficSplit
+            | ObjectKind::TraefikService
+            | ObjectKind::Mapping
+            | ObjectKind::ApisixRoute
             | ObjectKind::Deployment
             | ObjectKind::PodTemplate => None,
         })
@@ -401,6 +405,7 @@ fn target(action: &Action) -> Option<(ObjectKind, String)> {
         | Action::CreateIngress { .. }
         | Action::PatchIngress { .. }
         | Action::CreateRoute { .. }
-        | Action::PatchRoute { .. } => None,
+        | Action::PatchRoute { .. }
+        | Action::DeleteRoute { .. } => None,
     }
 }

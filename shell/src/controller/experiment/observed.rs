@@ -138,6 +138,9 @@ impl Observations {
             | ObjectKind::VirtualService
             | ObjectKind::DestinationRule
             | ObjectKind::TrafficSplit
+            | ObjectKind::TraefikService
+            | ObjectKind::Mapping
+            | ObjectKind::ApisixRoute
             | ObjectKind::Deployment
             | ObjectKind::PodTemplate => {}
         }
