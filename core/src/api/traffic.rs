@@ -399,11 +399,10 @@ impl super::RolloutTrafficRouting {
         self.traefik.is_some() || self.ambassador.is_some() || self.apisix.is_some()
     }
 
-    /// The routers configured that this version does not drive (ALB, App Mesh, plugins
-    /// other than the Gateway API), by field name.
+    /// The routers configured that this version does not drive (App Mesh, plugins other
+    /// than the Gateway API), by field name.
     pub fn unsupported_routers(&self) -> Vec<String> {
         let mut out: Vec<String> = [
-            ("alb", self.alb.is_some()),
             ("appMesh", self.app_mesh.is_some()),
         ]
         .into_iter()
