@@ -181,6 +181,15 @@ impl Ctx<'_> {
                 };
                 self.pause.add_abort(message);
             }
+            // Divergence: a rollout paused by its user (`spec.paused`) cannot complete the
+            // step, so its successful Experiment stays current until the rollout is resumed.
+            // Argo stops naming it and, on the next reconcile, creates the step's Experiment
+            // again (`-1`, `-2`, ...), runs it, prunes the old ones, and so on for as long as
+            // the rollout stays paused (found by the property tests).
+            Some(AnalysisPhase::Successful) if self.ro.spec.paused => {
+                self.current_experiment = Some(name.to_string());
+                self.new_status.canary.current_experiment = name.to_string();
+            }
             // The status no longer names a successful Experiment.
             Some(AnalysisPhase::Successful) => {}
             Some(AnalysisPhase::Pending | AnalysisPhase::Running) | None => {
