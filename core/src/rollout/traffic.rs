@@ -9,7 +9,7 @@ use crate::api::{
 use crate::objects::ReplicaSetExt;
 use crate::replicas;
 use crate::state::WakeReason;
-use crate::traffic::{ambassador, apisix, gateway_api, istio, nginx, smi, traefik, TrafficPlan};
+use crate::traffic::{ambassador, apisix, appmesh, gateway_api, istio, nginx, smi, traefik, TrafficPlan};
 
 /// Why the routes of the plan must be removed rather than kept.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -156,8 +156,8 @@ impl Ctx<'_> {
     }
 
     /// Every configured router carries out the plan, in a fixed order (Istio, NGINX, SMI,
-    /// Ambassador, Traefik, APISIX, the Gateway API: Argo's order, the Gateway API being its
-    /// plugin): all their actions,
+    /// Ambassador, App Mesh, Traefik, APISIX, the Gateway API: Argo's order, the Gateway API
+    /// being its plugin): all their actions,
     /// or none and the first failure, named after its router.
     fn run_routers(
         &mut self,
@@ -179,12 +179,17 @@ impl Ctx<'_> {
         if let Some(cfg) = &tr.smi {
             actions.extend(smi::reconcile(cfg, plan, &mut routes).map_err(|e| format!("smi: {e}"))?);
         }
-        // Ambassador, Traefik, APISIX (Argo's order), then the Gateway API (a plugin: last).
+        // Ambassador, App Mesh, Traefik, APISIX (Argo's order), then the Gateway API (a
+        // plugin: last).
         let mut wake = None;
         if let Some(cfg) = &tr.ambassador {
             let out = ambassador::reconcile(cfg, plan, &mut routes, self.now).map_err(|e| format!("ambassador: {e}"))?;
             actions.extend(out.actions);
             wake = out.wake_at;
+        }
+        if let Some(cfg) = &tr.app_mesh {
+            let namespace = self.ro.metadata.namespace.as_deref().unwrap_or_default();
+            actions.extend(appmesh::reconcile(cfg, plan, &mut routes, namespace).map_err(|e| format!("appMesh: {e}"))?);
         }
         if let Some(cfg) = &tr.traefik {
             actions.extend(traefik::reconcile(cfg, plan, &mut routes).map_err(|e| format!("traefik: {e}"))?);

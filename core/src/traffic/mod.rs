@@ -9,6 +9,7 @@
 
 pub mod ambassador;
 pub mod apisix;
+pub mod appmesh;
 pub mod gateway_api;
 pub mod istio;
 pub mod nginx;
