@@ -1,4 +1,4 @@
-//! The routers without a data plane here (Traefik, Ambassador, APISIX, App Mesh), end to end on the
+//! The routers without a data plane here (Traefik, Ambassador, APISIX, ALB, App Mesh), end to end on the
 //! local control plane by the objects they leave: the real controller and the real CLI move
 //! a canary; each test reads the router's objects back from the API server at each weight
 //! and after promotion. Their CRDs are the minimal ones of `deploy/dev-cluster/crds/`.
@@ -6,6 +6,10 @@
 //! Each test has its own namespace and controller, so they run in parallel on one plane.
 
 mod support;
+
+/// ALB: the annotations on the user's Ingress, and ping-pong Services.
+#[path = "routers/alb.rs"]
+mod alb;
 
 use std::future::Future;
 use std::time::Duration;

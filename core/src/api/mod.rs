@@ -1,5 +1,6 @@
 //! The `argoproj.io/v1alpha1` API as Rollouts reads and writes it.
 
+pub mod alb;
 pub mod analysis;
 pub mod experiment;
 pub mod intstr;
@@ -13,6 +14,7 @@ pub mod rollout;
 pub mod status;
 pub mod traffic;
 
+pub use alb::*;
 pub use analysis::*;
 pub use experiment::*;
 pub use intstr::IntOrString;

@@ -764,7 +764,7 @@ pub struct RolloutExperimentStepAnalysisTemplateRef {
     pub required_for_completion: bool,
 }
 
-/// `trafficRouting`. NGINX, the Gateway API, Istio and SMI are driven; the other routers' blocks are
+/// `trafficRouting`. NGINX, the Gateway API, Istio, SMI and ALB are driven; the other routers' blocks are
 /// kept as JSON so that their manifests load (and are refused by validation, naming the
 /// field).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -780,10 +780,9 @@ pub struct RolloutTrafficRouting {
     /// Gateway API, natively (the `argoproj-labs/gatewayAPI` plugin's configuration).
     #[serde(rename = "gatewayAPI", default, skip_serializing_if = "Option::is_none")]
     pub gateway_api: Option<GatewayApiTrafficRouting>,
-    /// AWS ALB.
+    /// AWS ALB (the forward-action annotations of Ingresses).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true)))]
-    pub alb: Option<serde_json::Value>,
+    pub alb: Option<super::AlbTrafficRouting>,
     /// SMI TrafficSplit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smi: Option<super::SmiTrafficRouting>,

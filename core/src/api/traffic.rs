@@ -454,16 +454,10 @@ impl super::RolloutTrafficRouting {
         self.traefik.is_some() || self.ambassador.is_some() || self.apisix.is_some() || self.app_mesh.is_some()
     }
 
-    /// The routers configured that this version does not drive (ALB, plugins other than
-    /// the Gateway API), by field name.
+    /// The routers configured that this version does not drive (plugins other than the
+    /// Gateway API), by field name.
     pub fn unsupported_routers(&self) -> Vec<String> {
-        let mut out: Vec<String> = [
-            ("alb", self.alb.is_some()),
-        ]
-        .into_iter()
-        .filter(|(_, set)| *set)
-        .map(|(name, _)| name.to_string())
-        .collect();
+        let mut out = Vec::new();
         if let Some(plugins) = self.plugins.as_ref().and_then(serde_json::Value::as_object) {
             out.extend(plugins.keys().filter(|k| k.as_str() != GATEWAY_API_PLUGIN).map(|k| format!("plugins[\"{k}\"]")));
         }

@@ -24,6 +24,7 @@ impl Ctx<'_> {
         }
         self.reconcile_ephemeral_metadata();
         self.reconcile_revision_history_limit();
+        self.reconcile_ping_pong_service();
         self.reconcile_stable_and_canary_service();
         self.reconcile_traffic_routing();
         self.reconcile_experiments();
@@ -327,6 +328,11 @@ impl Ctx<'_> {
             s.current_step_index = if steps > 0 { Some(steps) } else { None };
         }
         if s.stable_rs != s.current_pod_hash {
+            if self.ro.spec.canary().is_some_and(|c| c.ping_pong.is_some()) {
+                // The Service that followed the new ReplicaSet becomes the stable one.
+                let flipped = if s.canary.stable_ping_pong == super::traffic::PING { super::traffic::PONG } else { super::traffic::PING };
+                s.canary.stable_ping_pong = flipped.to_string();
+            }
             s.stable_rs = s.current_pod_hash.clone();
             let revision = self.rollout_revision();
             let hash = s.current_pod_hash.clone();

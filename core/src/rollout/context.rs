@@ -64,7 +64,11 @@ impl<'s> Ctx<'s> {
             now,
             new_status: RolloutStatus {
                 restarted_at: ro.status.restarted_at,
-                canary: crate::api::CanaryStatus { weights: ro.status.canary.weights.clone(), ..Default::default() },
+                canary: crate::api::CanaryStatus {
+                    weights: ro.status.canary.weights.clone(),
+                    stable_ping_pong: ro.status.canary.stable_ping_pong.clone(),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             ro,

@@ -8,7 +8,7 @@ use crate::api::{Rollout, RouteKind};
 /// Names of the objects a Rollout refers to, in its namespace (or cluster-wide).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct References {
-    /// Services: stable/canary (canary), active/preview (blue-green), and the Services of
+    /// Services: stable/canary and ping/pong (canary), active/preview (blue-green), and the Services of
     /// experiment templates the routers send traffic to (named by a step, or in
     /// `status.canary.weights.additional`).
     pub services: BTreeSet<String>,
@@ -17,7 +17,8 @@ pub struct References {
     pub templates: BTreeSet<String>,
     /// ClusterAnalysisTemplates (`clusterScope: true`).
     pub cluster_templates: BTreeSet<String>,
-    /// Ingresses: the NGINX router's stable Ingresses and the canary Ingresses it writes.
+    /// Ingresses: the NGINX router's stable Ingresses and the canary Ingresses it writes,
+    /// the ALB router's Ingresses.
     pub ingresses: BTreeSet<String>,
     /// Router objects held as raw JSON: Gateway API routes, Istio VirtualServices and the
     /// DestinationRule, the SMI TrafficSplit.
@@ -79,6 +80,10 @@ pub fn references(ro: &Rollout) -> References {
     if let Some(c) = ro.spec.canary() {
         refs.service(&c.stable_service);
         refs.service(&c.canary_service);
+        if let Some(pp) = &c.ping_pong {
+            refs.service(&pp.ping_service);
+            refs.service(&pp.pong_service);
+        }
         if let Some(analysis) = &c.analysis {
             analysis.templates.iter().for_each(|t| refs.template(&t.template_name, t.cluster_scope));
         }
@@ -89,6 +94,9 @@ pub fn references(ro: &Rollout) -> References {
                     refs.ingresses.insert(stable.to_string());
                     refs.ingresses.insert(crate::traffic::nginx::canary_ingress_name(rollout, stable));
                 }
+            }
+            if let Some(alb) = &tr.alb {
+                refs.ingresses.extend(alb.ingress_names().into_iter().filter(|n| !n.is_empty()).map(str::to_string));
             }
             if let Some(istio) = &tr.istio {
                 for vs in istio.all_virtual_services() {

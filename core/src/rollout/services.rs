@@ -65,6 +65,17 @@ impl Ctx<'_> {
         self.switch_service_selector(service, &desired);
     }
 
+    /// Argo's `reconcilePingAndPongService`: until the update is fully promoted, the ping or
+    /// pong Service that is not the stable one follows the new ReplicaSet, at once (no
+    /// availability check: the router sends it no traffic before the weights say so).
+    pub(super) fn reconcile_ping_pong_service(&mut self) {
+        if self.is_fully_promoted() {
+            return;
+        }
+        let Some(pp) = self.ping_pong_services() else { return };
+        self.ensure_service_targets(&pp.canary, self.new_rs.clone(), false);
+    }
+
     /// Argo's `reconcileStableAndCanaryService`.
     pub(super) fn reconcile_stable_and_canary_service(&mut self) {
         let Some(canary) = self.ro.spec.canary() else {

@@ -9,7 +9,14 @@ use crate::api::{
 use crate::objects::ReplicaSetExt;
 use crate::replicas;
 use crate::state::WakeReason;
-use crate::traffic::{ambassador, apisix, appmesh, gateway_api, istio, nginx, smi, traefik, TrafficPlan};
+use crate::traffic::{
+    alb, ambassador, apisix, appmesh, gateway_api, istio, nginx, smi, traefik, PingPongServices, TrafficPlan,
+};
+
+/// `status.canary.stablePingPong` when the ping Service is the stable one.
+pub(super) const PING: &str = "ping";
+/// `status.canary.stablePingPong` when the pong Service is the stable one.
+pub(super) const PONG: &str = "pong";
 
 /// Why the routes of the plan must be removed rather than kept.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,7 +37,7 @@ impl Ctx<'_> {
             return;
         };
         let gateway = tr.gateway_api_config().ok().flatten();
-        if tr.nginx.is_none() && gateway.is_none() && tr.istio.is_none() && tr.smi.is_none() && !tr.has_proxy_router() {
+        if tr.nginx.is_none() && gateway.is_none() && tr.istio.is_none() && tr.smi.is_none() && tr.alb.is_none() && !tr.has_proxy_router() {
             self.new_status.canary.weights = None;
             return;
         }
@@ -107,6 +114,7 @@ impl Ctx<'_> {
             managed_routes: tr.managed_routes.iter().map(|r| r.name.clone()).collect(),
             canary_hash: canary_hash.clone(),
             stable_hash: stable_hash.clone(),
+            ping_pong: self.ping_pong_services(),
         };
         if let Some(cfg) = &tr.istio {
             let leaving_canary = self.pause.is_aborted(&self.ro.status) || self.dynamically_rolling_back_to().is_some();
@@ -155,8 +163,9 @@ impl Ctx<'_> {
         }
     }
 
-    /// Every configured router carries out the plan, in a fixed order (Istio, NGINX, SMI,
-    /// Ambassador, App Mesh, Traefik, APISIX, the Gateway API: Argo's order, the Gateway API
+    /// Every configured router carries out the plan, in a fixed order (Istio, NGINX, ALB,
+    /// SMI, Ambassador, App Mesh, Traefik, APISIX, the Gateway API: Argo's order, the Gateway
+    /// API
     /// being its plugin): all their actions,
     /// or none and the first failure, named after its router.
     fn run_routers(
@@ -170,11 +179,19 @@ impl Ctx<'_> {
         let mut ingresses = self.state.ingresses.clone();
         let mut actions = Vec::new();
         if let Some(cfg) = &tr.istio {
-            actions.extend(istio::reconcile(cfg, plan, &mut routes).map_err(|e| format!("istio: {e}"))?);
+            // With pingPong and neither stableService nor canaryService, Istio's
+            // destinations are the ping and pong Services (Argo's non-preferred lookup).
+            let (stable, canary) = plan.services(false);
+            let mesh_plan =
+                TrafficPlan { stable_service: stable.to_string(), canary_service: canary.to_string(), ..plan.clone() };
+            actions.extend(istio::reconcile(cfg, &mesh_plan, &mut routes).map_err(|e| format!("istio: {e}"))?);
         }
         if let Some(cfg) = &tr.nginx {
             let namespace = self.ro.metadata.namespace.clone();
             actions.extend(nginx::reconcile(cfg, plan, &mut ingresses, namespace).map_err(|e| format!("nginx: {e}"))?);
+        }
+        if let Some(cfg) = &tr.alb {
+            actions.extend(alb::reconcile(cfg, plan, &mut ingresses).map_err(|e| format!("alb: {e}"))?);
         }
         if let Some(cfg) = &tr.smi {
             actions.extend(smi::reconcile(cfg, plan, &mut routes).map_err(|e| format!("smi: {e}"))?);
@@ -207,6 +224,18 @@ impl Ctx<'_> {
         self.state.ingresses = ingresses;
         self.actions.extend(actions);
         Ok(())
+    }
+
+    /// With `pingPong`, the ping and pong Services by role, as the status read at the start
+    /// of this reconcile says (`stablePingPong` `ping`: ping is the stable; else pong).
+    pub(super) fn ping_pong_services(&self) -> Option<PingPongServices> {
+        let pp = self.ro.spec.canary()?.ping_pong.as_ref()?;
+        let (stable, canary) = if self.ro.status.canary.stable_ping_pong == PING {
+            (&pp.ping_service, &pp.pong_service)
+        } else {
+            (&pp.pong_service, &pp.ping_service)
+        };
+        Some(PingPongServices { stable: stable.clone(), canary: canary.clone() })
     }
 
     /// `GetCurrentCanaryStep`'s index: `None` without steps; may equal the step count.

@@ -14,6 +14,7 @@ use crate::api::{
 use crate::objects::service_managed_by;
 use crate::state::State;
 
+mod alb;
 mod mesh;
 mod appmesh;
 mod proxies;
@@ -294,11 +295,9 @@ fn validate_canary(spec: &RolloutSpec) -> Result<(), ValidationError> {
             "This rollout uses the same service for the stable and canary services, but two different services are required.",
         ));
     }
+    alb::validate_ping_pong(c)?;
     if let Some(tr) = &c.traffic_routing {
         validate_traffic_routing(c, tr)?;
-    }
-    if c.ping_pong.is_some() {
-        return Err(unsupported(&format!("{p}.pingPong"), "pingPong"));
     }
     check_ephemeral_metadata(&format!("{p}.canaryMetadata"), c.canary_metadata.as_ref())?;
     check_ephemeral_metadata(&format!("{p}.stableMetadata"), c.stable_metadata.as_ref())?;
@@ -436,7 +435,7 @@ fn validate_experiment_step(
             };
             // The Gateway API is a plugin in Argo (which also allows SMI, ALB and Istio);
             // NGINX cannot send traffic to a third backend.
-            if tr.gateway_api_config().ok().flatten().is_none() && tr.istio.is_none() && tr.smi.is_none() {
+            if tr.gateway_api_config().ok().flatten().is_none() && tr.istio.is_none() && tr.smi.is_none() && tr.alb.is_none() {
                 return Err(invalid(
                     &wp,
                     w,
@@ -476,14 +475,15 @@ fn validate_traffic_routing(c: &CanaryStrategy, tr: &RolloutTrafficRouting) -> R
         return Err(unsupported(&format!("{p}.{other}"), &format!("the {other} traffic router")));
     }
     let gateway = tr.gateway_api_config().map_err(|e| invalid(&e.path, "{...}", &e.message))?;
-    if tr.nginx.is_none() && gateway.is_none() && tr.istio.is_none() && tr.smi.is_none() && !tr.has_proxy_router() {
-        return Err(required(p, "a traffic router (nginx, gatewayAPI, istio, smi, traefik, ambassador, apisix or appMesh) is required"));
+    if tr.nginx.is_none() && gateway.is_none() && tr.istio.is_none() && tr.smi.is_none() && tr.alb.is_none() && !tr.has_proxy_router() {
+        return Err(required(p, "a traffic router (nginx, gatewayAPI, istio, smi, alb, traefik, ambassador, apisix or appMesh) is required"));
     }
     mesh::validate_config(tr)?;
+    alb::validate_config(tr)?;
     proxies::validate_config(tr)?;
     appmesh::validate_config(tr)?;
     for (field, name) in [("stableService", &c.stable_service), ("canaryService", &c.canary_service)] {
-        if name.is_empty() && (mesh::services_required(tr) || proxies::services_required(tr)) {
+        if name.is_empty() && (mesh::services_required(c, tr) || alb::services_required(c, tr) || proxies::services_required(tr)) {
             return Err(invalid(
                 &format!("spec.strategy.canary.{field}"),
                 "\"\"",
@@ -564,6 +564,7 @@ fn validate_header_route(c: &CanaryStrategy, path: &str, h: &SetHeaderRoute) -> 
         if m.header_name.is_empty() {
             return Err(required(&format!("{path}.match[{j}].headerName"), "a header name is required"));
         }
+        alb::check_header_match(c, &format!("{path}.match[{j}]"), m)?;
         validate_string_match(&format!("{path}.match[{j}].headerValue"), &m.header_value)?;
     }
     let Some(tr) = &c.traffic_routing else { return Ok(()) };
@@ -606,6 +607,7 @@ fn validate_header_route(c: &CanaryStrategy, path: &str, h: &SetHeaderRoute) -> 
 fn validate_mirror_route(c: &CanaryStrategy, path: &str, m: &SetMirrorRoute) -> Result<(), ValidationError> {
     validate_managed_route(c, path, &m.name)?;
     mesh::check_step_carried(c, path, &m.name, "mirror routes")?;
+    alb::check_mirror_carried(c, path, &m.name)?;
     proxies::check_step_carried(c, path, &m.name, true)?;
     appmesh::check_step_carried(c, path, &m.name, true)?;
     let gateway = c.traffic_routing.as_ref().is_some_and(|tr| tr.gateway_api_config().ok().flatten().is_some());
@@ -752,6 +754,7 @@ pub fn validate_references(ro: &Rollout, state: &State) -> Result<(), Validation
     validate_analysis_references(ro, state)?;
     validate_router_references(ro, state)?;
     mesh::validate_references(ro, state)?;
+    alb::validate_references(ro, state)?;
     proxies::validate_references(ro, state)?;
     appmesh::validate_references(ro, state)?;
     let mut refs: Vec<(String, &str)> = Vec::new();
@@ -761,6 +764,7 @@ pub fn validate_references(ro: &Rollout, state: &State) -> Result<(), Validation
     } else if let Some(c) = ro.spec.canary() {
         refs.push(("spec.strategy.canary.stableService".into(), &c.stable_service));
         refs.push(("spec.strategy.canary.canaryService".into(), &c.canary_service));
+        refs.extend(alb::ping_pong_references(c));
     }
     let name = ro.metadata.name.as_deref().unwrap_or("");
     let no_labels = BTreeMap::new();

@@ -7,6 +7,7 @@
 //! the live object already is what it wants). Routers hold no state and decide nothing of
 //! their own; the simulator and the controller execute the same actions.
 
+pub mod alb;
 pub mod ambassador;
 pub mod apisix;
 pub mod appmesh;
@@ -56,9 +57,33 @@ pub struct TrafficPlan {
     pub canary_hash: String,
     /// The stable ReplicaSet's pod-template hash (Istio's stable subset).
     pub stable_hash: String,
+    /// With `pingPong`: which of the ping and pong Services is the stable one now.
+    pub ping_pong: Option<PingPongServices>,
+}
+
+/// The ping and pong Services by role (`status.canary.stablePingPong` names the stable).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PingPongServices {
+    /// The one pointed at the stable ReplicaSet.
+    pub stable: String,
+    /// The other one, pointed at the new ReplicaSet during an update.
+    pub canary: String,
 }
 
 impl TrafficPlan {
+    /// The (stable, canary) Services a router sends traffic to (Argo's
+    /// `GetStableAndCanaryServices`): the ping and pong Services with `pingPong` when the
+    /// router prefers them (ALB) or when neither `stableService` nor `canaryService` is
+    /// set (Istio, plugins); else the stable and canary Services.
+    pub fn services(&self, ping_pong_preferred: bool) -> (&str, &str) {
+        match &self.ping_pong {
+            Some(pp) if ping_pong_preferred || (self.stable_service.is_empty() && self.canary_service.is_empty()) => {
+                (&pp.stable, &pp.canary)
+            }
+            Some(_) | None => (&self.stable_service, &self.canary_service),
+        }
+    }
+
     /// The stable Service's weight: what neither the canary nor an additional destination
     /// gets (never below 0).
     pub fn stable_weight(&self) -> i32 {

@@ -210,6 +210,7 @@ fn lint_rollout(value: &Value, base: &State, kinds: &BTreeSet<String>) -> Option
     if let Some(tr) = ro.spec.strategy.canary.as_mut().and_then(|c| c.traffic_routing.as_mut()) {
         if !has("Ingress") {
             tr.nginx = None;
+            tr.alb = None;
         }
         if !(has("HTTPRoute") || has("GRPCRoute") || has("TCPRoute")) {
             tr.gateway_api = None;
@@ -260,6 +261,9 @@ fn service_names(ro: &Rollout) -> Vec<String> {
         names.extend([bg.active_service.clone(), bg.preview_service.clone()]);
     } else if let Some(c) = ro.spec.canary() {
         names.extend([c.stable_service.clone(), c.canary_service.clone()]);
+        if let Some(pp) = &c.ping_pong {
+            names.extend([pp.ping_service.clone(), pp.pong_service.clone()]);
+        }
     }
     names.retain(|n| !n.is_empty());
     names

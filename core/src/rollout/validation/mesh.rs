@@ -9,12 +9,13 @@ use crate::traffic::TrafficPlan;
 const P: &str = "spec.strategy.canary.trafficRouting";
 
 /// Whether the canary and stable Services are required (Argo's
-/// `requireCanaryStableServices`): by every router but Istio at subset level.
-pub(super) fn services_required(tr: &RolloutTrafficRouting) -> bool {
+/// `requireCanaryStableServices`): by every router but Istio at subset level or with
+/// ping-pong Services.
+pub(super) fn services_required(c: &CanaryStrategy, tr: &RolloutTrafficRouting) -> bool {
     tr.nginx.is_some()
         || tr.gateway_api_config().ok().flatten().is_some()
         || tr.smi.is_some()
-        || tr.istio.as_ref().is_some_and(|i| i.destination_rule.is_none())
+        || tr.istio.as_ref().is_some_and(|i| i.destination_rule.is_none() && c.ping_pong.is_none())
 }
 
 /// The Istio and SMI blocks: one of `virtualService`/`virtualServices`, a complete
@@ -89,9 +90,17 @@ pub(super) fn validate_references(ro: &Rollout, state: &State) -> Result<(), Val
             }
             None => None,
         };
+        // With ping-pong and neither stable nor canary Service, the routes name the ping
+        // and pong Services (which is which does not matter to this check).
+        let (stable_service, canary_service) = match &c.ping_pong {
+            Some(pp) if c.stable_service.is_empty() && c.canary_service.is_empty() => {
+                (pp.ping_service.clone(), pp.pong_service.clone())
+            }
+            Some(_) | None => (c.stable_service.clone(), c.canary_service.clone()),
+        };
         let plan = TrafficPlan {
-            canary_service: c.canary_service.clone(),
-            stable_service: c.stable_service.clone(),
+            canary_service,
+            stable_service,
             max_weight: 100,
             managed_routes: tr.managed_routes.iter().map(|r| r.name.clone()).collect(),
             ..TrafficPlan::default()
