@@ -189,9 +189,10 @@ impl SpecDigests {
     }
 }
 
-/// The key of a route in [`State::routes`]: `<Kind>/<name>`.
+/// The key of a route in [`State::routes`]: `<Kind>/<name>` (App Mesh's VirtualService:
+/// `AppMeshVirtualService/<name>`, see [`RouteKind::key_name`]).
 pub fn route_key(kind: RouteKind, name: &str) -> String {
-    format!("{}/{name}", kind.as_str())
+    format!("{}/{name}", kind.key_name())
 }
 
 /// A Kubernetes object the core is told about.
@@ -274,6 +275,12 @@ pub enum ObjectKind {
     Mapping,
     /// `apisix.apache.org` ApisixRoute.
     ApisixRoute,
+    /// `appmesh.k8s.aws` VirtualService.
+    AppMeshVirtualService,
+    /// `appmesh.k8s.aws` VirtualRouter.
+    VirtualRouter,
+    /// `appmesh.k8s.aws` VirtualNode.
+    VirtualNode,
     /// `apps/v1` Deployment (a `workloadRef`).
     Deployment,
     /// `v1` PodTemplate (a `workloadRef`).
@@ -293,6 +300,9 @@ impl ObjectKind {
             ObjectKind::TraefikService => Some(RouteKind::TraefikService),
             ObjectKind::Mapping => Some(RouteKind::Mapping),
             ObjectKind::ApisixRoute => Some(RouteKind::ApisixRoute),
+            ObjectKind::AppMeshVirtualService => Some(RouteKind::AppMeshVirtualService),
+            ObjectKind::VirtualRouter => Some(RouteKind::VirtualRouter),
+            ObjectKind::VirtualNode => Some(RouteKind::VirtualNode),
             ObjectKind::Rollout
             | ObjectKind::ReplicaSet
             | ObjectKind::Service
@@ -321,6 +331,9 @@ impl From<RouteKind> for ObjectKind {
             RouteKind::TraefikService => ObjectKind::TraefikService,
             RouteKind::Mapping => ObjectKind::Mapping,
             RouteKind::ApisixRoute => ObjectKind::ApisixRoute,
+            RouteKind::AppMeshVirtualService => ObjectKind::AppMeshVirtualService,
+            RouteKind::VirtualRouter => ObjectKind::VirtualRouter,
+            RouteKind::VirtualNode => ObjectKind::VirtualNode,
         }
     }
 }

@@ -36,6 +36,14 @@ pub fn set_router_api_versions(istio: &str, traffic_split: &str) {
 /// start.
 static PROXY_VERSIONS: std::sync::OnceLock<(String, String, String)> = std::sync::OnceLock::new();
 
+/// App Mesh's CRD version (Argo's `--appmesh-crd-version`), set once at start.
+static APPMESH_VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets App Mesh's CRD version (`v1beta2` by default); the first call wins.
+pub fn set_appmesh_crd_version(version: &str) {
+    let _ = APPMESH_VERSION.set(version.to_string());
+}
+
 /// Sets the Traefik API group and version (`traefik.io`, `traefik.io/v1alpha1` by default)
 /// and the Ambassador Mapping API version (`getambassador.io/v2`); the first call wins.
 pub fn set_proxy_api_versions(traefik_group: &str, traefik_version: &str, ambassador: &str) {
@@ -64,6 +72,10 @@ pub fn route_api_version(kind: rollouts_core::api::RouteKind) -> String {
         RouteKind::TrafficSplit => format!("{}/{smi}", kind.group()),
         RouteKind::TraefikService => format!("{traefik_group}/{}", version_part(&traefik_version)),
         RouteKind::Mapping => format!("{}/{}", ambassador_group(&ambassador), version_part(&ambassador)),
+        RouteKind::AppMeshVirtualService | RouteKind::VirtualRouter | RouteKind::VirtualNode => {
+            let version = APPMESH_VERSION.get().map_or(rollouts_core::api::APPMESH_DEFAULT_VERSION, String::as_str);
+            format!("{}/{version}", kind.group())
+        }
     }
 }
 

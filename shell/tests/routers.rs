@@ -1,4 +1,4 @@
-//! The routers without a data plane here (Traefik, Ambassador, APISIX, ALB), end to end on the
+//! The routers without a data plane here (Traefik, Ambassador, APISIX, ALB, App Mesh), end to end on the
 //! local control plane by the objects they leave: the real controller and the real CLI move
 //! a canary; each test reads the router's objects back from the API server at each weight
 //! and after promotion. Their CRDs are the minimal ones of `deploy/dev-cluster/crds/`.
@@ -37,6 +37,9 @@ fn resource(api_version: &str, kind: &str) -> ApiResource {
         "TraefikService" => "traefikservices",
         "Mapping" => "mappings",
         "ApisixRoute" => "apisixroutes",
+        "VirtualService" => "virtualservices",
+        "VirtualRouter" => "virtualrouters",
+        "VirtualNode" => "virtualnodes",
         other => panic!("the router tests do not know the plural of {other}"),
     };
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
@@ -285,6 +288,91 @@ spec:
             backends(o) == json!([{"serviceName": "apx-stable", "servicePort": 80, "weight": 100}, {"serviceName": "apx-canary", "servicePort": 80, "weight": 0}])
         })
         .await;
+    })
+    .await;
+}
+
+/// App Mesh: the VirtualRouter's weighted targets at 0/100, 30/70, then 0/100 after
+/// promotion; the VirtualNodes' pod selectors get the stable and canary hashes (Argo's
+/// `canary-hash` placeholder while the canary is the stable) and the managed-by annotation.
+/// The App Mesh VirtualService shares its kind name with Istio's: the controller tells them
+/// apart by the API group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appmesh_virtual_router_and_nodes_follow_the_canary() {
+    within_timeout("the App Mesh walkthrough", async {
+        let env = Env::new("tr-appmesh").await;
+        let _controller = env.controller(&["--leader-elect=false"]);
+        let node = |name: &str, hash: &str| {
+            format!(
+                "apiVersion: appmesh.k8s.aws/v1beta2\nkind: VirtualNode\nmetadata: {{name: {name}}}\nspec:\n  podSelector:\n    matchLabels: {{app: am, rollouts-pod-template-hash: {hash}}}\n  listeners: [{{portMapping: {{port: 8080, protocol: http}}}}]\n---\n"
+            )
+        };
+        let mesh = format!(
+            r#"{}{}
+apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualService
+metadata: {{name: am-svc}}
+spec:
+  provider:
+    virtualRouter:
+      virtualRouterRef: {{name: am-vrouter}}
+---
+apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualRouter
+metadata: {{name: am-vrouter}}
+spec:
+  listeners: [{{portMapping: {{port: 80, protocol: http}}}}]
+  routes:
+    - name: primary
+      httpRoute:
+        match: {{prefix: /}}
+        action:
+          weightedTargets:
+            - {{virtualNodeRef: {{name: am-vn-canary}}, weight: 0}}
+            - {{virtualNodeRef: {{name: am-vn-stable}}, weight: 100}}
+"#,
+            node("am-vn-canary", "canary-tbd"),
+            node("am-vn-stable", "stable-tbd")
+        );
+        apply(&env, &mesh).await;
+        let router = "{appMesh: {virtualService: {name: am-svc}, virtualNodeGroup: {canaryVirtualNodeRef: {name: am-vn-canary}, stableVirtualNodeRef: {name: am-vn-stable}}}}";
+        apply(&env, &manifests("am", router, "[{setWeight: 30}, {pause: {}}]")).await;
+        let vr = ("appmesh.k8s.aws/v1beta2", "VirtualRouter", "am-vrouter");
+        let targets = |o: Option<&Value>| o.map(|o| o["spec"]["routes"][0]["httpRoute"]["action"]["weightedTargets"].clone()).unwrap_or_default();
+        let weighted = |canary: i64, stable: i64| {
+            json!([{"virtualNodeRef": {"name": "am-vn-canary"}, "weight": canary}, {"virtualNodeRef": {"name": "am-vn-stable"}, "weight": stable}])
+        };
+        let hash_of = |o: Option<&Value>| {
+            o.and_then(|o| o.pointer("/spec/podSelector/matchLabels/rollouts-pod-template-hash")).and_then(Value::as_str).unwrap_or_default().to_string()
+        };
+        let nodes_until = |what: &'static str, stable: String, canary: String| {
+            let env = &env;
+            async move {
+                for (name, hash) in [("am-vn-stable", stable), ("am-vn-canary", canary)] {
+                    let vn = object_until(env, ("appmesh.k8s.aws/v1beta2", "VirtualNode", name), what, |o| hash_of(o) == hash).await.unwrap();
+                    assert_eq!(vn["spec"]["podSelector"]["matchLabels"]["app"], "am", "{name}: other labels kept");
+                    assert_eq!(vn["metadata"]["annotations"]["argo-rollouts.argoproj.io/managed-by-rollouts"], "am", "{name}");
+                }
+            }
+        };
+        let ro = rollout_until(&env, "am", "the first deploy to be Healthy", healthy).await;
+        let blue = field(&ro, "/status/stableRS");
+        object_until(&env, vr, "weights 0/100", |o| targets(o) == weighted(0, 100)).await;
+        nodes_until("the stable node on blue, the canary on the placeholder", blue.clone(), "canary-hash".into()).await;
+
+        env.cli_ok(&["set", "image", "am", "app=argoproj/rollouts-demo:green"]);
+        let ro = rollout_until(&env, "am", "a pause at weight 30", |ro| observed(ro) && phase(ro) == "Paused" && step(ro) == 1 && canary_weight(ro) == 30).await;
+        let green = field(&ro, "/status/currentPodHash");
+        assert_ne!(green, blue);
+        object_until(&env, vr, "weights 30/70", |o| targets(o) == weighted(30, 70)).await;
+        nodes_until("the canary node on green", blue, green.clone()).await;
+
+        env.cli_ok(&["promote", "am"]);
+        rollout_until(&env, "am", "Healthy on green", |ro| healthy(ro) && step(ro) == 2).await;
+        object_until(&env, vr, "weights back to 0/100", |o| targets(o) == weighted(0, 100)).await;
+        nodes_until("the stable node on green, the canary back on the placeholder", green, "canary-hash".into()).await;
+        // Istio's VirtualService kind is another resource: none was made.
+        assert!(object(&env, "networking.istio.io/v1alpha3", "VirtualService", "am-svc").await.is_none());
     })
     .await;
 }

@@ -14,7 +14,7 @@ fn golden(sim: &Simulation) -> String {
     let routers: Vec<(&String, &serde_json::Value)> = sim
         .objects
         .iter()
-        .filter(|(k, _)| ["Ingress/", "HTTPRoute/", "GRPCRoute/", "TCPRoute/", "VirtualService/", "DestinationRule/", "TrafficSplit/", "TraefikService/", "Mapping/", "ApisixRoute/"].iter().any(|p| k.starts_with(p)))
+        .filter(|(k, _)| ["Ingress/", "HTTPRoute/", "GRPCRoute/", "TCPRoute/", "VirtualService/", "DestinationRule/", "TrafficSplit/", "TraefikService/", "Mapping/", "ApisixRoute/", "VirtualRouter/", "VirtualNode/"].iter().any(|p| k.starts_with(p)))
         .collect();
     if !routers.is_empty() {
         out.push_str("---- router objects\n");

@@ -126,6 +126,13 @@ pub enum RouteKind {
     Mapping,
     /// `apisix.apache.org` ApisixRoute.
     ApisixRoute,
+    /// `appmesh.k8s.aws` VirtualService (App Mesh's, not Istio's: told apart by the API
+    /// group, see [`RouteKind::of`]).
+    AppMeshVirtualService,
+    /// `appmesh.k8s.aws` VirtualRouter (App Mesh's weighted targets).
+    VirtualRouter,
+    /// `appmesh.k8s.aws` VirtualNode (App Mesh's pod selector).
+    VirtualNode,
 }
 
 /// Istio's API group.
@@ -139,7 +146,7 @@ pub const SMI_DEFAULT_VERSION: &str = "v1alpha1";
 
 impl RouteKind {
     /// Every kind.
-    pub const ALL: [RouteKind; 9] = [
+    pub const ALL: [RouteKind; 12] = [
         RouteKind::Http,
         RouteKind::Grpc,
         RouteKind::Tcp,
@@ -149,6 +156,9 @@ impl RouteKind {
         RouteKind::TraefikService,
         RouteKind::Mapping,
         RouteKind::ApisixRoute,
+        RouteKind::AppMeshVirtualService,
+        RouteKind::VirtualRouter,
+        RouteKind::VirtualNode,
     ];
 
     /// The kind's name.
@@ -163,7 +173,35 @@ impl RouteKind {
             RouteKind::TraefikService => "TraefikService",
             RouteKind::Mapping => "Mapping",
             RouteKind::ApisixRoute => "ApisixRoute",
+            RouteKind::AppMeshVirtualService => "VirtualService",
+            RouteKind::VirtualRouter => "VirtualRouter",
+            RouteKind::VirtualNode => "VirtualNode",
         }
+    }
+
+    /// The kind's name in keys ([`crate::state::route_key`], the simulator's store): its
+    /// name, but `AppMeshVirtualService` for App Mesh's VirtualService (Istio's has the
+    /// same kind name).
+    pub fn key_name(self) -> &'static str {
+        match self {
+            RouteKind::AppMeshVirtualService => "AppMeshVirtualService",
+            RouteKind::Http
+            | RouteKind::Grpc
+            | RouteKind::Tcp
+            | RouteKind::VirtualService
+            | RouteKind::DestinationRule
+            | RouteKind::TrafficSplit
+            | RouteKind::TraefikService
+            | RouteKind::Mapping
+            | RouteKind::ApisixRoute
+            | RouteKind::VirtualRouter
+            | RouteKind::VirtualNode => self.as_str(),
+        }
+    }
+
+    /// Whether the kind is one of App Mesh's.
+    pub fn is_app_mesh(self) -> bool {
+        matches!(self, RouteKind::AppMeshVirtualService | RouteKind::VirtualRouter | RouteKind::VirtualNode)
     }
 
     /// The kind's API group.
@@ -175,6 +213,7 @@ impl RouteKind {
             RouteKind::TraefikService => super::TRAEFIK_DEFAULT_GROUP,
             RouteKind::Mapping => "getambassador.io",
             RouteKind::ApisixRoute => "apisix.apache.org",
+            RouteKind::AppMeshVirtualService | RouteKind::VirtualRouter | RouteKind::VirtualNode => super::APPMESH_GROUP,
         }
     }
 
@@ -193,12 +232,28 @@ impl RouteKind {
             RouteKind::TraefikService => super::TRAEFIK_DEFAULT_VERSION,
             RouteKind::Mapping => super::AMBASSADOR_DEFAULT_VERSION,
             RouteKind::ApisixRoute => super::APISIX_VERSION,
+            RouteKind::AppMeshVirtualService | RouteKind::VirtualRouter | RouteKind::VirtualNode => "appmesh.k8s.aws/v1beta2",
         }
     }
 
-    /// The kind named `kind`, if it is one.
+    /// The kind named `kind`, if it is one (by name alone: `VirtualService` is Istio's; see
+    /// [`RouteKind::of`] to tell App Mesh's apart).
     pub fn from_kind(kind: &str) -> Option<RouteKind> {
         RouteKind::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    /// The kind of an object with this `apiVersion` and `kind`: App Mesh's kinds in the
+    /// `appmesh.k8s.aws` group (and only there), the others by name.
+    pub fn of(api_version: &str, kind: &str) -> Option<RouteKind> {
+        let group = api_version.split_once('/').map_or("", |(g, _)| g);
+        let app_mesh = group == super::APPMESH_GROUP;
+        RouteKind::ALL.into_iter().find(|k| k.as_str() == kind && k.is_app_mesh() == app_mesh)
+    }
+
+    /// The kind of a raw object, by its `apiVersion` and `kind` ([`RouteKind::of`]).
+    pub fn of_object(obj: &serde_json::Value) -> Option<RouteKind> {
+        let s = |f: &str| obj.get(f).and_then(serde_json::Value::as_str).unwrap_or_default();
+        RouteKind::of(s("apiVersion"), s("kind"))
     }
 }
 
@@ -394,24 +449,38 @@ impl super::RolloutTrafficRouting {
         }
     }
 
-    /// Whether Traefik, Ambassador or APISIX is configured.
+    /// Whether Traefik, Ambassador, APISIX or App Mesh is configured.
     pub fn has_proxy_router(&self) -> bool {
-        self.traefik.is_some() || self.ambassador.is_some() || self.apisix.is_some()
+        self.traefik.is_some() || self.ambassador.is_some() || self.apisix.is_some() || self.app_mesh.is_some()
     }
 
-    /// The routers configured that this version does not drive (App Mesh, plugins other
-    /// than the Gateway API), by field name.
+    /// The routers configured that this version does not drive (plugins other than the
+    /// Gateway API), by field name.
     pub fn unsupported_routers(&self) -> Vec<String> {
-        let mut out: Vec<String> = [
-            ("appMesh", self.app_mesh.is_some()),
-        ]
-        .into_iter()
-        .filter(|(_, set)| *set)
-        .map(|(name, _)| name.to_string())
-        .collect();
+        let mut out = Vec::new();
         if let Some(plugins) = self.plugins.as_ref().and_then(serde_json::Value::as_object) {
             out.extend(plugins.keys().filter(|k| k.as_str() != GATEWAY_API_PLUGIN).map(|k| format!("plugins[\"{k}\"]")));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_mesh_kinds_are_told_from_istio_s_by_the_api_group() {
+        assert_eq!(RouteKind::of("networking.istio.io/v1beta1", "VirtualService"), Some(RouteKind::VirtualService));
+        assert_eq!(RouteKind::of("appmesh.k8s.aws/v1beta2", "VirtualService"), Some(RouteKind::AppMeshVirtualService));
+        assert_eq!(RouteKind::of("appmesh.k8s.aws/v1beta2", "VirtualRouter"), Some(RouteKind::VirtualRouter));
+        assert_eq!(RouteKind::of("appmesh.k8s.aws/v1beta2", "VirtualNode"), Some(RouteKind::VirtualNode));
+        assert_eq!(RouteKind::of("appmesh.k8s.aws/v1beta2", "Mesh"), None);
+        assert_eq!(RouteKind::of("example.com/v1", "VirtualRouter"), None);
+        assert_eq!(RouteKind::of("traefik.containo.us/v1alpha1", "TraefikService"), Some(RouteKind::TraefikService));
+        // Keys and plurals keep them apart.
+        assert_ne!(RouteKind::AppMeshVirtualService.key_name(), RouteKind::VirtualService.key_name());
+        assert_eq!(RouteKind::AppMeshVirtualService.plural(), "virtualservices");
+        assert_eq!(RouteKind::AppMeshVirtualService.group(), "appmesh.k8s.aws");
     }
 }

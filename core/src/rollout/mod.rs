@@ -155,7 +155,7 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
             }
         }
         Event::Applied(Object::Route(value)) => {
-            let kind = value.get("kind").and_then(Value::as_str).and_then(crate::api::RouteKind::from_kind);
+            let kind = crate::api::RouteKind::of_object(&value);
             if let (Some(kind), Some(name)) = (kind, object_name(&value)) {
                 state.routes.insert(crate::state::route_key(kind, &name), value);
             }
@@ -219,7 +219,10 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
             | ObjectKind::TrafficSplit
             | ObjectKind::TraefikService
             | ObjectKind::Mapping
-            | ObjectKind::ApisixRoute => {
+            | ObjectKind::ApisixRoute
+            | ObjectKind::AppMeshVirtualService
+            | ObjectKind::VirtualRouter
+            | ObjectKind::VirtualNode => {
                 if let Some(kind) = kind.route_kind() {
                     state.routes.remove(&crate::state::route_key(kind, &name));
                 }

@@ -34,8 +34,17 @@ pub struct RouteRef {
     pub kind: RouteKind,
     /// Its namespace; `None` for the Rollout's own.
     pub namespace: Option<String>,
-    /// Its name.
+    /// Its name; empty for every object of the kind in that namespace (App Mesh's
+    /// VirtualRouter, which the Rollout does not name: its VirtualService does).
     pub name: String,
+}
+
+impl RouteRef {
+    /// Whether the reference covers the object of `kind` called `name` (in the reference's
+    /// namespace, which the caller checks).
+    pub fn covers(&self, kind: RouteKind, name: &str) -> bool {
+        self.kind == kind && (self.name.is_empty() || self.name == name)
+    }
 }
 
 impl References {
@@ -119,6 +128,18 @@ pub fn references(ro: &Rollout) -> References {
                 // The header routes it creates, one per managed route.
                 for m in &tr.managed_routes {
                     refs.routes.insert(RouteRef { kind: RouteKind::ApisixRoute, namespace: None, name: m.name.clone() });
+                }
+            }
+            if let Some(m) = &tr.app_mesh {
+                if let Some(vs) = &m.virtual_service {
+                    let name = vs.name.clone();
+                    refs.routes.insert(RouteRef { kind: RouteKind::AppMeshVirtualService, namespace: None, name });
+                }
+                // The VirtualRouter is the one the VirtualService names: any in the namespace.
+                refs.routes.insert(RouteRef { kind: RouteKind::VirtualRouter, namespace: None, name: String::new() });
+                let group = m.virtual_node_group.as_ref();
+                for node in group.into_iter().flat_map(|g| [&g.canary_virtual_node_ref, &g.stable_virtual_node_ref]).flatten() {
+                    refs.routes.insert(RouteRef { kind: RouteKind::VirtualNode, namespace: None, name: node.name.clone() });
                 }
             }
             if let Ok(Some(gateway)) = tr.gateway_api_config() {

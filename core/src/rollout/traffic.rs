@@ -9,7 +9,9 @@ use crate::api::{
 use crate::objects::ReplicaSetExt;
 use crate::replicas;
 use crate::state::WakeReason;
-use crate::traffic::{alb, ambassador, apisix, gateway_api, istio, nginx, smi, traefik, PingPongServices, TrafficPlan};
+use crate::traffic::{
+    alb, ambassador, apisix, appmesh, gateway_api, istio, nginx, smi, traefik, PingPongServices, TrafficPlan,
+};
 
 /// `status.canary.stablePingPong` when the ping Service is the stable one.
 pub(super) const PING: &str = "ping";
@@ -162,7 +164,8 @@ impl Ctx<'_> {
     }
 
     /// Every configured router carries out the plan, in a fixed order (Istio, NGINX, ALB,
-    /// SMI, Ambassador, Traefik, APISIX, the Gateway API: Argo's order, the Gateway API
+    /// SMI, Ambassador, App Mesh, Traefik, APISIX, the Gateway API: Argo's order, the Gateway
+    /// API
     /// being its plugin): all their actions,
     /// or none and the first failure, named after its router.
     fn run_routers(
@@ -193,12 +196,17 @@ impl Ctx<'_> {
         if let Some(cfg) = &tr.smi {
             actions.extend(smi::reconcile(cfg, plan, &mut routes).map_err(|e| format!("smi: {e}"))?);
         }
-        // Ambassador, Traefik, APISIX (Argo's order), then the Gateway API (a plugin: last).
+        // Ambassador, App Mesh, Traefik, APISIX (Argo's order), then the Gateway API (a
+        // plugin: last).
         let mut wake = None;
         if let Some(cfg) = &tr.ambassador {
             let out = ambassador::reconcile(cfg, plan, &mut routes, self.now).map_err(|e| format!("ambassador: {e}"))?;
             actions.extend(out.actions);
             wake = out.wake_at;
+        }
+        if let Some(cfg) = &tr.app_mesh {
+            let namespace = self.ro.metadata.namespace.as_deref().unwrap_or_default();
+            actions.extend(appmesh::reconcile(cfg, plan, &mut routes, namespace).map_err(|e| format!("appMesh: {e}"))?);
         }
         if let Some(cfg) = &tr.traefik {
             actions.extend(traefik::reconcile(cfg, plan, &mut routes).map_err(|e| format!("traefik: {e}"))?);

@@ -16,6 +16,7 @@ use crate::state::State;
 
 mod alb;
 mod mesh;
+mod appmesh;
 mod proxies;
 
 /// Why a Rollout is invalid, worded as a Kubernetes field error; the `Display` text
@@ -475,11 +476,12 @@ fn validate_traffic_routing(c: &CanaryStrategy, tr: &RolloutTrafficRouting) -> R
     }
     let gateway = tr.gateway_api_config().map_err(|e| invalid(&e.path, "{...}", &e.message))?;
     if tr.nginx.is_none() && gateway.is_none() && tr.istio.is_none() && tr.smi.is_none() && tr.alb.is_none() && !tr.has_proxy_router() {
-        return Err(required(p, "a traffic router (nginx, gatewayAPI, istio, smi, alb, traefik, ambassador or apisix) is required"));
+        return Err(required(p, "a traffic router (nginx, gatewayAPI, istio, smi, alb, traefik, ambassador, apisix or appMesh) is required"));
     }
     mesh::validate_config(tr)?;
     alb::validate_config(tr)?;
     proxies::validate_config(tr)?;
+    appmesh::validate_config(tr)?;
     for (field, name) in [("stableService", &c.stable_service), ("canaryService", &c.canary_service)] {
         if name.is_empty() && (mesh::services_required(c, tr) || alb::services_required(c, tr) || proxies::services_required(tr)) {
             return Err(invalid(
@@ -556,6 +558,7 @@ fn validate_header_route(c: &CanaryStrategy, path: &str, h: &SetHeaderRoute) -> 
     validate_managed_route(c, path, &h.name)?;
     mesh::check_step_carried(c, path, &h.name, "header routes")?;
     proxies::check_step_carried(c, path, &h.name, false)?;
+    appmesh::check_step_carried(c, path, &h.name, false)?;
     let matches = h.matches.as_deref().unwrap_or_default();
     for (j, m) in matches.iter().enumerate() {
         if m.header_name.is_empty() {
@@ -606,6 +609,7 @@ fn validate_mirror_route(c: &CanaryStrategy, path: &str, m: &SetMirrorRoute) -> 
     mesh::check_step_carried(c, path, &m.name, "mirror routes")?;
     alb::check_mirror_carried(c, path, &m.name)?;
     proxies::check_step_carried(c, path, &m.name, true)?;
+    appmesh::check_step_carried(c, path, &m.name, true)?;
     let gateway = c.traffic_routing.as_ref().is_some_and(|tr| tr.gateway_api_config().ok().flatten().is_some());
     for (j, cond) in m.matches.as_deref().unwrap_or_default().iter().enumerate() {
         let mp = format!("{path}.match[{j}]");
@@ -752,6 +756,7 @@ pub fn validate_references(ro: &Rollout, state: &State) -> Result<(), Validation
     mesh::validate_references(ro, state)?;
     alb::validate_references(ro, state)?;
     proxies::validate_references(ro, state)?;
+    appmesh::validate_references(ro, state)?;
     let mut refs: Vec<(String, &str)> = Vec::new();
     if let Some(bg) = ro.spec.blue_green() {
         refs.push(("spec.strategy.blueGreen.activeService".into(), &bg.active_service));

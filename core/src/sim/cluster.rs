@@ -324,7 +324,7 @@ impl Cluster {
             }
             "Experiment" => self.apply_experiment(&obj)?,
             "Ingress" => self.apply_ingress(obj)?,
-            k if crate::api::RouteKind::from_kind(k).is_some() => self.apply_route(obj),
+            _ if crate::api::RouteKind::of_object(&obj).is_some() => self.apply_route(obj),
             _ => {
                 // The API server's generation: 1 when created, one more whenever the spec
                 // (a PodTemplate's template) changes.

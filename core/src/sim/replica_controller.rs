@@ -349,12 +349,7 @@ impl Cluster {
                 self.others.get(&(s("/kind"), s("/metadata/name"))).map(|v| Event::Applied(Object::Workload(v.clone())))
             }
             Event::Applied(Object::Route(route)) => {
-                let s = |p: &str| route.pointer(p).and_then(serde_json::Value::as_str).map(str::to_string);
-                let id = (
-                    s("/kind").unwrap_or_default(),
-                    s("/metadata/namespace").unwrap_or_else(|| self.namespace.clone()),
-                    s("/metadata/name").unwrap_or_default(),
-                );
+                let id = super::routers::route_id(&route, &self.namespace);
                 self.routes.get(&id).map(|r| Event::Applied(Object::Route(r.clone())))
             }
             Event::Applied(

@@ -44,6 +44,8 @@ fn resource_of(kind: &str) -> String {
         "TraefikService" => "traefikservices.traefik.io".into(),
         "Mapping" => "mappings.getambassador.io".into(),
         "ApisixRoute" => "apisixroutes.apisix.apache.org".into(),
+        "AppMeshVirtualService" => "virtualservices.appmesh.k8s.aws".into(),
+        "VirtualRouter" | "VirtualNode" => format!("{}s.appmesh.k8s.aws", kind.to_lowercase()),
         "Rollout" | "AnalysisTemplate" | "ClusterAnalysisTemplate" | "AnalysisRun" | "Experiment" => {
             format!("{}s.argoproj.io", kind.to_lowercase())
         }
@@ -82,8 +84,8 @@ impl Cluster {
             .iter()
             .filter(|(rollout, refs)| {
                 refs.routes.iter().any(|r| {
-                    r.kind.as_str() == kind
-                        && &r.name == name
+                    r.kind.key_name() == kind
+                        && (r.name.is_empty() || &r.name == name)
                         && r.namespace.clone().unwrap_or_else(|| self.namespace_of_rollout(rollout)) == *namespace
                 })
             })
@@ -134,10 +136,10 @@ impl Cluster {
             }
         }
         for r in &refs.routes {
-            let id = (r.kind.as_str().to_string(), r.namespace.clone().unwrap_or_else(|| namespace.clone()), r.name.clone());
-            if let Some(route) = self.routes.get(&id) {
-                out.push(Object::Route(route.clone()));
-            }
+            let ns = r.namespace.clone().unwrap_or_else(|| namespace.clone());
+            // A reference without a name covers every object of its kind there.
+            let covered = self.routes.iter().filter(|((k, n, name), _)| k == r.kind.key_name() && *n == ns && (r.name.is_empty() || *name == r.name));
+            out.extend(covered.map(|(_, route)| Object::Route(route.clone())));
         }
         out
     }
@@ -247,7 +249,7 @@ impl Cluster {
                 }
                 let id = route_id(&obj, &self.namespace);
                 if self.routes.contains_key(&id) {
-                    let error = already_exists(kind.as_str(), &id.2);
+                    let error = already_exists(kind.key_name(), &id.2);
                     return Err(Box::new((Action::CreateRoute { kind, object }, error)));
                 }
                 self.apply_route(obj);
@@ -255,9 +257,9 @@ impl Cluster {
             }
             Action::PatchRoute { kind, namespace, name, patch } => {
                 let ns = namespace.clone().unwrap_or_else(|| self.namespace_of_rollout(rollout));
-                let id = (kind.as_str().to_string(), ns, name.clone());
+                let id = (kind.key_name().to_string(), ns, name.clone());
                 let Some(live) = self.routes.get_mut(&id) else {
-                    let error = not_found(kind.as_str(), &name);
+                    let error = not_found(kind.key_name(), &name);
                     return Err(Box::new((Action::PatchRoute { kind, namespace, name, patch }, error)));
                 };
                 let before = live.clone();
@@ -277,7 +279,7 @@ impl Cluster {
             }
             Action::DeleteRoute { kind, namespace, name } => {
                 let ns = namespace.unwrap_or_else(|| self.namespace_of_rollout(rollout));
-                let id = (kind.as_str().to_string(), ns, name.clone());
+                let id = (kind.key_name().to_string(), ns, name.clone());
                 let watchers = self.rollouts_naming_route(&id);
                 if self.routes.remove(&id).is_none() {
                     return Ok(false);
@@ -379,8 +381,11 @@ impl Cluster {
                 | ObjectKind::TrafficSplit
                 | ObjectKind::TraefikService
                 | ObjectKind::Mapping
-                | ObjectKind::ApisixRoute => {
-                    let kind_name = kind.route_kind().map(RouteKind::as_str).unwrap_or_default().to_string();
+                | ObjectKind::ApisixRoute
+                | ObjectKind::AppMeshVirtualService
+                | ObjectKind::VirtualRouter
+                | ObjectKind::VirtualNode => {
+                    let kind_name = kind.route_kind().map(RouteKind::key_name).unwrap_or_default().to_string();
                     let id = (kind_name, ns.unwrap_or_else(|| namespace.clone()), name.clone());
                     self.routes.get(&id).map(|r| Event::Applied(Object::Route(r.clone())))
                 }
@@ -473,15 +478,17 @@ impl Cluster {
                 Ok(())
             }
             k if RouteKind::from_kind(k).is_some() => {
-                let id = self
+                // By the objects' own kind (App Mesh's VirtualService is stored apart from
+                // Istio's, and both answer to `VirtualService`).
+                let (id, route_kind) = self
                     .routes
-                    .keys()
-                    .find(|(k, _, n)| k == kind && n == name)
-                    .cloned()
+                    .iter()
+                    .find(|((_, _, n), r)| n == name && r.get("kind").and_then(Value::as_str) == Some(kind))
+                    .map(|(id, r)| (id.clone(), RouteKind::of_object(r)))
                     .ok_or_else(|| not_found(kind, name))?;
                 let watchers = self.rollouts_naming_route(&id);
                 self.routes.remove(&id);
-                let kind = RouteKind::from_kind(kind).map(ObjectKind::from).unwrap_or(ObjectKind::HttpRoute);
+                let kind = route_kind.or_else(|| RouteKind::from_kind(kind)).map_or(ObjectKind::HttpRoute, ObjectKind::from);
                 for r in watchers {
                     self.emit(&r, Event::Deleted { kind, name: name.to_string() });
                 }
@@ -546,8 +553,9 @@ impl Cluster {
         for ing in self.ingresses.values() {
             put("Ingress", with_kind(serde_json::to_value(ing), "networking.k8s.io/v1", "Ingress"));
         }
+        // By the object's own kind (App Mesh's VirtualService as `VirtualService/...`).
         for ((kind, _, _), route) in &self.routes {
-            put(kind, route.clone());
+            put(route.get("kind").and_then(Value::as_str).unwrap_or(kind), route.clone());
         }
         for ((kind, _), t) in &self.templates {
             put(kind, t.clone());
@@ -618,10 +626,10 @@ fn owned_by(refs: Option<&Value>, kind: &str, name: &str) -> bool {
 }
 
 /// The key of a route manifest.
-fn route_id(obj: &Value, default_namespace: &str) -> RouteId {
+pub(super) fn route_id(obj: &Value, default_namespace: &str) -> RouteId {
     let s = |p: &str| obj.pointer(p).and_then(Value::as_str).map(str::to_string);
     (
-        s("/kind").unwrap_or_default(),
+        RouteKind::of_object(obj).map(|k| k.key_name().to_string()).or_else(|| s("/kind")).unwrap_or_default(),
         s("/metadata/namespace").unwrap_or_else(|| default_namespace.to_string()),
         s("/metadata/name").unwrap_or_default(),
     )

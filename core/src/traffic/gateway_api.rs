@@ -184,7 +184,10 @@ pub fn desired_rules(kind: RouteKind, rules: &[Value], plan: &TrafficPlan, use_h
             | RouteKind::TrafficSplit
             | RouteKind::TraefikService
             | RouteKind::Mapping
-            | RouteKind::ApisixRoute => kind.as_str(),
+            | RouteKind::ApisixRoute
+            | RouteKind::AppMeshVirtualService
+            | RouteKind::VirtualRouter
+            | RouteKind::VirtualNode => kind.as_str(),
         };
         return Err(RouterError::Invalid(format!("backendRef was not found in {what}")));
     }

@@ -10,6 +10,7 @@
 pub mod alb;
 pub mod ambassador;
 pub mod apisix;
+pub mod appmesh;
 pub mod gateway_api;
 pub mod istio;
 pub mod nginx;

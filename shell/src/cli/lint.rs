@@ -131,8 +131,8 @@ pub fn lint_text(text: &str) -> Result<Vec<Finding>, String> {
                     Err(e) => findings.push(finding(d, format!("cannot decode the Ingress: {e}"))),
                 }
             }
-            k if rollouts_core::api::RouteKind::from_kind(k).is_some() => {
-                if let Some(kind) = rollouts_core::api::RouteKind::from_kind(&d.kind) {
+            _ if rollouts_core::api::RouteKind::of_object(&d.value).is_some() => {
+                if let Some(kind) = rollouts_core::api::RouteKind::of_object(&d.value) {
                     base.routes.insert(route_key(kind, &d.name), d.value.clone());
                 }
             }
@@ -226,6 +226,9 @@ fn lint_rollout(value: &Value, base: &State, kinds: &BTreeSet<String>) -> Option
         }
         if !has("ApisixRoute") {
             tr.apisix = None;
+        }
+        if !has("VirtualRouter") {
+            tr.app_mesh = None;
         }
     }
     let templates_present = |cluster: bool| has(if cluster { "ClusterAnalysisTemplate" } else { "AnalysisTemplate" });

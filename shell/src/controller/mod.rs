@@ -111,6 +111,9 @@ pub struct ControllerArgs {
     /// The Ambassador Mapping API version (`x.getambassador.io/...` serves `ambassadormappings`).
     #[arg(long, default_value = rollouts_core::api::AMBASSADOR_DEFAULT_VERSION, value_name = "VERSION")]
     pub ambassador_api_version: String,
+    /// The App Mesh CRD version (`appmesh.k8s.aws/<version>`).
+    #[arg(long, default_value = rollouts_core::api::APPMESH_DEFAULT_VERSION, value_name = "VERSION")]
+    pub appmesh_crd_version: String,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub logformat: LogFormat,
@@ -181,6 +184,7 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     crate::kubeapi::set_router_api_versions(&args.istio_api_version, &args.traffic_split_api_version);
     crate::kubeapi::set_proxy_api_versions(&args.traefik_api_group, &args.traefik_api_version, &args.ambassador_api_version);
+    crate::kubeapi::set_appmesh_crd_version(&args.appmesh_crd_version);
     let config = args.kube.config().await?;
     let namespace = config.default_namespace.clone();
     let metrics = Metrics::new();
@@ -651,5 +655,16 @@ mod tests {
         assert_eq!(v["kind"], "TCPRoute");
         assert_eq!(v["apiVersion"], "gateway.networking.k8s.io/v1alpha2");
         assert_eq!(router::kind_of(&Object::Route(v)), ObjectKind::TcpRoute);
+    }
+
+    #[test]
+    fn app_mesh_s_virtual_service_is_not_istio_s() {
+        let o = || serde_json::from_value::<DynamicObject>(serde_json::json!({"metadata": {"name": "vs", "namespace": "ns"}})).unwrap();
+        let app_mesh = route_json(o(), RouteKind::AppMeshVirtualService);
+        assert_eq!((app_mesh["kind"].as_str(), app_mesh["apiVersion"].as_str()), (Some("VirtualService"), Some("appmesh.k8s.aws/v1beta2")));
+        assert_eq!(router::kind_of(&Object::Route(app_mesh)), ObjectKind::AppMeshVirtualService);
+        assert_eq!(router::kind_of(&Object::Route(route_json(o(), RouteKind::VirtualService))), ObjectKind::VirtualService);
+        let resource = route_resource(RouteKind::VirtualNode);
+        assert_eq!((resource.group.as_str(), resource.plural.as_str()), ("appmesh.k8s.aws", "virtualnodes"));
     }
 }

@@ -335,9 +335,11 @@ impl Router {
                 | ObjectKind::TrafficSplit
                 | ObjectKind::TraefikService
                 | ObjectKind::Mapping
-                | ObjectKind::ApisixRoute => refs.routes.iter().any(|r| {
-                    ObjectKind::from(r.kind) == kind
-                        && r.name == name
+                | ObjectKind::ApisixRoute
+                | ObjectKind::AppMeshVirtualService
+                | ObjectKind::VirtualRouter
+                | ObjectKind::VirtualNode => refs.routes.iter().any(|r| {
+                    kind.route_kind().is_some_and(|k| r.covers(k, &name))
                         && r.namespace.as_deref().unwrap_or(k.namespace.as_str()) == namespace
                 }),
                 _ => false,
@@ -564,7 +566,12 @@ impl Router {
         }
         for r in &refs.routes {
             let ns = r.namespace.as_deref().unwrap_or(namespace);
-            out.extend(self.get(r.kind.into(), ns, &r.name).cloned().map(Event::Applied));
+            if r.name.is_empty() {
+                // Every object of the kind there (App Mesh's VirtualRouters).
+                out.extend(self.in_namespace(r.kind.into(), ns).map(|(_, o)| Event::Applied(o.clone())));
+            } else {
+                out.extend(self.get(r.kind.into(), ns, &r.name).cloned().map(Event::Applied));
+            }
         }
         out
     }
@@ -618,6 +625,9 @@ impl ExperimentRefs {
             | ObjectKind::TraefikService
             | ObjectKind::Mapping
             | ObjectKind::ApisixRoute
+            | ObjectKind::AppMeshVirtualService
+            | ObjectKind::VirtualRouter
+            | ObjectKind::VirtualNode
             | ObjectKind::Deployment
             | ObjectKind::PodTemplate => false,
         }
@@ -668,6 +678,9 @@ fn by_reference(kind: ObjectKind) -> bool {
         | ObjectKind::TraefikService
         | ObjectKind::Mapping
         | ObjectKind::ApisixRoute
+        | ObjectKind::AppMeshVirtualService
+        | ObjectKind::VirtualRouter
+        | ObjectKind::VirtualNode
         | ObjectKind::Deployment
         | ObjectKind::PodTemplate => true,
         ObjectKind::Rollout
@@ -697,11 +710,7 @@ pub fn kind_of(obj: &Object) -> ObjectKind {
             Some("ReplicaSet") => ObjectKind::ReplicaSet,
             _ => ObjectKind::Deployment,
         },
-        Object::Route(v) => v
-            .get("kind")
-            .and_then(Value::as_str)
-            .and_then(rollouts_core::api::RouteKind::from_kind)
-            .map_or(ObjectKind::HttpRoute, ObjectKind::from),
+        Object::Route(v) => rollouts_core::api::RouteKind::of_object(v).map_or(ObjectKind::HttpRoute, ObjectKind::from),
     }
 }
 

@@ -485,7 +485,10 @@ impl Executor<'_> {
             | ObjectKind::TrafficSplit
             | ObjectKind::TraefikService
             | ObjectKind::Mapping
-            | ObjectKind::ApisixRoute => {
+            | ObjectKind::ApisixRoute
+            | ObjectKind::AppMeshVirtualService
+            | ObjectKind::VirtualRouter
+            | ObjectKind::VirtualNode => {
                 let Some(route) = kind.route_kind() else { return Ok(None) };
                 let route_ns = self.route_namespace(route, name).unwrap_or_else(|| ns.to_string());
                 dynamic(Api::namespaced_with(client, &route_ns, &route_resource(route)).get_opt(name).await?, Object::Route)

@@ -9,7 +9,8 @@ use crate::traffic::{ambassador, apisix, traefik, TrafficPlan};
 
 const P: &str = "spec.strategy.canary.trafficRouting";
 
-/// Whether one of these routers needs the canary and stable Services (all of them do).
+/// Whether one of these routers (or App Mesh) needs the canary and stable Services (all
+/// of them do).
 pub(super) fn services_required(tr: &RolloutTrafficRouting) -> bool {
     tr.has_proxy_router()
 }
@@ -42,7 +43,7 @@ pub(super) fn validate_config(tr: &RolloutTrafficRouting) -> Result<(), Validati
         return Err(invalid(
             &format!("{P}.maxTrafficWeight"),
             w,
-            "maxTrafficWeight is only supported with nginx and plugins (Traefik, Ambassador and APISIX weights are out of 100)",
+            "maxTrafficWeight is only supported with nginx and plugins (Traefik, Ambassador, APISIX and App Mesh weights are out of 100)",
         ));
     }
     Ok(())

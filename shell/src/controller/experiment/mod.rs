@@ -280,6 +280,9 @@ impl Executor<'_> {
             | ObjectKind::TraefikService
             | ObjectKind::Mapping
             | ObjectKind::ApisixRoute
+            | ObjectKind::AppMeshVirtualService
+            | ObjectKind::VirtualRouter
+            | ObjectKind::VirtualNode
             | ObjectKind::Deployment
             | ObjectKind::PodTemplate => None,
         })

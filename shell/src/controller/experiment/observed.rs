@@ -141,6 +141,9 @@ impl Observations {
             | ObjectKind::TraefikService
             | ObjectKind::Mapping
             | ObjectKind::ApisixRoute
+            | ObjectKind::AppMeshVirtualService
+            | ObjectKind::VirtualRouter
+            | ObjectKind::VirtualNode
             | ObjectKind::Deployment
             | ObjectKind::PodTemplate => {}
         }
