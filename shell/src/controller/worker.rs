@@ -285,17 +285,7 @@ impl Executor<'_> {
                 let patch = serde_json::json!({ "metadata": patch.to_merge_patch() });
                 gone_is_fine(api.patch(name, &params, &Patch::Merge(patch)).await.map(drop))
             }
-            Action::CreateAnalysisRun { run } => {
-                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &analysis_run_resource());
-                let mut value = serde_json::to_value(run).map_err(|e| e.to_string())?;
-                value["metadata"]["namespace"] = ns.clone().into();
-                let obj: DynamicObject = serde_json::from_value(value).map_err(|e| e.to_string())?;
-                match api.create(&PostParams::default(), &obj).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if code(&e) == Some(409) => Ok(()),
-                    Err(e) => Err(message(&e)),
-                }
-            }
+            Action::CreateAnalysisRun { run } => create_argo_object(client, &ns, &analysis_run_resource(), run).await,
             Action::PatchAnalysisRun { name, patch } => {
                 // Like Argo's, the AnalysisRun CRD has no status subresource.
                 let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &analysis_run_resource());
@@ -306,15 +296,7 @@ impl Executor<'_> {
                 gone_is_fine(api.delete(name, &DeleteParams::background()).await.map(drop))
             }
             Action::CreateExperiment { experiment } => {
-                let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &experiment_resource());
-                let mut value = serde_json::to_value(experiment).map_err(|e| e.to_string())?;
-                value["metadata"]["namespace"] = ns.clone().into();
-                let obj: DynamicObject = serde_json::from_value(value).map_err(|e| e.to_string())?;
-                match api.create(&PostParams::default(), &obj).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if code(&e) == Some(409) => Ok(()),
-                    Err(e) => Err(message(&e)),
-                }
+                create_argo_object(client, &ns, &experiment_resource(), experiment).await
             }
             Action::PatchExperiment { name, patch } => {
                 let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &experiment_resource());
@@ -566,6 +548,25 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::DeleteRoute { .. } => "DeleteRoute",
         Action::RecordEvent { .. } => "RecordEvent",
         Action::WakeAt { .. } => "WakeAt",
+    }
+}
+
+/// Creates an object of one of Argo's kinds (an AnalysisRun, an Experiment) in `ns`. One
+/// that already exists is done: the rollout names them deterministically and re-reads them.
+async fn create_argo_object(
+    client: Client,
+    ns: &str,
+    resource: &kube::core::ApiResource,
+    object: &impl serde::Serialize,
+) -> Result<(), Failure> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client, ns, resource);
+    let mut value = serde_json::to_value(object).map_err(|e| e.to_string())?;
+    value["metadata"]["namespace"] = ns.into();
+    let obj: DynamicObject = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    match api.create(&PostParams::default(), &obj).await {
+        Ok(_) => Ok(()),
+        Err(e) if code(&e) == Some(409) => Ok(()),
+        Err(e) => Err(message(&e)),
     }
 }
 
