@@ -11,57 +11,16 @@ mod support;
 #[path = "routers/alb.rs"]
 mod alb;
 
-use std::future::Future;
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{Api, DynamicObject};
 use serde_json::{json, Value};
-use support::{field, healthy, observed, phase, step, summary, wait_for, Env};
+use support::{field, healthy, observed, phase, resource, rollout_until, step, wait_for, within_timeout, Env};
 
 const MINUTE: Duration = Duration::from_secs(60);
-/// No test may take longer than this, whatever hangs.
-const TEST_TIMEOUT: Duration = Duration::from_secs(600);
 
-async fn within_timeout(what: &str, body: impl Future<Output = ()>) {
-    if tokio::time::timeout(TEST_TIMEOUT, body).await.is_err() {
-        panic!("{what} did not finish within {TEST_TIMEOUT:?}");
-    }
-}
 
-fn resource(api_version: &str, kind: &str) -> ApiResource {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let plural = match kind {
-        "Rollout" => "rollouts",
-        "Service" => "services",
-        "TraefikService" => "traefikservices",
-        "Mapping" => "mappings",
-        "ApisixRoute" => "apisixroutes",
-        "VirtualService" => "virtualservices",
-        "VirtualRouter" => "virtualrouters",
-        "VirtualNode" => "virtualnodes",
-        other => panic!("the router tests do not know the plural of {other}"),
-    };
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
 
-/// Creates the objects of a YAML stream in the test's namespace.
-async fn apply(env: &Env, yaml: &str) {
-    for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
-        let value: Value = serde::Deserialize::deserialize(doc).expect("test YAML");
-        if value.is_null() {
-            continue;
-        }
-        let mut object: DynamicObject = serde_json::from_value(value).expect("an object");
-        object.metadata.namespace = Some(env.namespace.clone());
-        let types = object.types.clone().expect("apiVersion and kind");
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(env.client.clone(), &env.namespace, &resource(&types.api_version, &types.kind));
-        api.create(&PostParams::default(), &object)
-            .await
-            .unwrap_or_else(|e| panic!("create {} {:?}: {e}", types.kind, object.metadata.name));
-    }
-}
 
 /// The object, or `None` when it does not exist.
 async fn object(env: &Env, api_version: &str, kind: &str, name: &str) -> Option<Value> {
@@ -84,13 +43,6 @@ async fn object_until(
     .await
 }
 
-async fn rollout_until(env: &Env, name: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    wait_for(MINUTE, what, || async {
-        let ro = env.rollout(name).await;
-        if ok(&ro) { Ok(ro) } else { Err(format!("{} weights={}", summary(&ro), field(&ro, "/status/canary/weights"))) }
-    })
-    .await
-}
 
 fn canary_weight(ro: &Value) -> i64 {
     ro.pointer("/status/canary/weights/canary/weight").and_then(Value::as_i64).unwrap_or(-1)
@@ -146,8 +98,7 @@ async fn traefik_weighted_service_follows_the_canary() {
     within_timeout("the Traefik walkthrough", async {
         let env = Env::new("tr-traefik").await;
         let _controller = env.controller(&["--leader-elect=false"]);
-        apply(
-            &env,
+        env.apply(
             r#"
 apiVersion: traefik.io/v1alpha1
 kind: TraefikService
@@ -160,24 +111,24 @@ spec:
 "#,
         )
         .await;
-        apply(&env, &manifests("tf", "{traefik: {weightedTraefikServiceName: traefik-svc}}", "[{setWeight: 30}, {pause: {}}]")).await;
+        env.apply(&manifests("tf", "{traefik: {weightedTraefikServiceName: traefik-svc}}", "[{setWeight: 30}, {pause: {}}]")).await;
         let ts = ("traefik.io/v1alpha1", "TraefikService", "traefik-svc");
         let weights = |o: Option<&Value>| o.map(|o| o["spec"]["weighted"]["services"].clone()).unwrap_or_default();
-        rollout_until(&env, "tf", "the first deploy to be Healthy", healthy).await;
+        rollout_until(&env, "tf", "the first deploy to be Healthy", MINUTE, healthy).await;
         object_until(&env, ts, "weights 100/0", |o| {
             weights(o) == json!([{"name": "tf-stable", "port": 80, "weight": 100}, {"name": "tf-canary", "port": 80, "weight": 0}])
         })
         .await;
 
         env.cli_ok(&["set", "image", "tf", "app=argoproj/rollouts-demo:green"]);
-        rollout_until(&env, "tf", "a pause at weight 30", |ro| observed(ro) && phase(ro) == "Paused" && step(ro) == 1 && canary_weight(ro) == 30).await;
+        rollout_until(&env, "tf", "a pause at weight 30", MINUTE, |ro| observed(ro) && phase(ro) == "Paused" && step(ro) == 1 && canary_weight(ro) == 30).await;
         object_until(&env, ts, "weights 70/30", |o| {
             weights(o) == json!([{"name": "tf-stable", "port": 80, "weight": 70}, {"name": "tf-canary", "port": 80, "weight": 30}])
         })
         .await;
 
         env.cli_ok(&["promote", "tf"]);
-        rollout_until(&env, "tf", "Healthy on green", |ro| healthy(ro) && step(ro) == 2).await;
+        rollout_until(&env, "tf", "Healthy on green", MINUTE, |ro| healthy(ro) && step(ro) == 2).await;
         object_until(&env, ts, "weights back to 100/0", |o| {
             weights(o) == json!([{"name": "tf-stable", "port": 80, "weight": 100}, {"name": "tf-canary", "port": 80, "weight": 0}])
         })
@@ -194,8 +145,7 @@ async fn ambassador_canary_mapping_is_created_weighted_and_deleted() {
     within_timeout("the Ambassador walkthrough", async {
         let env = Env::new("tr-ambassador").await;
         let _controller = env.controller(&["--leader-elect=false"]);
-        apply(
-            &env,
+        env.apply(
             r#"
 apiVersion: getambassador.io/v2
 kind: Mapping
@@ -204,13 +154,13 @@ spec: {prefix: /, service: "amb-stable:80"}
 "#,
         )
         .await;
-        apply(&env, &manifests("amb", "{ambassador: {mappings: [amb-mapping]}}", "[{setWeight: 30}, {pause: {}}]")).await;
+        env.apply(&manifests("amb", "{ambassador: {mappings: [amb-mapping]}}", "[{setWeight: 30}, {pause: {}}]")).await;
         let canary = ("getambassador.io/v2", "Mapping", "amb-mapping-canary");
-        rollout_until(&env, "amb", "the first deploy to be Healthy", healthy).await;
+        rollout_until(&env, "amb", "the first deploy to be Healthy", MINUTE, healthy).await;
         assert!(object(&env, canary.0, canary.1, canary.2).await.is_none(), "no canary Mapping at weight 0");
 
         env.cli_ok(&["set", "image", "amb", "app=argoproj/rollouts-demo:green"]);
-        rollout_until(&env, "amb", "a pause at weight 30", |ro| observed(ro) && phase(ro) == "Paused" && step(ro) == 1 && canary_weight(ro) == 30).await;
+        rollout_until(&env, "amb", "a pause at weight 30", MINUTE, |ro| observed(ro) && phase(ro) == "Paused" && step(ro) == 1 && canary_weight(ro) == 30).await;
         let m = object_until(&env, canary, "the canary Mapping at 30", |o| o.is_some_and(|o| o["spec"]["weight"] == 30)).await.unwrap();
         assert_eq!(m["spec"], json!({"prefix": "/", "service": "amb-canary:80", "weight": 30}), "{m}");
         assert!(m["metadata"].get("labels").is_none() && m["metadata"].get("ownerReferences").is_none(), "{m}");
@@ -218,7 +168,7 @@ spec: {prefix: /, service: "amb-stable:80"}
         assert_eq!(base["spec"], json!({"prefix": "/", "service": "amb-stable:80"}), "{base}");
 
         env.cli_ok(&["promote", "amb"]);
-        rollout_until(&env, "amb", "Healthy on green", |ro| healthy(ro) && step(ro) == 2).await;
+        rollout_until(&env, "amb", "Healthy on green", MINUTE, |ro| healthy(ro) && step(ro) == 2).await;
         object_until(&env, canary, "the canary Mapping deleted", |o| o.is_none()).await;
     })
     .await;
@@ -231,8 +181,7 @@ async fn apisix_route_weights_and_header_route() {
     within_timeout("the APISIX walkthrough", async {
         let env = Env::new("tr-apisix").await;
         let _controller = env.controller(&["--leader-elect=false"]);
-        apply(
-            &env,
+        env.apply(
             r#"
 apiVersion: apisix.apache.org/v2
 kind: ApisixRoute
@@ -247,8 +196,7 @@ spec:
 "#,
         )
         .await;
-        apply(
-            &env,
+        env.apply(
             &manifests(
                 "apx",
                 "{managedRoutes: [{name: set-header}], apisix: {route: {name: apx-route, rules: [apx-rule]}}}",
@@ -259,14 +207,14 @@ spec:
         let route = ("apisix.apache.org/v2", "ApisixRoute", "apx-route");
         let header = ("apisix.apache.org/v2", "ApisixRoute", "set-header");
         let backends = |o: Option<&Value>| o.map(|o| o["spec"]["http"][0]["backends"].clone()).unwrap_or_default();
-        rollout_until(&env, "apx", "the first deploy to be Healthy", healthy).await;
+        rollout_until(&env, "apx", "the first deploy to be Healthy", MINUTE, healthy).await;
         object_until(&env, route, "backends 100/0", |o| {
             backends(o) == json!([{"serviceName": "apx-stable", "servicePort": 80, "weight": 100}, {"serviceName": "apx-canary", "servicePort": 80, "weight": 0}])
         })
         .await;
 
         env.cli_ok(&["set", "image", "apx", "app=argoproj/rollouts-demo:green"]);
-        rollout_until(&env, "apx", "a pause after the header route", |ro| observed(ro) && phase(ro) == "Paused" && step(ro) == 2 && canary_weight(ro) == 20).await;
+        rollout_until(&env, "apx", "a pause after the header route", MINUTE, |ro| observed(ro) && phase(ro) == "Paused" && step(ro) == 2 && canary_weight(ro) == 20).await;
         object_until(&env, route, "backends 80/20", |o| {
             backends(o) == json!([{"serviceName": "apx-stable", "servicePort": 80, "weight": 80}, {"serviceName": "apx-canary", "servicePort": 80, "weight": 20}])
         })
@@ -282,7 +230,7 @@ spec:
         );
 
         env.cli_ok(&["promote", "apx"]);
-        rollout_until(&env, "apx", "Healthy on green", |ro| healthy(ro) && step(ro) == 3).await;
+        rollout_until(&env, "apx", "Healthy on green", MINUTE, |ro| healthy(ro) && step(ro) == 3).await;
         object_until(&env, header, "the header route deleted", |o| o.is_none()).await;
         object_until(&env, route, "backends back to 100/0", |o| {
             backends(o) == json!([{"serviceName": "apx-stable", "servicePort": 80, "weight": 100}, {"serviceName": "apx-canary", "servicePort": 80, "weight": 0}])
@@ -334,9 +282,9 @@ spec:
             node("am-vn-canary", "canary-tbd"),
             node("am-vn-stable", "stable-tbd")
         );
-        apply(&env, &mesh).await;
+        env.apply(&mesh).await;
         let router = "{appMesh: {virtualService: {name: am-svc}, virtualNodeGroup: {canaryVirtualNodeRef: {name: am-vn-canary}, stableVirtualNodeRef: {name: am-vn-stable}}}}";
-        apply(&env, &manifests("am", router, "[{setWeight: 30}, {pause: {}}]")).await;
+        env.apply(&manifests("am", router, "[{setWeight: 30}, {pause: {}}]")).await;
         let vr = ("appmesh.k8s.aws/v1beta2", "VirtualRouter", "am-vrouter");
         let targets = |o: Option<&Value>| o.map(|o| o["spec"]["routes"][0]["httpRoute"]["action"]["weightedTargets"].clone()).unwrap_or_default();
         let weighted = |canary: i64, stable: i64| {
@@ -355,20 +303,20 @@ spec:
                 }
             }
         };
-        let ro = rollout_until(&env, "am", "the first deploy to be Healthy", healthy).await;
+        let ro = rollout_until(&env, "am", "the first deploy to be Healthy", MINUTE, healthy).await;
         let blue = field(&ro, "/status/stableRS");
         object_until(&env, vr, "weights 0/100", |o| targets(o) == weighted(0, 100)).await;
         nodes_until("the stable node on blue, the canary on the placeholder", blue.clone(), "canary-hash".into()).await;
 
         env.cli_ok(&["set", "image", "am", "app=argoproj/rollouts-demo:green"]);
-        let ro = rollout_until(&env, "am", "a pause at weight 30", |ro| observed(ro) && phase(ro) == "Paused" && step(ro) == 1 && canary_weight(ro) == 30).await;
+        let ro = rollout_until(&env, "am", "a pause at weight 30", MINUTE, |ro| observed(ro) && phase(ro) == "Paused" && step(ro) == 1 && canary_weight(ro) == 30).await;
         let green = field(&ro, "/status/currentPodHash");
         assert_ne!(green, blue);
         object_until(&env, vr, "weights 30/70", |o| targets(o) == weighted(30, 70)).await;
         nodes_until("the canary node on green", blue, green.clone()).await;
 
         env.cli_ok(&["promote", "am"]);
-        rollout_until(&env, "am", "Healthy on green", |ro| healthy(ro) && step(ro) == 2).await;
+        rollout_until(&env, "am", "Healthy on green", MINUTE, |ro| healthy(ro) && step(ro) == 2).await;
         object_until(&env, vr, "weights back to 0/100", |o| targets(o) == weighted(0, 100)).await;
         nodes_until("the stable node on green, the canary back on the placeholder", green, "canary-hash".into()).await;
         // Istio's VirtualService kind is another resource: none was made.

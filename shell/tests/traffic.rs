@@ -10,39 +10,22 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DynamicObject, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{json, Value};
-use support::{field, healthy, observed, phase, step, summary, traffic, wait_for, Env, NEVER_READY_IMAGE};
+use support::{field, healthy, observed, phase, resource, rollout_until, step, summary, traffic, wait_for, within_timeout, Env, NEVER_READY_IMAGE};
 
 const MINUTE: Duration = Duration::from_secs(60);
-/// No test may take longer than this, whatever hangs.
-const TEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// Requests per measurement.
 const REQUESTS: usize = 1000;
 
-/// Runs a test body under [`TEST_TIMEOUT`].
-async fn within_timeout(what: &str, body: impl Future<Output = ()>) {
-    if tokio::time::timeout(TEST_TIMEOUT, body).await.is_err() {
-        panic!("{what} did not finish within {TEST_TIMEOUT:?}");
-    }
-}
 
 // --- rollouts -------------------------------------------------------------------------------
 
-async fn rollout_until(env: &Env, name: &str, what: &str, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Value {
-    wait_for(timeout, what, || async {
-        let ro = env.rollout(name).await;
-        if ok(&ro) { Ok(ro) } else { Err(format!("{} weights={}", summary(&ro), field(&ro, "/status/canary/weights"))) }
-    })
-    .await
-}
 
 /// `status.canary.weights.canary.weight`, -1 without weights.
 fn canary_weight(ro: &Value) -> i64 {
@@ -51,41 +34,7 @@ fn canary_weight(ro: &Value) -> i64 {
 
 // --- objects --------------------------------------------------------------------------------
 
-fn resource(api_version: &str, kind: &str) -> ApiResource {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let plural = match kind {
-        "Rollout" => "rollouts",
-        "Service" => "services",
-        "Ingress" => "ingresses",
-        "HTTPRoute" => "httproutes",
-        "VirtualService" => "virtualservices",
-        "DestinationRule" => "destinationrules",
-        "TrafficSplit" => "trafficsplits",
-        "ServiceAccount" => "serviceaccounts",
-        "Role" => "roles",
-        "RoleBinding" => "rolebindings",
-        other => panic!("the traffic tests do not know the plural of {other}"),
-    };
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
 
-/// Creates the objects of a YAML stream in the test's namespace.
-async fn apply(env: &Env, yaml: &str) {
-    for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
-        let value: Value = serde::Deserialize::deserialize(doc).expect("test YAML");
-        if value.is_null() {
-            continue;
-        }
-        let mut object: DynamicObject = serde_json::from_value(value).expect("an object");
-        object.metadata.namespace = Some(env.namespace.clone());
-        let types = object.types.clone().expect("apiVersion and kind");
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(env.client.clone(), &env.namespace, &resource(&types.api_version, &types.kind));
-        api.create(&PostParams::default(), &object)
-            .await
-            .unwrap_or_else(|e| panic!("create {} {:?}: {e}", types.kind, object.metadata.name));
-    }
-}
 
 async fn ingress(env: &Env, name: &str) -> Option<Ingress> {
     Api::<Ingress>::namespaced(env.client.clone(), &env.namespace).get_opt(name).await.expect("get ingress")
@@ -135,7 +84,7 @@ async fn service_account_kubeconfig(env: &Env, drop: &[&str]) -> PathBuf {
     });
     let account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "argo-rollouts"}});
     let yaml = [account, role, binding].iter().map(|v| serde_yaml_ng::to_string(v).unwrap()).collect::<Vec<_>>().join("---\n");
-    apply(env, &yaml).await;
+    env.apply(&yaml).await;
     // 1.20: the token controller writes the account's token into a Secret.
     let accounts: Api<ServiceAccount> = Api::namespaced(env.client.clone(), &env.namespace);
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.namespace);
@@ -240,7 +189,7 @@ async fn seed_nginx_walkthrough_through_the_cli() {
         let host = format!("{}.rollouts-demo.local", env.namespace);
         let kubeconfig = service_account_kubeconfig(&env, &["httproutes"]).await;
         let controller = as_controller(&env, kubeconfig).controller(&[]);
-        apply(&env, &seed_nginx(&host)).await;
+        env.apply(&seed_nginx(&host)).await;
 
         // First deploy: Healthy on blue; the canary Ingress is Argo's clone at weight 0.
         let ro = rollout_until(&env, NAME, "the first deploy to be Healthy", MINUTE, healthy).await;
@@ -505,7 +454,7 @@ async fn gateway_api_plugin_weights_and_header_route_through_envoy() {
         let host = format!("{}.gateway.local", env.namespace);
         let kubeconfig = service_account_kubeconfig(&env, &[]).await;
         let controller = as_controller(&env, kubeconfig).controller(&["--leader-elect=false"]);
-        apply(&env, &gateway_manifests(&host, &env.namespace)).await;
+        env.apply(&gateway_manifests(&host, &env.namespace)).await;
         let header = [("X-Canary", "yes")];
 
         let ro = rollout_until(&env, "gw", "the first deploy to be Healthy", MINUTE, healthy).await;
@@ -620,8 +569,8 @@ async fn namespaced_controller_moves_a_route_in_another_namespace() {
             "- {name: gw-canary, port: 80, weight: 0}",
             &format!("- {{name: gw-canary, namespace: {}, port: 80, weight: 0}}", env.namespace),
         );
-        apply(&elsewhere, &route).await;
-        apply(&env, &rest.join("\n---\n")).await;
+        elsewhere.apply(&route).await;
+        env.apply(&rest.join("\n---\n")).await;
         rollout_until(&env, "gw", "the first deploy to be Healthy", MINUTE, healthy).await;
         env.cli_ok(&["set", "image", "gw", "app=argoproj/rollouts-demo:green"]);
         rollout_until(&env, "gw", "the pause at weight 20", MINUTE, |ro| observed(ro) && phase(ro) == "Paused" && canary_weight(ro) == 20).await;
@@ -731,7 +680,7 @@ async fn experiment_weighted_template_gets_its_share_through_envoy() {
         let host = format!("{}.gateway.local", env.namespace);
         let kubeconfig = service_account_kubeconfig(&env, &[]).await;
         let controller = as_controller(&env, kubeconfig).controller(&["--leader-elect=false"]);
-        apply(&env, &weighted_experiment_manifests(&host, &env.namespace)).await;
+        env.apply(&weighted_experiment_manifests(&host, &env.namespace)).await;
 
         let ro = rollout_until(&env, "gwx", "the first deploy to be Healthy", MINUTE, healthy).await;
         let blue = field(&ro, "/status/stableRS");
@@ -879,7 +828,7 @@ async fn nginx_max_traffic_weight_and_header_route() {
         let env = Env::new("tr-nginx-header").await;
         let host = format!("{}.nx.local", env.namespace);
         let _controller = env.controller(&["--leader-elect=false"]);
-        apply(&env, &nginx_header_manifests(&host)).await;
+        env.apply(&nginx_header_manifests(&host)).await;
         let canary_ingress = "nx-nx-canary";
         let (yes, no) = ([("X-Canary", "yes")], [("X-Canary", "no")]);
 
@@ -1129,7 +1078,7 @@ async fn istio_host_level_weights_header_and_mirror_routes_through_envoy() {
         let host = format!("{}.istio.local", env.namespace);
         let kubeconfig = service_account_kubeconfig(&env, &[]).await;
         let _controller = as_controller(&env, kubeconfig).controller(&["--leader-elect=false"]);
-        apply(&env, &istio_host_manifests(&host)).await;
+        env.apply(&istio_host_manifests(&host)).await;
         let header = [("X-Canary", "yes")];
 
         let ro = rollout_until(&env, "ih", "the first deploy to be Healthy", MINUTE, healthy).await;
@@ -1254,7 +1203,7 @@ async fn istio_subset_level_weights_through_envoy() {
         let env = Env::new("tr-istio-subset").await;
         let host = format!("{}.istio-subset.local", env.namespace);
         let _controller = env.controller(&["--leader-elect=false"]);
-        apply(&env, &istio_subset_manifests(&host)).await;
+        env.apply(&istio_subset_manifests(&host)).await;
 
         let ro = rollout_until(&env, "is", "the first deploy to be Healthy", MINUTE, healthy).await;
         let blue = field(&ro, "/status/stableRS");
@@ -1354,7 +1303,7 @@ async fn smi_traffic_split_weights_through_envoy() {
         let env = Env::new("tr-smi").await;
         let host = format!("smi-root.{}", env.namespace);
         let _controller = env.controller(&["--leader-elect=false"]);
-        apply(&env, &smi_manifests()).await;
+        env.apply(&smi_manifests()).await;
 
         let ro = rollout_until(&env, "smi", "the first deploy to be Healthy", MINUTE, healthy).await;
         let blue = field(&ro, "/status/stableRS");

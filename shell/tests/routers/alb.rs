@@ -3,48 +3,18 @@
 //! reads them here; the annotations are checked as the AWS Load Balancer Controller would
 //! read them.
 
-use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DynamicObject, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::Api;
 use serde_json::Value;
 
-use crate::support::{field, healthy, phase, rollout_until, wait_for, Env};
+use crate::support::{field, healthy, phase, rollout_until, wait_for, within_timeout, Env};
 
 const MINUTE: Duration = Duration::from_secs(60);
-/// No test may take longer than this, whatever hangs.
-const TEST_TIMEOUT: Duration = Duration::from_secs(600);
 
-async fn within_timeout(what: &str, body: impl Future<Output = ()>) {
-    if tokio::time::timeout(TEST_TIMEOUT, body).await.is_err() {
-        panic!("{what} did not finish within {TEST_TIMEOUT:?}");
-    }
-}
 
-/// Creates the objects of a YAML stream (Services, Ingresses, Rollouts) in the namespace.
-async fn apply(env: &Env, yaml: &str) {
-    for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
-        let value: Value = serde::Deserialize::deserialize(doc).expect("test YAML");
-        let mut object: DynamicObject = serde_json::from_value(value).expect("an object");
-        object.metadata.namespace = Some(env.namespace.clone());
-        let types = object.types.clone().expect("apiVersion and kind");
-        let (group, version) = types.api_version.split_once('/').unwrap_or(("", &types.api_version));
-        let plural = match types.kind.as_str() {
-            "Rollout" => "rollouts",
-            "Service" => "services",
-            "Ingress" => "ingresses",
-            other => panic!("the ALB tests do not know the plural of {other}"),
-        };
-        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, &types.kind), plural);
-        let api: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &resource);
-        api.create(&PostParams::default(), &object)
-            .await
-            .unwrap_or_else(|e| panic!("create {} {:?}: {e}", types.kind, object.metadata.name));
-    }
-}
 
 fn service(name: &str, app: &str) -> String {
     format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: {app}}}\n  ports: [{{port: 80, targetPort: 8080}}]\n")
@@ -159,7 +129,7 @@ async fn alb_weights_and_header_route_on_the_ingress() {
         - pause: {}";
         let yaml = [service("web-stable", "web"), service("web-canary", "web"), alb_ingress("web", "web-stable"), rollout("web", canary, steps)]
             .join("---\n");
-        apply(&env, &yaml).await;
+        env.apply(&yaml).await;
         let action = "alb.ingress.kubernetes.io/actions.web-stable";
         let managed = "rollouts.argoproj.io/managed-alb-annotations";
 
@@ -231,7 +201,7 @@ async fn alb_ping_pong_flips_on_promotion() {
             rollout("pp", canary, steps),
         ]
         .join("---\n");
-        apply(&env, &yaml).await;
+        env.apply(&yaml).await;
         let action = "alb.ingress.kubernetes.io/actions.pp-root";
 
         let ro = rollout_until(&env, "pp", "the first deploy to be Healthy", MINUTE, healthy).await;

@@ -176,21 +176,7 @@ impl Env {
             let mut object: DynamicObject = serde_json::from_value(value.clone()).expect("an object");
             object.metadata.namespace = Some(self.namespace.clone());
             let types = object.types.clone().expect("apiVersion and kind");
-            let (group, version) = match types.api_version.split_once('/') {
-                Some((g, v)) => (g.to_string(), v.to_string()),
-                None => (String::new(), types.api_version.clone()),
-            };
-            let gvk = kube::core::GroupVersionKind::gvk(&group, &version, &types.kind);
-            let plural = match types.kind.as_str() {
-                "Rollout" => "rollouts",
-                "Service" => "services",
-                "Secret" => "secrets",
-                "AnalysisTemplate" => "analysistemplates",
-                "Deployment" => "deployments",
-                "Experiment" => "experiments",
-                other => panic!("the harness does not know the plural of {other}"),
-            };
-            let resource = kube::core::ApiResource::from_gvk_with_plural(&gvk, plural);
+            let resource = resource(&types.api_version, &types.kind);
             let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
             api.create(&PostParams::default(), &object)
                 .await
@@ -445,11 +431,49 @@ impl Drop for Controller {
     }
 }
 
+/// No test may take longer than this, whatever hangs.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Runs a test body under [`TEST_TIMEOUT`].
+pub async fn within_timeout(what: &str, body: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(TEST_TIMEOUT, body).await.is_err() {
+        panic!("{what} did not finish within {TEST_TIMEOUT:?}");
+    }
+}
+
+/// The API resource of a kind the tests create or read, by `apiVersion` and kind.
+pub fn resource(api_version: &str, kind: &str) -> kube::core::ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let plural = match kind {
+        "Rollout" => "rollouts",
+        "Service" => "services",
+        "Secret" => "secrets",
+        "ServiceAccount" => "serviceaccounts",
+        "Role" => "roles",
+        "RoleBinding" => "rolebindings",
+        "AnalysisTemplate" => "analysistemplates",
+        "Deployment" => "deployments",
+        "Experiment" => "experiments",
+        "Ingress" => "ingresses",
+        "HTTPRoute" => "httproutes",
+        "VirtualService" => "virtualservices",
+        "DestinationRule" => "destinationrules",
+        "TrafficSplit" => "trafficsplits",
+        "TraefikService" => "traefikservices",
+        "Mapping" => "mappings",
+        "ApisixRoute" => "apisixroutes",
+        "VirtualRouter" => "virtualrouters",
+        "VirtualNode" => "virtualnodes",
+        other => panic!("the harness does not know the plural of {other}"),
+    };
+    kube::core::ApiResource::from_gvk_with_plural(&kube::core::GroupVersionKind::gvk(group, version, kind), plural)
+}
+
 /// Waits until the rollout satisfies `ok`; the failure message shows its status.
 pub async fn rollout_until(env: &Env, name: &str, what: &str, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Value {
     wait_for(timeout, what, || async {
         let ro = env.rollout(name).await;
-        if ok(&ro) { Ok(ro) } else { Err(summary(&ro)) }
+        if ok(&ro) { Ok(ro) } else { Err(format!("{} weights={}", summary(&ro), field(&ro, "/status/canary/weights"))) }
     })
     .await
 }
