@@ -131,11 +131,16 @@ impl Executor<'_> {
         if let Some(rollout) = owning_rollout(ex) {
             for action in &r.rollout_events {
                 if let Action::RecordEvent { kind, reason, message } = action {
-                    self.record_event(&rollout, *kind, reason, message).await;
+                    // An event is best effort: one the API server does not answer is dropped.
+                    let _ = super::worker::within_request_timeout(async {
+                        self.record_event(&rollout, *kind, reason, message).await;
+                        Ok(())
+                    })
+                    .await;
                 }
             }
         }
-        match self.write_status(ex, &r.status).await {
+        match super::worker::within_request_timeout(self.write_status(ex, &r.status)).await {
             Ok(Some(written)) => {
                 seen.apply(Event::Applied(Object::Experiment(written)));
                 true
