@@ -10,6 +10,8 @@
 # virtualenv there; python3-venv is apt-installed when missing). The analysis and notification
 # tests fetch their real servers the same way: Debian's prometheus, graphite-carbon and
 # graphite-web (apt-get download, unpacked), PyPI's moto[server] and aiosmtpd (virtualenvs).
+# The terminal tests need tmux and the browser tests Debian's chromium and chromium-driver:
+# this script apt-installs them when missing, before the tests.
 # When the plane cannot be built or started, those tests fail and say why; never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,20 @@ cd "$(dirname "$0")/.."
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo is not installed; install Rust from https://rustup.rs" >&2
   exit 1
+fi
+
+# The terminal tests (shell/tests/terminal.rs) type the watching verbs into tmux; the browser
+# tests (shell/tests/browser.rs) drive Debian's chromium through chromium-driver.
+missing=()
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+  as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+  echo "installing ${missing[*]} for the terminal and browser tests" >&2
+  as_root apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 ||
+    { as_root apt-get update -q >&2 && as_root apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; } ||
+    { echo "error: could not apt-get install ${missing[*]} (the terminal and browser tests need them)" >&2; exit 1; }
 fi
 
 # Property tests run at least 256 cases each; PROPTEST_CASES raises it.

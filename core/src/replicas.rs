@@ -997,6 +997,33 @@ mod tests {
         }
     }
 
+    #[test]
+    fn older_replica_sets_drain_before_the_new_or_stable_moves_down() {
+        // Argo's basic canary scales older ReplicaSets down first: while one has replicas,
+        // the stable and the canary only grow into spare surge, the stable first; neither
+        // shrinks toward its share, nor below its spec when the total is over budget.
+        #[rustfmt::skip]
+        let rows = [
+            // id                     surge stable    canary   older  ⇒ (canary, stable)
+            ("room to surge",           3,  (10, 10), (0, 0),  (1, 1), (2, 10)),
+            ("over budget, stable low", 1,  (4, 4),   (6, 6),  (2, 2), (6, 4)),
+            ("over budget, canary low", 1,  (5, 5),   (4, 4),  (3, 3), (4, 5)),
+            ("canary above its share",  4,  (5, 5),   (7, 7),  (1, 1), (7, 5)),
+        ];
+        for (id, surge, stable, canary, older, want) in rows {
+            let spec = basic(10, vec![set_weight(50)], int(surge), Some(int(0)));
+            let got = replica_counts_for_canary(
+                &spec,
+                &at(None, false),
+                Some(rs(canary.0, canary.1)),
+                Some(rs(stable.0, stable.1)),
+                false,
+                &[rs(older.0, older.1)],
+            );
+            assert_eq!(got, want, "{id} (new, stable)");
+        }
+    }
+
     // --- B2: TestApproximateWeightedNewStableReplicaCounts ---------------------------------
 
     #[test]
@@ -1321,6 +1348,36 @@ mod tests {
                 expect,
                 "{id}"
             );
+        }
+    }
+
+    #[test]
+    fn percent_threshold_agrees_with_argos_float_comparison() {
+        // Argo: available / desired × 100 ≥ value, in float64 with a 1e-10 tolerance (so
+        // 9/10 at 90 % holds although 0.9 × 100 is not exactly 90). A negative desired
+        // count (an unvalidated setCanaryScale) flips the inequality of the integer form.
+        for value in 0..=120 {
+            let mut spec = argo_rollout(10, 10, 1, 0);
+            canary_mut(&mut spec).replica_progress_threshold = Some(ReplicaProgressThreshold {
+                kind: ProgressType::Percent,
+                value,
+            });
+            for desired in (-6..=12).filter(|d| *d != 0) {
+                for available in 0..=12 {
+                    let argo = f64::from(available) / f64::from(desired) * 100.0
+                        >= f64::from(value) - 1e-10;
+                    let met = replica_progress_threshold_met(
+                        &spec,
+                        Some(rs(12, available)),
+                        i64::from(desired),
+                    );
+                    assert_eq!(
+                        met,
+                        argo,
+                        "{available} available of {desired} desired at {value} %"
+                    );
+                }
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 //! stream and the actions it got back, and a replay can check them byte for byte.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
@@ -34,16 +35,20 @@ pub struct State {
     /// wrong type). The rollout then carries only its metadata and status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_error: Option<SpecError>,
-    /// ReplicaSets owned by (or matching) the rollout, by name.
+    /// ReplicaSets owned by (or matching) the rollout, by name. Behind an `Arc`, as are the
+    /// Pods and Services: the controller's cache and its worker share one copy of each
+    /// object (a change makes the worker's own, [`Arc::make_mut`]), and a map's node holds
+    /// eleven values inline, so a rollout with one ReplicaSet inline would carry room for
+    /// ten more (about 25 KB, the pod template inline).
     #[serde(default)]
-    pub replica_sets: BTreeMap<String, ReplicaSet>,
+    pub replica_sets: BTreeMap<String, Arc<ReplicaSet>>,
     /// Services in the rollout's namespace that it may reference, by name.
     #[serde(default)]
-    pub services: BTreeMap<String, Service>,
+    pub services: BTreeMap<String, Arc<Service>>,
     /// Pods of the rollout's ReplicaSets, by name (needed for `restartAt` and ephemeral
     /// metadata).
     #[serde(default)]
-    pub pods: BTreeMap<String, Pod>,
+    pub pods: BTreeMap<String, Arc<Pod>>,
     /// AnalysisRuns owned by the rollout, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub analysis_runs: BTreeMap<String, AnalysisRun>,
@@ -78,14 +83,14 @@ pub struct State {
     pub digests: SpecDigests,
 }
 
-/// What the core derives from the Rollout's spec alone, remembered with the spec it was
-/// computed from.
+/// What the core derives from the Rollout's spec alone, remembered with the generation
+/// (or, without one, the spec) it was computed from.
 ///
 /// The hashes run over the JSON of the pod template and of the steps, and validation
 /// parses every step; together they cost more than the rest of a reconcile at rest, while
 /// the spec changes only when someone edits the Rollout. The entry is recomputed whenever
-/// the spec (or the collision count the template hash includes) differs from the
-/// remembered copy, so this is derived data only: it is never serialized, equality of
+/// the generation (or the spec, or the collision count the template hash includes)
+/// differs, so this is derived data only: it is never serialized, equality of
 /// states ignores it, and a state read back from JSON (an empty cache) gives the same
 /// outputs.
 #[derive(Clone, Debug, Default)]
@@ -96,16 +101,14 @@ pub struct SpecDigests {
     /// the generation with every spec change). `None` after a failed action, whose re-read
     /// must be decoded whole, and in a state read back from JSON.
     pub(crate) decoded_generation: Option<i64>,
-    /// The `spec` of the last Rollout manifest that decoded strictly, as JSON and decoded:
-    /// a manifest whose `spec` is the same JSON is not decoded again (every status write
-    /// comes back as a whole manifest).
-    decoded: Option<Box<(serde_json::Value, RolloutSpec)>>,
 }
 
 /// One [`SpecDigests`] entry.
 #[derive(Clone, Debug)]
 pub(crate) struct SpecDigest {
-    spec: RolloutSpec,
+    /// The spec digested, kept only when it has no generation to recognise it by (boxed:
+    /// inline, even `None` would take a spec's room, a few KB).
+    spec: Option<Box<RolloutSpec>>,
     /// The Rollout's `metadata.generation` when the digest was made.
     generation: Option<i64>,
     collision_count: Option<i32>,
@@ -134,18 +137,6 @@ impl PartialEq for SpecDigests {
 }
 
 impl SpecDigests {
-    /// The decoded spec remembered for this JSON `spec`, if it is the last one decoded.
-    pub(crate) fn decoded_spec(&self, raw: &serde_json::Value) -> Option<&RolloutSpec> {
-        self.decoded.as_ref().filter(|d| d.0 == *raw).map(|d| &d.1)
-    }
-
-    /// Remembers the JSON `spec` of a manifest that decoded strictly into `spec`.
-    pub(crate) fn remember_decoded(&mut self, raw: &serde_json::Value, spec: &RolloutSpec) {
-        if self.decoded_spec(raw).is_none() {
-            self.decoded = Some(Box::new((raw.clone(), spec.clone())));
-        }
-    }
-
     /// The digest of `spec`, computed once per spec. While the Rollout's `generation` is
     /// the one of the digest, the spec is the same (the API server bumps the generation
     /// with every spec change), so a long spec is not compared step by step on every
@@ -153,11 +144,10 @@ impl SpecDigests {
     pub(crate) fn of(&mut self, spec: &RolloutSpec, generation: Option<i64>, collision_count: Option<i32>) -> &SpecDigest {
         let reusable = self.entry.as_ref().is_some_and(|d| {
             d.collision_count == collision_count
-                && if generation.is_some() && d.generation == generation {
-                    debug_assert!(d.spec == *spec, "the spec changed without a new generation");
-                    true
+                && if generation.is_some() {
+                    d.generation == generation
                 } else {
-                    d.spec == *spec
+                    d.spec.as_deref() == Some(spec)
                 }
         });
         if !reusable {
@@ -171,7 +161,7 @@ impl SpecDigests {
                 }
             };
             Box::new(SpecDigest {
-                spec: spec.clone(),
+                spec: generation.is_none().then(|| Box::new(spec.clone())),
                 generation,
                 collision_count,
                 hashes: SpecHashes {
@@ -205,11 +195,11 @@ pub enum Object {
     /// over without copying it; it serializes as the JSON it holds.
     Rollout(std::sync::Arc<serde_json::Value>),
     /// A ReplicaSet.
-    ReplicaSet(Box<ReplicaSet>),
+    ReplicaSet(Arc<ReplicaSet>),
     /// A Service.
-    Service(Box<Service>),
+    Service(Arc<Service>),
     /// A Pod.
-    Pod(Box<Pod>),
+    Pod(Arc<Pod>),
     /// An AnalysisRun, as raw JSON.
     AnalysisRun(serde_json::Value),
     /// An AnalysisTemplate, as raw JSON (decoded strictly by the core).

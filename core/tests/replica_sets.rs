@@ -1,6 +1,7 @@
 //! The shape of what the controller creates: ReplicaSet names, labels, selectors,
 //! annotations, owner references, the injected anti-affinity, and Service selectors.
 
+use std::sync::Arc;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use rollouts_core::sim::{parse_scenario, simulate};
@@ -89,6 +90,31 @@ fn a_template_change_creates_a_replica_set_named_for_its_hash() {
     assert_eq!(managed["argo-rollouts.argoproj.io/managed-by-rollouts"], "web");
 }
 
+/// Argo's `copyRolloutAnnotationsToReplicaSet`: a ReplicaSet carries the rollout's own
+/// annotations and its revision bookkeeping, never kubectl's last-applied copy, the
+/// rollout's revision or the notification record.
+#[test]
+fn a_replica_set_carries_the_rollout_annotations_and_nothing_else() {
+    let scenario = CANARY.replace(
+        "annotations: {team: payments}",
+        "annotations: {team: payments, kubectl.kubernetes.io/last-applied-configuration: '{}', \
+         notified.notifications.argoproj.io: '{}', rollout.argoproj.io/revision-history: '7'}",
+    );
+    let sim = simulate(&parse_scenario(&scenario).unwrap()).unwrap();
+    let rss = replica_sets(&sim.final_objects["web"]);
+    assert_eq!(rss.len(), 2);
+    for rs in &rss {
+        let mut keys: Vec<&str> = rs.metadata.annotations.as_ref().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["rollout.argoproj.io/desired-replicas", "rollout.argoproj.io/revision", "team"],
+            "{:?}",
+            rs.metadata.name
+        );
+    }
+}
+
 /// A ReplicaSet whose template equals the rollout's (as the API server stores it: with
 /// defaults filled in, and another controller's hash label) is adopted, not duplicated.
 #[test]
@@ -123,7 +149,7 @@ fn a_semantically_equal_replica_set_is_reused() {
     }))
     .unwrap();
     let now = Timestamp(1_704_067_300);
-    let (state, _) = step(State::default(), Event::Applied(Object::ReplicaSet(Box::new(rs))), now);
+    let (state, _) = step(State::default(), Event::Applied(Object::ReplicaSet(Arc::new(rs))), now);
     let (_, actions) = step(state, Event::Applied(Object::Rollout(rollout.into())), now);
     assert!(
         !actions.iter().any(|a| matches!(a, Action::CreateReplicaSet { .. })),

@@ -6,10 +6,11 @@
 //! longer exists (the canary surge property found a second update over a paused one
 //! going 1 pod above `replicas + maxSurge` that way).
 
+use std::sync::Arc;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use rollouts_core::sim::{parse_scenario, simulate, SIMULATION_EPOCH};
 use rollouts_core::time::Seconds;
-use rollouts_core::{step, Action, Event, Object, State, Timestamp};
+use rollouts_core::{observe, step, Action, Event, Object, State, Timestamp};
 use serde_json::Value;
 
 /// Paused at 50 % with 4 replicas: canary 2, stable 2 (maxSurge 1, maxUnavailable 1).
@@ -98,21 +99,28 @@ fn a_watch_event_older_than_our_scale_does_not_undo_it() {
     if let Some(status) = late.status.as_mut() {
         status.replicas += 1;
     }
-    let (state, actions) = step(state, Event::Applied(Object::ReplicaSet(Box::new(late.clone()))), now);
-    assert_eq!(spec_replicas(&state, &canary), Some(scaled_to), "the stale spec replaced our write");
-    assert_eq!(state.replica_sets[&canary].status, late.status, "the newer status is taken");
+    let mut observed = state.clone();
+    let _ = observe(&mut observed, Event::Applied(Object::ReplicaSet(Arc::new(late.clone()))), now);
+    assert_eq!(spec_replicas(&observed, &canary), Some(scaled_to), "the stale spec replaced our write");
+    assert_eq!(observed.replica_sets[&canary].status, late.status, "the newer status is taken");
+    // Stepped, it neither scales that ReplicaSet again nor grows another one past the surge
+    // (4 replicas, maxSurge 1) that the stale spec would leave room for.
+    let (state, actions) = step(state, Event::Applied(Object::ReplicaSet(Arc::new(late.clone()))), now);
     let rescaled: Vec<_> = actions
         .iter()
-        .filter(|a| matches!(a, Action::PatchReplicaSet { patch, .. } if patch.replicas.is_some()))
+        .filter(|a| matches!(a, Action::PatchReplicaSet { name, patch } if *name == canary && patch.replicas.is_some()))
         .collect();
     assert!(rescaled.is_empty(), "a stale event made the controller scale again: {rescaled:#?}");
+    let total: i32 = state.replica_sets.keys().filter_map(|name| spec_replicas(&state, name)).sum();
+    assert!(total <= 4 + 1, "past the surge: {total} pods asked for after {actions:#?}");
 
     // The event of the patch itself (generation bumped by the API server) is taken whole.
     let mut current = before;
     current.metadata.generation = current.metadata.generation.map(|g| g + 1);
     current.spec.as_mut().unwrap().replicas = Some(scaled_to);
     current.metadata.labels.get_or_insert_with(Default::default).insert("seen".into(), "yes".into());
-    let (state, _) = step(state, Event::Applied(Object::ReplicaSet(Box::new(current.clone()))), now);
+    let mut state = state;
+    let _ = observe(&mut state, Event::Applied(Object::ReplicaSet(Arc::new(current.clone()))), now);
     assert_eq!(state.replica_sets[&canary].metadata.labels, current.metadata.labels);
 }
 
@@ -122,7 +130,9 @@ fn after_a_failed_action_the_re_read_object_replaces_our_write() {
     let (state, canary, _, patch) = promote_full(state, &objects, now);
     let (state, _) = step(state, Event::ActionFailed { action: Box::new(patch), error: "boom".into() }, now);
     let before = replica_set(&objects, &canary);
-    let (state, _) = step(state, Event::Applied(Object::ReplicaSet(Box::new(before.clone()))), now);
+    // Observed (a step would go on to retry the write at once).
+    let mut state = state;
+    let _ = observe(&mut state, Event::Applied(Object::ReplicaSet(Arc::new(before.clone()))), now);
     assert_eq!(spec_replicas(&state, &canary), before.spec.as_ref().and_then(|s| s.replicas));
 }
 
@@ -133,7 +143,8 @@ fn another_object_of_the_same_name_is_taken_whole() {
     let mut other = replica_set(&objects, &canary);
     other.metadata.uid = Some("a-new-object".into());
     other.metadata.generation = Some(1);
-    let (state, _) = step(state, Event::Applied(Object::ReplicaSet(Box::new(other.clone()))), now);
+    let mut state = state;
+    let _ = observe(&mut state, Event::Applied(Object::ReplicaSet(Arc::new(other.clone()))), now);
     assert_eq!(state.replica_sets[&canary].metadata.uid, other.metadata.uid);
     assert_eq!(spec_replicas(&state, &canary), other.spec.as_ref().and_then(|s| s.replicas));
 }
@@ -152,7 +163,7 @@ fn absurd_replica_counts_neither_panic_nor_go_negative() {
         status.replicas = i32::MAX;
         status.ready_replicas = Some(i32::MAX);
         status.available_replicas = Some(if i == 0 { i32::MIN } else { i32::MAX });
-        state = step(state, Event::Applied(Object::ReplicaSet(Box::new(rs))), now).0;
+        state = step(state, Event::Applied(Object::ReplicaSet(Arc::new(rs))), now).0;
     }
     let (state, _) = step(state, Event::Tick, now);
     let status = &state.rollout.as_ref().unwrap().status;

@@ -223,3 +223,254 @@ events:
     assert_eq!(runs.len(), 1, "{:?}", sim.objects.keys().collect::<Vec<_>>());
     assert_eq!(runs[0]["metadata"]["labels"]["argo-rollouts.argoproj.io/controller-instance-id"], "blue");
 }
+
+/// A reconcile that revises the status twice (the new ReplicaSet's condition, then the
+/// step's status) writes it once, after the ReplicaSet it reports, and what it writes is
+/// the status the core holds.
+#[test]
+fn a_batch_writes_the_rollout_status_once_at_most() {
+    let manifest = serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "ns", "generation": 1, "uid": "u1"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "app:1"}]}},
+            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}
+        }
+    });
+    let (state, actions) = step(State::default(), Event::Applied(Object::Rollout(manifest.clone().into())), Timestamp(1000));
+    let patches: Vec<(usize, &serde_json::Value)> = actions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| if let Action::PatchRolloutStatus { patch } = a { Some((i, patch)) } else { None })
+        .collect();
+    assert_eq!(patches.len(), 1, "{actions:#?}");
+    let created = actions.iter().position(|a| matches!(a, Action::CreateReplicaSet { .. })).expect("a ReplicaSet is created");
+    assert!(created < patches[0].0, "the status is written after the ReplicaSet it reports: {actions:#?}");
+    let mut live = manifest;
+    rollouts_core::api::merge::merge_patch(&mut live, patches[0].1);
+    let written: rollouts_core::api::RolloutStatus = serde_json::from_value(live["status"].clone()).unwrap();
+    assert_eq!(&written, &state.rollout.as_ref().unwrap().status);
+}
+
+/// A canary whose analysis step runs a Job that takes an hour.
+const SLOW_JOB: &str = r#"
+objects:
+  - apiVersion: argoproj.io/v1alpha1
+    kind: AnalysisTemplate
+    metadata: {name: slow-job}
+    spec:
+      metrics:
+        - name: check
+          provider:
+            job:
+              spec:
+                template:
+                  spec:
+                    containers: [{name: check, image: "check:1"}]
+                    restartPolicy: Never
+  - apiVersion: argoproj.io/v1alpha1
+    kind: Rollout
+    metadata: {name: demo}
+    spec:
+      replicas: 2
+      selector: {matchLabels: {app: demo}}
+      template:
+        metadata: {labels: {app: demo}}
+        spec: {containers: [{name: app, image: "app:1"}]}
+      strategy:
+        canary:
+          steps:
+            - setWeight: 50
+            - analysis: {templates: [{templateName: slow-job}]}
+metrics:
+  check:
+    - {phase: Successful, after: 1h}
+events:
+  - {at: 1m, setImage: {rollout: demo, container: app, image: "app:2"}}
+until: 10m
+"#;
+
+/// The run's status says its job measurement is running (written before the Job's create),
+/// and the create failed or never ran (a 500, a timeout, a lost answer to the status write,
+/// a kill): the Job is asked for again after the failure and on resync, else the analysis
+/// would wait forever for a Job nobody creates. Once the Job is seen, nothing is asked.
+#[test]
+fn a_failed_job_create_is_asked_again() {
+    let sim = run(SLOW_JOB);
+    let now = end_time(&sim);
+    let objects = &sim.final_objects["demo"];
+    let job = objects
+        .iter()
+        .find_map(|o| match o {
+            Object::Job(j) => Some((**j).clone()),
+            _ => None,
+        })
+        .expect("the Job is running at the end");
+    let without_job: Vec<Object> = objects.iter().filter(|o| !matches!(o, Object::Job(_))).cloned().collect();
+    let (mut state, _) = restart_controller(&without_job, now);
+    let mut create = job.clone();
+    create.status = None;
+    let failed = Event::ActionFailed { action: Box::new(Action::CreateJob { job: Box::new(create) }), error: "injected 500".into() };
+    let again = rollouts_core::step_batch(&mut state, [failed.clone()], now);
+    let names: Vec<&str> = again
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateJob { job } => job.metadata.name.as_deref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, vec![job.metadata.name.as_deref().unwrap()], "{again:#?}");
+    // A controller killed between the run's status write and the Job's create: the resync
+    // after its restart asks for the Job.
+    let (mut restarted, _) = restart_controller(&without_job, now);
+    let resumed = rollouts_core::step_batch(&mut restarted, [Event::Resync], now);
+    assert!(resumed.iter().any(|a| matches!(a, Action::CreateJob { job: j } if j.metadata.name == job.metadata.name)), "{resumed:#?}");
+    let (mut seen, _) = restart_controller(objects, now);
+    assert!(rollouts_core::step_batch(&mut seen, [failed], now).is_empty(), "the Job exists: nothing to ask");
+    assert!(!rollouts_core::step_batch(&mut seen, [Event::Resync], now).iter().any(|a| matches!(a, Action::CreateJob { .. })));
+}
+
+/// The rollout's status write that named its step's AnalysisRun was lost (the run was
+/// created, the status never said so): the controller adopts the run it finds, as Argo's
+/// create-with-collision-counter does for an equal run, instead of creating `<name>.1`.
+#[test]
+fn a_step_run_the_status_lost_is_adopted_not_created_again() {
+    let sim = run(SLOW_JOB);
+    let now = end_time(&sim);
+    let lost: Vec<Object> = sim.final_objects["demo"]
+        .iter()
+        .map(|o| match o {
+            Object::Rollout(ro) => {
+                let mut ro = (**ro).clone();
+                let canary = ro.pointer_mut("/status/canary").and_then(serde_json::Value::as_object_mut).unwrap();
+                assert!(canary.remove("currentStepAnalysisRunStatus").is_some(), "the run is in the status at the end");
+                Object::Rollout(ro.into())
+            }
+            other => other.clone(),
+        })
+        .collect();
+    let (mut state, mut actions) = restart_controller(&lost, now);
+    actions.extend(rollouts_core::step_batch(&mut state, [Event::Resync], now));
+    let created: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateAnalysisRun { run } => run.metadata.name.as_deref(),
+            _ => None,
+        })
+        .collect();
+    assert!(created.is_empty(), "created again: {created:?}\n{actions:#?}");
+}
+
+/// The reconcile that entered the analysis step created its run, and its status write was
+/// lost: the status read back is still at the step before. The run is not cancelled as a
+/// stranger while the rollout catches up, and the analysis step adopts it: one run, one
+/// Job, as without the fault (the fault-proxy soak created `<name>.1` and a second Job).
+#[test]
+fn a_run_created_ahead_of_a_lost_status_write_is_kept_and_adopted() {
+    let sim = run(&SLOW_JOB.replace("until: 10m", "until: 80s"));
+    let now = end_time(&sim);
+    let objects = &sim.final_objects["demo"];
+    let run_name = objects
+        .iter()
+        .find_map(|o| match o {
+            Object::AnalysisRun(r) => r.pointer("/metadata/name").and_then(serde_json::Value::as_str).map(str::to_string),
+            _ => None,
+        })
+        .expect("the step's run exists");
+    let before_the_step: Vec<Object> = objects
+        .iter()
+        .map(|o| match o {
+            Object::Rollout(ro) => {
+                let mut ro = (**ro).clone();
+                assert_eq!(ro.pointer("/status/currentStepIndex"), Some(&serde_json::json!(1)));
+                ro["status"]["currentStepIndex"] = serde_json::json!(0);
+                ro["status"]["canary"].as_object_mut().unwrap().remove("currentStepAnalysisRunStatus");
+                Object::Rollout(ro.into())
+            }
+            other => other.clone(),
+        })
+        .collect();
+    let (mut state, mut actions) = restart_controller(&before_the_step, now);
+    actions.extend(rollouts_core::step_batch(&mut state, [Event::Resync], now));
+    let touched: Vec<String> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateAnalysisRun { run } => Some(format!("create {}", run.metadata.name.as_deref().unwrap_or_default())),
+            Action::PatchAnalysisRun { name, patch } if patch.pointer("/spec/terminate").is_some() => Some(format!("terminate {name}")),
+            _ => None,
+        })
+        .collect();
+    assert!(touched.is_empty(), "{touched:?}\n{actions:#?}");
+    let ro = state.rollout.as_ref().expect("the rollout");
+    assert_eq!(ro.status.current_step_index, Some(1), "the step was entered again");
+    assert_eq!(
+        ro.status.canary.current_step_analysis_run_status.as_ref().map(|s| s.name.clone()),
+        Some(run_name),
+        "the step adopted the run"
+    );
+}
+
+/// The weight goes back to 0 only once the stable Service selects the new pods: never in
+/// the reconcile that points it there (argoproj/argo-rollouts#1826: a proxy that reads the
+/// weight before the selector sends every request to the old pods for a while).
+#[test]
+fn the_canary_keeps_its_weight_until_the_stable_service_selects_it() {
+    const WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
+    let sim = run(&fixture("traffic-seed-nginx-walkthrough.yaml"));
+    let now = end_time(&sim);
+    // The moment after the reconcile that made the canary the stable: the stable Service
+    // still selects the old pods, the canary Ingress carries everything.
+    let mut objects = sim.final_objects["rollouts-demo"].clone();
+    let mut old_hash = None;
+    for o in &mut objects {
+        match o {
+            Object::Rollout(ro) => {
+                let mut json = (**ro).clone();
+                json["status"]["canary"]["weights"]["canary"]["weight"] = 100.into();
+                json["status"]["canary"]["weights"]["stable"]["weight"] = 0.into();
+                *ro = std::sync::Arc::new(json);
+            }
+            Object::ReplicaSet(rs) if rs.metadata.name.as_deref() != Some("rollouts-demo-5dc888f465") => {
+                old_hash = rs.metadata.labels.as_ref().and_then(|l| l.get("rollouts-pod-template-hash")).cloned();
+            }
+            _ => {}
+        }
+    }
+    let old_hash = old_hash.expect("the old ReplicaSet");
+    for o in &mut objects {
+        match o {
+            Object::Service(svc) if svc.metadata.name.as_deref() == Some("rollouts-demo-stable") => {
+                let selector = std::sync::Arc::make_mut(svc).spec.as_mut().unwrap().selector.as_mut().unwrap();
+                selector.insert("rollouts-pod-template-hash".into(), old_hash.clone());
+            }
+            Object::Ingress(ing) if ing.metadata.name.as_deref() == Some("rollouts-demo-rollouts-demo-stable-canary") => {
+                ing.metadata.annotations.as_mut().unwrap().insert(WEIGHT.into(), "100".into());
+            }
+            _ => {}
+        }
+    }
+    let weight_patch = |actions: &[Action]| {
+        actions.iter().find_map(|a| match a {
+            Action::PatchIngress { patch, .. } => patch["metadata"]["annotations"][WEIGHT].as_str().map(str::to_string),
+            _ => None,
+        })
+    };
+    let (state, actions) = restart_controller(&objects, now);
+    let switched = actions.iter().find_map(|a| match a {
+        Action::SetServiceSelector { service, hash, .. } if service == "rollouts-demo-stable" => Some(hash.clone()),
+        _ => None,
+    });
+    assert_eq!(switched.as_deref(), Some("5dc888f465"), "{actions:#?}");
+    assert_eq!(weight_patch(&actions), None, "the weight moved with the selector: {actions:#?}");
+    // The Service's watch event: now the weight goes to 0.
+    let service = objects.iter().find_map(|o| match o {
+        Object::Service(svc) if svc.metadata.name.as_deref() == Some("rollouts-demo-stable") => Some(svc.clone()),
+        _ => None,
+    });
+    let mut service = service.expect("the stable Service");
+    std::sync::Arc::make_mut(&mut service).spec.as_mut().unwrap().selector.as_mut().unwrap().insert("rollouts-pod-template-hash".into(), "5dc888f465".into());
+    let (_, actions) = step(state, Event::Applied(Object::Service(service)), now);
+    assert_eq!(weight_patch(&actions).as_deref(), Some("0"), "{actions:#?}");
+}

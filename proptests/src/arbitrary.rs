@@ -3,6 +3,7 @@
 //! with random numbers, random actions and events, and timestamps up to the `i64`
 //! extremes.
 
+use std::sync::Arc;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -439,9 +440,9 @@ pub fn event(time: BoxedStrategy<Timestamp>) -> BoxedStrategy<Event> {
     ]);
     prop_oneof![
         2 => rollout_json().prop_map(|v| Event::Applied(Object::Rollout(v.into()))),
-        3 => replica_set().prop_filter_map("decodes", |rs| rs).prop_map(|rs| Event::Applied(Object::ReplicaSet(Box::new(rs)))),
-        1 => service().prop_map(|s| Event::Applied(Object::Service(Box::new(s)))),
-        1 => pod().prop_map(|p| Event::Applied(Object::Pod(Box::new(p)))),
+        3 => replica_set().prop_filter_map("decodes", |rs| rs).prop_map(|rs| Event::Applied(Object::ReplicaSet(Arc::new(rs)))),
+        1 => service().prop_map(|s| Event::Applied(Object::Service(Arc::new(s)))),
+        1 => pod().prop_map(|p| Event::Applied(Object::Pod(Arc::new(p)))),
         1 => analysis_object().prop_map(Event::Applied),
         1 => ("[a-z-]{0,8}", "[a-z-]{0,8}", any::<i32>(), json_value(), prop::option::of(interesting_string()))
             .prop_map(|(run, metric, index, value, error)| Event::Measured {
@@ -477,10 +478,10 @@ pub fn state() -> BoxedStrategy<State> {
                 }
                 None => (None, None),
             };
-            let replica_sets: BTreeMap<String, ReplicaSet> =
-                rss.into_iter().flatten().map(|r| (r.metadata.name.clone().unwrap_or_default(), r)).collect();
-            let services = svcs.into_iter().map(|s| (s.metadata.name.clone().unwrap_or_default(), s)).collect();
-            let pods = pods.into_iter().map(|p| (p.metadata.name.clone().unwrap_or_default(), p)).collect();
+            let replica_sets: BTreeMap<String, Arc<ReplicaSet>> =
+                rss.into_iter().flatten().map(|r| (r.metadata.name.clone().unwrap_or_default(), Arc::new(r))).collect();
+            let services = svcs.into_iter().map(|s| (s.metadata.name.clone().unwrap_or_default(), Arc::new(s))).collect();
+            let pods = pods.into_iter().map(|p| (p.metadata.name.clone().unwrap_or_default(), Arc::new(p))).collect();
             State { rollout, spec_error, replica_sets, services, pods, ..State::default() }
         })
         .boxed()

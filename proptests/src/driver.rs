@@ -29,8 +29,13 @@ use serde_json::Value;
 use crate::experiments::Experiments;
 use crate::scenario::{Cmd, Timed};
 
-/// Reconciles allowed at one instant before the driver reports a hot loop.
-pub const MAX_STEPS_PER_INSTANT: usize = 2_000;
+/// Reconciles allowed at one instant before the driver reports a hot loop. Pods start at
+/// once here, so a whole update can happen at one instant, and with snapshot delivery every
+/// watch event is a reconcile: replicas replaced one at a time (`maxSurge: 0` and a
+/// `maxUnavailable` that rounds down to 0, so 1) cost reconciles by the square of the
+/// replicas — 2,029 for 42 replicas, which a bound of 2,000 called a hot loop (CI,
+/// 2026-12-05, `maxUnavailable: 1%`); the generator goes up to 50.
+pub const MAX_STEPS_PER_INSTANT: usize = 20_000;
 
 /// The start of every driven run (2024-01-01T00:00:00Z), as in the simulator.
 pub const EPOCH: Timestamp = rollouts_core::sim::SIMULATION_EPOCH;

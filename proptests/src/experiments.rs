@@ -41,15 +41,19 @@ fn scripted_outcome(template: &str) -> Option<(AnalysisPhase, i64)> {
     Some((phase, after.parse().ok()?))
 }
 
-/// An AnalysisTemplate for `name` (one web metric: the driver decides the run's phase).
-fn template(name: &str) -> Option<AnalysisTemplate> {
-    serde_json::from_value(json!({
+/// The AnalysisTemplate `name`: one web metric of the same name, measured once (the
+/// driver decides the run's phase; a scenario scripts the metric's answer).
+pub fn outcome_template_manifest(name: &str) -> Value {
+    json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AnalysisTemplate",
         "metadata": {"name": name},
-        "spec": {"metrics": [{"name": "check", "provider": {"web": {"url": "http://check.example/"}}}]}
-    }))
-    .ok()
+        "spec": {"metrics": [{"name": name, "provider": {"web": {"url": "http://check.example/"}}}]}
+    })
+}
+
+fn template(name: &str) -> Option<AnalysisTemplate> {
+    serde_json::from_value(outcome_template_manifest(name)).ok()
 }
 
 /// Every Experiment of one driven rollout.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use rollouts_core::sim::scenario::{ClusterSpec, ImageBehaviour, Promote, RolloutRef, Scale, ScenarioEvent, SetImage};
+use rollouts_core::sim::scenario::{ClusterSpec, ImageBehaviour, MetricAnswer, Promote, RolloutRef, Scale, ScenarioEvent, SetImage};
 use rollouts_core::sim::{simulate, Scenario, SimError, Simulation};
 use rollouts_core::time::Seconds;
 
@@ -180,11 +180,22 @@ impl ScenarioGen {
         if self.bad_image {
             images.insert(IMAGES[BAD_IMAGE].to_string(), ImageBehaviour { ready: false, startup: None });
         }
+        // Experiment analyses: a template per scripted outcome, its one metric answering
+        // that phase after the scripted delay.
+        let outcomes = self.rollout.experiment_outcomes();
+        let mut objects: Vec<_> = outcomes.keys().map(|name| crate::experiments::outcome_template_manifest(name)).collect();
+        objects.extend(self.rollout.objects());
+        let metrics = outcomes
+            .into_iter()
+            .map(|(name, (phase, after))| {
+                (name, vec![MetricAnswer { phase: Some(phase), after: Some(Seconds(after)), ..MetricAnswer::default() }])
+            })
+            .collect();
         Scenario {
             name: Some("generated".into()),
-            objects: self.rollout.objects(),
+            objects,
             cluster: ClusterSpec { pod_startup: Seconds(self.pod_startup), images },
-            metrics: BTreeMap::new(),
+            metrics,
             events: self.events.iter().map(|e| e.cmd.event(e.at)).collect(),
             until: Some(Seconds(self.until())),
             expect: Vec::new(),

@@ -55,7 +55,8 @@ pub enum StepGen {
     PauseSeconds(i32),
     /// `pause: {duration: "Ns"}` (seconds, as a Go duration string).
     PauseDuration(i32),
-    /// `experiment: {...}` (run by [`crate::experiments`], not by the simulator yet).
+    /// `experiment: {...}` (run by [`crate::experiments`] on the step-level driver, by the
+    /// simulator's Experiment controller in a scenario).
     Experiment(ExperimentStepGen),
 }
 
@@ -410,6 +411,21 @@ impl RolloutGen {
                 ]}}]}
             })
         })
+    }
+
+    /// The scripted outcome of every experiment analysis of the steps, by template name:
+    /// the phase its run ends in and the seconds it takes.
+    pub fn experiment_outcomes(&self) -> std::collections::BTreeMap<String, (rollouts_core::api::AnalysisPhase, i64)> {
+        let steps = self.canary().map(|c| c.steps.as_slice()).unwrap_or_default();
+        steps
+            .iter()
+            .filter_map(|s| match s {
+                StepGen::Experiment(ExperimentStepGen { analysis: Some(a), .. }) => {
+                    Some((crate::experiments::outcome_template(a.outcome, a.after), (a.outcome, a.after)))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// The Services and router objects, then the Rollout: what a scenario's `objects:` holds.

@@ -24,8 +24,24 @@ fn smaller_scenario() -> impl Strategy<Value = ScenarioGen> {
     scenario::scenario(spec::any_rollout(0..=20, IMAGES.len()), mix, 6, any::<bool>(), 600)
 }
 
+/// Canaries with `experiment` steps, their Experiments and analyses run by the simulator.
+fn experiment_scenario() -> impl Strategy<Value = ScenarioGen> {
+    let mix = findings::without_known_hot_loops(CmdMix::ALL);
+    scenario::scenario(spec::experiment_canary_rollout(0..=10, IMAGES.len()), mix, 6, any::<bool>(), 600)
+}
+
 proptest! {
     #![proptest_config(rollouts_proptests::config_expensive())]
+
+    /// The same with `experiment` steps: Experiments, their ReplicaSets and analysis runs
+    /// are part of the JSON compared.
+    #[test]
+    fn simulating_experiments_twice_gives_identical_json(g in experiment_scenario()) {
+        let sc = g.scenario();
+        let a = simulate(&sc).map(|s| json(&s));
+        let b = simulate(&sc.clone()).map(|s| json(&s));
+        prop_assert_eq!(a, b, "scenario:\n{}", g.yaml());
+    }
 
     /// The same scenario simulated twice gives byte-identical JSON (the whole
     /// `Simulation`: timeline, final entries, outcome), or the same error.

@@ -1,8 +1,8 @@
 //! Canary `experiment` steps: rollouts whose steps sometimes run Experiments (weighted
 //! ones behind the Gateway API), driven step by step with the Experiments run by the
 //! core's Experiment machine and their analyses ending in scripted phases
-//! (`rollouts_proptests::experiments`). The simulator does not run Experiments yet, so a
-//! reported scenario reproduces with this driver, not with `rollouts simulate`.
+//! (`rollouts_proptests::experiments`). A reported case reproduces with this driver; the
+//! simulator runs the same generated scenarios in `settling.rs` and `determinism.rs`.
 
 use proptest::prelude::*;
 use rollouts_core::api::AnalysisPhase;

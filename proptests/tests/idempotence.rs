@@ -70,7 +70,7 @@ proptest! {
     /// 1 min, 1 h, 1 day and 30 days later (each step fed the state the previous one
     /// returned), returns no mutating action (`Action::is_mutating`; a `WakeAt` or a
     /// recorded event is allowed). The run must also converge at all: no instant with more
-    /// than 2 000 reconciles, and no timer left a day after the last command.
+    /// than `MAX_STEPS_PER_INSTANT` (20 000) reconciles, and no timer left a day after the last command.
     #[test]
     fn converged_state_stays_quiet_on_later_ticks(g in any_scenario()) {
         let d = converge(&g)?;

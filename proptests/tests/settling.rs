@@ -2,12 +2,30 @@
 //! bounded number of reconciles.
 
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use rollouts_core::sim::{simulate, SimError};
 use rollouts_proptests::scenario::{self, CmdMix, ScenarioGen};
 use rollouts_proptests::spec::{self, IMAGES};
 
 fn any_scenario() -> impl Strategy<Value = ScenarioGen> {
     scenario::scenario(spec::any_rollout(0..=50, IMAGES.len()), CmdMix::ALL, 10, any::<bool>(), 600)
+}
+
+/// Canaries with `experiment` steps (weighted ones behind the Gateway API), the simulator
+/// running their Experiments and scripted analyses.
+fn experiment_scenario() -> impl Strategy<Value = ScenarioGen> {
+    scenario::scenario(spec::experiment_canary_rollout(0..=10, IMAGES.len()), CmdMix::ALL, 6, any::<bool>(), 600)
+}
+
+fn settles(g: &ScenarioGen) -> Result<(), TestCaseError> {
+    match simulate(&g.scenario()) {
+        Err(SimError::HotLoop { at, .. }) => {
+            prop_assert!(false, "the controller did not settle at {at}\nscenario:\n{}", g.yaml());
+        }
+        Err(e) => prop_assert!(false, "simulation failed: {e}\nscenario:\n{}", g.yaml()),
+        Ok(_) => {}
+    }
+    Ok(())
 }
 
 proptest! {
@@ -21,12 +39,15 @@ proptest! {
     /// keep undoing each other.)
     #[test]
     fn controller_settles_at_every_instant(g in any_scenario()) {
-        match simulate(&g.scenario()) {
-            Err(SimError::HotLoop { at, .. }) => {
-                prop_assert!(false, "the controller did not settle at {at}\nscenario:\n{}", g.yaml());
-            }
-            Err(e) => prop_assert!(false, "simulation failed: {e}\nscenario:\n{}", g.yaml()),
-            Ok(_) => {}
-        }
+        settles(&g)?;
+    }
+
+    /// The same with `experiment` steps: the rollout's controller, the Experiment
+    /// controller and the analysis workers together stop acting at every instant, whatever
+    /// the Experiments' analyses end in (Successful, Failed, Error, Inconclusive) and
+    /// whatever the user does meanwhile.
+    #[test]
+    fn controller_settles_with_experiments(g in experiment_scenario()) {
+        settles(&g)?;
     }
 }

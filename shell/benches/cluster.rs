@@ -9,9 +9,15 @@
 //!
 //! Run with `cargo bench -p rollouts --bench cluster` (it starts the plane like the e2e tests;
 //! `ROLLOUTS_E2E_STATE` picks its state directory). The test command only compiles it.
+//!
+//! `ROLLOUTS_BENCH_SCALE=N` runs the scale mode instead (see `scale/mod.rs`): N rollouts, the
+//! controller's memory, its restart, and kube-controller-manager beside it.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+#[path = "scale/mod.rs"]
+mod scale;
 
 use std::time::{Duration, Instant};
 
@@ -65,6 +71,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if let Ok(n) = std::env::var("ROLLOUTS_BENCH_SCALE") {
+        let n = n.parse().unwrap_or_else(|_| panic!("ROLLOUTS_BENCH_SCALE={n:?}: expected a number of rollouts"));
+        scale::run(n).await;
+        return;
+    }
     let env = Env::new("bench-cluster").await;
     let controller = env.controller(&["--leader-elect=false"]);
     env.apply(&rollout_yaml()).await;
@@ -79,6 +90,8 @@ async fn main() {
     let sets: Api<ReplicaSet> = Api::namespaced(env.client.clone(), &env.namespace);
     let mut reactions = Vec::new();
     let mut requests = Vec::new();
+    // Writes per step, by (kind, verb): one entry per try.
+    let mut writes = std::collections::BTreeMap::<(String, String), Vec<f64>>::new();
     for i in 0..TRIES {
         let pause = 2 * i as i64;
         wait_for(Duration::from_secs(120), &format!("the pause at step {pause}"), || async {
@@ -89,6 +102,7 @@ async fn main() {
         // Let the status writes of the pause settle before counting.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let before = count(&controller);
+        let kinds_before = by_kind_verb(&controller);
         // A watch that starts now: its first events replay the current ReplicaSets.
         let mut stream = watcher::watcher(sets.clone(), watcher::Config::default()).boxed();
         let mut known = std::collections::BTreeMap::new();
@@ -129,6 +143,13 @@ async fn main() {
         .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         requests.push((count(&controller) - before) as f64);
+        let kinds_after = by_kind_verb(&controller);
+        for (key, n) in &kinds_after {
+            let delta = n - kinds_before.get(key).copied().unwrap_or(0.0);
+            if is_write(&key.1) {
+                writes.entry(key.clone()).or_insert_with(|| vec![0.0; TRIES])[i] = delta;
+            }
+        }
     }
     println!("reaction, promote patch -> ReplicaSet scale write (ms), {TRIES} tries: median {:.1}, min {:.1}, max {:.1}",
         median(reactions.clone()),
@@ -138,6 +159,18 @@ async fn main() {
         median(requests.clone()),
         requests.iter().copied().fold(f64::MAX, f64::min),
         requests.iter().copied().fold(0.0, f64::max));
+    let totals: Vec<f64> = (0..TRIES).map(|i| writes.values().map(|v| v[i]).sum()).collect();
+    println!("API writes per canary step (promote -> setWeight -> next pause): median {}, min {}, max {}",
+        median(totals.clone()),
+        totals.iter().copied().fold(f64::MAX, f64::min),
+        totals.iter().copied().fold(0.0, f64::max));
+    for ((kind, verb), per_step) in &writes {
+        println!("  {kind} {verb} per step: median {}, min {}, max {}, mean {:.2}",
+            median(per_step.clone()),
+            per_step.iter().copied().fold(f64::MAX, f64::min),
+            per_step.iter().copied().fold(0.0, f64::max),
+            per_step.iter().sum::<f64>() / TRIES as f64);
+    }
     println!("requests by kind and verb over the whole run:\n{}", by_kind(&controller));
     drop(controller);
 
@@ -176,12 +209,23 @@ fn count(controller: &support::Controller) -> u64 {
     controller.requests(&[]) - controller.requests(&["verb=\"Watch\""])
 }
 
-fn by_kind(controller: &support::Controller) -> String {
+/// Whether a request verb writes (a status write is a `rollouts` Patch like a spec write).
+fn is_write(verb: &str) -> bool {
+    matches!(verb, "Create" | "Update" | "Patch" | "Delete")
+}
+
+/// `controller_clientset_k8s_request_total` summed by (kind, verb).
+fn by_kind_verb(controller: &support::Controller) -> std::collections::BTreeMap<(String, String), f64> {
     let mut totals = std::collections::BTreeMap::<(String, String), f64>::new();
     for line in controller.metrics_text().lines().filter(|l| l.starts_with("controller_clientset_k8s_request_total{")) {
         let label = |k: &str| line.split(&format!("{k}=\"")).nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string();
         let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
         *totals.entry((label("kind"), label("verb"))).or_default() += value;
     }
+    totals
+}
+
+fn by_kind(controller: &support::Controller) -> String {
+    let totals = by_kind_verb(controller);
     totals.iter().map(|((k, v), n)| format!("  {k} {v}: {n}")).collect::<Vec<_>>().join("\n")
 }

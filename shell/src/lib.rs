@@ -3,6 +3,7 @@
 //!
 //! Everything here does I/O; every decision is the core's (`rollouts_core::rollout::step`).
 
+pub mod charts;
 pub mod cli;
 pub mod providers;
 pub mod controller;

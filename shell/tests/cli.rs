@@ -192,6 +192,31 @@ fn version_short_prints_just_the_version() {
     assert!(long.starts_with(&text(&short.stdout)) && long.lines().count() > 1, "{long}");
 }
 
+/// `simulate --plot` draws the timeline of a fixture: the weights and a line per ReplicaSet.
+#[test]
+fn simulate_plot_writes_the_timeline_chart() {
+    let scenario = repo().join("fixtures/scenarios/canary-indefinite-pause-promote.yaml");
+    let plot = temp_file("timeline.svg", "");
+    std::fs::remove_file(&plot).unwrap();
+    let out = rollouts(&["simulate", scenario.to_str().unwrap(), "--plot", plot.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("settled at"), "the table is printed as before: {}", text(&out.stdout));
+    let svg = std::fs::read_to_string(&plot).expect("the chart was written");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
+    for series in ["setWeight", "actual weight", "r1 ready pods", "r2 ready pods"] {
+        assert!(svg.contains(&format!("\n{series}\n")), "no {series:?} series in {svg}");
+    }
+    // Each series is drawn and shown in the legend (the axes are the black lines).
+    let lines = svg.lines().filter(|l| l.starts_with("<polyline") && !l.contains("stroke=\"#000000\"")).count();
+    assert_eq!(lines, 8, "{svg}");
+    assert!(svg.contains("\nset image\n") && svg.contains("\npromote\n"), "the scenario's events are marked: {svg}");
+
+    let nowhere = repo().join("no/such/dir/timeline.svg");
+    let out = rollouts(&["simulate", scenario.to_str().unwrap(), "--plot", nowhere.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot write the chart to") && text(&out.stderr).contains("no/such/dir"), "{}", text(&out.stderr));
+}
+
 const TEMPLATE: &str = r#"apiVersion: argoproj.io/v1alpha1
 kind: AnalysisTemplate
 metadata: {name: web-check}

@@ -629,3 +629,64 @@ mod workload;
 
 #[path = "e2e/experiment.rs"]
 mod experiment;
+
+/// The API writes of a canary step (promote, setWeight, the next pause), from the
+/// controller's own request counter: a guard against writes creeping back (a status write
+/// per reconcile, a new Event per repeat). `cargo bench -p rollouts --bench cluster` gives
+/// the figure; this test only bounds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_step_costs_few_api_writes() {
+    let env = Env::new("e2e-writes").await;
+    let controller = env.controller(&["--leader-elect=false"]);
+    env.apply(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: writes}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: writes}}
+  template:
+    metadata: {labels: {app: writes}}
+    spec:
+      containers: [{name: app, image: argoproj/rollouts-demo:blue}]
+  strategy:
+    canary:
+      maxSurge: 1
+      maxUnavailable: 0
+      steps: [{pause: {}}, {setWeight: 25}, {pause: {}}, {setWeight: 50}, {pause: {}}, {setWeight: 75}, {pause: {}}]
+"#,
+    )
+    .await;
+    rollout_until(&env, "writes", "the first deploy", MINUTE, healthy).await;
+    env.cli_ok(&["set", "image", "writes", "app=argoproj/rollouts-demo:green"]);
+    let writes = |verb: &str, kind: &str| controller.requests(&[&format!("verb=\"{verb}\""), &format!("kind=\"{kind}\"")]);
+    let mut per_step = Vec::new();
+    for pause in [0, 2, 4] {
+        rollout_until(&env, "writes", &format!("the pause at step {pause}"), MINUTE, |ro| {
+            observed(ro) && phase(ro) == "Paused" && step(ro) == pause
+        })
+        .await;
+        // The pause's own writes land before counting.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = (writes("Patch", "rollouts"), writes("Patch", "replicasets"), writes("Create", "events") + writes("Patch", "events"));
+        env.cli_ok(&["promote", "writes"]);
+        rollout_until(&env, "writes", &format!("the pause at step {}", pause + 2), MINUTE, |ro| {
+            phase(ro) == "Paused" && step(ro) == pause + 2
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = (writes("Patch", "rollouts"), writes("Patch", "replicasets"), writes("Create", "events") + writes("Patch", "events"));
+        per_step.push((after.0 - before.0, after.1 - before.1, after.2 - before.2));
+    }
+    for (i, &(status, sets, events)) in per_step.iter().enumerate() {
+        // One scale up and one scale down.
+        assert_eq!(sets, 2, "ReplicaSet writes at step {i}: {per_step:?}\n{}", controller.log_tail());
+        // A status write per reconcile made this 7. Now: resumed and advanced, then the next
+        // pause with the pods recounted; a third when the step outlasts the 10 s a recount
+        // may wait (a slow machine).
+        assert!(status <= 3, "Rollout writes at step {i}: {per_step:?}\n{}", controller.log_tail());
+        // Each event (resumed, step completed twice, scaled up and down, paused) is one write
+        // until the object's budget is spent.
+        assert!(events <= 6, "event writes at step {i}: {per_step:?}\n{}", controller.log_tail());
+    }
+}

@@ -1932,6 +1932,35 @@ fn a_request_carries_the_resolved_provider_and_the_secret_references() {
 }
 
 #[test]
+fn a_measure_action_keeps_its_context_through_a_recorded_trace() {
+    // A recorded trace stores actions as JSON and must replay to the same actions: the
+    // provider's context (interval, run start, a resumed measurement's metadata) is written
+    // whenever it holds anything, and left out only when it is empty.
+    use crate::state::Action;
+    let run = new_run(vec![metric("rate", |m| m.interval = s("1m"))]);
+    let req = reconcile_run(&run, t(0)).measure.remove(0);
+    assert_eq!(req.context.interval.as_deref(), Some("1m"));
+    let without_context = MeasureRequest {
+        context: MeasureContext::default(),
+        ..req.clone()
+    };
+    for (req, context_written) in [(req, true), (without_context, false)] {
+        let action = Action::Measure {
+            run: "checkout-1".into(),
+            metric: req.metric,
+            index: req.index,
+            provider: Box::new(req.provider),
+            secrets: req.secrets,
+            context: req.context,
+        };
+        let json = serde_json::to_value(&action).unwrap();
+        assert_eq!(json["measure"].get("context").is_some(), context_written, "{json}");
+        let replayed: Action = serde_json::from_value(json).unwrap();
+        assert_eq!(replayed, action);
+    }
+}
+
+#[test]
 fn answer_deadlines_follow_the_provider_timeouts() {
     let with = |provider: MetricProvider| {
         let run = new_run(vec![metric("m", |m| m.provider = provider)]);
@@ -1945,6 +1974,10 @@ fn answer_deadlines_follow_the_provider_timeouts() {
     let mut slow = web();
     slow.web.as_mut().unwrap().timeout_seconds = Some(45);
     assert_eq!(with(slow), Some(t(45)));
+    // `timeoutSeconds: 0` is Go's zero value, an unset field: Argo's 10 s default.
+    let mut unset = web();
+    unset.web.as_mut().unwrap().timeout_seconds = Some(0);
+    assert_eq!(with(unset), Some(t(10)));
     assert_eq!(with(job()), None);
     assert_eq!(
         answer_timeout(&MetricProvider::default()),

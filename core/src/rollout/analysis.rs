@@ -146,10 +146,41 @@ impl Ctx<'_> {
         }
         self.set_current_runs(&next);
         let keep = next.names();
-        let others: Vec<String> = self.state.analysis_runs.keys().filter(|n| !keep.contains(*n)).cloned().collect();
+        let others: Vec<String> = self
+            .state
+            .analysis_runs
+            .iter()
+            .filter(|(n, r)| !keep.contains(*n) && !self.is_ahead_of_a_lost_write(r))
+            .map(|(n, _)| n.clone())
+            .collect();
         self.cancel_runs(&others);
         self.delete_old_runs(&others);
         self.emit_run_status_changes(&next);
+    }
+
+    /// A step run of the current revision, for a step the status has not reached yet,
+    /// created less than a minute ago and still going: this controller made it in a
+    /// reconcile whose status write was lost (the status read back is from before that
+    /// step). It is that step's run when the step is entered again (`create_run` adopts an
+    /// equal run); cancelling it as a stranger would make the step create `<name>.1` and
+    /// measure twice. Older ones are strangers after all (a spec edited since, say).
+    fn is_ahead_of_a_lost_write(&self, run: &AnalysisRun) -> bool {
+        const RECENT: i64 = 60;
+        let labels = run.metadata.labels.as_ref();
+        let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+        let index = self.ro.status.current_step_index.unwrap_or(0);
+        let ahead = label(STEP_INDEX_LABEL).and_then(|i| i.parse::<i32>().ok()).is_some_and(|i| i > index);
+        let recent = run
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .is_some_and(|t| self.now.since(crate::objects::from_kube_time(t)).0 < RECENT);
+        ahead
+            && recent
+            && label(ROLLOUT_TYPE_LABEL) == Some(RunKind::Step.label())
+            && label(keys::POD_TEMPLATE_HASH) == Some(self.new_hash().as_str())
+            && !run.spec.terminate
+            && !run.status.phase.is_some_and(|p| p.completed())
     }
 
     /// Whether the spec asks for any AnalysisRun (a step, background, pre- or

@@ -101,7 +101,7 @@ impl<'s> Ctx<'s> {
             .state
             .replica_sets
             .values()
-            .map(|rs| (rs.created(), rs.name(), rs))
+            .map(|rs| (rs.created(), rs.name(), &**rs))
             .collect();
         all.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         let default_template = PodTemplateSpec::default();
@@ -149,7 +149,7 @@ impl<'s> Ctx<'s> {
     }
 
     pub fn rs(&self, name: &str) -> Option<&ReplicaSet> {
-        self.state.replica_sets.get(name)
+        self.state.replica_sets.get(name).map(|rs| &**rs)
     }
 
     pub fn new_rs(&self) -> Option<&ReplicaSet> {
@@ -166,7 +166,7 @@ impl<'s> Ctx<'s> {
     }
 
     pub fn all_rs(&self) -> impl Iterator<Item = &ReplicaSet> {
-        self.state.replica_sets.values()
+        self.state.replica_sets.values().map(|rs| &**rs)
     }
 
     pub fn counts(&self, name: Option<&str>) -> Option<RsCounts> {
@@ -246,6 +246,7 @@ impl<'s> Ctx<'s> {
     /// and then cannot undo it (see `observe_replica_set`).
     pub fn patch_rs(&mut self, name: &str, patch: ReplicaSetPatch) {
         if let Some(rs) = self.state.replica_sets.get_mut(name) {
+            let rs = std::sync::Arc::make_mut(rs);
             if apply_rs_patch(rs, &patch) {
                 if let Some(g) = rs.metadata.generation.as_mut() {
                     *g = g.saturating_add(1);

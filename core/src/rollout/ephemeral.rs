@@ -190,7 +190,7 @@ impl Ctx<'_> {
             })
             .collect();
         for (pod, patch) in pods {
-            if let Some(p) = self.state.pods.get_mut(&pod) {
+            if let Some(p) = self.state.pods.get_mut(&pod).map(std::sync::Arc::make_mut) {
                 patch.apply(&mut p.metadata.labels, &mut p.metadata.annotations);
             }
             self.actions.push(Action::PatchPodMetadata { name: pod, patch });
@@ -403,6 +403,7 @@ mod tests {
         for o in objects.iter_mut() {
             if let Object::ReplicaSet(rs) = o {
                 if rs.metadata.name.as_deref() == Some(old_rs) {
+                    let rs = std::sync::Arc::make_mut(rs);
                     assert_eq!(rs.spec.as_ref().and_then(|s| s.replicas), Some(0));
                     rs.metadata.annotations.get_or_insert_with(BTreeMap::new).insert(keys::EPHEMERAL_METADATA.into(), recorded(&labels(&[("role", "stable")])));
                     let meta = rs.spec.as_mut().unwrap().template.as_mut().unwrap().metadata.as_mut().unwrap();
@@ -429,6 +430,7 @@ mod tests {
         let mut objects = sim.final_objects["ephemeral-label"].clone();
         for o in objects.iter_mut() {
             if let Object::ReplicaSet(rs) = o {
+                let rs = std::sync::Arc::make_mut(rs);
                 rs.metadata.labels.get_or_insert_with(BTreeMap::new).insert(keys::POD_TEMPLATE_HASH.into(), "argohash".into());
                 let t = rs.spec.as_mut().unwrap().template.as_mut().unwrap();
                 assert_eq!(t.metadata.as_ref().unwrap().labels.as_ref().unwrap().get("role").map(String::as_str), Some("stable"));

@@ -9,6 +9,7 @@
 // Picking one kind of action or object out of a list.
 #![allow(clippy::wildcard_enum_match_arm)]
 
+use std::sync::Arc;
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
@@ -512,7 +513,7 @@ fn deleting_an_old_replica_set_deletes_its_experiments() {
             observed_generation: old.metadata.generation,
             ..Default::default()
         });
-        objects.insert(0, Object::ReplicaSet(Box::new(old)));
+        objects.insert(0, Object::ReplicaSet(Arc::new(old)));
         objects.insert(0, Object::Experiment(serde_json::to_value(&of_old).expect("serializes")));
     });
     assert!(actions.contains(&Action::DeleteReplicaSet { name: format!("{ROLLOUT}-0ld") }), "{actions:#?}");

@@ -61,6 +61,10 @@ pub fn step(mut state: State, event: Event, now: Timestamp) -> (State, Vec<Actio
 /// run-loop contract): what the controller's workers, `rollouts replay`, the simulator and
 /// the property-test driver all do with what their watches delivered.
 ///
+/// The batch writes the Rollout's status once at most: every status patch it decides is
+/// composed into one, placed where the last of them was (see
+/// [`status::coalesce_status_patches`]).
+///
 /// A batch holding nothing but [`Event::ActionFailed`] is not reconciled: the shell re-reads
 /// the objects of the failed action, and reconciling before those arrive would retry
 /// blindly from the optimistic copies. An empty batch does nothing.
@@ -72,7 +76,35 @@ pub fn step_batch(state: &mut State, events: impl IntoIterator<Item = Event>, no
         apply_event(state, event, now, &mut actions);
     }
     if reconcile_after {
-        actions.extend(reconcile(state, now));
+        actions.extend(reconcile_settled(state, now));
+    }
+    status::coalesce_status_patches(actions)
+}
+
+/// Reconciles of one batch at most (see [`reconcile_settled`]). Like Argo's, a reconcile
+/// often does one thing and persists it: a step completes, *then* the next reconcile enters
+/// the pause that follows, *then* the next one sets that pause's conditions (three in a row
+/// on every canary step). Each waited for the watch to deliver the previous status write
+/// and cost a write of its own.
+const MAX_SETTLING_ROUNDS: usize = 4;
+
+/// [`reconcile`], again on its own result while a round decided nothing but the Rollout's
+/// status (and its events): what the reconciles triggered by the echoes of those status
+/// writes would decide, decided now, and written once (see
+/// [`status::coalesce_status_patches`]). A round that changes anything else ends it: the
+/// next round waits for that change to be observed, as before. Only the last round's
+/// wake-up is kept: it is the one computed from the state that is left.
+fn reconcile_settled(state: &mut State, now: Timestamp) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for _ in 0..MAX_SETTLING_ROUNDS {
+        let round = reconcile(state, now);
+        let status_only = round.iter().any(|a| matches!(a, Action::PatchRolloutStatus { .. }))
+            && round.iter().all(|a| matches!(a, Action::PatchRolloutStatus { .. } | Action::RecordEvent { .. } | Action::WakeAt { .. }));
+        actions.retain(|a| !matches!(a, Action::WakeAt { .. }));
+        actions.extend(round);
+        if !status_only {
+            break;
+        }
     }
     actions
 }
@@ -95,21 +127,21 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
     match event {
         Event::Applied(Object::Rollout(value)) => {
             if !observe_status_only(state, &value) {
-                let (rollout, error) = decode_rollout_remembering_spec(&value, &mut state.digests);
+                let (rollout, error) = decode_rollout(&value);
                 state.digests.decoded_generation = if error.is_none() { rollout.metadata.generation } else { None };
                 state.rollout = Some(rollout);
                 state.spec_error = error;
             }
         }
-        Event::Applied(Object::ReplicaSet(rs)) => observe_replica_set(state, *rs),
+        Event::Applied(Object::ReplicaSet(rs)) => observe_replica_set(state, rs),
         Event::Applied(Object::Service(svc)) => {
             if let Some(name) = svc.metadata.name.clone() {
-                state.services.insert(name, *svc);
+                state.services.insert(name, svc);
             }
         }
         Event::Applied(Object::Pod(pod)) => {
             if let Some(name) = pod.metadata.name.clone() {
-                state.pods.insert(name, *pod);
+                state.pods.insert(name, pod);
             }
         }
         Event::Applied(Object::AnalysisRun(value)) => {
@@ -253,7 +285,7 @@ fn apply_event(state: &mut State, event: Event, now: Timestamp, actions: &mut Ve
 /// uid, when both are known) with a *lower* generation predates our write. Its status is
 /// still the newest one seen (watch events arrive in order) and is taken; its spec and
 /// metadata are not. Observations without a generation are always taken whole.
-fn observe_replica_set(state: &mut State, observed: ReplicaSet) {
+fn observe_replica_set(state: &mut State, observed: std::sync::Arc<ReplicaSet>) {
     let Some(name) = observed.metadata.name.clone() else { return };
     let stale = state.replica_sets.get(&name).is_some_and(|held| {
         let same_object = match (&held.metadata.uid, &observed.metadata.uid) {
@@ -270,13 +302,13 @@ fn observe_replica_set(state: &mut State, observed: ReplicaSet) {
         state.replica_sets.insert(name, observed);
         return;
     }
-    if let Some(held) = state.replica_sets.get_mut(&name) {
-        held.status = observed.status;
+    if let Some(held) = state.replica_sets.get_mut(&name).map(std::sync::Arc::make_mut) {
+        held.status.clone_from(&observed.status);
         if held.metadata.uid.is_none() {
-            held.metadata.uid = observed.metadata.uid;
+            held.metadata.uid.clone_from(&observed.metadata.uid);
         }
         if observed.metadata.deletion_timestamp.is_some() {
-            held.metadata.deletion_timestamp = observed.metadata.deletion_timestamp;
+            held.metadata.deletion_timestamp.clone_from(&observed.metadata.deletion_timestamp);
         }
     }
 }
@@ -290,7 +322,7 @@ fn forget_own_generations(state: &mut State) {
     for rs in state.replica_sets.values_mut() {
         let observed = rs.status.as_ref().and_then(|s| s.observed_generation);
         if rs.metadata.generation > observed {
-            rs.metadata.generation = observed;
+            std::sync::Arc::make_mut(rs).metadata.generation = observed;
         }
     }
 }
@@ -299,7 +331,7 @@ fn forget_own_generations(state: &mut State) {
 /// it, so they are asked for again (Job metrics excepted: their Jobs carry on by themselves
 /// and are watched).
 fn resume_measurements(state: &State) -> Vec<Action> {
-    let mut out = Vec::new();
+    let mut out = runs::awaited_jobs(state);
     for run in state.analysis_runs.values() {
         for req in crate::analysis::run::in_flight_requests(run).into_iter().filter(|r| r.provider.job.is_none()) {
             out.push(Action::Measure {
@@ -349,37 +381,6 @@ pub(crate) fn metadata_and_status(value: &Value) -> Option<(ObjectMeta, RolloutS
     Some((metadata, status))
 }
 
-/// [`decode_rollout`], without decoding a `spec` that is the same JSON as the last one
-/// decoded: the rest of the manifest is decoded strictly on its own (every field of a
-/// Rollout is optional, and the remembered spec decoded without an error or an unknown
-/// field, so the result and any error are the same as decoding the whole manifest).
-fn decode_rollout_remembering_spec(
-    value: &Value,
-    digests: &mut crate::state::SpecDigests,
-) -> (Rollout, Option<SpecError>) {
-    let remembered = value.get("spec").and_then(|raw| digests.decoded_spec(raw)).cloned();
-    if let Some(spec) = remembered {
-        // The manifest without its spec (which is not copied).
-        let rest: serde_json::Map<String, Value> = value
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(k, _)| k.as_str() != "spec")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let (mut rollout, error) = decode_rollout(&Value::Object(rest));
-        if error.is_none() {
-            rollout.spec = spec;
-        }
-        return (rollout, error);
-    }
-    let (rollout, error) = decode_rollout(value);
-    if let (None, Some(raw)) = (&error, value.get("spec")) {
-        digests.remember_decoded(raw, &rollout.spec);
-    }
-    (rollout, error)
-}
-
 /// Decodes a Rollout strictly; on failure keeps its metadata and status so the error can
 /// be reported in a condition.
 pub fn decode_rollout(value: &Value) -> (Rollout, Option<SpecError>) {
@@ -412,6 +413,9 @@ fn action_failed(state: &mut State, action: &Action, error: &str, now: Timestamp
     // `spec.replicas`): its re-read must be decoded whole, not taken as the same generation.
     state.digests.decoded_generation = None;
     let mut out = Vec::new();
+    // A run's status says a job measurement runs (that write goes first) but its Job may
+    // never have been created: nothing else would create it.
+    out.extend(runs::awaited_jobs(state));
     if let Action::CreateReplicaSet { replica_set } = action {
         let name = replica_set.metadata.name.clone().unwrap_or_default();
         // The optimistic copy never existed.
@@ -536,38 +540,4 @@ fn reconcile_resolved(state: &mut State, now: Timestamp) -> Vec<Action> {
     let mut ctx = Ctx::new(state, ro, hashes, now);
     ctx.run();
     ctx.finish()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A manifest whose spec was decoded before gives what decoding it whole gives, errors
-    /// in the rest of the manifest included.
-    #[test]
-    fn a_remembered_spec_decodes_like_the_whole_manifest() {
-        let base = serde_json::json!({
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Rollout",
-            "metadata": {"name": "demo", "generation": 2},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": "demo"}},
-                "template": {"metadata": {"labels": {"app": "demo"}}, "spec": {"containers": [{"name": "app", "image": "app:1"}]}},
-                "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}
-            },
-            "status": {"observedGeneration": "1"}
-        });
-        let mut digests = crate::state::SpecDigests::default();
-        assert_eq!(decode_rollout_remembering_spec(&base, &mut digests), decode_rollout(&base));
-        assert!(digests.decoded_spec(&base["spec"]).is_some(), "the spec is remembered");
-        let mut later = base.clone();
-        later["status"] = serde_json::json!({"observedGeneration": "2", "abort": true});
-        assert_eq!(decode_rollout_remembering_spec(&later, &mut digests), decode_rollout(&later));
-        let mut typo = base.clone();
-        typo["metadata"]["labelz"] = serde_json::json!({});
-        let got = decode_rollout_remembering_spec(&typo, &mut digests);
-        assert_eq!(got.1.as_ref().map(|e| e.path.as_str()), Some("metadata.labelz"));
-        assert_eq!(got, decode_rollout(&typo));
-    }
 }

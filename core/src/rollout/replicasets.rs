@@ -369,7 +369,7 @@ impl Ctx<'_> {
         // The API server starts every object at generation 1; the working copy does too,
         // so that the creation's own watch event cannot undo a scale made before it arrives.
         observed.metadata.generation = Some(1);
-        self.state.replica_sets.insert(name.clone(), observed);
+        self.state.replica_sets.insert(name.clone(), std::sync::Arc::new(observed));
         self.classify();
         self.set_rollout_revision(&revision);
         self.event("NewReplicaSetCreated", format!("Created ReplicaSet {name} (revision {revision})"));

@@ -98,6 +98,28 @@ fn is_job_metric(run: &AnalysisRun, metric: &str) -> bool {
     run.spec.metrics.iter().any(|m| m.name == metric && m.provider.job.is_some())
 }
 
+/// The Jobs that runs wait for (a running measurement of a job metric) and that have not
+/// been seen, asked for again: after a failed write (a status patch whose answer was lost
+/// took effect, the create after it never ran; or the create itself failed) and on resync
+/// (a controller killed between the two). The Job's name is fixed by the measurement, so a
+/// Job that exists after all answers `AlreadyExists`, which is success.
+pub(super) fn awaited_jobs(state: &State) -> Vec<Action> {
+    let mut out = Vec::new();
+    for run in state.analysis_runs.values() {
+        // A run not created yet owns no Job; a finished one has nothing in flight.
+        if run.metadata.uid.is_none() {
+            continue;
+        }
+        let name = run.metadata.name.clone().unwrap_or_default();
+        for req in crate::analysis::run::in_flight_requests(run).into_iter().filter(|r| r.provider.job.is_some()) {
+            if !state.jobs.contains_key(&job_name(&name, &req.metric, req.index)) {
+                out.push(measure_action(run, req));
+            }
+        }
+    }
+    out
+}
+
 /// In-flight measurements of job metrics: (metric, index, job name).
 fn in_flight_jobs(run: &AnalysisRun) -> Vec<(String, i32, String)> {
     let name = run.metadata.name.clone().unwrap_or_default();

@@ -13,7 +13,7 @@ impl Ctx<'_> {
     /// already does. Argo's `switchServiceSelector`.
     pub(super) fn switch_service_selector(&mut self, service: &str, hash: &str) {
         let rollout = self.name().to_string();
-        let Some(svc) = self.state.services.get_mut(service) else { return };
+        let Some(svc) = self.state.services.get_mut(service).map(std::sync::Arc::make_mut) else { return };
         let old = service_selected_hash(svc).to_string();
         let managed = service_managed_by(svc).is_some();
         if old == hash && managed {

@@ -83,6 +83,39 @@ pub(super) fn status_patch(old: &RolloutStatus, new: &RolloutStatus) -> Option<A
     Some(Action::PatchRolloutStatus { patch: Value::Object(Map::from_iter([("status".to_string(), Value::Object(diff))])) })
 }
 
+/// The actions with their [`Action::PatchRolloutStatus`] composed into one, at the place
+/// of the last one: everything the status reports is then written before it, and a batch
+/// costs one status write however many times its reconcile revised the status (a new
+/// ReplicaSet's condition, then the step's status). Patches that no single merge patch can
+/// compose stay apart.
+pub(crate) fn coalesce_status_patches(actions: Vec<Action>) -> Vec<Action> {
+    if actions.iter().filter(|a| matches!(a, Action::PatchRolloutStatus { .. })).count() < 2 {
+        return actions;
+    }
+    let mut out: Vec<Action> = Vec::with_capacity(actions.len());
+    let mut pending: Option<usize> = None;
+    for action in actions {
+        let Action::PatchRolloutStatus { patch } = action else {
+            out.push(action);
+            continue;
+        };
+        let composed = pending.and_then(|i| {
+            let Action::PatchRolloutStatus { patch: first } = &out[i] else { return None };
+            crate::api::merge::compose_merge_patches(first, &patch).map(|p| (i, p))
+        });
+        let patch = match composed {
+            Some((i, p)) => {
+                let _composed_into_p = out.remove(i);
+                p
+            }
+            None => patch,
+        };
+        out.push(Action::PatchRolloutStatus { patch });
+        pending = Some(out.len() - 1);
+    }
+    out
+}
+
 /// Writes the `InvalidSpec` condition (Argo's `createInvalidRolloutCondition`).
 pub(super) fn invalid_spec(state: &mut State, ro: &Rollout, error: &str, now: Timestamp) -> Vec<Action> {
     let name = ro.metadata.name.as_deref().unwrap_or("");

@@ -8,7 +8,7 @@ use crate::api::{
 };
 use crate::objects::ReplicaSetExt;
 use crate::replicas;
-use crate::state::WakeReason;
+use crate::state::{Action, WakeReason};
 use crate::traffic::{
     alb, ambassador, apisix, appmesh, gateway_api, istio, nginx, smi, traefik, PingPongServices, TrafficPlan,
 };
@@ -53,6 +53,15 @@ impl Ctx<'_> {
             canary_hash = previous;
             (self.abort_or_stable_rollback_weight(), Routes::Removed, false)
         } else if self.is_fully_promoted() {
+            let canary_weight = self.ro.status.canary.weights.as_ref().map_or(0, |w| w.canary.weight);
+            if canary_weight > 0 && self.switched_stable_service() {
+                // Argo sets 0 in the reconcile that points the stable Service at the new
+                // pods: a proxy that reads the weight before the selector sends everything
+                // back to the old pods for a while (argoproj/argo-rollouts#1826). The canary
+                // keeps its share (and routing stays as it is) until a later reconcile, once
+                // the selector change is written and watched.
+                return;
+            }
             (0, Routes::Removed, false)
         } else if self.pause.is_aborted(&self.ro.status) {
             let w = self.abort_or_stable_rollback_weight();
@@ -118,7 +127,7 @@ impl Ctx<'_> {
         };
         if let Some(cfg) = &tr.istio {
             let leaving_canary = self.pause.is_aborted(&self.ro.status) || self.dynamically_rolling_back_to().is_some();
-            if istio::delayed_by(cfg, &plan, self.state.replica_sets.values(), leaving_canary).is_some() {
+            if istio::delayed_by(cfg, &plan, self.state.replica_sets.values().map(|rs| &**rs), leaving_canary).is_some() {
                 // Argo's "delaying destination rule switch": nothing moves until the
                 // ReplicaSet is fully available (its status change wakes us).
                 return;
@@ -161,6 +170,14 @@ impl Ctx<'_> {
         if self.new_status.canary.weights.as_ref().is_some_and(|w| w.verified == Some(false)) {
             self.wake_at(self.now.plus(crate::time::Seconds(10)), WakeReason::TrafficVerify);
         }
+    }
+
+    /// Whether this reconcile points the stable Service at other pods.
+    fn switched_stable_service(&self) -> bool {
+        let Some(stable) = self.ro.spec.canary().map(|c| c.stable_service.as_str()).filter(|s| !s.is_empty()) else {
+            return false;
+        };
+        self.actions.iter().any(|a| matches!(a, Action::SetServiceSelector { service, .. } if service == stable))
     }
 
     /// Every configured router carries out the plan, in a fixed order (Istio, NGINX, ALB,

@@ -913,6 +913,32 @@ spec:
         }
     }
 
+    /// INV-05: a canary must be allowed to move, whether the limits are written as
+    /// integers or as percentages.
+    #[test]
+    fn max_surge_and_max_unavailable_cannot_both_be_zero() {
+        let rows = [
+            ("0", "0", true),
+            ("'0%'", "'0%'", true),
+            ("0", "'0%'", true),
+            ("'0'", "0", true),
+            ("'0%'", "1", false),
+            ("'25%'", "0", false),
+            ("0", "'10%'", false),
+        ];
+        for (surge, unavailable, rejected) in rows {
+            let ro = rollout(&format!("    canary: {{maxSurge: {surge}, maxUnavailable: {unavailable}}}"));
+            let result = validate_spec(&ro.spec).map_err(|e| e.to_string());
+            let expected = if rejected {
+                Err("spec.strategy.canary.maxSurge: Invalid value: 0: MaxSurge and MaxUnavailable both can not be zero"
+                    .to_string())
+            } else {
+                Ok(())
+            };
+            assert_eq!(result, expected, "maxSurge {surge}, maxUnavailable {unavailable}");
+        }
+    }
+
     /// Argo's test/e2e/functional/rollout-rollback-window.yaml: the argument reads a label
     /// the Rollout itself does not carry (only its pod template does), which Kubernetes
     /// resolves to "".

@@ -194,7 +194,7 @@ impl Cluster {
         }
         let names: Vec<String> = self.rollouts.keys().cloned().collect();
         for r in names {
-            self.emit(&r, Event::Applied(Object::Service(Box::new(svc.clone()))));
+            self.emit(&r, Event::Applied(Object::Service(Arc::new(svc.clone()))));
         }
     }
 
@@ -219,7 +219,7 @@ impl Cluster {
         }
         if let Some(owner) = Self::owner_of(rs) {
             let rs = rs.clone();
-            self.emit(&owner, Event::Applied(Object::ReplicaSet(Box::new(rs))));
+            self.emit(&owner, Event::Applied(Object::ReplicaSet(Arc::new(rs))));
         }
     }
 
@@ -283,7 +283,7 @@ impl Cluster {
                 if existing.is_none() {
                     let services: Vec<Service> = self.services.values().cloned().collect();
                     for svc in services {
-                        self.emit(&name, Event::Applied(Object::Service(Box::new(svc))));
+                        self.emit(&name, Event::Applied(Object::Service(Arc::new(svc))));
                     }
                     let templates: Vec<((String, String), Value)> =
                         self.templates.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -458,12 +458,12 @@ impl Cluster {
         for (name, obj) in &self.rollouts {
             let mut objs = vec![Object::Rollout(obj.clone())];
             for svc in self.services.values() {
-                objs.push(Object::Service(Box::new(svc.clone())));
+                objs.push(Object::Service(Arc::new(svc.clone())));
             }
             objs.extend(self.router_objects_of(name));
             objs.extend(self.workload_objects_of(name));
             for (rs_name, rs) in self.replica_sets_of(name) {
-                objs.push(Object::ReplicaSet(Box::new(rs.clone())));
+                objs.push(Object::ReplicaSet(Arc::new(rs.clone())));
                 objs.extend(self.pod_objects_of(name, rs_name));
             }
             for t in self.templates.iter().map(|((kind, _), t)| template_event(kind, t.clone())) {

@@ -6,6 +6,7 @@
 //! objects only where [`PodObjects`] says so: the core needs them only to evict pods
 //! created before `spec.restartAt` and to patch their ephemeral metadata.
 
+use std::sync::Arc;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 
 use super::cluster::Cluster;
@@ -111,7 +112,7 @@ impl Cluster {
             } else {
                 let Some(pods) = self.pods.get(rs) else { continue };
                 let Some(cohort) = pods.cohort_of(n) else { continue };
-                Event::Applied(Object::Pod(Box::new(kube_pod(rs, n, cohort, &self.namespace, pods.meta(n, cohort), self.now))))
+                Event::Applied(Object::Pod(Arc::new(kube_pod(rs, n, cohort, &self.namespace, pods.meta(n, cohort), self.now))))
             };
             self.emit(owner, event);
         }
@@ -329,17 +330,17 @@ impl Cluster {
                 self.rollouts.get(name).map(|r| Event::Applied(Object::Rollout(r.clone())))
             }
             Event::Applied(Object::ReplicaSet(rs)) => {
-                self.replica_sets.get(&name_of(&rs.metadata)).map(|r| Event::Applied(Object::ReplicaSet(Box::new(r.clone()))))
+                self.replica_sets.get(&name_of(&rs.metadata)).map(|r| Event::Applied(Object::ReplicaSet(Arc::new(r.clone()))))
             }
             Event::Applied(Object::Service(svc)) => {
-                self.services.get(&name_of(&svc.metadata)).map(|s| Event::Applied(Object::Service(Box::new(s.clone()))))
+                self.services.get(&name_of(&svc.metadata)).map(|s| Event::Applied(Object::Service(Arc::new(s.clone()))))
             }
             Event::Applied(Object::Pod(pod)) => {
                 let name = name_of(&pod.metadata);
                 let (rs, n) = parse_pod_name(&name)?;
                 let pods = self.pods.get(rs)?;
                 let cohort = pods.cohort_of(n)?;
-                Some(Event::Applied(Object::Pod(Box::new(kube_pod(rs, n, cohort, &self.namespace, pods.meta(n, cohort), self.now)))))
+                Some(Event::Applied(Object::Pod(Arc::new(kube_pod(rs, n, cohort, &self.namespace, pods.meta(n, cohort), self.now)))))
             }
             Event::Applied(Object::Ingress(ing)) => {
                 self.ingresses.get(&name_of(&ing.metadata)).map(|i| Event::Applied(Object::Ingress(Box::new(i.clone()))))
@@ -373,7 +374,7 @@ impl Cluster {
         let Some(pods) = self.pods.get(rs).filter(|_| self.shows_pods(owner)) else { return Vec::new() };
         pods.pods()
             .take(usize::try_from(MAX_POD_OBJECTS).unwrap_or(usize::MAX))
-            .map(|(n, c)| Object::Pod(Box::new(kube_pod(rs, n, c, &self.namespace, pods.meta(n, c), self.now))))
+            .map(|(n, c)| Object::Pod(Arc::new(kube_pod(rs, n, c, &self.namespace, pods.meta(n, c), self.now))))
             .collect()
     }
 }

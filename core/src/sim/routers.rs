@@ -390,9 +390,9 @@ impl Cluster {
                     self.routes.get(&id).map(|r| Event::Applied(Object::Route(r.clone())))
                 }
                 ObjectKind::ReplicaSet => {
-                    self.replica_sets.get(&name).map(|rs| Event::Applied(Object::ReplicaSet(Box::new(rs.clone()))))
+                    self.replica_sets.get(&name).map(|rs| Event::Applied(Object::ReplicaSet(Arc::new(rs.clone()))))
                 }
-                ObjectKind::Service => self.services.get(&name).map(|s| Event::Applied(Object::Service(Box::new(s.clone())))),
+                ObjectKind::Service => self.services.get(&name).map(|s| Event::Applied(Object::Service(Arc::new(s.clone())))),
                 ObjectKind::Deployment | ObjectKind::PodTemplate => {
                     let kind_name = if kind == ObjectKind::Deployment { "Deployment" } else { "PodTemplate" };
                     self.others.get(&(kind_name.to_string(), name.clone())).map(|v| Event::Applied(Object::Workload(v.clone())))

@@ -119,7 +119,7 @@ pub fn lint_text(text: &str) -> Result<Vec<Finding>, String> {
         match d.kind.as_str() {
             "Service" => match serde_json::from_value::<Service>(d.value.clone()) {
                 Ok(svc) => {
-                    base.services.insert(d.name.clone(), svc);
+                    base.services.insert(d.name.clone(), std::sync::Arc::new(svc));
                 }
                 Err(e) => findings.push(finding(d, format!("cannot decode the Service: {e}"))),
             },
@@ -204,7 +204,7 @@ fn lint_rollout(value: &Value, base: &State, kinds: &BTreeSet<String>) -> Option
     // Services, and no check of the routers or analyses whose objects are absent.
     for name in service_names(&ro) {
         if !has("Service") || !services_checkable {
-            state.services.insert(name.clone(), stand_in_service(&name));
+            state.services.insert(name.clone(), std::sync::Arc::new(stand_in_service(&name)));
         }
     }
     if let Some(tr) = ro.spec.strategy.canary.as_mut().and_then(|c| c.traffic_routing.as_mut()) {

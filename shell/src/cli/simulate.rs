@@ -1,4 +1,4 @@
-//! `rollouts simulate SCENARIO.yaml [--output table|json]`.
+//! `rollouts simulate SCENARIO.yaml [--output table|json] [--plot timeline.svg]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +19,9 @@ pub struct SimulateArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
+    /// Also draw the timeline (setWeight, actual weight, each ReplicaSet's ready pods) as an SVG chart into this file.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,6 +58,13 @@ pub fn run(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_SCENARIO);
         }
     };
+    if let Some(plot) = &args.plot {
+        let svg = crate::charts::timeline_chart(&sim.timeline, sim.outcome.t, &crate::charts::scenario_events(&scenario));
+        if let Err(e) = std::fs::write(plot, svg) {
+            eprintln!("error: cannot write the chart to {}: {e}", plot.display());
+            return ExitCode::FAILURE;
+        }
+    }
     // A command the CLI would refuse for having nothing to do did not stop the run.
     for n in &sim.notes {
         eprintln!("note: {} {}: {}", rollouts_core::time::Seconds(n.t).human(), n.rollout, n.what);

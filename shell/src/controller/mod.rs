@@ -11,6 +11,7 @@
 //! - [`leader`] election on a Lease lets several replicas run, one acting;
 //! - `/metrics` and `/healthz` are served on 127.0.0.1 unless told otherwise.
 
+pub mod events;
 pub mod experiment;
 pub mod leader;
 pub mod metrics;
@@ -31,11 +32,10 @@ use clap::Args;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, PodTemplate, Service};
+use k8s_openapi::api::core::v1::{Pod, PodStatus, PodTemplate, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DynamicObject, ListParams};
 use kube::client::ClientBuilder;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use rollouts_core::api::RouteKind;
@@ -172,12 +172,22 @@ fn init_logging(args: &ControllerArgs) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.loglevel))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or a collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match args.logformat {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
 }
+
+/// API requests sent and not answered yet (a watch counts until its response begins), at
+/// most. kube's client speaks HTTP/1.1: each request in flight holds a connection of its
+/// own, with its buffers and TLS state (about 40 KB), kept in the pool afterwards. Without a
+/// bound a burst (every rollout reconciling at once after a restart or an update of all of
+/// them) opened a connection per rollout; the others now wait their turn. client-go
+/// multiplexes its requests over one HTTP/2 connection.
+const MAX_REQUESTS_IN_FLIGHT: usize = 32;
 
 async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     // reqwest (metric providers) uses rustls with ring, like kube.
@@ -191,6 +201,7 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let client = ClientBuilder::try_from(config)
         .map_err(ControllerError::Client)?
         .with_layer(&metrics::CountRequests(metrics.clone()))
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(MAX_REQUESTS_IN_FLIGHT))
         .build();
     serve(&args, metrics.clone()).await?;
 
@@ -242,7 +253,7 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         client: client.clone(),
         notifier,
         metrics,
-        recorder: Recorder::new(client.clone(), Reporter { controller: REPORTER.to_string(), instance: Some(identity()) }),
+        recorder: events::EventRecorder::new(client.clone(), REPORTER, &identity()),
         trace,
         resync: args.rollout_resync,
     });
@@ -256,7 +267,7 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let mut extra_routes: BTreeSet<(ObjectKind, String)> = BTreeSet::new();
     drop(tx);
     let mut router = Router::new(kinds);
-    let mut workers: BTreeMap<RolloutKey, mpsc::UnboundedSender<Event>> = BTreeMap::new();
+    let mut workers: BTreeMap<RolloutKey, mpsc::UnboundedSender<Box<Event>>> = BTreeMap::new();
     tracing::info!(scope = scope.as_deref().unwrap_or("all namespaces"), "controller started; listing objects");
     loop {
         tokio::select! {
@@ -287,12 +298,12 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     }
 }
 
-fn dispatch(routed: Routed, workers: &mut BTreeMap<RolloutKey, mpsc::UnboundedSender<Event>>, shared: &Arc<worker::Shared>) {
+fn dispatch(routed: Routed, workers: &mut BTreeMap<RolloutKey, mpsc::UnboundedSender<Box<Event>>>, shared: &Arc<worker::Shared>) {
     match routed {
         Routed::Start(key, events) => {
             let (tx, rx) = mpsc::unbounded_channel();
             for e in events {
-                let _ = tx.send(e);
+                let _ = tx.send(Box::new(e));
             }
             tracing::debug!(rollout = %key, "worker started");
             match key.kind {
@@ -308,13 +319,13 @@ fn dispatch(routed: Routed, workers: &mut BTreeMap<RolloutKey, mpsc::UnboundedSe
         Routed::Deliver(key, events) => {
             if let Some(tx) = workers.get(&key) {
                 for e in events {
-                    let _ = tx.send(e);
+                    let _ = tx.send(Box::new(e));
                 }
             }
         }
         Routed::Stop(key) => {
             if let Some(tx) = workers.remove(&key) {
-                let _ = tx.send(Event::Deleted { kind: key.object_kind(), name: key.name.clone() });
+                let _ = tx.send(Box::new(Event::Deleted { kind: key.object_kind(), name: key.name.clone() }));
             }
         }
     }
@@ -357,10 +368,10 @@ async fn spawn_watches(
         serde_json::to_value(o).unwrap_or_default()
     }
     let hash = watcher::Config::default().labels(rollouts_core::api::keys::POD_TEMPLATE_HASH);
-    watch(dynamic(&rollout_resource()), by_instance.clone(), ObjectKind::Rollout, |o| Object::Rollout(raw(o).into()), tx);
-    watch(typed::<ReplicaSet>(client, scope), hash.clone(), ObjectKind::ReplicaSet, |o| Object::ReplicaSet(Box::new(o)), tx);
-    watch(typed::<Pod>(client, scope), hash, ObjectKind::Pod, |o| Object::Pod(Box::new(o)), tx);
-    watch(typed::<Service>(client, scope), watcher::Config::default(), ObjectKind::Service, |o| Object::Service(Box::new(o)), tx);
+    watch(dynamic(&rollout_resource()), by_instance.clone(), ObjectKind::Rollout, |o| Object::Rollout(raw(without_last_applied(o)).into()), tx);
+    watch(typed::<ReplicaSet>(client, scope), hash.clone(), ObjectKind::ReplicaSet, |o| Object::ReplicaSet(Arc::new(o)), tx);
+    watch(typed::<Pod>(client, scope), hash, ObjectKind::Pod, |o| Object::Pod(Arc::new(trim_pod(o))), tx);
+    watch(typed::<Service>(client, scope), watcher::Config::default(), ObjectKind::Service, |o| Object::Service(Arc::new(o)), tx);
     watch(dynamic(&analysis_run_resource()), by_instance.clone(), ObjectKind::AnalysisRun, |o| Object::AnalysisRun(raw(o)), tx);
     watch(dynamic(&analysis_template_resource()), by_instance.clone(), ObjectKind::AnalysisTemplate, |o| Object::AnalysisTemplate(raw(o)), tx);
     let jobs = watcher::Config::default().labels(rollouts_core::rollout::JOB_RUN_UID);
@@ -385,7 +396,7 @@ async fn spawn_watches(
     // The traffic routers' objects, when the cluster serves them and we may list them.
     let ingresses = typed::<Ingress>(client, scope);
     // What `workloadRef`s name: optional too (RBAC may leave them out).
-    let workload = |o: serde_json::Value| Object::Workload(o);
+    let workload = |o: serde_json::Value| Object::Workload(trim_workload(o));
     let all = watcher::Config::default;
     // Experiments too: a cluster without their CRD (an upgrade that skipped it) still serves
     // rollouts.
@@ -423,13 +434,51 @@ fn watch_routes_in(client: &Client, kind: ObjectKind, namespace: String, tx: &mp
 /// How often a kind the cluster did not serve (or RBAC forbade) is looked for again.
 pub const DISCOVERY_RETRY: Duration = Duration::from_secs(60);
 
-/// A Gateway API route as the core reads it: raw JSON with its `apiVersion` and `kind` set
-/// (list items may come without them).
 /// A typed object as JSON (k8s-openapi writes its `apiVersion` and `kind`).
 fn typed_json<K: serde::Serialize>(o: &K) -> serde_json::Value {
     serde_json::to_value(o).unwrap_or_default()
 }
 
+/// A Pod as the core reads it: its metadata (owner, labels and annotations for ephemeral
+/// metadata, creation and deletion times for restarts) and its conditions (readiness). The
+/// spec and the rest of the status are most of a pod, and every pod of every rollout is
+/// cached: they are dropped.
+fn trim_pod(pod: Pod) -> Pod {
+    let conditions = pod.status.and_then(|s| s.conditions);
+    Pod { metadata: pod.metadata, spec: None, status: Some(PodStatus { conditions, ..PodStatus::default() }) }
+}
+
+/// A Rollout without `kubectl apply`'s copy of itself (often half of it): the core never
+/// copies it to a ReplicaSet nor reads it.
+fn without_last_applied(mut o: DynamicObject) -> DynamicObject {
+    if let Some(annotations) = o.metadata.annotations.as_mut() {
+        annotations.remove(rollouts_core::api::keys::LAST_APPLIED);
+    }
+    o
+}
+
+/// A Deployment or PodTemplate as a `workloadRef` reads it: its kind and name, its
+/// generation (recorded on the Rollout), and its template, selector and replicas. Every
+/// Deployment of the watched namespaces is cached, referenced or not: the rest (labels,
+/// annotations, status) is dropped so that a cluster's Deployments cost little more than
+/// their templates.
+fn trim_workload(o: serde_json::Value) -> serde_json::Value {
+    use serde_json::{Map, Value};
+    let pick = |o: Option<&Value>, keys: &[&str]| -> Value {
+        let kept: Map<String, Value> =
+            keys.iter().filter_map(|k| Some((k.to_string(), o?.get(*k)?.clone()))).collect();
+        Value::Object(kept)
+    };
+    let Value::Object(mut top) = pick(Some(&o), &["apiVersion", "kind", "template"]) else { return o };
+    top.insert("metadata".into(), pick(o.get("metadata"), &["name", "namespace", "uid", "generation", "resourceVersion"]));
+    if o.get("spec").is_some() {
+        top.insert("spec".into(), pick(o.get("spec"), &["replicas", "selector", "template"]));
+    }
+    Value::Object(top)
+}
+
+/// A Gateway API route as the core reads it: raw JSON with its `apiVersion` and `kind` set
+/// (list items may come without them).
 fn route_json(mut o: DynamicObject, route: RouteKind) -> serde_json::Value {
     o.types = Some(kube::core::TypeMeta { api_version: crate::kubeapi::route_api_version(route), kind: route.as_str().to_string() });
     serde_json::to_value(o).unwrap_or_default()
@@ -655,6 +704,72 @@ mod tests {
         assert_eq!(v["kind"], "TCPRoute");
         assert_eq!(v["apiVersion"], "gateway.networking.k8s.io/v1alpha2");
         assert_eq!(router::kind_of(&Object::Route(v)), ObjectKind::TcpRoute);
+    }
+
+    #[test]
+    fn a_cached_pod_keeps_what_the_core_reads_and_drops_its_spec() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "web-abc-1", "namespace": "ns", "creationTimestamp": "2026-01-01T00:00:00Z",
+                "labels": {"rollouts-pod-template-hash": "abc"}, "annotations": {"a": "b"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "u", "controller": true}]
+            },
+            "spec": {"containers": [{"name": "app", "image": "argoproj/rollouts-demo:blue", "env": [{"name": "X", "value": "y"}]}]},
+            "status": {
+                "phase": "Running", "podIP": "10.88.0.1",
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:05Z"}],
+                "containerStatuses": [{"name": "app", "image": "i", "imageID": "", "ready": true, "restartCount": 0}]
+            }
+        }))
+        .unwrap();
+        let trimmed = trim_pod(pod.clone());
+        assert_eq!(trimmed.metadata, pod.metadata);
+        assert_eq!(trimmed.spec, None);
+        let status = trimmed.status.clone().unwrap();
+        assert_eq!((status.phase, status.pod_ip, status.container_statuses), (None, None, None));
+        assert_eq!(rollouts_core::objects::pod_owner(&trimmed), Some("web-abc"));
+        assert_eq!(rollouts_core::objects::pod_ready_since(&trimmed), rollouts_core::objects::pod_ready_since(&pod));
+        assert!(rollouts_core::objects::pod_ready_since(&trimmed).is_some());
+    }
+
+    #[test]
+    fn a_cached_workload_keeps_its_kind_name_generation_template_selector_and_replicas() {
+        let template = serde_json::json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "i"}]}});
+        let deployment = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {
+                "name": "web", "namespace": "ns", "uid": "u", "generation": 3, "resourceVersion": "7",
+                "labels": {"app": "web"}, "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+            },
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}}, "template": template, "strategy": {"type": "RollingUpdate"}},
+            "status": {"replicas": 3, "conditions": [{"type": "Available", "status": "True"}]}
+        });
+        assert_eq!(
+            trim_workload(deployment),
+            serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "ns", "uid": "u", "generation": 3, "resourceVersion": "7"},
+                "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}}, "template": template}
+            })
+        );
+        let pod_template = serde_json::json!({
+            "apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t", "namespace": "ns", "labels": {"x": "y"}}, "template": template
+        });
+        let trimmed = trim_workload(pod_template);
+        assert_eq!(trimmed["template"], template);
+        assert_eq!(trimmed["metadata"], serde_json::json!({"name": "t", "namespace": "ns"}));
+        assert_eq!(router::kind_of(&Object::Workload(trimmed)), ObjectKind::PodTemplate);
+    }
+
+    #[test]
+    fn a_cached_rollout_drops_kubectl_s_copy_of_itself_only() {
+        let o: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "r", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "keep": "me"}}
+        }))
+        .unwrap();
+        let kept = without_last_applied(o).metadata.annotations.unwrap();
+        assert_eq!(kept.into_iter().collect::<Vec<_>>(), vec![("keep".to_string(), "me".to_string())]);
     }
 
     #[test]

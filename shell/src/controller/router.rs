@@ -774,6 +774,7 @@ fn refs_of(obj: &Object) -> References {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use k8s_openapi::api::apps::v1::ReplicaSet;
     use k8s_openapi::api::core::v1::{Pod, Service};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -818,17 +819,17 @@ mod tests {
     fn rs(name: &str, owner: &str) -> Object {
         let mut meta = owned("Rollout", owner);
         meta.name = Some(name.into());
-        Object::ReplicaSet(Box::new(ReplicaSet { metadata: meta, ..ReplicaSet::default() }))
+        Object::ReplicaSet(Arc::new(ReplicaSet { metadata: meta, ..ReplicaSet::default() }))
     }
 
     fn pod(name: &str, rs: &str) -> Object {
         let mut meta = owned("ReplicaSet", rs);
         meta.name = Some(name.into());
-        Object::Pod(Box::new(Pod { metadata: meta, ..Pod::default() }))
+        Object::Pod(Arc::new(Pod { metadata: meta, ..Pod::default() }))
     }
 
     fn service(name: &str) -> Object {
-        Object::Service(Box::new(Service {
+        Object::Service(Arc::new(Service {
             metadata: ObjectMeta { name: Some(name.into()), namespace: Some("ns".into()), ..ObjectMeta::default() },
             ..Service::default()
         }))
@@ -943,7 +944,7 @@ mod tests {
         if let Some(e) = experiment {
             controlled_by_experiment(&mut meta, e);
         }
-        Object::ReplicaSet(Box::new(ReplicaSet { metadata: meta, ..ReplicaSet::default() }))
+        Object::ReplicaSet(Arc::new(ReplicaSet { metadata: meta, ..ReplicaSet::default() }))
     }
 
     fn experiment_run(name: &str, experiment: Option<&str>) -> Object {

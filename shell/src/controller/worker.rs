@@ -12,13 +12,12 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodTemplate, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DeleteParams, DynamicObject, EvictParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder};
 use kube::{Api, Client};
 use rollouts_core::state::{Action, Event, EventType, Object, ObjectKind, State};
 use rollouts_core::{step_batch, Timestamp};
 use tokio::sync::mpsc::{UnboundedReceiver, WeakUnboundedSender};
 
-use super::metrics::{elapsed, EventKind, EventLabels, Metrics, RolloutLabels};
+use super::metrics::{EventKind, EventLabels, Metrics, RolloutLabels};
 use super::router::RolloutKey;
 use super::trace::Trace;
 use crate::kubeapi::{analysis_run_resource, experiment_resource, rollout_resource, route_resource};
@@ -27,12 +26,30 @@ use crate::kubeapi::{analysis_run_resource, experiment_resource, rollout_resourc
 pub struct Shared {
     pub client: Client,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub recorder: super::events::EventRecorder,
     pub trace: Option<Trace>,
     /// A periodic Tick when the core asked for no wake-up (Argo's resync).
     pub resync: Duration,
     /// Sends the notifications of recorded events.
     pub notifier: crate::notifications::Notifier,
+}
+
+impl Shared {
+    /// Counts an Event on `object` in `rollout_events_total` and queues it for writing
+    /// (the recorder writes it in the background, best effort).
+    pub(super) fn record_event(&self, namespace: &str, object: &ObjectReference, kind: EventType, reason: &str, note: &str) {
+        let r#type = match kind {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        };
+        let labels = EventLabels {
+            namespace: namespace.to_string(),
+            name: object.name.clone().unwrap_or_default(),
+            event: EventKind { r#type: r#type.to_string(), reason: reason.to_string() },
+        };
+        self.metrics.events.get_or_create(&labels).inc();
+        self.recorder.record(object, kind, reason, note);
+    }
 }
 
 /// Longest wait between retries of a failing reconcile.
@@ -65,24 +82,55 @@ pub(super) fn until(at: Timestamp) -> Duration {
 }
 
 /// Runs a rollout's (or a run's) reconciles until its channel closes (it was deleted).
-pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, me: WeakUnboundedSender<Event>, shared: Arc<Shared>) {
+///
+/// Events come boxed: a channel allocates room for 32 of them at once, and an `Event` inline
+/// is about 250 bytes (8 KB a worker, most of them never used).
+pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: WeakUnboundedSender<Box<Event>>, shared: Arc<Shared>) {
     let mut state = State::default();
     let mut wake: Option<Timestamp> = None;
     let mut backoff = Duration::ZERO;
     let mut first = true;
+    let live = std::sync::Mutex::new(LiveRollout::default());
+    // What a failed action was about and could not be read back: the state may hold
+    // optimistic copies of writes that never happened (a scale the API server never saw),
+    // and a reconcile from those would wait for them forever. Read again, with backoff,
+    // before the next reconcile.
+    let mut unread: BTreeSet<(ObjectKind, String)> = BTreeSet::new();
     let labels = RolloutLabels { namespace: key.namespace.clone(), name: key.name.clone() };
     loop {
+        if !unread.is_empty() {
+            let before = shared.notifier.before(&state);
+            let exec = Executor { key: &key, shared: &shared, me: &me, state: &state, before: &before, live: &live };
+            unread = Box::pin(exec.reread(std::mem::take(&mut unread))).await;
+            if !unread.is_empty() {
+                backoff = (backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF);
+                tracing::info!(rollout = %key, backoff = ?backoff, "reading again after backoff");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        }
         let mut events = Vec::new();
-        let sleep = wake.map_or(shared.resync, until);
+        let mut sleep = wake.map_or(shared.resync, until);
+        if let Some(due) = lock(&live).held_until() {
+            sleep = sleep.min(due.saturating_duration_since(Instant::now()));
+        }
         tokio::select! {
             ev = rx.recv() => match ev {
-                Some(e) => events.push(e),
+                Some(e) => events.push(*e),
                 None => break,
             },
             () = tokio::time::sleep(sleep) => events.push(Event::Tick),
         }
         while let Ok(e) = rx.try_recv() {
-            events.push(e);
+            events.push(*e);
+        }
+        {
+            let mut live = lock(&live);
+            events.retain(|e| live.observe(e));
+        }
+        if events.is_empty() && !first {
+            // Only echoes older than a write of ours: nothing new.
+            continue;
         }
         let started = Instant::now();
         let now = now();
@@ -99,10 +147,23 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, me: WeakUnbo
             Action::WakeAt { at, .. } => Some(*at),
             _ => None,
         });
-        let exec = Executor { key: &key, shared: &shared, me: &me, state: &state, before: &before };
-        let ok = exec.execute(&actions).await;
+        let exec = Executor { key: &key, shared: &shared, me: &me, state: &state, before: &before, live: &live };
+        // Boxed: the requests' futures are most of the task's size, and a task holds its
+        // largest state for as long as it lives; idle, a worker then costs little more than
+        // its State.
+        let result = Box::pin(exec.execute(&actions)).await;
+        let mut ok = result.is_ok();
+        if let Err(targets) = result {
+            unread = targets;
+        }
+        if ok {
+            ok = exec.flush_held_status().await;
+        }
+        let took = started.elapsed();
+        // Argo's histogram buckets are too coarse for a median; the soak reads this line.
+        tracing::debug!(rollout = %key, micros = took.as_micros() as u64, ok, "reconciled");
         if key.is_rollout() {
-            shared.metrics.reconcile.get_or_create(&labels).observe(elapsed(started));
+            shared.metrics.reconcile.get_or_create(&labels).observe(took.as_secs_f64());
             shared.metrics.observe_rollout(&key.namespace, &key.name, state.rollout.as_ref(), state.spec_error.is_some());
         }
         if ok {
@@ -126,10 +187,176 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, me: WeakUnbo
 struct Executor<'a> {
     key: &'a RolloutKey,
     shared: &'a Shared,
-    me: &'a WeakUnboundedSender<Event>,
+    me: &'a WeakUnboundedSender<Box<Event>>,
     state: &'a State,
     /// The rollout before this reconcile, for the notifications of its events.
     before: &'a crate::notifications::notifier::Before,
+    live: &'a std::sync::Mutex<LiveRollout>,
+}
+
+/// The newest Rollout the worker knows the API server holds: from the watch, or from the
+/// answer to a write of its own, which the watch delivers later. It keeps two things from
+/// happening: a watch event older than that write (the echo of an earlier write) taking the
+/// core's copy back in time, and a status write that would change nothing.
+#[derive(Debug, Default)]
+pub(super) struct LiveRollout {
+    /// `metadata.resourceVersion`, when it reads as the API server's counter.
+    resource_version: Option<u64>,
+    /// The Rollout as the API server returned it, for its `status`: the watch's manifest,
+    /// shared with the controller's cache, or the answer to a write of ours.
+    manifest: Option<Arc<serde_json::Value>>,
+    /// A status patch not written yet, and since when: it only recounted replicas.
+    held: Option<(serde_json::Value, Instant)>,
+}
+
+/// How long a status write that only recounts the replicas (`replicas`, `readyReplicas`, …,
+/// or a condition's `lastUpdateTime`) may wait for the next write, which carries it along.
+/// A canary step otherwise writes the status for every pod that is created, becomes ready
+/// or goes away; with this, once per step however many pods it moves, plus one write per
+/// this period while pods keep changing and nothing else does. The counts in the Rollout's
+/// status (and the HPA's `HPAReplicas`) lag the ReplicaSets by this much at most.
+pub(super) const HOLD_RECOUNTS: Duration = Duration::from_secs(10);
+
+/// Status fields that only count replicas.
+const COUNTS: [&str; 5] = ["replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "HPAReplicas"];
+
+impl LiveRollout {
+    /// Takes in an event; false for an observation of the Rollout older than the newest
+    /// known (the core must not see it).
+    ///
+    /// Resource versions are compared as numbers: every API server backed by etcd writes
+    /// its revision there. One that does not parse is taken as the newest.
+    pub(super) fn observe(&mut self, event: &Event) -> bool {
+        match event {
+            Event::Applied(Object::Rollout(value)) => {
+                let seen = resource_version(value);
+                if let (Some(known), Some(seen)) = (self.resource_version, seen) {
+                    if seen < known {
+                        return false;
+                    }
+                }
+                self.resource_version = seen;
+                self.manifest = Some(value.clone());
+                true
+            }
+            Event::Deleted { kind: ObjectKind::Rollout, .. } => {
+                *self = LiveRollout::default();
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// Takes in the Rollout an API write returned.
+    pub(super) fn wrote(&mut self, value: serde_json::Value) {
+        let written = resource_version(&value);
+        if let (Some(known), Some(written)) = (self.resource_version, written) {
+            if written < known {
+                return;
+            }
+        }
+        self.resource_version = written;
+        self.manifest = Some(Arc::new(value));
+    }
+
+    /// The status patches to write now for the core's `patch`, in order: none when it is
+    /// held (see [`HOLD_RECOUNTS`]) or changes nothing; a held one goes along with the next.
+    pub(super) fn plan_status_write(&mut self, patch: &serde_json::Value, now: Instant) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        let (pending, since) = match self.held.take() {
+            None => (patch.clone(), now),
+            Some((held, since)) => match rollouts_core::api::merge::compose_merge_patches(&held, patch) {
+                Some(both) => (both, since),
+                None => {
+                    out.push(held);
+                    (patch.clone(), now)
+                }
+            },
+        };
+        if out.is_empty() && self.unchanged_by(&pending) {
+            return out;
+        }
+        if out.is_empty() && self.only_recounts(&pending) && now.saturating_duration_since(since) < HOLD_RECOUNTS {
+            self.held = Some((pending, since));
+            return out;
+        }
+        out.push(pending);
+        out
+    }
+
+    /// When the held patch is due.
+    pub(super) fn held_until(&self) -> Option<Instant> {
+        self.held.as_ref().map(|(_, since)| *since + HOLD_RECOUNTS)
+    }
+
+    /// The held patch, when due.
+    pub(super) fn take_due(&mut self, now: Instant) -> Option<serde_json::Value> {
+        if self.held_until().is_some_and(|due| due <= now) {
+            return self.held.take().map(|(patch, _)| patch);
+        }
+        None
+    }
+
+    /// Gives back a held patch whose write failed, to be tried again.
+    pub(super) fn hold_again(&mut self, patch: serde_json::Value, since: Instant) {
+        if self.held.is_none() {
+            self.held = Some((patch, since));
+        }
+    }
+
+    /// Whether `patch` changes nothing of the known status but replica counts and the
+    /// `lastUpdateTime` of conditions.
+    fn only_recounts(&self, patch: &serde_json::Value) -> bool {
+        let Some(change) = patch.get("status").and_then(serde_json::Value::as_object) else { return false };
+        change.iter().all(|(key, value)| match key.as_str() {
+            "conditions" => {
+                let live = self.status().and_then(|s| s.get("conditions"));
+                live.is_some_and(|live| without_update_times(live) == without_update_times(value))
+            }
+            other => COUNTS.contains(&other) && value.is_number(),
+        })
+    }
+
+    /// The known `status`.
+    fn status(&self) -> Option<&serde_json::Value> {
+        self.manifest.as_deref().and_then(|m| m.get("status"))
+    }
+
+    /// Whether `patch` (a merge patch of the whole Rollout) leaves the known status as it is.
+    pub(super) fn unchanged_by(&self, patch: &serde_json::Value) -> bool {
+        let Some(status) = self.status() else { return false };
+        let Some(change) = patch.get("status") else { return false };
+        let mut patched = status.clone();
+        rollouts_core::api::merge::merge_patch(&mut patched, change);
+        &patched == status
+    }
+}
+
+/// Conditions without their `lastUpdateTime`, in a fixed order.
+fn without_update_times(conditions: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = conditions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let mut c = c.clone();
+            if let Some(o) = c.as_object_mut() {
+                o.remove("lastUpdateTime");
+            }
+            c
+        })
+        .collect();
+    out.sort_by_key(|c| c.get("type").and_then(serde_json::Value::as_str).unwrap_or_default().to_string());
+    out
+}
+
+fn resource_version(value: &serde_json::Value) -> Option<u64> {
+    value.pointer("/metadata/resourceVersion").and_then(serde_json::Value::as_str).and_then(|v| v.parse().ok())
+}
+
+/// The worker's lock: held for no await, and no panic leaves its data half-written.
+fn lock(live: &std::sync::Mutex<LiveRollout>) -> std::sync::MutexGuard<'_, LiveRollout> {
+    live.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Why an action failed.
@@ -138,7 +365,36 @@ pub(super) type Failure = String;
 impl Executor<'_> {
     fn send(&self, event: Event) {
         if let Some(tx) = self.me.upgrade() {
-            let _ = tx.send(event);
+            let _ = tx.send(Box::new(event));
+        }
+    }
+
+    /// Writes the held status patch once it is due; false when that fails (it is kept).
+    async fn flush_held_status(&self) -> bool {
+        let now = Instant::now();
+        let Some(patch) = lock(self.live).take_due(now) else { return true };
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client(), self.ns(), &rollout_resource());
+        let result = within_request_timeout(async {
+            api.patch_status(&self.key.name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(|e| message(&e))
+        })
+        .await;
+        match result {
+            Ok(written) => {
+                self.wrote(&written);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(rollout = %self.key, %error, "cannot write the replica counts");
+                // Due again at once: the retry after the backoff writes it.
+                lock(self.live).hold_again(patch, now.checked_sub(HOLD_RECOUNTS).unwrap_or(now));
+                false
+            }
+        }
+    }
+
+    fn wrote(&self, written: &DynamicObject) {
+        if let Ok(value) = serde_json::to_value(written) {
+            lock(self.live).wrote(value);
         }
     }
 
@@ -158,25 +414,39 @@ impl Executor<'_> {
     }
 
     /// Executes `actions` in order; on the first failure reports it, re-reads what the
-    /// failed and skipped actions were about, and returns false.
-    async fn execute(&self, actions: &[Action]) -> bool {
+    /// failed and skipped actions were about, and returns what it could not read.
+    async fn execute(&self, actions: &[Action]) -> Result<(), BTreeSet<(ObjectKind, String)>> {
         for (i, action) in actions.iter().enumerate() {
+            if action.is_mutating() {
+                // What each write is, to account for them (`--loglevel rollouts_shell=debug`).
+                tracing::debug!(rollout = %self.key, action = action_name(action), what = %serde_json::to_string(action).unwrap_or_default(), "write");
+            }
             let Err(error) = within_request_timeout(self.execute_one(action)).await else { continue };
             tracing::warn!(rollout = %self.key, action = action_name(action), %error, "action failed");
             self.send(Event::ActionFailed { action: Box::new(action.clone()), error });
             let mut targets: BTreeSet<(ObjectKind, String)> =
                 actions[i..].iter().filter_map(target).collect();
             targets.insert((self.key.object_kind(), self.key.name.clone()));
-            for (kind, name) in targets {
-                match within_request_timeout(async { self.read(kind, &name).await.map_err(|e| e.to_string()) }).await {
-                    Ok(Some(obj)) => self.send(Event::Applied(obj)),
-                    Ok(None) => self.send(Event::Deleted { kind, name }),
-                    Err(e) => tracing::warn!(rollout = %self.key, ?kind, %name, error = %e, "cannot re-read"),
+            return Err(self.reread(targets).await);
+        }
+        Ok(())
+    }
+
+    /// Reads `targets` back and delivers them (gone ones as deletions); returns those the
+    /// API server did not answer.
+    async fn reread(&self, targets: BTreeSet<(ObjectKind, String)>) -> BTreeSet<(ObjectKind, String)> {
+        let mut unread = BTreeSet::new();
+        for (kind, name) in targets {
+            match within_request_timeout(async { self.read(kind, &name).await.map_err(|e| e.to_string()) }).await {
+                Ok(Some(obj)) => self.send(Event::Applied(obj)),
+                Ok(None) => self.send(Event::Deleted { kind, name }),
+                Err(e) => {
+                    tracing::warn!(rollout = %self.key, ?kind, %name, error = %e, "cannot re-read");
+                    unread.insert((kind, name));
                 }
             }
-            return false;
         }
-        true
+        unread
     }
 
     async fn execute_one(&self, action: &Action) -> Result<(), Failure> {
@@ -191,7 +461,7 @@ impl Executor<'_> {
                 // Successes come back through the watch, like every other change.
                 match api.create(&PostParams::default(), &rs).await {
                     Ok(_) => Ok(()),
-                    Err(e) if code(&e) == Some(409) => {
+                    Err(e) if already_exists(&e) => {
                         // Created before (a retry, or a restarted controller): fine if it is ours.
                         let name = rs.metadata.name.clone().unwrap_or_default();
                         let existing = api.get(&name).await.map_err(|e| message(&e))?;
@@ -226,7 +496,7 @@ impl Executor<'_> {
                 svc.metadata.namespace = Some(ns.clone());
                 match api.create(&PostParams::default(), &svc).await {
                     Ok(_) => Ok(()),
-                    Err(e) if code(&e) == Some(409) => {
+                    Err(e) if already_exists(&e) => {
                         // Created before: fine if its controller is the one this Service names.
                         let name = svc.metadata.name.clone().unwrap_or_default();
                         let existing = api.get(&name).await.map_err(|e| message(&e))?;
@@ -260,12 +530,22 @@ impl Executor<'_> {
                 api.patch(service, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
             }
             Action::PatchRolloutStatus { patch } => {
+                let writes = lock(self.live).plan_status_write(patch, Instant::now());
+                if writes.is_empty() {
+                    tracing::debug!(rollout = %self.key, "status unchanged, or only recounted: not written yet");
+                }
                 let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &rollout_resource());
-                api.patch_status(&self.key.name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
+                for patch in writes {
+                    let written = api.patch_status(&self.key.name, &params, &Patch::Merge(&patch)).await.map_err(|e| message(&e))?;
+                    self.wrote(&written);
+                }
+                Ok(())
             }
             Action::PatchRollout { patch } => {
                 let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &rollout_resource());
-                api.patch(&self.key.name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
+                let written = api.patch(&self.key.name, &params, &Patch::Merge(patch)).await.map_err(|e| message(&e))?;
+                self.wrote(&written);
+                Ok(())
             }
             Action::EvictPod { name } => {
                 let api: Api<Pod> = Api::namespaced(client, &ns);
@@ -361,7 +641,7 @@ impl Executor<'_> {
                 tokio::spawn(async move {
                     let answer = crate::providers::measure(&client, &ns, &provider, &secrets, &context).await;
                     if let Some(tx) = me.upgrade() {
-                        let _ = tx.send(Event::Measured { run, metric, index, answer });
+                        let _ = tx.send(Box::new(Event::Measured { run, metric, index, answer }));
                     }
                 });
                 Ok(())
@@ -372,7 +652,7 @@ impl Executor<'_> {
                 job.metadata.namespace = Some(ns.clone());
                 match api.create(&PostParams::default(), &job).await {
                     Ok(_) => Ok(()),
-                    Err(e) if code(&e) == Some(409) => Ok(()),
+                    Err(e) if already_exists(&e) => Ok(()),
                     Err(e) => Err(message(&e)),
                 }
             }
@@ -386,7 +666,7 @@ impl Executor<'_> {
                 api.patch(name, &params, &Patch::Merge(patch)).await.map(drop).map_err(|e| message(&e))
             }
             Action::RecordEvent { kind, reason, message: note } => {
-                self.record_event(*kind, reason, note).await;
+                self.record_event(*kind, reason, note);
                 let (ns, name) = (&self.key.namespace, &self.key.name);
                 self.shared.notifier.notify(ns, name, self.state, *kind, reason, note, self.before);
                 Ok(())
@@ -395,21 +675,9 @@ impl Executor<'_> {
         }
     }
 
-    /// Records a Kubernetes Event on the rollout; a failure is logged, never fatal.
-    async fn record_event(&self, kind: EventType, reason: &str, note: &str) {
-        let type_label = match kind {
-            EventType::Normal => "Normal",
-            EventType::Warning => "Warning",
-        };
-        self.shared
-            .metrics
-            .events
-            .get_or_create(&EventLabels {
-                namespace: self.key.namespace.clone(),
-                name: self.key.name.clone(),
-                event: EventKind { r#type: type_label.to_string(), reason: reason.to_string() },
-            })
-            .inc();
+    /// Records a Kubernetes Event on the rollout (written in the background; a failure is
+    /// logged, never fatal).
+    fn record_event(&self, kind: EventType, reason: &str, note: &str) {
         tracing::info!(rollout = %self.key, reason, message = note, "event");
         let reference = ObjectReference {
             api_version: Some(rollouts_core::api::API_VERSION.to_string()),
@@ -419,19 +687,7 @@ impl Executor<'_> {
             uid: self.state.rollout.as_ref().and_then(|r| r.metadata.uid.clone()),
             ..ObjectReference::default()
         };
-        let event = KubeEvent {
-            type_: match kind {
-                EventType::Normal => KubeEventType::Normal,
-                EventType::Warning => KubeEventType::Warning,
-            },
-            reason: reason.to_string(),
-            note: Some(note.to_string()),
-            action: reason.to_string(),
-            secondary: None,
-        };
-        if let Err(e) = self.shared.recorder.publish(&event, &reference).await {
-            tracing::warn!(rollout = %self.key, reason, error = %e, "cannot record event");
-        }
+        self.shared.record_event(&self.key.namespace, &reference, kind, reason, note);
     }
 
     /// Reads an object back (after a failed action).
@@ -451,10 +707,10 @@ impl Executor<'_> {
                 dynamic(Api::namespaced_with(client, ns, &experiment_resource()).get_opt(name).await?, Object::Experiment)
             }
             ObjectKind::ReplicaSet => {
-                Api::<ReplicaSet>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::ReplicaSet(Box::new(o)))
+                Api::<ReplicaSet>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::ReplicaSet(Arc::new(o)))
             }
-            ObjectKind::Service => Api::<Service>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Service(Box::new(o))),
-            ObjectKind::Pod => Api::<Pod>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Pod(Box::new(o))),
+            ObjectKind::Service => Api::<Service>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Service(Arc::new(o))),
+            ObjectKind::Pod => Api::<Pod>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Pod(Arc::new(o))),
             ObjectKind::Job => Api::<Job>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Job(Box::new(o))),
             ObjectKind::Ingress => {
                 Api::<Ingress>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Ingress(Box::new(o)))
@@ -565,9 +821,16 @@ async fn create_argo_object(
     let obj: DynamicObject = serde_json::from_value(value).map_err(|e| e.to_string())?;
     match api.create(&PostParams::default(), &obj).await {
         Ok(_) => Ok(()),
-        Err(e) if code(&e) == Some(409) => Ok(()),
+        Err(e) if already_exists(&e) => Ok(()),
         Err(e) => Err(message(&e)),
     }
+}
+
+/// A create refused because the object exists (`AlreadyExists`). Not any 409: a create
+/// can be refused with a `Conflict` too (a proxy, an apiserver storage conflict), and
+/// taking that as "created before" would leave the object missing for good.
+pub(super) fn already_exists(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_already_exists())
 }
 
 /// The HTTP status of an API error.
@@ -592,5 +855,108 @@ fn gone_is_fine(r: Result<(), kube::Error>) -> Result<(), Failure> {
         Err(e) if code(&e) == Some(404) => Ok(()),
         Err(e) => Err(message(&e)),
         Ok(()) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rollout(rv: &str, status: serde_json::Value) -> Event {
+        Event::Applied(Object::Rollout(json!({"metadata": {"name": "web", "resourceVersion": rv}, "status": status}).into()))
+    }
+
+    #[test]
+    fn a_status_patch_that_changes_nothing_live_is_not_a_write() {
+        let mut live = LiveRollout::default();
+        assert!(!live.unchanged_by(&json!({"status": {"phase": "Paused"}})), "nothing known: write");
+        assert!(live.observe(&rollout("10", json!({"phase": "Paused", "replicas": 3, "canary": {"weights": null}}))));
+        assert!(live.unchanged_by(&json!({"status": {"phase": "Paused", "replicas": 3}})));
+        assert!(live.unchanged_by(&json!({"status": {"message": null}})), "removing what is absent");
+        assert!(!live.unchanged_by(&json!({"status": {"phase": "Progressing"}})));
+        assert!(!live.unchanged_by(&json!({"status": {"replicas": null}})));
+        assert!(!live.unchanged_by(&json!({"spec": {"paused": true}})), "not a status patch");
+    }
+
+    #[test]
+    fn an_echo_older_than_our_write_is_not_observed() {
+        let mut live = LiveRollout::default();
+        assert!(live.observe(&rollout("10", json!({"phase": "Paused"}))));
+        // Our write answered with the Rollout at 12; the watch still delivers 11, then 12.
+        live.wrote(json!({"metadata": {"resourceVersion": "12"}, "status": {"phase": "Progressing", "currentStepIndex": 2}}));
+        assert!(!live.observe(&rollout("11", json!({"phase": "Progressing", "currentStepIndex": 1}))));
+        assert!(live.unchanged_by(&json!({"status": {"currentStepIndex": 2}})), "the write's answer is the live status");
+        assert!(live.observe(&rollout("12", json!({"phase": "Progressing", "currentStepIndex": 2}))));
+        assert!(live.observe(&rollout("13", json!({"phase": "Paused", "currentStepIndex": 2}))));
+        // Other objects, and versions that are not counters, always pass.
+        assert!(live.observe(&Event::Tick));
+        assert!(live.observe(&rollout("opaque", json!({}))));
+        assert!(live.observe(&rollout("5", json!({}))), "after an opaque version nothing is older");
+        // A deleted Rollout starts over.
+        assert!(live.observe(&Event::Deleted { kind: ObjectKind::Rollout, name: "web".into() }));
+        assert!(live.observe(&rollout("1", json!({}))));
+    }
+
+    fn paused_at_three() -> LiveRollout {
+        let mut live = LiveRollout::default();
+        let conditions = json!([
+            {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated", "lastUpdateTime": "t1", "lastTransitionTime": "t0"},
+            {"type": "Available", "status": "True", "reason": "AvailableReason", "lastUpdateTime": "t0", "lastTransitionTime": "t0"}
+        ]);
+        assert!(live.observe(&rollout("10", json!({"phase": "Progressing", "replicas": 3, "readyReplicas": 3, "conditions": conditions}))));
+        live
+    }
+
+    #[test]
+    fn recounts_wait_for_the_next_write_and_go_with_it() {
+        let mut live = paused_at_three();
+        let t0 = Instant::now();
+        assert_eq!(live.plan_status_write(&json!({"status": {"replicas": 4, "HPAReplicas": 4}}), t0), Vec::<serde_json::Value>::new());
+        let bumped = json!([
+            {"type": "Available", "status": "True", "reason": "AvailableReason", "lastUpdateTime": "t0", "lastTransitionTime": "t0"},
+            {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated", "lastUpdateTime": "t2", "lastTransitionTime": "t0"}
+        ]);
+        let later = t0 + Duration::from_secs(1);
+        assert!(live.plan_status_write(&json!({"status": {"readyReplicas": 4, "conditions": bumped}}), later).is_empty(), "a lastUpdateTime is a recount");
+        assert_eq!(live.held_until(), Some(t0 + HOLD_RECOUNTS));
+        // The next real change carries them.
+        let writes = live.plan_status_write(&json!({"status": {"phase": "Paused"}}), later);
+        assert_eq!(writes, vec![json!({"status": {"replicas": 4, "HPAReplicas": 4, "readyReplicas": 4, "conditions": bumped, "phase": "Paused"}})]);
+        assert_eq!(live.held_until(), None);
+    }
+
+    #[test]
+    fn recounts_are_written_when_due_and_not_when_they_come_back() {
+        let mut live = paused_at_three();
+        let t0 = Instant::now();
+        assert!(live.plan_status_write(&json!({"status": {"replicas": 4}}), t0).is_empty());
+        assert_eq!(live.take_due(t0 + Duration::from_secs(1)), None);
+        assert_eq!(live.take_due(t0 + HOLD_RECOUNTS), Some(json!({"status": {"replicas": 4}})));
+        // A recount held past its time is written with the next one.
+        assert!(live.plan_status_write(&json!({"status": {"replicas": 5}}), t0).is_empty());
+        assert_eq!(live.plan_status_write(&json!({"status": {"readyReplicas": 5}}), t0 + HOLD_RECOUNTS), vec![json!({"status": {"replicas": 5, "readyReplicas": 5}})]);
+        // Counts that go back to the live ones cancel the held write.
+        let mut live = paused_at_three();
+        assert!(live.plan_status_write(&json!({"status": {"replicas": 4}}), t0).is_empty());
+        assert!(live.plan_status_write(&json!({"status": {"replicas": 3}}), t0).is_empty());
+        assert_eq!(live.held_until(), None);
+        // A condition that changes more than its lastUpdateTime is written at once.
+        let mut live = paused_at_three();
+        let paused = json!([{"type": "Progressing", "status": "Unknown", "reason": "RolloutPaused", "lastUpdateTime": "t2", "lastTransitionTime": "t2"}]);
+        assert_eq!(live.plan_status_write(&json!({"status": {"conditions": paused}}), t0).len(), 1);
+    }
+
+    fn api_error(code: u16, reason: &str) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status { code, reason: reason.into(), ..kube::core::Status::failure("refused", reason) }))
+    }
+
+    /// Only `AlreadyExists` means "created before": a create refused with another 409 (the
+    /// fault proxy's `Conflict`) is a failed action, so the object is created on the retry.
+    #[test]
+    fn a_conflict_on_create_is_not_already_exists() {
+        assert!(already_exists(&api_error(409, "AlreadyExists")));
+        assert!(!already_exists(&api_error(409, "Conflict")));
+        assert!(!already_exists(&api_error(500, "InternalError")));
     }
 }

@@ -5,11 +5,14 @@
 //! Safe by default, unlike Argo's (see [`guard`]): it listens on 127.0.0.1; a non-loopback
 //! address needs `--token-file`; actions need the page's CSRF token and the own Origin.
 
+mod analysis;
 mod api;
 pub mod guard;
+mod login;
 mod pages;
 mod stream;
 pub mod view;
+mod whatif;
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -130,6 +133,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route(&format!("{r}/assets/app.js"), get(pages::script))
         .route(&format!("{r}/assets/style.css"), get(pages::style))
         .route(&format!("{r}/rollout/{{namespace}}/{{name}}"), get(pages::rollout))
+        .route(&format!("{r}/rollout/{{namespace}}/{{name}}/whatif"), get(whatif::whatif))
+        .route(&format!("{r}/login"), get(login::form).post(login::submit))
         .route(&format!("{r}/"), get(pages::list));
     if !r.is_empty() {
         let home = format!("{r}/");
@@ -144,13 +149,22 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 }
 
 /// Applies [`Guard::check`] to every request, and the headers that keep the pages from being
-/// framed or sniffed.
+/// framed or sniffed. The login form and the static assets it uses are open to all; a page
+/// asked for without the token leads to the form.
 async fn guarded(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let mut response = match app.guard.check(request.method(), request.headers()) {
+    let path = request.uri().path().to_string();
+    let open = app.guard.token.is_some()
+        && (path == format!("{}/login", app.root) || (request.method() == http::Method::GET && path.starts_with(&format!("{}/assets/", app.root))));
+    let checked = if open { Ok(()) } else { app.guard.check(request.method(), request.headers()) };
+    let mut response = match checked {
+        Err(Refusal::Unauthenticated) if request.method() == http::Method::GET && !path.starts_with(&format!("{}/api/", app.root)) => {
+            Redirect::to(&format!("{}/login", app.root)).into_response()
+        }
         Ok(()) => {
             let mut response = next.run(request).await;
-            // Only a page of this dashboard can read it: no CORS headers, and the Host was checked.
-            if let Ok(token) = HeaderValue::from_str(&app.guard.csrf) {
+            // Only a page of this dashboard can read it: no CORS headers, and the Host was
+            // checked (the open login form and assets never carry it).
+            if let (false, Ok(token)) = (open, HeaderValue::from_str(&app.guard.csrf)) {
                 response.headers_mut().insert(HeaderName::from_static(guard::CSRF_HEADER), token);
             }
             response

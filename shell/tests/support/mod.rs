@@ -244,6 +244,31 @@ impl Env {
     }
 }
 
+/// A kubeconfig of the plane that authenticates as the ServiceAccount `account` of the test's
+/// namespace (1.20: the token controller writes the account's token into a Secret), so a
+/// process started with it has exactly the rights RBAC gives that account.
+pub async fn account_kubeconfig(env: &Env, account: &str) -> PathBuf {
+    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+    let accounts: Api<ServiceAccount> = Api::namespaced(env.client.clone(), &env.namespace);
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.namespace);
+    let token = wait_for(Duration::from_secs(60), &format!("the token of the service account {account}"), || async {
+        let sa = accounts.get(account).await.map_err(|e| e.to_string())?;
+        let name = sa.secrets.unwrap_or_default().into_iter().find_map(|r| r.name).ok_or("no token secret yet")?;
+        let secret = secrets.get(&name).await.map_err(|e| e.to_string())?;
+        let token = secret.data.unwrap_or_default().remove("token").ok_or("no token yet")?;
+        String::from_utf8(token.0).map_err(|e| e.to_string())
+    })
+    .await;
+    let text = std::fs::read_to_string(&env.kubeconfig).expect("the plane's kubeconfig");
+    let mut config: Value = serde_yaml_ng::from_str(&text).expect("kubeconfig YAML");
+    for user in config["users"].as_array_mut().expect("kubeconfig users") {
+        user["user"] = serde_json::json!({"token": token});
+    }
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{account}.kubeconfig", env.namespace));
+    std::fs::write(&path, serde_yaml_ng::to_string(&config).unwrap()).unwrap();
+    path
+}
+
 /// Polls `probe` every 100 ms until it returns `Some`, or fails the test after `timeout` with
 /// `what` and the last thing `describe` said.
 pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
@@ -354,6 +379,12 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
+/// The controller the tests start: this build's, or `$ROLLOUTS_CONTROLLER_BIN` (another
+/// build of `rollouts`, for a bench comparing two versions on the same plane).
+pub fn controller_binary() -> PathBuf {
+    std::env::var_os("ROLLOUTS_CONTROLLER_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rollouts")), PathBuf::from)
+}
+
 /// The controller binary running as a child process; SIGKILLed when dropped.
 pub struct Controller {
     child: Child,
@@ -369,7 +400,7 @@ impl Controller {
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join(format!("{}-controller-{}.log", env.namespace, metrics.port()));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rollouts"))
+        let child = Command::new(controller_binary())
             .arg("controller")
             .args(["--namespaced", "-n", &env.namespace, "--leader-election-namespace", &env.namespace])
             .args(["--metrics-addr", &metrics.to_string(), "--healthz-addr", &healthz.to_string()])

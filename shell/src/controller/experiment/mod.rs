@@ -35,7 +35,6 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType};
 use kube::{Api, Resource};
 use rollouts_core::api::{Experiment, ExperimentStatus};
 use rollouts_core::experiment::{self, ExperimentReconcile};
@@ -43,16 +42,16 @@ use rollouts_core::state::{Action, Event, EventType, Object, ObjectKind};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::metrics::{elapsed, EventKind, EventLabels, RolloutLabels};
+use super::metrics::{elapsed, RolloutLabels};
 use super::router::RolloutKey;
-use super::worker::{action_name, code, message, now, until, Failure, Shared, MAX_BACKOFF};
+use super::worker::{action_name, already_exists, code, message, now, until, Failure, Shared, MAX_BACKOFF};
 use crate::kubeapi::{analysis_run_resource, experiment_resource};
 use observed::{recorded_actions, Observations};
 pub use observed::Replayer;
 use status::status_patch;
 
 /// Runs an Experiment's reconciles until its channel closes (it was deleted).
-pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, shared: Arc<Shared>) {
+pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, shared: Arc<Shared>) {
     let mut seen = Observations::recording(shared.trace.is_some());
     let mut wake: Option<rollouts_core::Timestamp> = None;
     let mut backoff = Duration::ZERO;
@@ -63,18 +62,18 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, shared: Arc<
         let sleep = if std::mem::take(&mut retry) { Duration::ZERO } else { wake.map_or(shared.resync, until) };
         tokio::select! {
             ev = rx.recv() => match ev {
-                Some(e) => seen.apply(e),
+                Some(e) => seen.apply(*e),
                 None => break,
             },
             () = tokio::time::sleep(sleep) => {}
         }
         while let Ok(e) = rx.try_recv() {
-            seen.apply(e);
+            seen.apply(*e);
         }
         let Some(ex) = seen.experiment.clone() else {
             if let Some(error) = seen.undecodable.take() {
                 tracing::warn!(experiment = %key, %error, "the Experiment cannot be read; not reconciled until it changes");
-                exec.record_event(&exec.own_reference(None), EventType::Warning, "InvalidSpec", &error).await;
+                exec.record_event(&exec.own_reference(None), EventType::Warning, "InvalidSpec", &error);
             }
             wake = None;
             continue;
@@ -85,7 +84,8 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Event>, shared: Arc<
         if let (Some(trace), Some(log)) = (&shared.trace, seen.log.as_mut()) {
             trace.record(&key, now, &std::mem::take(log), &recorded_actions(&ex, &r));
         }
-        let ok = exec.execute(&ex, &r, &mut seen).await;
+        // Boxed, as a rollout worker's (see `worker::run`).
+        let ok = Box::pin(exec.execute(&ex, &r, &mut seen)).await;
         shared.metrics.experiment_reconcile.get_or_create(&labels).observe(elapsed(started));
         shared.metrics.observe_experiment(&key.namespace, &key.name, seen.experiment.as_ref());
         wake = r.wake.map(|w| w.at);
@@ -131,12 +131,8 @@ impl Executor<'_> {
         if let Some(rollout) = owning_rollout(ex) {
             for action in &r.rollout_events {
                 if let Action::RecordEvent { kind, reason, message } = action {
-                    // An event is best effort: one the API server does not answer is dropped.
-                    let _ = super::worker::within_request_timeout(async {
-                        self.record_event(&rollout, *kind, reason, message).await;
-                        Ok(())
-                    })
-                    .await;
+                    // Queued: the recorder writes it in the background, best effort.
+                    self.record_event(&rollout, *kind, reason, message);
                 }
             }
         }
@@ -175,13 +171,13 @@ impl Executor<'_> {
                 let mut rs = (**replica_set).clone();
                 rs.metadata.namespace = Some(ns.to_string());
                 let created = create_controlled(&api, &rs, "replicaset", ex).await?;
-                seen.apply(Event::Applied(Object::ReplicaSet(Box::new(created))));
+                seen.apply(Event::Applied(Object::ReplicaSet(Arc::new(created))));
                 Ok(())
             }
             Action::PatchReplicaSet { name, patch } => {
                 let api: Api<ReplicaSet> = Api::namespaced(client, ns);
                 let rs = api.patch(name, &params, &Patch::Merge(patch.to_merge_patch())).await.map_err(|e| message(&e))?;
-                seen.apply(Event::Applied(Object::ReplicaSet(Box::new(rs))));
+                seen.apply(Event::Applied(Object::ReplicaSet(Arc::new(rs))));
                 Ok(())
             }
             Action::CreateService { service } => {
@@ -189,7 +185,7 @@ impl Executor<'_> {
                 let mut svc = (**service).clone();
                 svc.metadata.namespace = Some(ns.to_string());
                 let created = create_controlled(&api, &svc, "service", ex).await?;
-                seen.apply(Event::Applied(Object::Service(Box::new(created))));
+                seen.apply(Event::Applied(Object::Service(Arc::new(created))));
                 Ok(())
             }
             Action::DeleteService { name } => {
@@ -218,7 +214,7 @@ impl Executor<'_> {
                 Ok(())
             }
             Action::RecordEvent { kind, reason, message: note } => {
-                self.record_event(&self.own_reference(Some(ex)), *kind, reason, note).await;
+                self.record_event(&self.own_reference(Some(ex)), *kind, reason, note);
                 Ok(())
             }
             Action::WakeAt { .. } => Ok(()),
@@ -267,9 +263,9 @@ impl Executor<'_> {
                 raw(Api::namespaced_with(client, ns, &analysis_run_resource()).get_opt(name).await?).map(Object::AnalysisRun)
             }
             ObjectKind::ReplicaSet => {
-                Api::<ReplicaSet>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::ReplicaSet(Box::new(o)))
+                Api::<ReplicaSet>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::ReplicaSet(Arc::new(o)))
             }
-            ObjectKind::Service => Api::<Service>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Service(Box::new(o))),
+            ObjectKind::Service => Api::<Service>::namespaced(client, ns).get_opt(name).await?.map(|o| Object::Service(Arc::new(o))),
             ObjectKind::Rollout
             | ObjectKind::Pod
             | ObjectKind::Job
@@ -306,35 +302,10 @@ impl Executor<'_> {
     }
 
     /// Records a Kubernetes Event on `object`; a failure is logged, never fatal.
-    async fn record_event(&self, object: &ObjectReference, kind: EventType, reason: &str, note: &str) {
-        let type_label = match kind {
-            EventType::Normal => "Normal",
-            EventType::Warning => "Warning",
-        };
-        let name = object.name.clone().unwrap_or_default();
-        self.shared
-            .metrics
-            .events
-            .get_or_create(&EventLabels {
-                namespace: self.key.namespace.clone(),
-                name: name.clone(),
-                event: EventKind { r#type: type_label.to_string(), reason: reason.to_string() },
-            })
-            .inc();
+    fn record_event(&self, object: &ObjectReference, kind: EventType, reason: &str, note: &str) {
+        let name = object.name.as_deref().unwrap_or_default();
         tracing::info!(experiment = %self.key, object = %name, kind = object.kind.as_deref().unwrap_or_default(), reason, message = note, "event");
-        let event = KubeEvent {
-            type_: match kind {
-                EventType::Normal => KubeEventType::Normal,
-                EventType::Warning => KubeEventType::Warning,
-            },
-            reason: reason.to_string(),
-            note: Some(note.to_string()),
-            action: reason.to_string(),
-            secondary: None,
-        };
-        if let Err(e) = self.shared.recorder.publish(&event, object).await {
-            tracing::warn!(experiment = %self.key, reason, error = %e, "cannot record event");
-        }
+        self.shared.record_event(&self.key.namespace, object, kind, reason, note);
     }
 }
 
@@ -360,7 +331,7 @@ where
 {
     match api.create(&PostParams::default(), obj).await {
         Ok(created) => Ok(created),
-        Err(e) if code(&e) == Some(409) => {
+        Err(e) if already_exists(&e) => {
             let name = obj.meta().name.clone().unwrap_or_default();
             let existing = api.get(&name).await.map_err(|e| message(&e))?;
             if controlled_by(existing.meta(), ex) {

@@ -67,13 +67,15 @@ impl Observations {
                     self.undecodable = Some(format!("the Experiment cannot be read: {e}"));
                 }
             },
-            Event::Applied(Object::ReplicaSet(mut rs)) => {
+            Event::Applied(Object::ReplicaSet(rs)) => {
+                let mut rs = std::sync::Arc::unwrap_or_clone(rs);
                 rs.metadata.managed_fields = None;
-                keep_newest(&mut self.replica_sets, *rs, |r| &r.metadata);
+                keep_newest(&mut self.replica_sets, rs, |r| &r.metadata);
             }
-            Event::Applied(Object::Service(mut svc)) => {
+            Event::Applied(Object::Service(svc)) => {
+                let mut svc = std::sync::Arc::unwrap_or_clone(svc);
                 svc.metadata.managed_fields = None;
-                keep_newest(&mut self.services, *svc, |s| &s.metadata);
+                keep_newest(&mut self.services, svc, |s| &s.metadata);
             }
             Event::Applied(Object::AnalysisRun(v)) => {
                 // A run this version cannot decode is left out, as the rollout machine does.
@@ -209,6 +211,7 @@ fn keep_newest<T>(map: &mut BTreeMap<String, T>, obj: T, meta: impl Fn(&T) -> &O
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use crate::controller::worker::action_name;
     use serde_json::json;
 
@@ -251,7 +254,7 @@ mod tests {
         let rs = |version: &str, replicas: i32| {
             let mut rs = ReplicaSet { metadata: meta("u", version), ..ReplicaSet::default() };
             rs.spec = Some(k8s_openapi::api::apps::v1::ReplicaSetSpec { replicas: Some(replicas), ..Default::default() });
-            Event::Applied(Object::ReplicaSet(Box::new(rs)))
+            Event::Applied(Object::ReplicaSet(Arc::new(rs)))
         };
         seen.apply(rs("10", 2));
         seen.apply(rs("9", 0));
