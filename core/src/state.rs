@@ -786,6 +786,9 @@ pub enum WakeReason {
     Analysis,
     /// A traffic router's weight is checked again (`verified` was false).
     TrafficVerify,
+    /// The stable Service's new selector has had its time to reach the proxies: the canary's
+    /// weight goes to 0 ([`crate::rollout::STABLE_SERVICE_SETTLE`]).
+    StableServiceSettle,
     /// A router object is cleaned up after a delay (Ambassador deletes its canary Mapping
     /// 5 s after setting its weight to 0).
     RouterCleanup,

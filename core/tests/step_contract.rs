@@ -3,7 +3,8 @@
 
 use rollouts_core::api::{ConditionType, Rollout};
 use rollouts_core::sim::{parse_scenario, simulate, Simulation};
-use rollouts_core::{step, Action, Event, Object, State, Timestamp};
+use rollouts_core::rollout::STABLE_SERVICE_SETTLE;
+use rollouts_core::{step, Action, Event, Object, State, Timestamp, WakeReason};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/../fixtures/scenarios/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -412,9 +413,11 @@ fn a_run_created_ahead_of_a_lost_status_write_is_kept_and_adopted() {
     );
 }
 
-/// The weight goes back to 0 only once the stable Service selects the new pods: never in
-/// the reconcile that points it there (argoproj/argo-rollouts#1826: a proxy that reads the
-/// weight before the selector sends every request to the old pods for a while).
+/// The weight goes back to 0 only once the stable Service selects the new pods and that
+/// change has had [`STABLE_SERVICE_SETTLE`] to reach the proxies: never in the reconcile that
+/// points it there, nor on its watch event a few milliseconds later
+/// (argoproj/argo-rollouts#1826: a proxy that reads the weight before the selector sends
+/// every request to the old pods for a while).
 #[test]
 fn the_canary_keeps_its_weight_until_the_stable_service_selects_it() {
     const WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
@@ -423,24 +426,25 @@ fn the_canary_keeps_its_weight_until_the_stable_service_selects_it() {
     // The moment after the reconcile that made the canary the stable: the stable Service
     // still selects the old pods, the canary Ingress carries everything.
     let mut objects = sim.final_objects["rollouts-demo"].clone();
-    let mut old_hash = None;
-    for o in &mut objects {
-        match o {
-            Object::Rollout(ro) => {
-                let mut json = (**ro).clone();
-                json["status"]["canary"]["weights"]["canary"]["weight"] = 100.into();
-                json["status"]["canary"]["weights"]["stable"]["weight"] = 0.into();
-                *ro = std::sync::Arc::new(json);
-            }
-            Object::ReplicaSet(rs) if rs.metadata.name.as_deref() != Some("rollouts-demo-5dc888f465") => {
-                old_hash = rs.metadata.labels.as_ref().and_then(|l| l.get("rollouts-pod-template-hash")).cloned();
-            }
-            _ => {}
+    let old_hash = objects.iter().find_map(|o| match o {
+        Object::ReplicaSet(rs) if rs.metadata.name.as_deref() != Some("rollouts-demo-5dc888f465") => {
+            rs.metadata.labels.as_ref().and_then(|l| l.get("rollouts-pod-template-hash")).cloned()
         }
-    }
+        _ => None,
+    });
     let old_hash = old_hash.expect("the old ReplicaSet");
     for o in &mut objects {
         match o {
+            Object::Rollout(ro) => {
+                // The weights as the last step wrote them, the old pods still the stable's.
+                let mut json = (**ro).clone();
+                json["status"]["canary"]["weights"]["canary"]["weight"] = 100.into();
+                json["status"]["canary"]["weights"]["stable"]["weight"] = 0.into();
+                json["status"]["canary"]["weights"]["stable"]["podTemplateHash"] = old_hash.clone().into();
+                // Promoted at this very moment.
+                json["status"]["duration"]["finishedAt"] = now.to_rfc3339().into();
+                *ro = std::sync::Arc::new(json);
+            }
             Object::Service(svc) if svc.metadata.name.as_deref() == Some("rollouts-demo-stable") => {
                 let selector = std::sync::Arc::make_mut(svc).spec.as_mut().unwrap().selector.as_mut().unwrap();
                 selector.insert("rollouts-pod-template-hash".into(), old_hash.clone());
@@ -471,6 +475,16 @@ fn the_canary_keeps_its_weight_until_the_stable_service_selects_it() {
     });
     let mut service = service.expect("the stable Service");
     std::sync::Arc::make_mut(&mut service).spec.as_mut().unwrap().selector.as_mut().unwrap().insert("rollouts-pod-template-hash".into(), "5dc888f465".into());
-    let (_, actions) = step(state, Event::Applied(Object::Service(service)), now);
+    let (state, actions) = step(state, Event::Applied(Object::Service(service)), now);
+    assert_eq!(weight_patch(&actions), None, "the weight moved on the selector's echo: {actions:#?}");
+    let settled = now.plus(STABLE_SERVICE_SETTLE);
+    let wake = actions.iter().find_map(|a| match a {
+        Action::WakeAt { at, reason: WakeReason::StableServiceSettle } => Some(*at),
+        _ => None,
+    });
+    assert_eq!(wake, Some(settled), "{actions:#?}");
+    let (state, actions) = step(state, Event::Tick, settled.plus(rollouts_core::time::Seconds(-1)));
+    assert_eq!(weight_patch(&actions), None, "a second early: {actions:#?}");
+    let (_, actions) = step(state, Event::Tick, settled);
     assert_eq!(weight_patch(&actions).as_deref(), Some("0"), "{actions:#?}");
 }

@@ -21,6 +21,7 @@ pub(crate) mod runs;
 pub use analysis::RunError;
 pub use experiment::ExperimentStepError;
 pub use runs::JOB_RUN_UID;
+pub use traffic::STABLE_SERVICE_SETTLE;
 mod services;
 mod status;
 mod traffic;

@@ -13,6 +13,11 @@ use crate::traffic::{
     alb, ambassador, apisix, appmesh, gateway_api, istio, nginx, smi, traefik, PingPongServices, TrafficPlan,
 };
 
+/// How long the canary keeps its weight after an update is fully promoted: the time the
+/// stable Service's new selector (and its endpoints) has to reach the proxies before they
+/// send it everything.
+pub const STABLE_SERVICE_SETTLE: crate::time::Seconds = crate::time::Seconds(5);
+
 /// `status.canary.stablePingPong` when the ping Service is the stable one.
 pub(super) const PING: &str = "ping";
 /// `status.canary.stablePingPong` when the pong Service is the stable one.
@@ -53,14 +58,28 @@ impl Ctx<'_> {
             canary_hash = previous;
             (self.abort_or_stable_rollback_weight(), Routes::Removed, false)
         } else if self.is_fully_promoted() {
-            let canary_weight = self.ro.status.canary.weights.as_ref().map_or(0, |w| w.canary.weight);
-            if canary_weight > 0 && self.switched_stable_service() {
+            let weights = self.ro.status.canary.weights.as_ref();
+            let canary_weight = weights.map_or(0, |w| w.canary.weight);
+            // The weights were last written while another ReplicaSet was the stable: the stable
+            // Service has been (or is being) pointed at new pods. (Back to the stable's own
+            // template, nothing of the stable moves: 0 at once.)
+            let stable_moved = weights.is_some_and(|w| w.stable.pod_template_hash != stable_hash);
+            if canary_weight > 0 && stable_moved {
                 // Argo sets 0 in the reconcile that points the stable Service at the new
-                // pods: a proxy that reads the weight before the selector sends everything
-                // back to the old pods for a while (argoproj/argo-rollouts#1826). The canary
-                // keeps its share (and routing stays as it is) until a later reconcile, once
-                // the selector change is written and watched.
-                return;
+                // pods: a proxy that reads the weight before the selector (or before the
+                // Service's endpoints follow it) sends everything back to the old pods for
+                // a while (argoproj/argo-rollouts#1826). The canary, whose Service selects
+                // the same pods, keeps its share and routing stays as it is, until the
+                // selector change is written and has had STABLE_SERVICE_SETTLE to reach
+                // the proxies.
+                if self.switched_stable_service() {
+                    return;
+                }
+                let promoted_at = self.ro.status.duration.as_ref().and_then(|d| d.finished_at);
+                if let Some(until) = promoted_at.map(|at| at.plus(STABLE_SERVICE_SETTLE)).filter(|until| self.now < *until) {
+                    self.wake_at(until, WakeReason::StableServiceSettle);
+                    return;
+                }
             }
             (0, Routes::Removed, false)
         } else if self.pause.is_aborted(&self.ro.status) {
