@@ -241,8 +241,8 @@ async fn seed_nginx_walkthrough_through_the_cli() {
 
         // promote: Healthy on yellow, every request to yellow.
         env.cli_ok(&["promote", NAME]);
-        // The reconcile that moves stableRS still reports the canary's weight (yellow is the
-        // stable then); the next sets it to 0.
+        // The canary keeps its weight for 5 s after the promotion, while the stable Service's
+        // new selector reaches nginx; then 0.
         rollout_until(&env, NAME, "Healthy on yellow, the canary weight back at 0", MINUTE, |ro| {
             healthy(ro) && field(ro, "/status/stableRS") == yellow && canary_weight(ro) == 0
         })

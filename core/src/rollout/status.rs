@@ -84,11 +84,35 @@ pub(super) fn status_patch(old: &RolloutStatus, new: &RolloutStatus) -> Option<A
 }
 
 /// The actions with their [`Action::PatchRolloutStatus`] composed into one, at the place
-/// of the last one: everything the status reports is then written before it, and a batch
+/// of the last one or after the last ReplicaSet write, whichever is later: everything the
+/// status reports is then written before it, and a batch
 /// costs one status write however many times its reconcile revised the status (a new
 /// ReplicaSet's condition, then the step's status). Patches that no single merge patch can
 /// compose stay apart.
 pub(crate) fn coalesce_status_patches(actions: Vec<Action>) -> Vec<Action> {
+    status_after_scaling(compose_status_patches(actions))
+}
+
+/// The batch's status patches moved after its last ReplicaSet write, the rest in order.
+/// After a promote, the step's status and the scaling of the next step come in one batch:
+/// the pods start one status write sooner (the reaction time of the scale bench), and the
+/// status never reports a scale before it is written. Either order is safe after a crash:
+/// the scale follows from the spec and the status the API server holds.
+fn status_after_scaling(mut actions: Vec<Action>) -> Vec<Action> {
+    let Some(last_scale) = actions.iter().rposition(|a| matches!(a, Action::PatchReplicaSet { .. })) else {
+        return actions;
+    };
+    if !actions[..last_scale].iter().any(|a| matches!(a, Action::PatchRolloutStatus { .. })) {
+        return actions;
+    }
+    let tail = actions.split_off(last_scale + 1);
+    let (status, rest): (Vec<Action>, Vec<Action>) =
+        actions.into_iter().partition(|a| matches!(a, Action::PatchRolloutStatus { .. }));
+    rest.into_iter().chain(status).chain(tail).collect()
+}
+
+/// The status patches of `actions` composed into one, at the place of the last one.
+fn compose_status_patches(actions: Vec<Action>) -> Vec<Action> {
     if actions.iter().filter(|a| matches!(a, Action::PatchRolloutStatus { .. })).count() < 2 {
         return actions;
     }
