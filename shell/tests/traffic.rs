@@ -239,14 +239,29 @@ async fn seed_nginx_walkthrough_through_the_cli() {
         assert_only(&counts, &[&blue, &yellow]);
         assert_binomial(&counts, &yellow, 0.05);
 
-        // promote: Healthy on yellow, every request to yellow.
+        // promote: Healthy on yellow, every request to yellow. The canary keeps its weight for
+        // 5 s after the promotion, while the stable Service's new selector reaches nginx; then
+        // 0. Requests go on all the while: once all of them reach yellow, none may go back to
+        // blue (argoproj/argo-rollouts#1826: the weight of 0 read before the selector).
         env.cli_ok(&["promote", NAME]);
-        // The canary keeps its weight for 5 s after the promotion, while the stable Service's
-        // new selector reaches nginx; then 0.
-        rollout_until(&env, NAME, "Healthy on yellow, the canary weight back at 0", MINUTE, |ro| {
-            healthy(ro) && field(ro, "/status/stableRS") == yellow && canary_weight(ro) == 0
-        })
-        .await;
+        let mut on_yellow = false;
+        let mut batches = 0;
+        loop {
+            let ro = env.rollout(NAME).await;
+            let done = healthy(&ro) && field(&ro, "/status/stableRS") == yellow && canary_weight(&ro) == 0;
+            let batch = proxy.count_quietly(&host, 100).await;
+            batches += 1;
+            if batch.keys().all(|h| *h == yellow) {
+                on_yellow = true;
+            } else {
+                assert!(!on_yellow, "requests went back to the old version after all had reached {yellow} (batch {batches}): {batch:?}");
+            }
+            if done && on_yellow {
+                break;
+            }
+            assert!(batches < 600, "not Healthy on {yellow} with every request there after {batches} batches: {}", summary(&ro));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let counts = all_to(&proxy, &host, &yellow).await;
         print_counts("nginx", "after promote", &counts);
 
@@ -894,6 +909,11 @@ impl Proxy {
     /// Answers of `n` requests to `host`, by pod-template hash.
     async fn count(&self, host: &str, n: usize, headers: &[(&str, &str)]) -> BTreeMap<String, u64> {
         traffic::count_by_hash(&self.url, host, n as u64, headers).await
+    }
+
+    /// Answers of `n` requests to `host`, by pod-template hash, without printing them.
+    async fn count_quietly(&self, host: &str, n: u64) -> BTreeMap<String, u64> {
+        traffic::count_by_hash_quietly(&self.url, host, n, &[]).await
     }
 
     /// Waits until the proxy serves a configuration `ok` accepts.

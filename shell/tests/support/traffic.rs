@@ -254,10 +254,17 @@ const PARALLEL: u64 = 8;
 /// the proxy) counts under `HTTP <status>`. Fails the test when requests fail or take over a
 /// minute.
 pub async fn count_by_hash(url: &str, host: &str, n: u64, extra_headers: &[(&str, &str)]) -> BTreeMap<String, u64> {
+    let started = Instant::now();
+    let total = count_by_hash_quietly(url, host, n, extra_headers).await;
+    println!("{n} requests to {host} {extra_headers:?} in {:?}: {total:?}", started.elapsed());
+    total
+}
+
+/// [`count_by_hash`] without the line it prints.
+pub async fn count_by_hash_quietly(url: &str, host: &str, n: u64, extra_headers: &[(&str, &str)]) -> BTreeMap<String, u64> {
     let port = port_of(url);
     let next = Arc::new(AtomicU64::new(0));
     let headers: Arc<Vec<(String, String)>> = Arc::new(extra_headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
-    let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..PARALLEL.min(n) {
         let (next, headers, host) = (next.clone(), headers.clone(), host.to_string());
@@ -304,13 +311,11 @@ pub async fn count_by_hash(url: &str, host: &str, n: u64, extra_headers: &[(&str
         }
         Ok::<_, String>(total)
     };
-    let total = match tokio::time::timeout(Duration::from_secs(60), all).await {
+    match tokio::time::timeout(Duration::from_secs(60), all).await {
         Ok(Ok(total)) => total,
         Ok(Err(e)) => panic!("requests to {url} (Host: {host}) failed: {e}"),
         Err(_) => panic!("{n} requests to {url} (Host: {host}) took over a minute"),
-    };
-    println!("{n} requests to {host} {extra_headers:?} in {:?}: {total:?}", started.elapsed());
-    total
+    }
 }
 
 /// Checks that `count` of `n` requests is what a binomial draw with probability `p` gives:
