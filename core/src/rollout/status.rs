@@ -85,10 +85,9 @@ pub(super) fn status_patch(old: &RolloutStatus, new: &RolloutStatus) -> Option<A
 
 /// The actions with their [`Action::PatchRolloutStatus`] composed into one, at the place
 /// of the last one or after the last ReplicaSet write, whichever is later: everything the
-/// status reports is then written before it, and a batch
-/// costs one status write however many times its reconcile revised the status (a new
-/// ReplicaSet's condition, then the step's status). Patches that no single merge patch can
-/// compose stay apart.
+/// status reports is then written before it, and a batch costs one status write however
+/// many times its reconcile revised the status (a new ReplicaSet's condition, then the
+/// step's status). Patches that no single merge patch can compose stay apart.
 pub(crate) fn coalesce_status_patches(actions: Vec<Action>) -> Vec<Action> {
     status_after_scaling(compose_status_patches(actions))
 }
@@ -717,5 +716,29 @@ mod tests {
         assert!(set_condition(&mut s, b));
         let c = get_condition(&s, ConditionType::Progressing).unwrap();
         assert_eq!((c.last_transition_time, c.last_update_time), (Timestamp(1), Timestamp(5)));
+    }
+
+    /// A promote's batch: the step's status, then the next step's scale. The pods are asked
+    /// for first; the events and wake-ups keep their places.
+    #[test]
+    fn a_batchs_status_patch_goes_after_its_replica_set_writes() {
+        let status = |n: i32| Action::PatchRolloutStatus { patch: serde_json::json!({"status": {"currentStepIndex": n}}) };
+        let scale = |name: &str| Action::PatchReplicaSet {
+            name: name.to_string(),
+            patch: crate::state::ReplicaSetPatch { replicas: Some(1), ..Default::default() },
+        };
+        let event = Action::RecordEvent {
+            kind: crate::state::EventType::Normal,
+            reason: "RolloutStepCompleted".into(),
+            message: "done".into(),
+        };
+        let wake = Action::WakeAt { at: Timestamp(9), reason: crate::state::WakeReason::PauseStepElapsed };
+        let batch = vec![event.clone(), status(1), scale("new"), status(2), scale("old"), wake.clone()];
+        assert_eq!(coalesce_status_patches(batch), vec![event.clone(), scale("new"), scale("old"), status(2), wake.clone()]);
+        // Nothing to move: the status is already last, or there is no scale.
+        let batch = vec![scale("new"), event.clone(), status(1)];
+        assert_eq!(coalesce_status_patches(batch.clone()), batch);
+        let batch = vec![status(1), event, wake];
+        assert_eq!(coalesce_status_patches(batch.clone()), batch);
     }
 }
