@@ -690,3 +690,98 @@ spec:
         assert!(events <= 6, "event writes at step {i}: {per_step:?}\n{}", controller.log_tail());
     }
 }
+
+/// How often `needle` appears in the controller's log.
+fn log_count(controller: &support::Controller, needle: &str) -> usize {
+    std::fs::read_to_string(&controller.log).unwrap_or_default().matches(needle).count()
+}
+
+/// A rollout with nothing to do gives its worker up (`--worker-idle-timeout`); its resync
+/// starts one from the cache that writes nothing, its series stay, and the next change (a
+/// new image, a promote) is carried out as by a worker that never left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_rollout_lets_its_worker_go_and_the_next_change_wakes_it() {
+    let env = Env::new("e2e-idle").await;
+    let controller = env.controller(&["--leader-elect=false", "--worker-idle-timeout=2s", "--rollout-resync=5s"]);
+    env.apply(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: idle}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: idle}}
+  template:
+    metadata: {labels: {app: idle}}
+    spec:
+      containers: [{name: app, image: argoproj/rollouts-demo:blue}]
+  strategy:
+    canary:
+      steps: [{setWeight: 50}, {pause: {}}]
+"#,
+    )
+    .await;
+    rollout_until(&env, "idle", "the first deploy", MINUTE, healthy).await;
+    let let_go = format!("rollout={}/idle", env.namespace);
+    let asleep = |c: &support::Controller| {
+        std::fs::read_to_string(&c.log).unwrap_or_default().lines().filter(|l| l.contains("worker let go") && l.contains(&let_go)).count()
+    };
+    wait_for(MINUTE, "the idle rollout's worker to be let go", || async {
+        if asleep(&controller) >= 1 { Ok(()) } else { Err(controller.log_tail()) }
+    })
+    .await;
+    let versions = |ro: &Value, sets: &[k8s_openapi::api::apps::v1::ReplicaSet]| {
+        let mut v = vec![field(ro, "/metadata/resourceVersion")];
+        v.extend(sets.iter().map(|rs| rs.metadata.resource_version.clone().unwrap_or_default()));
+        v
+    };
+    let before = versions(&env.rollout("idle").await, &env.replica_sets("idle").await);
+    let writes = || controller.requests(&["verb=\"Patch\""]) + controller.requests(&["verb=\"Create\""]) + controller.requests(&["verb=\"Update\""]);
+    let writes_before = writes();
+    assert!(controller.metrics_text().contains("rollout_info{"), "the series of an idle rollout stay\n{}", controller.log_tail());
+    // Two resyncs (every 5 s): each starts a worker that reconciles from the cache, finds
+    // nothing to do, and is let go again.
+    let woken = log_count(&controller, "waking an idle rollout");
+    wait_for(MINUTE, "two resyncs of the idle rollout", || async {
+        if log_count(&controller, "waking an idle rollout") >= woken + 2 && asleep(&controller) >= 3 {
+            Ok(())
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Err(controller.log_tail())
+        }
+    })
+    .await;
+    let after = versions(&env.rollout("idle").await, &env.replica_sets("idle").await);
+    assert_eq!(before, after, "a resync of an idle rollout wrote to it\n{}", controller.log_tail());
+    assert_eq!(writes(), writes_before, "a resync of an idle rollout wrote\n{}", controller.log_tail());
+
+    // The next change reaches the rollout as ever.
+    env.cli_ok(&["set", "image", "idle", "app=argoproj/rollouts-demo:green"]);
+    let ro = rollout_until(&env, "idle", "the pause after 50 %", MINUTE, |ro| observed(ro) && phase(ro) == "Paused" && step(ro) == 1).await;
+    let sets = env.replica_sets("idle").await;
+    let (canary, stable) = (field(&ro, "/status/currentPodHash"), field(&ro, "/status/stableRS"));
+    assert_eq!((replicas_of(&sets, &canary).0, replicas_of(&sets, &stable).0), (1, 1), "{:?}\n{}", sizes(&sets), controller.log_tail());
+    // Paused without a timer, it is let go again; the promote wakes it.
+    let idle_before = asleep(&controller);
+    wait_for(MINUTE, "the paused rollout's worker to be let go", || async {
+        if asleep(&controller) > idle_before { Ok(()) } else { Err(controller.log_tail()) }
+    })
+    .await;
+    env.cli_ok(&["promote", "idle"]);
+    rollout_until(&env, "idle", "the promoted rollout to be Healthy on green", MINUTE, |ro| {
+        healthy(ro) && field(ro, "/status/stableRS") == field(ro, "/status/currentPodHash") && step(ro) == 2
+    })
+    .await;
+
+    // Deleted while idle: its series go.
+    wait_for(MINUTE, "the Healthy rollout's worker to be let go", || async {
+        if log_count(&controller, "worker let go") > idle_before + 1 { Ok(()) } else { Err(controller.log_tail()) }
+    })
+    .await;
+    let rollouts: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(env.client.clone(), &env.namespace, &rollouts_shell::kubeapi::rollout_resource());
+    rollouts.delete("idle", &Default::default()).await.expect("delete the rollout");
+    wait_for(MINUTE, "the deleted rollout's series to go", || async {
+        if controller.metrics_text().contains("rollout_info{") { Err(controller.log_tail()) } else { Ok(()) }
+    })
+    .await;
+}

@@ -15,12 +15,13 @@ pub mod events;
 pub mod experiment;
 pub mod leader;
 pub mod metrics;
+pub mod pool;
 pub mod replay;
 pub mod router;
 pub mod trace;
 pub mod worker;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,7 +40,7 @@ use kube::client::ClientBuilder;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use rollouts_core::api::RouteKind;
-use rollouts_core::state::{Event, Object, ObjectKind};
+use rollouts_core::state::{Object, ObjectKind};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
@@ -48,7 +49,7 @@ use crate::kubeapi::{
     route_resource, KubeArgs,
 };
 use metrics::Metrics;
-use router::{RolloutKey, Routed, Router, Watched};
+use router::{Router, Watched};
 /// The label that assigns an object to one controller instance (`--instance-id`).
 use rollouts_core::api::keys::CONTROLLER_INSTANCE_ID as INSTANCE_ID_LABEL;
 
@@ -93,6 +94,11 @@ pub struct ControllerArgs {
     /// Reconcile every rollout at least this often, even when nothing happens.
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub rollout_resync: Duration,
+    /// Let go of the worker (and its memory) of a rollout that had nothing to do this long: no
+    /// event, no timer, no write pending. Its next event or resync starts one again from the
+    /// cache. `0s`: never.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub worker_idle_timeout: Duration,
     /// Write every reconcile's events and actions to FILE as JSON lines (see `rollouts replay`).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
@@ -249,6 +255,7 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         .or_else(|| args.namespaced.then(|| namespace.clone()))
         .unwrap_or_else(|| "argo-rollouts".to_string());
     let notifier = crate::notifications::Notifier::start(client.clone(), &notification_ns, Some(metrics.clone()));
+    let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<pool::Idle>();
     let shared = Arc::new(worker::Shared {
         client: client.clone(),
         notifier,
@@ -256,6 +263,7 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         recorder: events::EventRecorder::new(client.clone(), REPORTER, &identity()),
         trace,
         resync: args.rollout_resync,
+        dormancy: (!args.worker_idle_timeout.is_zero()).then(|| pool::Dormancy { after: args.worker_idle_timeout, tx: idle_tx }),
     });
 
     let scope = args.namespaced.then_some(namespace);
@@ -267,15 +275,16 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let mut extra_routes: BTreeSet<(ObjectKind, String)> = BTreeSet::new();
     drop(tx);
     let mut router = Router::new(kinds);
-    let mut workers: BTreeMap<RolloutKey, mpsc::UnboundedSender<Box<Event>>> = BTreeMap::new();
+    let mut workers = pool::Pool::default();
     tracing::info!(scope = scope.as_deref().unwrap_or("all namespaces"), "controller started; listing objects");
     loop {
+        let resync = workers.next_resync();
         tokio::select! {
             watched = rx.recv() => {
                 let Some(watched) = watched else { return Err(ControllerError::WatchesEnded) };
                 let was_started = router.started();
                 for routed in router.handle(watched) {
-                    dispatch(routed, &mut workers, &shared);
+                    workers.dispatch(routed, &mut router, &shared);
                 }
                 let changed = router.take_references_changed();
                 if let (true, Some(scope), Some(tx)) = (changed, &scope, extra_tx.as_ref().and_then(mpsc::WeakUnboundedSender::upgrade)) {
@@ -289,6 +298,8 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
                     tracing::info!(rollouts = workers.len(), objects = router.cached(), "caches synced; reconciling");
                 }
             }
+            Some(idle) = idle_rx.recv() => workers.idle(idle, &mut router, &shared),
+            () = sleep_until(resync) => workers.resync_due(std::time::Instant::now(), &mut router, &shared),
             _ = lost_rx.changed() => return Err(ControllerError::LeadershipLost),
             () = shutdown_signal() => {
                 tracing::info!("shutting down");
@@ -298,36 +309,11 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     }
 }
 
-fn dispatch(routed: Routed, workers: &mut BTreeMap<RolloutKey, mpsc::UnboundedSender<Box<Event>>>, shared: &Arc<worker::Shared>) {
-    match routed {
-        Routed::Start(key, events) => {
-            let (tx, rx) = mpsc::unbounded_channel();
-            for e in events {
-                let _ = tx.send(Box::new(e));
-            }
-            tracing::debug!(rollout = %key, "worker started");
-            match key.kind {
-                router::WorkerKind::Rollout | router::WorkerKind::AnalysisRun => {
-                    tokio::spawn(worker::run(key.clone(), rx, tx.downgrade(), shared.clone()));
-                }
-                router::WorkerKind::Experiment => {
-                    tokio::spawn(experiment::run(key.clone(), rx, shared.clone()));
-                }
-            }
-            workers.insert(key, tx);
-        }
-        Routed::Deliver(key, events) => {
-            if let Some(tx) = workers.get(&key) {
-                for e in events {
-                    let _ = tx.send(Box::new(e));
-                }
-            }
-        }
-        Routed::Stop(key) => {
-            if let Some(tx) = workers.remove(&key) {
-                let _ = tx.send(Box::new(Event::Deleted { kind: key.object_kind(), name: key.name.clone() }));
-            }
-        }
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -277,13 +277,24 @@ impl Router {
         self.cache.get(&kind)?.get(&(namespace.to_string(), name.to_string()))
     }
 
+    /// The cached objects of `kind` in `namespace` (a range of the cache, not a scan of it).
     fn in_namespace<'a>(&'a self, kind: ObjectKind, namespace: &'a str) -> impl Iterator<Item = (&'a String, &'a Object)> + 'a {
         self.cache
             .get(&kind)
             .into_iter()
-            .flat_map(|c| c.iter())
-            .filter(move |((ns, _), _)| ns == namespace)
+            .flat_map(move |c| c.range((namespace.to_string(), String::new())..).take_while(move |((ns, _), _)| ns == namespace))
             .map(|((_, name), o)| (name, o))
+    }
+
+    /// The cached objects of `kind` in `namespace` whose owner of `owner_kind` is `owner`.
+    fn owned_by<'a>(
+        &'a self,
+        kind: ObjectKind,
+        namespace: &'a str,
+        owner_kind: &'a str,
+        owner: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a Object)> + 'a {
+        self.in_namespace(kind, namespace).filter(move |(_, o)| owner_of(o, owner_kind) == Some(owner))
     }
 
     /// The rollout an object belongs to, by owner references.
@@ -387,11 +398,7 @@ impl Router {
                         _ => None,
                     };
                     if let Some((child_kind, owner_kind)) = child {
-                        events.extend(
-                            self.in_namespace(child_kind, &namespace)
-                                .filter(|(_, o)| owner_named(&meta_of(o), owner_kind).as_deref() == Some(name.as_str()))
-                                .map(|(_, o)| Event::Applied(o.clone())),
-                        );
+                        events.extend(self.owned_by(child_kind, &namespace, owner_kind, &name).map(|(_, o)| Event::Applied(o.clone())));
                     }
                 }
                 vec![Routed::Deliver(key, events)]
@@ -427,6 +434,15 @@ impl Router {
         }
     }
 
+    /// Starts the worker of a rollout again (it was let go while idle) with what the cache
+    /// holds now; nothing when the rollout is gone.
+    pub fn restart(&mut self, key: RolloutKey) -> Vec<Routed> {
+        if !self.running.contains_key(&key) {
+            return Vec::new();
+        }
+        self.start(key)
+    }
+
     /// Starts a worker for a rollout with everything it owns and references, for an
     /// AnalysisRun of its own with its Jobs, or for an Experiment with what it reads.
     fn start(&mut self, key: RolloutKey) -> Vec<Routed> {
@@ -436,11 +452,7 @@ impl Router {
         if !key.is_rollout() {
             let Some(run) = self.get(ObjectKind::AnalysisRun, &key.namespace, &key.name).cloned() else { return Vec::new() };
             let mut events = vec![Event::Applied(run)];
-            events.extend(
-                self.in_namespace(ObjectKind::Job, &key.namespace)
-                    .filter(|(_, o)| owner_named(&meta_of(o), "AnalysisRun").as_deref() == Some(key.name.as_str()))
-                    .map(|(_, o)| Event::Applied(o.clone())),
-            );
+            events.extend(self.owned_by(ObjectKind::Job, &key.namespace, "AnalysisRun", &key.name).map(|(_, o)| Event::Applied(o.clone())));
             self.running.insert(key.clone(), References::default());
             return vec![Routed::Start(key, events)];
         }
@@ -450,11 +462,7 @@ impl Router {
         let refs = refs_of(&rollout);
         let mut events = vec![Event::Applied(rollout)];
         let owned = |router: &Router, kind: ObjectKind, owner_kind: &str, owner: &str| -> Vec<(String, Object)> {
-            router
-                .in_namespace(kind, &key.namespace)
-                .filter(|(_, o)| owner_named(&meta_of(o), owner_kind).as_deref() == Some(owner))
-                .map(|(n, o)| (n.clone(), o.clone()))
-                .collect()
+            router.owned_by(kind, &key.namespace, owner_kind, owner).map(|(n, o)| (n.clone(), o.clone())).collect()
         };
         for (rs_name, rs) in owned(self, ObjectKind::ReplicaSet, "Rollout", &key.name) {
             events.push(Event::Applied(rs));
@@ -745,6 +753,36 @@ fn workload_kind(kind: &str) -> Option<ObjectKind> {
         "PodTemplate" => Some(ObjectKind::PodTemplate),
         _ => None,
     }
+}
+
+/// The name of an object's owner of `kind`, read in place (no copy of the metadata: a
+/// worker's start looks at every object of a kind in the namespace).
+fn owner_of<'a>(obj: &'a Object, kind: &str) -> Option<&'a str> {
+    let typed = |meta: &'a ObjectMeta| meta.owner_references.as_ref()?.iter().find(|o| o.kind == kind).map(|o| o.name.as_str());
+    match obj {
+        Object::Rollout(v) => raw_owner(v, kind),
+        Object::AnalysisRun(v)
+        | Object::Experiment(v)
+        | Object::AnalysisTemplate(v)
+        | Object::ClusterAnalysisTemplate(v)
+        | Object::Route(v)
+        | Object::Workload(v) => raw_owner(v, kind),
+        Object::Ingress(o) => typed(&o.metadata),
+        Object::ReplicaSet(o) => typed(&o.metadata),
+        Object::Service(o) => typed(&o.metadata),
+        Object::Pod(o) => typed(&o.metadata),
+        Object::Job(o) => typed(&o.metadata),
+    }
+}
+
+/// [`owner_of`] for an object held as JSON.
+fn raw_owner<'a>(v: &'a Value, kind: &str) -> Option<&'a str> {
+    v.pointer("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|o| o.get("kind").and_then(Value::as_str) == Some(kind))?
+        .get("name")?
+        .as_str()
 }
 
 /// The name of the owner of `kind`, from the owner references.
@@ -1084,6 +1122,31 @@ mod tests {
             out,
             vec![Routed::Deliver(key("web"), vec![Event::Deleted { kind: ObjectKind::Pod, name: "web-1-a".into() }])]
         );
+    }
+
+    /// A rollout whose worker was let go while idle starts again with what the cache holds
+    /// now: its own children only (not those of a rollout of the same name elsewhere), and
+    /// nothing once it is gone.
+    #[test]
+    fn a_restart_replays_the_cache_of_that_rollout_and_no_other() {
+        let mut r = Router::new(ALL);
+        r.handle(Watched::Apply(rollout("web", "web-canary")));
+        synced(&mut r);
+        for obj in [rs("web-1", "web"), pod("web-1-a", "web-1"), service("web-canary"), rs("other-1", "other")] {
+            r.handle(Watched::Apply(obj));
+        }
+        let Object::ReplicaSet(elsewhere) = rs("web-2", "web") else { unreachable!() };
+        let mut elsewhere = (*elsewhere).clone();
+        elsewhere.metadata.namespace = Some("ns2".into());
+        r.handle(Watched::Apply(Object::ReplicaSet(Arc::new(elsewhere))));
+        let out = r.restart(key("web"));
+        assert_eq!(
+            started(&out),
+            BTreeMap::from([("ns/web".to_string(), vec!["Rollout/web".into(), "ReplicaSet/web-1".into(), "Pod/web-1-a".into(), "Service/web-canary".into()])])
+        );
+        assert_eq!(r.restart(key("never")), vec![]);
+        assert_eq!(r.handle(Watched::Delete(rollout("web", "web-canary"))), vec![Routed::Stop(key("web"))]);
+        assert_eq!(r.restart(key("web")), vec![]);
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Shared {
     pub resync: Duration,
     /// Sends the notifications of recorded events.
     pub notifier: crate::notifications::Notifier,
+    /// Where an idle rollout worker asks to be let go (`None`: never; see [`super::pool`]).
+    pub dormancy: Option<super::pool::Dormancy>,
 }
 
 impl Shared {
@@ -90,6 +92,10 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
     let mut wake: Option<Timestamp> = None;
     let mut backoff = Duration::ZERO;
     let mut first = true;
+    // Asked the pool to be let go (see `super::pool`); the rollout was deleted.
+    let (mut asked, mut deleted) = (false, false);
+    // One clone per measurement in flight: a worker never goes idle while one may answer.
+    let measuring = Arc::new(());
     let live = std::sync::Mutex::new(LiveRollout::default());
     // What a failed action was about and could not be read back: the state may hold
     // optimistic copies of writes that never happened (a scale the API server never saw),
@@ -100,7 +106,7 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
     loop {
         if !unread.is_empty() {
             let before = shared.notifier.before(&state);
-            let exec = Executor { key: &key, shared: &shared, me: &me, state: &state, before: &before, live: &live };
+            let exec = Executor { key: &key, shared: &shared, me: &me, state: &state, before: &before, live: &live, measuring: &measuring };
             unread = Box::pin(exec.reread(std::mem::take(&mut unread))).await;
             if !unread.is_empty() {
                 backoff = (backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF);
@@ -111,19 +117,34 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
         }
         let mut events = Vec::new();
         let mut sleep = wake.map_or(shared.resync, until);
-        if let Some(due) = lock(&live).held_until() {
+        let held = lock(&live).held_until();
+        if let Some(due) = held {
             sleep = sleep.min(due.saturating_duration_since(Instant::now()));
+        }
+        let idle = wake.is_none() && held.is_none() && Arc::strong_count(&measuring) == 1;
+        let dormancy = shared.dormancy.as_ref().filter(|d| key.is_rollout() && idle && !asked && !first && d.after < sleep);
+        if let Some(d) = dormancy {
+            sleep = d.after;
         }
         tokio::select! {
             ev = rx.recv() => match ev {
                 Some(e) => events.push(*e),
                 None => break,
             },
-            () = tokio::time::sleep(sleep) => events.push(Event::Tick),
+            () = tokio::time::sleep(sleep) => match dormancy {
+                Some(d) => {
+                    // Served until the pool closes the channel.
+                    asked = true;
+                    let _ = d.tx.send(super::pool::Idle::Ask(key.clone(), me.clone()));
+                    continue;
+                }
+                None => events.push(Event::Tick),
+            },
         }
         while let Ok(e) = rx.try_recv() {
             events.push(*e);
         }
+        deleted |= events.iter().any(|e| matches!(e, Event::Deleted { kind, name } if *kind == key.object_kind() && *name == key.name));
         {
             let mut live = lock(&live);
             events.retain(|e| live.observe(e));
@@ -147,7 +168,7 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
             Action::WakeAt { at, .. } => Some(*at),
             _ => None,
         });
-        let exec = Executor { key: &key, shared: &shared, me: &me, state: &state, before: &before, live: &live };
+        let exec = Executor { key: &key, shared: &shared, me: &me, state: &state, before: &before, live: &live, measuring: &measuring };
         // Boxed: the requests' futures are most of the task's size, and a task holds its
         // largest state for as long as it lives; idle, a worker then costs little more than
         // its State.
@@ -177,6 +198,12 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
             tokio::time::sleep(backoff).await;
         }
     }
+    if let (true, false, Some(d)) = (asked, deleted, shared.dormancy.as_ref()) {
+        // Let go while idle: the rollout lives on in the cache and its series stay.
+        let idle = wake.is_none() && unread.is_empty() && lock(&live).held_until().is_none() && Arc::strong_count(&measuring) == 1;
+        let _ = d.tx.send(super::pool::Idle::Ended { key, idle });
+        return;
+    }
     if key.is_rollout() {
         shared.metrics.observe_rollout(&key.namespace, &key.name, None, false);
     }
@@ -192,6 +219,8 @@ struct Executor<'a> {
     /// The rollout before this reconcile, for the notifications of its events.
     before: &'a crate::notifications::notifier::Before,
     live: &'a std::sync::Mutex<LiveRollout>,
+    /// Cloned into each measurement in flight.
+    measuring: &'a Arc<()>,
 }
 
 /// The newest Rollout the worker knows the API server holds: from the watch, or from the
@@ -635,7 +664,7 @@ impl Executor<'_> {
                 gone_is_fine(api.delete(name, &DeleteParams::background()).await.map(drop))
             }
             Action::Measure { run, metric, index, provider, secrets, context } => {
-                let (client, me) = (self.client(), self.me.clone());
+                let (client, me, token) = (self.client(), self.me.clone(), self.measuring.clone());
                 let (run, metric, index, provider, secrets, context) =
                     (run.clone(), metric.clone(), *index, provider.clone(), secrets.clone(), context.clone());
                 tokio::spawn(async move {
@@ -643,6 +672,7 @@ impl Executor<'_> {
                     if let Some(tx) = me.upgrade() {
                         let _ = tx.send(Box::new(Event::Measured { run, metric, index, answer }));
                     }
+                    drop(token);
                 });
                 Ok(())
             }
