@@ -4,8 +4,9 @@
 //!
 //! It prints, in this order:
 //!
-//! 1. the time until all N are Healthy, the controller's RSS then, and after one update
-//!    (`set image`) of all of them, and the series count of
+//! 1. the time until all N are Healthy, the controller's RSS then (anonymous and file-backed
+//!    parts) and again once the idle workers were let go (`--worker-idle-timeout`), the same
+//!    after one update (`set image`) of all of them, and the series count of
 //!    `controller_clientset_k8s_request_total`;
 //! 2. kube-controller-manager's RSS before and after N Deployments (1 replica each) got their
 //!    ReplicaSets, in the rollouts' namespace, and the controller's RSS beside them (the
@@ -15,7 +16,7 @@
 //!    medians, min/max and their ratio;
 //! 4. a restart: the controller killed, all N rollouts updated meanwhile, a new controller
 //!    started; the time until it has listed everything (its "caches synced" log line) and
-//!    until all N are Healthy again, and its RSS then.
+//!    until all N are Healthy again, and its RSS then and once idle.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,8 @@ use crate::support::{self, field, healthy, wait_for, Controller, Env};
 /// Requests in flight while creating or updating N objects.
 const CONCURRENCY: usize = 32;
 const TRIES: usize = 20;
+/// A little more than the controller's default `--worker-idle-timeout`.
+const IDLE: Duration = Duration::from_secs(35);
 const IMAGE: &str = "argoproj/rollouts-demo";
 
 /// The controller's log level: the e2e default (debug) writes lines by the thousand here.
@@ -148,6 +151,23 @@ fn memory(pid: u32) -> (f64, f64) {
             .unwrap_or(f64::NAN)
     };
     (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+}
+
+/// Anonymous and file-backed (the binary's code and data) parts of a process's RSS, MiB.
+fn parts(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mib = |key: &str| {
+        status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()).unwrap_or(f64::NAN)
+            / 1024.0
+    };
+    format!("anonymous {:.1} MiB, file {:.1} MiB", mib("RssAnon:"), mib("RssFile:"))
+}
+
+/// Waits past the controller's `--worker-idle-timeout` (30 s) and prints its RSS then.
+async fn once_idle(controller: &Controller, what: &str) {
+    tokio::time::sleep(IDLE).await;
+    let (rss, hwm) = memory(controller.pid());
+    println!("controller RSS {what}, {} s later (idle workers let go): {rss:.1} MiB (peak {hwm:.1} MiB; {})", IDLE.as_secs() + 5, parts(controller.pid()));
 }
 
 fn kcm_pid() -> u32 {
@@ -296,14 +316,20 @@ pub async fn run(n: usize) {
     assert!(controller.running(), "{}", controller.log_tail());
     let (rss, hwm) = memory(controller.pid());
     println!("created in {:.1} s; all {n} Healthy after {:.1} s", created.as_secs_f64(), took.as_secs_f64());
-    println!("controller RSS with {n} Healthy rollouts: {rss:.1} MiB (peak {hwm:.1} MiB)");
+    println!("controller RSS with {n} Healthy rollouts: {rss:.1} MiB (peak {hwm:.1} MiB; {})", parts(controller.pid()));
+    once_idle(&controller, &format!("with {n} Healthy rollouts")).await;
 
     let start = Instant::now();
     set_image(&env, n, "green").await;
     let took = all_healthy(&env, n, "green", start).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (rss, hwm) = memory(controller.pid());
-    println!("one update of all {n}: Healthy after {:.1} s; controller RSS {rss:.1} MiB (peak {hwm:.1} MiB)", took.as_secs_f64());
+    println!(
+        "one update of all {n}: Healthy after {:.1} s; controller RSS {rss:.1} MiB (peak {hwm:.1} MiB; {})",
+        took.as_secs_f64(),
+        parts(controller.pid())
+    );
+    once_idle(&controller, &format!("after the update of all {n}")).await;
     println!("series of controller_clientset_k8s_request_total: {}", series(&controller));
 
     // The yardstick: kube-controller-manager with N Deployments, beside the rollouts.
@@ -341,7 +367,7 @@ pub async fn run(n: usize) {
          once {n} Deployments had ready ReplicaSets ({:.1} s)",
         took.as_secs_f64()
     );
-    println!("controller RSS beside them (the Deployments in its namespace): {rss:.1} MiB (peak {hwm:.1} MiB)");
+    println!("controller RSS beside them (the Deployments in its namespace): {rss:.1} MiB (peak {hwm:.1} MiB; {})", parts(controller.pid()));
 
     let deployment = deployment_reactions(&env).await;
     let promote = promote_reactions(&env, &controller).await;
@@ -368,8 +394,10 @@ pub async fn run(n: usize) {
     let (rss, hwm) = memory(controller.pid());
     println!(
         "restart (cold list of {n} rollouts, {n} Deployments and what they own; each rollout updated while down): \
-         caches synced after {:.1} s, all {n} Healthy after {:.1} s; RSS {rss:.1} MiB (peak {hwm:.1} MiB)",
+         caches synced after {:.1} s, all {n} Healthy after {:.1} s; RSS {rss:.1} MiB (peak {hwm:.1} MiB; {})",
         synced.as_secs_f64(),
-        took.as_secs_f64()
+        took.as_secs_f64(),
+        parts(controller.pid())
     );
+    once_idle(&controller, "after the restart").await;
 }
