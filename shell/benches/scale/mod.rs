@@ -17,6 +17,8 @@
 //! 4. a restart: the controller killed, all N rollouts updated meanwhile, a new controller
 //!    started; the time until it has listed everything (its "caches synced" log line) and
 //!    until all N are Healthy again, and its RSS then and once idle.
+//!
+//! `ROLLOUTS_BENCH_SCALE_ONLY=healthy` stops after the first deploy (1 and the series count).
 
 use std::time::{Duration, Instant};
 
@@ -318,6 +320,11 @@ pub async fn run(n: usize) {
     println!("created in {:.1} s; all {n} Healthy after {:.1} s", created.as_secs_f64(), took.as_secs_f64());
     println!("controller RSS with {n} Healthy rollouts: {rss:.1} MiB (peak {hwm:.1} MiB; {})", parts(controller.pid()));
     once_idle(&controller, &format!("with {n} Healthy rollouts")).await;
+    if std::env::var("ROLLOUTS_BENCH_SCALE_ONLY").as_deref() == Ok("healthy") {
+        // The first deploy alone (N = 10,000 takes long enough).
+        println!("series of controller_clientset_k8s_request_total: {}", series(&controller));
+        return;
+    }
 
     let start = Instant::now();
     set_image(&env, n, "green").await;

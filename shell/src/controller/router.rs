@@ -127,10 +127,48 @@ type Name = (String, String);
 /// more namespace of its own.
 type Listing = (ObjectKind, Option<String>);
 
+/// A cached object. A Rollout is kept as its JSON text: parsed, a manifest with its status
+/// takes about four times the memory (every key a `String`, every object an `IndexMap`), and
+/// the cache holds every Rollout for as long as it lives, while a worker that is running
+/// holds the parsed manifest the watch delivered anyway.
+#[derive(Debug)]
+enum Cached {
+    Object(Object),
+    Rollout(Box<str>),
+}
+
+impl Cached {
+    fn new(obj: &Object) -> Cached {
+        match obj {
+            Object::Rollout(v) => match serde_json::to_string(&**v) {
+                Ok(text) => Cached::Rollout(text.into_boxed_str()),
+                Err(_) => Cached::Object(obj.clone()),
+            },
+            other => Cached::Object(other.clone()),
+        }
+    }
+
+    /// The object (a Rollout parsed again).
+    fn object(&self) -> Object {
+        match self {
+            Cached::Object(o) => o.clone(),
+            Cached::Rollout(text) => Object::Rollout(std::sync::Arc::new(serde_json::from_str(text).unwrap_or(Value::Null))),
+        }
+    }
+
+    /// The object in place; `None` for a Rollout (see [`Cached::object`]).
+    fn as_object(&self) -> Option<&Object> {
+        match self {
+            Cached::Object(o) => Some(o),
+            Cached::Rollout(_) => None,
+        }
+    }
+}
+
 /// The router's caches.
 #[derive(Default)]
 pub struct Router {
-    cache: BTreeMap<ObjectKind, BTreeMap<Name, Object>>,
+    cache: BTreeMap<ObjectKind, BTreeMap<Name, Cached>>,
     relisting: BTreeMap<Listing, BTreeSet<Name>>,
     /// The namespaces listed by watches of their own, per kind.
     extra: BTreeSet<(ObjectKind, String)>,
@@ -204,7 +242,7 @@ impl Router {
                     seen.insert(key.clone());
                 }
                 let existed = self.cache.get(&kind).is_some_and(|c| c.contains_key(&key));
-                self.cache.entry(kind).or_default().insert(key, obj.clone());
+                self.cache.entry(kind).or_default().insert(key, Cached::new(&obj));
                 if !self.started {
                     return Vec::new();
                 }
@@ -239,7 +277,8 @@ impl Router {
                     for (namespace, name) in rollouts {
                         out.extend(self.start(RolloutKey::rollout(namespace, name)));
                     }
-                    let runs: Vec<Object> = self.cache.get(&ObjectKind::AnalysisRun).map(|c| c.values().cloned().collect()).unwrap_or_default();
+                    let runs: Vec<Object> =
+                        self.cache.get(&ObjectKind::AnalysisRun).map(|c| c.values().map(Cached::object).collect()).unwrap_or_default();
                     for run in runs {
                         if let Some(key) = self.owner_rollout(ObjectKind::AnalysisRun, &meta_of(&run)).filter(|k| !k.is_rollout()) {
                             out.extend(self.start(key));
@@ -266,24 +305,36 @@ impl Router {
             .map(|c| {
                 c.iter()
                     .filter(|(k, _)| !seen.contains(*k) && self.listing(listing.0, &k.0) == listing)
-                    .map(|(_, o)| o.clone())
+                    .map(|(_, o)| o.object())
                     .collect()
             })
             .unwrap_or_default();
         gone.into_iter().flat_map(|obj| self.handle(Watched::Delete(obj))).collect()
     }
 
-    fn get(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<&Object> {
+    /// A cached object (a Rollout parsed from its text).
+    fn get(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<Object> {
+        self.entry(kind, namespace, name).map(Cached::object)
+    }
+
+    /// A cached object in place; never a Rollout (see [`Cached`]).
+    fn get_ref(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<&Object> {
+        self.entry(kind, namespace, name)?.as_object()
+    }
+
+    fn entry(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<&Cached> {
         self.cache.get(&kind)?.get(&(namespace.to_string(), name.to_string()))
     }
 
-    /// The cached objects of `kind` in `namespace` (a range of the cache, not a scan of it).
+    /// The cached objects of `kind` in `namespace` (a range of the cache, not a scan of it);
+    /// not for Rollouts (see [`Cached`]), which no caller lists.
     fn in_namespace<'a>(&'a self, kind: ObjectKind, namespace: &'a str) -> impl Iterator<Item = (&'a String, &'a Object)> + 'a {
+        debug_assert!(kind != ObjectKind::Rollout, "Rollouts are cached as text");
         self.cache
             .get(&kind)
             .into_iter()
             .flat_map(move |c| c.range((namespace.to_string(), String::new())..).take_while(move |((ns, _), _)| ns == namespace))
-            .map(|((_, name), o)| (name, o))
+            .filter_map(|((_, name), o)| Some((name, o.as_object()?)))
     }
 
     /// The cached objects of `kind` in `namespace` whose owner of `owner_kind` is `owner`.
@@ -311,12 +362,12 @@ impl Router {
             },
             ObjectKind::Pod => {
                 let rs = owner_named(meta, "ReplicaSet")?;
-                let rs = self.get(ObjectKind::ReplicaSet, &namespace, &rs)?;
-                self.owner_rollout(ObjectKind::ReplicaSet, &meta_of(rs))
+                let rs = self.get_ref(ObjectKind::ReplicaSet, &namespace, &rs)?;
+                owner_of(rs, "Rollout").map(|name| RolloutKey::rollout(namespace, name))
             }
             ObjectKind::Job => {
                 let run = owner_named(meta, "AnalysisRun")?;
-                let run = self.get(ObjectKind::AnalysisRun, &namespace, &run)?;
+                let run = self.get_ref(ObjectKind::AnalysisRun, &namespace, &run)?;
                 self.owner_rollout(ObjectKind::AnalysisRun, &meta_of(run))
             }
             // Named by a rollout's spec, owned by none (see `by_reference`).
@@ -450,13 +501,13 @@ impl Router {
             return self.start_experiment(key);
         }
         if !key.is_rollout() {
-            let Some(run) = self.get(ObjectKind::AnalysisRun, &key.namespace, &key.name).cloned() else { return Vec::new() };
+            let Some(run) = self.get(ObjectKind::AnalysisRun, &key.namespace, &key.name) else { return Vec::new() };
             let mut events = vec![Event::Applied(run)];
             events.extend(self.owned_by(ObjectKind::Job, &key.namespace, "AnalysisRun", &key.name).map(|(_, o)| Event::Applied(o.clone())));
             self.running.insert(key.clone(), References::default());
             return vec![Routed::Start(key, events)];
         }
-        let Some(rollout) = self.get(ObjectKind::Rollout, &key.namespace, &key.name).cloned() else {
+        let Some(rollout) = self.get(ObjectKind::Rollout, &key.namespace, &key.name) else {
             return Vec::new();
         };
         let refs = refs_of(&rollout);
@@ -535,14 +586,14 @@ impl Router {
             );
         }
         for name in &refs.cluster_templates {
-            out.extend(self.get(ObjectKind::ClusterAnalysisTemplate, "", name).cloned());
+            out.extend(self.get(ObjectKind::ClusterAnalysisTemplate, "", name));
         }
         out
     }
 
     /// Starts an Experiment's worker with the Experiment and the objects it reads.
     fn start_experiment(&mut self, key: RolloutKey) -> Vec<Routed> {
-        let Some(experiment) = self.get(ObjectKind::Experiment, &key.namespace, &key.name).cloned() else {
+        let Some(experiment) = self.get(ObjectKind::Experiment, &key.namespace, &key.name) else {
             return Vec::new();
         };
         let refs = experiment_refs(&experiment);
@@ -556,20 +607,20 @@ impl Router {
     fn referenced(&self, namespace: &str, refs: &References) -> Vec<Event> {
         let mut out = Vec::new();
         for name in &refs.services {
-            out.extend(self.get(ObjectKind::Service, namespace, name).cloned().map(Event::Applied));
+            out.extend(self.get(ObjectKind::Service, namespace, name).map(Event::Applied));
         }
         for name in &refs.templates {
-            out.extend(self.get(ObjectKind::AnalysisTemplate, namespace, name).cloned().map(Event::Applied));
+            out.extend(self.get(ObjectKind::AnalysisTemplate, namespace, name).map(Event::Applied));
         }
         for name in &refs.cluster_templates {
-            out.extend(self.get(ObjectKind::ClusterAnalysisTemplate, "", name).cloned().map(Event::Applied));
+            out.extend(self.get(ObjectKind::ClusterAnalysisTemplate, "", name).map(Event::Applied));
         }
         for name in &refs.ingresses {
-            out.extend(self.get(ObjectKind::Ingress, namespace, name).cloned().map(Event::Applied));
+            out.extend(self.get(ObjectKind::Ingress, namespace, name).map(Event::Applied));
         }
         if let Some((kind, name)) = &refs.workload {
             if let Some(kind) = workload_kind(kind) {
-                out.extend(self.get(kind, namespace, name).cloned().map(Event::Applied));
+                out.extend(self.get(kind, namespace, name).map(Event::Applied));
             }
         }
         for r in &refs.routes {
@@ -578,7 +629,7 @@ impl Router {
                 // Every object of the kind there (App Mesh's VirtualRouters).
                 out.extend(self.in_namespace(r.kind.into(), ns).map(|(_, o)| Event::Applied(o.clone())));
             } else {
-                out.extend(self.get(r.kind.into(), ns, &r.name).cloned().map(Event::Applied));
+                out.extend(self.get(r.kind.into(), ns, &r.name).map(Event::Applied));
             }
         }
         out
