@@ -47,8 +47,8 @@ pub enum ReplayError {
 }
 
 /// Replays records in order, one state per rollout (and per Experiment), exactly as the
-/// controller's workers step their batches; records are taken one at a time, so any trace
-/// length fits.
+/// controller's workers step their batches — a record of a new worker (`fresh`) starts its
+/// rollout's state anew; records are taken one at a time, so any trace length fits.
 pub fn replay(records: impl IntoIterator<Item = Result<Record, trace::TraceError>>) -> Result<Replayed, ReplayError> {
     let mut states: BTreeMap<String, State> = BTreeMap::new();
     let mut experiments: BTreeMap<String, Replayer> = BTreeMap::new();
@@ -60,7 +60,11 @@ pub fn replay(records: impl IntoIterator<Item = Result<Record, trace::TraceError
         let actions = if r.rollout.starts_with("experiment ") {
             experiments.entry(r.rollout.clone()).or_default().step(r.events.iter().cloned(), r.now)
         } else {
-            step_batch(states.entry(r.rollout.clone()).or_default(), r.events.iter().cloned(), r.now)
+            let state = states.entry(r.rollout.clone()).or_default();
+            if r.fresh {
+                *state = State::default();
+            }
+            step_batch(state, r.events.iter().cloned(), r.now)
         };
         let expected = serde_json::to_string(&r.actions).unwrap_or_default();
         let actual = serde_json::to_string(&actions).unwrap_or_default();
@@ -89,5 +93,30 @@ pub fn run(args: ReplayArgs) -> ExitCode {
             eprintln!("replayed: {}", d.actual);
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rollouts_core::state::{Event, Object};
+    use rollouts_core::Timestamp;
+
+    use super::*;
+
+    /// Two records of a worker's first reconcile, as a worker let go while idle and started
+    /// again writes them: the same objects, the same decisions, each from an empty state.
+    #[test]
+    fn a_fresh_record_starts_its_rollout_anew() {
+        let manifest: serde_json::Value =
+            serde_yaml_ng::from_str(include_str!("../../../fixtures/rollouts/seed-basic-canary.yaml")).expect("the seed manifest");
+        let events = vec![Event::Applied(Object::Rollout(manifest.into())), Event::Resync];
+        let now = Timestamp::from_unix(1_700_000_000);
+        let actions = step_batch(&mut State::default(), events.iter().cloned(), now);
+        assert!(!actions.is_empty(), "a new rollout's first reconcile creates its ReplicaSet");
+        let record = |fresh| Record { rollout: "ns/seed".into(), now, events: events.clone(), actions: actions.clone(), fresh };
+        assert_eq!(replay([Ok(record(true)), Ok(record(true))]).expect("replays"), Replayed { records: 2, rollouts: 1 });
+        // Stepped on from the first record's state, the second decides otherwise.
+        let Err(ReplayError::Diverged(d)) = replay([Ok(record(true)), Ok(record(false))]) else { panic!("no divergence") };
+        assert_eq!(d.record, 2);
     }
 }

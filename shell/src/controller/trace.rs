@@ -27,6 +27,11 @@ pub struct Record {
     pub events: Vec<Event>,
     /// What the core returned.
     pub actions: Vec<Action>,
+    /// The first reconcile of a new worker (the controller started, or the rollout's worker
+    /// was let go while idle and started again): the core began from an empty state, and so
+    /// does the replay.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh: bool,
 }
 
 /// A trace file being written.
@@ -42,8 +47,8 @@ impl Trace {
 
     /// Appends one reconcile; a line is written whole and flushed, so a killed controller
     /// leaves a readable trace.
-    pub fn record(&self, key: &RolloutKey, now: Timestamp, events: &[Event], actions: &[Action]) {
-        let record = Record { rollout: key.to_string(), now, events: events.to_vec(), actions: actions.to_vec() };
+    pub fn record(&self, key: &RolloutKey, now: Timestamp, events: &[Event], actions: &[Action], fresh: bool) {
+        let record = Record { rollout: key.to_string(), now, events: events.to_vec(), actions: actions.to_vec(), fresh };
         let mut line = match serde_json::to_string(&record) {
             Ok(l) => l,
             Err(e) => {

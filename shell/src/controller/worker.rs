@@ -155,14 +155,15 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
         }
         let started = Instant::now();
         let now = now();
-        if std::mem::take(&mut first) {
+        let fresh = std::mem::take(&mut first);
+        if fresh {
             // After the objects the router listed: take up what a previous controller left in flight.
             events.push(Event::Resync);
         }
         let before = shared.notifier.before(&state);
         let actions = step_batch(&mut state, events.iter().cloned(), now);
         if let Some(trace) = &shared.trace {
-            trace.record(&key, now, &events, &actions);
+            trace.record(&key, now, &events, &actions, fresh);
         }
         wake = actions.iter().find_map(|a| match a {
             Action::WakeAt { at, .. } => Some(*at),

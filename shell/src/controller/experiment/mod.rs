@@ -82,7 +82,7 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, shared:
         let now = now();
         let r = experiment::reconcile(&ex, &seen.observed(), now);
         if let (Some(trace), Some(log)) = (&shared.trace, seen.log.as_mut()) {
-            trace.record(&key, now, &std::mem::take(log), &recorded_actions(&ex, &r));
+            trace.record(&key, now, &std::mem::take(log), &recorded_actions(&ex, &r), false);
         }
         // Boxed, as a rollout worker's (see `worker::run`).
         let ok = Box::pin(exec.execute(&ex, &r, &mut seen)).await;
