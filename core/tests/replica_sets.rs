@@ -445,3 +445,43 @@ expect:
 "#;
     assert_scenario(text);
 }
+
+/// A `workloadRef` takes the template of the Deployment it names, not of another one the
+/// controller also sees (observed after it).
+#[test]
+fn a_workload_ref_takes_the_template_of_the_deployment_it_names() {
+    let deployment = |name: &str, image: &str| {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "default", "uid": format!("d-{name}"), "generation": 1},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "web", "image": image}]}}}
+        })
+    };
+    let rollout = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "default", "uid": "u1", "generation": 1},
+        "spec": {"replicas": 2,
+                 "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}}
+    });
+    let now = Timestamp(1_704_067_300);
+    let mut state = State::default();
+    for workload in [deployment("web", "example/web:1"), deployment("web-next", "example/web-next:1")] {
+        state = step(state, Event::Applied(Object::Workload(workload)), now).0;
+    }
+    let (state, mut actions) = step(state, Event::Applied(Object::Rollout(rollout.into())), now);
+    // The first reconcile writes the status; the ReplicaSet is created by the next.
+    actions.extend(step(state, Event::Tick, now).1);
+    let images: Vec<Option<String>> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateReplicaSet { replica_set } => {
+                Some(replica_set.spec.as_ref()?.template.as_ref()?.spec.as_ref()?.containers[0].image.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(images, [Some("example/web:1".to_string())], "{actions:#?}");
+}

@@ -69,3 +69,18 @@ fn an_indefinite_pause_counts_as_manual_wait_until_promoted() {
     assert!(paused_for > 0, "paused at {started:?}");
     assert_eq!(i64::from(done.total_manual_pause_duration_seconds), paused_for);
 }
+
+/// Argo's `Available` condition: true while the rollout's available pods (all revisions)
+/// reach `spec.replicas`, before, during and after the update.
+#[test]
+fn the_available_condition_holds_while_enough_pods_are_available() {
+    for until in ["50s", "2m", "4m"] {
+        let rollout = rollout_at(until);
+        let available = rollout.status.conditions.iter().find(|c| c.kind == ConditionType::Available).expect("an Available condition");
+        assert_eq!(
+            (available.status, available.message.as_str()),
+            (ConditionStatus::True, "Rollout has minimum availability"),
+            "at {until}"
+        );
+    }
+}

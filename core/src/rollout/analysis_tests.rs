@@ -106,3 +106,16 @@ fn a_run_is_measured_only_once_the_api_server_has_it() {
     let (_, actions) = crate::step(state, Event::Applied(Object::AnalysisRun(created)), now);
     assert_eq!(measured(&actions), [run]);
 }
+
+#[test]
+fn a_job_measurement_runs_in_its_runs_namespace() {
+    // PAU-07 at 1m30s: the step run measures with a Job that runs for 24 h.
+    let running = PROMOTE_PAST_RUNNING_STEP_RUN.split("expect:").next().expect("the scenario's head").to_string() + "until: 90s\n";
+    let sim = simulate(&parse_scenario(&running).expect("the scenario parses")).expect("the scenario simulates");
+    let jobs: Vec<&str> = sim.objects.keys().map(String::as_str).filter(|k| k.starts_with("Job/")).collect();
+    assert_eq!(jobs, ["Job/default/foo-645dcbb94-2-1.sleep-job.1"]);
+    let job = &sim.objects[jobs[0]];
+    let run = &sim.objects["AnalysisRun/default/foo-645dcbb94-2-1"];
+    assert_eq!(job["metadata"]["namespace"], run["metadata"]["namespace"]);
+    assert_eq!(job["metadata"]["ownerReferences"][0]["uid"], run["metadata"]["uid"]);
+}
