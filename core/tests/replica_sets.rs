@@ -485,3 +485,46 @@ fn a_workload_ref_takes_the_template_of_the_deployment_it_names() {
         .collect();
     assert_eq!(images, [Some("example/web:1".to_string())], "{actions:#?}");
 }
+
+/// Ping-pong Services (rule E.1): during an update the one that is not the stable follows
+/// the new ReplicaSet at once, the other keeps the stable pods.
+#[test]
+fn the_ping_pong_service_that_is_not_stable_follows_the_new_replica_set() {
+    let fixture = include_str!("../../fixtures/scenarios/traffic-alb-ping-pong.yaml");
+    let head = fixture.split("expect:").next().unwrap().replace("until: 4m", "until: 1m30s");
+    let sim = simulate(&parse_scenario(&head).unwrap()).unwrap();
+    let last = &sim.final_state["alb-pp"];
+    assert_eq!(last.phase, "Paused");
+    assert_ne!(last.stable_hash, last.canary_hash);
+    let objects = &sim.final_objects["alb-pp"];
+    let selected = |name| service(objects, name).spec.as_ref().unwrap().selector.clone().unwrap().get("rollouts-pod-template-hash").cloned();
+    // `ping` became the stable one at the first deploy.
+    assert_eq!(selected("alb-pp-ping").as_ref(), Some(&last.stable_hash));
+    assert_eq!(selected("alb-pp-pong").as_ref(), Some(&last.canary_hash));
+}
+
+/// BG-05: once promoted (`scaleUpPreviewCheckPoint`), the new ReplicaSet is scaled to the
+/// full count; a rollout paused before the switch goes back to `previewReplicaCount`, and
+/// resumed it scales up again.
+#[test]
+fn a_blue_green_paused_after_its_promotion_keeps_only_the_preview_count() {
+    let text = demo(
+        2,
+        "",
+        "{blueGreen: {activeService: demo-active, previewReplicaCount: 1, autoPromotionEnabled: false}}",
+        "events:
+  - {at: 10s, setImage: {rollout: demo, container: app, image: \"example/app:slow\"}}
+  - {at: 30s, promote: {rollout: demo}}
+  - {at: 33s, pause: {rollout: demo}}
+  - {at: 60s, resume: {rollout: demo}}
+expect:
+  - {at: 29s, rollout: demo, phase: Paused, replicaSets: {\"2\": {desired: 1, available: 1}}}
+  - {at: 31s, rollout: demo, stableRevision: 1, replicaSets: {\"2\": {desired: 2}}}
+  - {at: 35s, rollout: demo, stableRevision: 1, replicaSets: {\"1\": {desired: 2, role: active}, \"2\": {desired: 1}}}
+  - {at: 59s, rollout: demo, stableRevision: 1, replicaSets: {\"2\": {desired: 1}}}
+  - {at: 90s, rollout: demo, phase: Healthy, stableRevision: 2}
+",
+    )
+    .replace("images:\n", "images:\n    \"example/app:slow\": {startup: 10s}\n");
+    assert_scenario(&text);
+}
