@@ -528,3 +528,60 @@ expect:
     .replace("images:\n", "images:\n    \"example/app:slow\": {startup: 10s}\n");
     assert_scenario(&text);
 }
+
+/// Argo's `reconcileCanaryReplicaSets` makes one scaling move per reconcile, and a reconcile
+/// that made one does not also enter the step's pause: the pause waits for the next
+/// reconcile, which sees the ReplicaSet as scaled.
+#[test]
+fn a_reconcile_that_scales_down_an_old_replica_set_does_not_enter_the_pause_too() {
+    // Revision 2 at setWeight 50, paused at the last step.
+    let text = demo(
+        4,
+        "",
+        "{canary: {maxSurge: 0, maxUnavailable: 1, steps: [{pause: {}}, {setWeight: 50}, {pause: {}}]}}",
+        &format!(
+            "events:\n{}  - {{at: 20s, promote: {{rollout: demo}}}}\nuntil: 29s\nexpect:\n  \
+             - {{at: 29s, rollout: demo, phase: Paused, currentStepIndex: 2, replicaSets: {{\"1\": {{desired: 2, available: 2}}, \"2\": {{desired: 2, available: 2}}}}}}\n",
+            set_image("10s", "2")
+        ),
+    );
+    let sim = assert_scenario(&text);
+    let now = rollouts_core::sim::SIMULATION_EPOCH.plus(rollouts_core::time::Seconds(sim.outcome.t));
+    // A fresh controller fed the cluster's objects, the rollout last.
+    let (rollouts, rest): (Vec<Object>, Vec<Object>) =
+        sim.final_objects["demo"].iter().cloned().partition(|o| matches!(o, Object::Rollout(_)));
+    let mut state = State::default();
+    for o in rest.into_iter().chain(rollouts.iter().cloned()) {
+        state = step(state, Event::Applied(o), now).0;
+    }
+    // The update to revision 3 starts over at the first step, a pause; revision 2 is
+    // scaled down within maxUnavailable.
+    let Object::Rollout(stored) = &rollouts[0] else { unreachable!() };
+    let mut edited = (**stored).clone();
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = "example/app:3".into();
+    edited["metadata"]["generation"] = (edited["metadata"]["generation"].as_i64().unwrap_or(1) + 1).into();
+    let (mut state, mut actions) = step(state, Event::Applied(Object::Rollout(edited.into())), now);
+    let mut batches = Vec::new();
+    for _ in 0..4 {
+        batches.push(actions);
+        (state, actions) = step(state, Event::Tick, now);
+    }
+    let scales_down = |a: &Action| matches!(a, Action::PatchReplicaSet { patch, .. } if patch.replicas.is_some_and(|r| r < 2));
+    let batch = batches.iter().find(|b| b.iter().any(scales_down)).unwrap_or_else(|| panic!("revision 2 scaled down: {batches:#?}"));
+    let status = batch.iter().find_map(|a| match a {
+        Action::PatchRolloutStatus { patch } => Some(patch.clone()),
+        _ => None,
+    });
+    // Revision 2's pause condition goes (`null`), none is added.
+    let adds_pause = |patch: &serde_json::Value| {
+        patch.pointer("/status/pauseConditions").and_then(serde_json::Value::as_array).is_some_and(|v| !v.is_empty())
+    };
+    assert!(!status.as_ref().is_some_and(adds_pause), "{batch:#?}");
+    // The next reconcile enters the pause.
+    let paused = batches
+        .iter()
+        .flatten()
+        .chain(&actions)
+        .any(|a| matches!(a, Action::PatchRolloutStatus { patch } if adds_pause(patch)));
+    assert!(paused, "{batches:#?}");
+}
