@@ -585,3 +585,16 @@ fn a_reconcile_that_scales_down_an_old_replica_set_does_not_enter_the_pause_too(
         .any(|a| matches!(a, Action::PatchRolloutStatus { patch } if adds_pause(patch)));
     assert!(paused, "{batches:#?}");
 }
+
+/// DSS-01 scaled to zero: with `dynamicStableScale`, an update of a rollout with no
+/// replicas can still be aborted (no weight is derived from zero pods: the canary gets 0).
+#[test]
+fn a_dynamic_stable_scale_rollout_without_replicas_can_be_aborted() {
+    let fixture = include_str!("../../fixtures/scenarios/traffic-dss01-dynamic-stable-scale.yaml");
+    let text = fixture.split("expect:").next().unwrap().replace("      replicas: 4\n", "      replicas: 0\n")
+        + "until: 4m\n";
+    let sim = simulate(&parse_scenario(&text).unwrap()).expect("the aborted update simulates");
+    let last = &sim.final_state["dynamic"];
+    assert!(last.aborted, "{last:?}");
+    assert_eq!(last.actual_weight, 0);
+}
