@@ -69,3 +69,50 @@ fn an_indefinite_pause_counts_as_manual_wait_until_promoted() {
     assert!(paused_for > 0, "paused at {started:?}");
     assert_eq!(i64::from(done.total_manual_pause_duration_seconds), paused_for);
 }
+
+/// Argo's `Available` condition: true while the rollout's available pods (all revisions)
+/// reach `spec.replicas`, before, during and after the update.
+#[test]
+fn the_available_condition_holds_while_enough_pods_are_available() {
+    for until in ["50s", "2m", "4m"] {
+        let rollout = rollout_at(until);
+        let available = rollout.status.conditions.iter().find(|c| c.kind == ConditionType::Available).expect("an Available condition");
+        assert_eq!(
+            (available.status, available.message.as_str()),
+            (ConditionStatus::True, "Rollout has minimum availability"),
+            "at {until}"
+        );
+    }
+}
+
+/// Argo's `Healthy` condition and the `Progressing` condition's `NewReplicaSetAvailable`:
+/// a canary whose stable is its current template, all steps done and all pods available,
+/// is healthy; paused mid-update it is not.
+#[test]
+fn a_completed_canary_is_healthy_and_a_paused_one_is_not() {
+    let condition = |rollout: &Rollout, kind: ConditionType| {
+        rollout.status.conditions.iter().find(|c| c.kind == kind).cloned().unwrap_or_else(|| panic!("a {kind:?} condition"))
+    };
+    for until in ["50s", "4m"] {
+        let rollout = rollout_at(until);
+        let healthy = condition(&rollout, ConditionType::Healthy);
+        assert_eq!((healthy.status, healthy.message.as_str()), (ConditionStatus::True, "Rollout is healthy"), "at {until}");
+        let progressing = condition(&rollout, ConditionType::Progressing);
+        assert_eq!(progressing.reason.as_str(), "NewReplicaSetAvailable", "at {until}");
+    }
+    let paused = condition(&rollout_at("2m"), ConditionType::Healthy);
+    assert_eq!((paused.status, paused.message.as_str()), (ConditionStatus::False, "Rollout is not healthy"));
+}
+
+/// `status.duration`'s end: an update still paused mid-way has not finished; the promotion
+/// through its steps finishes it as `Promoted`.
+#[test]
+fn an_update_finishes_when_promoted_not_when_it_starts() {
+    let paused = rollout_at("2m").status.duration.expect("duration");
+    assert_eq!((paused.finished_at, paused.completion_status), (None, None));
+    let done = rollout_at("4m").status.duration.expect("duration");
+    assert_eq!(done.completion_status, Some(rollouts_core::api::CompletionStatus::Promoted));
+    let finished = done.finished_at.expect("a finish time");
+    let at = finished.since(SIMULATION_EPOCH).0;
+    assert!((160..=170).contains(&at), "finished {at} s in, not just after the promote at 2m40s");
+}

@@ -85,6 +85,30 @@ fn an_unknown_field_becomes_an_invalid_spec_condition_naming_it() {
     assert!(again.is_empty(), "{again:#?}");
 }
 
+/// A spec still invalid after an edit, for another reason: the condition names the new one.
+#[test]
+fn an_invalid_spec_condition_follows_the_latest_error() {
+    let manifest = |generation: i64, step: serde_json::Value, status: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "typo", "generation": generation},
+            "spec": {"replicas": 2, "strategy": {"canary": {"steps": [step]}}},
+            "status": status
+        })
+    };
+    let first = manifest(3, serde_json::json!({"setWieght": 20}), serde_json::json!({}));
+    let (state, _) = step(State::default(), Event::Applied(Object::Rollout(first.into())), Timestamp(1000));
+    // The edit arrives with the status the first reconcile wrote.
+    let written = serde_json::to_value(&state.rollout.as_ref().unwrap().status).unwrap();
+    let second = manifest(4, serde_json::json!({"pauze": {}}), written);
+    let (state, _) = step(state, Event::Applied(Object::Rollout(second.into())), Timestamp(1010));
+    let ro: &Rollout = state.rollout.as_ref().unwrap();
+    let conds: Vec<_> = ro.status.conditions.iter().filter(|c| c.kind == ConditionType::InvalidSpec).collect();
+    assert_eq!(conds.len(), 1, "{conds:#?}");
+    assert_eq!(conds[0].message, "The Rollout \"typo\" is invalid: spec.strategy.canary.steps[0].pauze: unknown field");
+    assert_eq!(ro.status.observed_generation, "4");
+}
+
 #[test]
 fn step_is_deterministic() {
     let sim = run(&fixture("seed-canary-walkthrough.yaml"));

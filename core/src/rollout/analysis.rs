@@ -823,3 +823,7 @@ pub(crate) fn field_value(ro: &Rollout, path: &str) -> Result<String, RunError> 
         Value::Null | Value::Array(_) | Value::Object(_) => Err(err()),
     }
 }
+
+#[cfg(test)]
+#[path = "analysis_tests.rs"]
+mod tests;

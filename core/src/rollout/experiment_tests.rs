@@ -195,6 +195,9 @@ fn the_step_creates_its_experiment_named_after_hash_revision_and_step() {
     assert_eq!(made.len(), 1, "{actions:#?}");
     let ex = made[0];
     assert_eq!(ex.metadata.name.as_deref(), Some(name.as_str()));
+    let namespace = state.rollout.as_ref().and_then(|ro| ro.metadata.namespace.clone());
+    assert!(namespace.is_some(), "the simulated rollout has a namespace");
+    assert_eq!(ex.metadata.namespace, namespace, "created in the rollout's namespace");
     assert_eq!(events(&actions, "ExperimentCreated"), [format!("Created Experiment '{name}'")]);
     let labels = ex.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.get("team").map(String::as_str), Some("a"), "the rollout's labels");

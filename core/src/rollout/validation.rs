@@ -939,6 +939,53 @@ spec:
         }
     }
 
+    /// Argo's `validateRolloutStrategyCanary`/`BlueGreen`: a surge or unavailability that is
+    /// negative or neither an integer nor a percentage is refused, naming the field.
+    #[test]
+    fn negative_or_unparsable_surge_and_unavailability_are_refused() {
+        let rows = [
+            ("canary: {maxSurge: -1}", "spec.strategy.canary.maxSurge: Invalid value: -1: must be greater than or equal to 0"),
+            ("canary: {maxUnavailable: -2}", "spec.strategy.canary.maxUnavailable: Invalid value: -2: must be greater than or equal to 0"),
+            (
+                "canary: {maxSurge: '-5%'}",
+                "spec.strategy.canary.maxSurge: Invalid value: \"-5%\": must be an integer or a percentage such as \"25%\"",
+            ),
+            (
+                "canary: {maxUnavailable: 'x%'}",
+                "spec.strategy.canary.maxUnavailable: Invalid value: \"x%\": must be an integer or a percentage such as \"25%\"",
+            ),
+        ];
+        for (strategy, expected) in rows {
+            let ro = rollout(&format!("    {strategy}"));
+            assert_eq!(validate_spec(&ro.spec).map_err(|e| e.to_string()), Err(expected.to_string()), "{strategy}");
+        }
+        for strategy in ["canary: {maxSurge: '25%', maxUnavailable: 0}", "canary: {maxSurge: 0, maxUnavailable: '1'}"] {
+            let ro = rollout(&format!("    {strategy}"));
+            assert_eq!(validate_spec(&ro.spec).map_err(|e| e.to_string()), Ok(()), "{strategy}");
+        }
+    }
+
+    /// Argo's `ValidateVirtualService` reads the DestinationRule the Istio block names: a
+    /// missing one is an invalid reference, named by its field.
+    #[test]
+    fn a_missing_istio_destination_rule_is_an_invalid_reference() {
+        let ro = rollout(
+            "    canary:
+      canaryService: demo-canary
+      stableService: demo-stable
+      trafficRouting:
+        istio:
+          virtualService: {name: demo-vs, routes: [primary]}
+          destinationRule: {name: demo-dr, canarySubsetName: canary, stableSubsetName: stable}",
+        );
+        assert_eq!(
+            mesh::validate_references(&ro, &State::default()).map_err(|e| e.to_string()),
+            Err("spec.strategy.canary.trafficRouting.istio.destinationRule.name: Invalid value: \"demo-dr\": \
+                 destinationrules.networking.istio.io \"demo-dr\" not found"
+                .to_string())
+        );
+    }
+
     /// Argo's test/e2e/functional/rollout-rollback-window.yaml: the argument reads a label
     /// the Rollout itself does not carry (only its pod template does), which Kubernetes
     /// resolves to "".
