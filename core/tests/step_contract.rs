@@ -444,44 +444,10 @@ fn a_run_created_ahead_of_a_lost_status_write_is_kept_and_adopted() {
 /// every request to the old pods for a while).
 #[test]
 fn the_canary_keeps_its_weight_until_the_stable_service_selects_it() {
-    const WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
-    let sim = run(&fixture("traffic-seed-nginx-walkthrough.yaml"));
-    let now = end_time(&sim);
-    // The moment after the reconcile that made the canary the stable: the stable Service
-    // still selects the old pods, the canary Ingress carries everything.
-    let mut objects = sim.final_objects["rollouts-demo"].clone();
-    let old_hash = objects.iter().find_map(|o| match o {
-        Object::ReplicaSet(rs) if rs.metadata.name.as_deref() != Some("rollouts-demo-5dc888f465") => {
-            rs.metadata.labels.as_ref().and_then(|l| l.get("rollouts-pod-template-hash")).cloned()
-        }
-        _ => None,
-    });
-    let old_hash = old_hash.expect("the old ReplicaSet");
-    for o in &mut objects {
-        match o {
-            Object::Rollout(ro) => {
-                // The weights as the last step wrote them, the old pods still the stable's.
-                let mut json = (**ro).clone();
-                json["status"]["canary"]["weights"]["canary"]["weight"] = 100.into();
-                json["status"]["canary"]["weights"]["stable"]["weight"] = 0.into();
-                json["status"]["canary"]["weights"]["stable"]["podTemplateHash"] = old_hash.clone().into();
-                // Promoted at this very moment.
-                json["status"]["duration"]["finishedAt"] = now.to_rfc3339().into();
-                *ro = std::sync::Arc::new(json);
-            }
-            Object::Service(svc) if svc.metadata.name.as_deref() == Some("rollouts-demo-stable") => {
-                let selector = std::sync::Arc::make_mut(svc).spec.as_mut().unwrap().selector.as_mut().unwrap();
-                selector.insert("rollouts-pod-template-hash".into(), old_hash.clone());
-            }
-            Object::Ingress(ing) if ing.metadata.name.as_deref() == Some("rollouts-demo-rollouts-demo-stable-canary") => {
-                ing.metadata.annotations.as_mut().unwrap().insert(WEIGHT.into(), "100".into());
-            }
-            _ => {}
-        }
-    }
+    let (objects, now) = promoted_nginx_walkthrough(100);
     let weight_patch = |actions: &[Action]| {
         actions.iter().find_map(|a| match a {
-            Action::PatchIngress { patch, .. } => patch["metadata"]["annotations"][WEIGHT].as_str().map(str::to_string),
+            Action::PatchIngress { patch, .. } => patch["metadata"]["annotations"][NGINX_WEIGHT].as_str().map(str::to_string),
             _ => None,
         })
     };
@@ -511,4 +477,63 @@ fn the_canary_keeps_its_weight_until_the_stable_service_selects_it() {
     assert_eq!(weight_patch(&actions), None, "a second early: {actions:#?}");
     let (_, actions) = step(state, Event::Tick, settled);
     assert_eq!(weight_patch(&actions).as_deref(), Some("0"), "{actions:#?}");
+}
+
+/// A canary that already carries no traffic when it is promoted has nothing to hold: the
+/// weights status names the new stable at once, and no settle wake-up is asked for.
+#[test]
+fn a_promoted_canary_without_weight_has_nothing_to_hold() {
+    let (objects, now) = promoted_nginx_walkthrough(0);
+    let (_, actions) = restart_controller(&objects, now);
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::SetServiceSelector { service, .. } if service == "rollouts-demo-stable")),
+        "{actions:#?}"
+    );
+    assert!(!actions.iter().any(|a| matches!(a, Action::WakeAt { reason: WakeReason::StableServiceSettle, .. })), "{actions:#?}");
+    let stable_hash = actions.iter().find_map(|a| match a {
+        Action::PatchRolloutStatus { patch } => patch.pointer("/status/canary/weights/stable/podTemplateHash").and_then(|h| h.as_str()),
+        _ => None,
+    });
+    assert_eq!(stable_hash, Some("5dc888f465"), "{actions:#?}");
+}
+
+const NGINX_WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
+
+/// The seed's NGINX walkthrough the moment after the reconcile that made the canary the
+/// stable: the stable Service still selects the old pods, the canary Ingress and the weights
+/// status carry `canary_weight` (as the last step wrote them).
+fn promoted_nginx_walkthrough(canary_weight: i32) -> (Vec<Object>, Timestamp) {
+    let sim = run(&fixture("traffic-seed-nginx-walkthrough.yaml"));
+    let now = end_time(&sim);
+    let mut objects = sim.final_objects["rollouts-demo"].clone();
+    let old_hash = objects.iter().find_map(|o| match o {
+        Object::ReplicaSet(rs) if rs.metadata.name.as_deref() != Some("rollouts-demo-5dc888f465") => {
+            rs.metadata.labels.as_ref().and_then(|l| l.get("rollouts-pod-template-hash")).cloned()
+        }
+        _ => None,
+    });
+    let old_hash = old_hash.expect("the old ReplicaSet");
+    for o in &mut objects {
+        match o {
+            Object::Rollout(ro) => {
+                // The weights as the last step wrote them, the old pods still the stable's.
+                let mut json = (**ro).clone();
+                json["status"]["canary"]["weights"]["canary"]["weight"] = canary_weight.into();
+                json["status"]["canary"]["weights"]["stable"]["weight"] = (100 - canary_weight).into();
+                json["status"]["canary"]["weights"]["stable"]["podTemplateHash"] = old_hash.clone().into();
+                // Promoted at this very moment.
+                json["status"]["duration"]["finishedAt"] = now.to_rfc3339().into();
+                *ro = std::sync::Arc::new(json);
+            }
+            Object::Service(svc) if svc.metadata.name.as_deref() == Some("rollouts-demo-stable") => {
+                let selector = std::sync::Arc::make_mut(svc).spec.as_mut().unwrap().selector.as_mut().unwrap();
+                selector.insert("rollouts-pod-template-hash".into(), old_hash.clone());
+            }
+            Object::Ingress(ing) if ing.metadata.name.as_deref() == Some("rollouts-demo-rollouts-demo-stable-canary") => {
+                ing.metadata.annotations.as_mut().unwrap().insert(NGINX_WEIGHT.into(), canary_weight.to_string());
+            }
+            _ => {}
+        }
+    }
+    (objects, now)
 }
