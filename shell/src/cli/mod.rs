@@ -42,7 +42,7 @@ enum Command {
     /// Simulate a rollout plan offline: no cluster needed.
     Simulate(simulate::SimulateArgs),
     /// Run the controller against the cluster of the current kubeconfig.
-    Controller(controller::ControllerArgs),
+    Controller(Box<controller::ControllerArgs>),
     /// Re-run the core on a trace recorded with `controller --record`; fails if any action differs.
     Replay(controller::replay::ReplayArgs),
     /// Show a rollout or an experiment: its ReplicaSets, pods, experiments and analysis runs
@@ -109,7 +109,7 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Simulate(args) => simulate::run(args),
-        Command::Controller(args) => controller::main(args),
+        Command::Controller(args) => controller::main(*args),
         Command::Replay(args) => controller::replay::run(args),
         Command::Get(command) => cluster::run(get::run(command)),
         Command::List(command) => cluster::run(list::run(command)),

@@ -295,7 +295,7 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
                     }
                 }
                 if !was_started && router.started() {
-                    tracing::info!(rollouts = workers.len(), objects = router.cached(), "caches synced; reconciling");
+                    tracing::info!(rollouts = workers.running(), objects = router.cached(), "caches synced; reconciling");
                 }
             }
             Some(idle) = idle_rx.recv() => workers.idle(idle, &mut router, &shared),

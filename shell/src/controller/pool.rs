@@ -61,13 +61,8 @@ pub struct Pool {
 
 impl Pool {
     /// Running workers.
-    pub fn len(&self) -> usize {
+    pub fn running(&self) -> usize {
         self.running.len()
-    }
-
-    /// Rollouts whose worker was let go.
-    pub fn dormant(&self) -> usize {
-        self.dormant.len()
     }
 
     /// Carries out what the router decided.
