@@ -7,7 +7,7 @@
 #![allow(clippy::wildcard_enum_match_arm)]
 
 use crate::sim::{parse_scenario, simulate, simulate_with, SimOptions, Simulation, SIMULATION_EPOCH};
-use crate::state::{Action, Event, Object, State};
+use crate::state::{Action, Event, Object};
 use crate::time::Seconds;
 
 /// Simulates `text`, recording the changes, and checks the scenario's own expectations.
@@ -85,15 +85,7 @@ fn a_run_is_measured_only_once_the_api_server_has_it() {
     let sim = simulate(&parse_scenario(&paused).expect("the scenario parses")).expect("the scenario simulates");
     // A controller restarted at 6m, the pause over, reaches the step and creates its run.
     let now = SIMULATION_EPOCH.plus(Seconds(6 * 60));
-    let (rollouts, rest): (Vec<Object>, Vec<Object>) =
-        sim.final_objects["guestbook"].iter().cloned().partition(|o| matches!(o, Object::Rollout(_)));
-    let mut state = State::default();
-    let mut actions = Vec::new();
-    for o in rest.into_iter().chain(rollouts) {
-        let (s, a) = crate::step(state, Event::Applied(o), now);
-        state = s;
-        actions.extend(a);
-    }
+    let (state, actions) = crate::rollout::restarted(&sim.final_objects["guestbook"], now);
     let run = "guestbook-79b749c69f-2-2";
     assert!(actions.iter().any(|a| matches!(a, Action::CreateAnalysisRun { run: r } if r.metadata.name.as_deref() == Some(run))));
     assert_eq!(measured(&actions), Vec::<&str>::new());

@@ -204,8 +204,8 @@ mod tests {
 
     use super::*;
     use crate::sim::{parse_scenario, simulate, Simulation, SIMULATION_EPOCH};
-    use crate::state::{Event, Object, State};
-    use crate::time::{Seconds, Timestamp};
+    use crate::state::{Event, Object};
+    use crate::time::Seconds;
 
     const CANARY: &str = include_str!("../../../fixtures/scenarios/ephemeral-metadata-canary-moves-to-stable.yaml");
     const CHANGED: &str = include_str!("../../../fixtures/scenarios/ephemeral-metadata-canary-changed-keys-replaced-in-place.yaml");
@@ -227,18 +227,7 @@ mod tests {
         simulate(&scenario).expect("the fixture simulates")
     }
 
-    /// A fresh controller fed `objects`, the Rollout last, as after a restart.
-    fn restarted(objects: &[Object], now: Timestamp) -> (State, Vec<Action>) {
-        let (rollouts, rest): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| matches!(o, Object::Rollout(_)));
-        let mut state = State::default();
-        let mut actions = Vec::new();
-        for o in rest.into_iter().chain(rollouts) {
-            let (s, a) = crate::step(state, Event::Applied(o.clone()), now);
-            state = s;
-            actions.extend(a);
-        }
-        (state, actions)
-    }
+    use crate::rollout::restarted;
 
     fn mutating(actions: &[Action]) -> Vec<&Action> {
         actions.iter().filter(|a| a.is_mutating()).collect()

@@ -88,14 +88,7 @@ fn restarted(text: &str, edit: impl FnOnce(&mut Vec<Object>)) -> (State, Vec<Act
     let mut objects: Vec<Object> =
         sim.final_objects[ROLLOUT].iter().filter(|o| !matches!(o, Object::Experiment(_))).cloned().collect();
     edit(&mut objects);
-    let (rollouts, rest): (Vec<Object>, Vec<Object>) = objects.into_iter().partition(|o| matches!(o, Object::Rollout(_)));
-    let mut state = State::default();
-    let mut actions = Vec::new();
-    for o in rest.into_iter().chain(rollouts) {
-        let (s, a) = crate::step(state, Event::Applied(o), now);
-        state = s;
-        actions.extend(a);
-    }
+    let (state, actions) = crate::rollout::restarted(&objects, now);
     (state, actions, now)
 }
 

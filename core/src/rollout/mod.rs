@@ -542,3 +542,22 @@ fn reconcile_resolved(state: &mut State, now: Timestamp) -> Vec<Action> {
     ctx.run();
     ctx.finish()
 }
+
+/// A fresh controller fed `objects`, the Rollout last, all at `now`, as after a restart: the
+/// state it ends with and every action it took (for the tests of this module).
+#[cfg(test)]
+pub(crate) fn restarted(
+    objects: &[crate::state::Object],
+    now: crate::Timestamp,
+) -> (crate::state::State, Vec<crate::state::Action>) {
+    use crate::state::{Event, Object, State};
+    let (rollouts, rest): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| matches!(o, Object::Rollout(_)));
+    let mut state = State::default();
+    let mut actions = Vec::new();
+    for o in rest.into_iter().chain(rollouts) {
+        let (s, a) = crate::step(state, Event::Applied(o.clone()), now);
+        state = s;
+        actions.extend(a);
+    }
+    (state, actions)
+}
