@@ -140,10 +140,7 @@ enum Cached {
 impl Cached {
     fn new(obj: &Object) -> Cached {
         match obj {
-            Object::Rollout(v) => match serde_json::to_string(&**v) {
-                Ok(text) => Cached::Rollout(text.into_boxed_str()),
-                Err(_) => Cached::Object(obj.clone()),
-            },
+            Object::Rollout(v) => Cached::Rollout(v.to_string().into_boxed_str()),
             other => Cached::Object(other.clone()),
         }
     }

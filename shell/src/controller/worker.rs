@@ -121,7 +121,7 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
         if let Some(due) = held {
             sleep = sleep.min(due.saturating_duration_since(Instant::now()));
         }
-        let idle = wake.is_none() && held.is_none() && Arc::strong_count(&measuring) == 1;
+        let idle = is_idle(wake, held, &unread, &measuring);
         let dormancy = shared.dormancy.as_ref().filter(|d| key.is_rollout() && idle && !asked && !first && d.after < sleep);
         if let Some(d) = dormancy {
             sleep = d.after;
@@ -201,7 +201,7 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
     }
     if let (true, false, Some(d)) = (asked, deleted, shared.dormancy.as_ref()) {
         // Let go while idle: the rollout lives on in the cache and its series stay.
-        let idle = wake.is_none() && unread.is_empty() && lock(&live).held_until().is_none() && Arc::strong_count(&measuring) == 1;
+        let idle = is_idle(wake, lock(&live).held_until(), &unread, &measuring);
         let _ = d.tx.send(super::pool::Idle::Ended { key, idle });
         return;
     }
@@ -209,6 +209,12 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
         shared.metrics.observe_rollout(&key.namespace, &key.name, None, false);
     }
     tracing::info!(rollout = %key, "deleted; worker stopped");
+}
+
+/// Whether a worker has nothing pending: no wake-up asked for, no status write held back, no
+/// object to read again, no measurement in flight (`measuring` is cloned into each).
+fn is_idle(wake: Option<Timestamp>, held: Option<Instant>, unread: &BTreeSet<(ObjectKind, String)>, measuring: &Arc<()>) -> bool {
+    wake.is_none() && held.is_none() && unread.is_empty() && Arc::strong_count(measuring) == 1
 }
 
 /// Carries out one reconcile's actions.
