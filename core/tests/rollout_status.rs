@@ -4,7 +4,8 @@
 
 use rollouts_core::api::{ConditionStatus, ConditionType, Rollout};
 use rollouts_core::sim::{parse_scenario, simulate, SIMULATION_EPOCH};
-use rollouts_core::Object;
+use rollouts_core::time::Seconds;
+use rollouts_core::{step, Event, Object, State, Timestamp};
 
 /// A canary paused indefinitely at its second step from 1m10s (the update at 1m), promoted
 /// at 2m40s.
@@ -115,4 +116,93 @@ fn an_update_finishes_when_promoted_not_when_it_starts() {
     let finished = done.finished_at.expect("a finish time");
     let at = finished.since(SIMULATION_EPOCH).0;
     assert!((160..=170).contains(&at), "finished {at} s in, not just after the promote at 2m40s");
+}
+
+/// `progressDeadlineAbort` with a 10 s deadline, steps [setWeight 50, a step analysis of
+/// three measurements 10 s apart, setWeight 50 again, pause]; updated at 1m.
+const STEP_ANALYSIS: &str = r#"
+objects:
+  - apiVersion: argoproj.io/v1alpha1
+    kind: AnalysisTemplate
+    metadata: {name: three-checks}
+    spec:
+      metrics:
+        - name: three-checks
+          interval: 10s
+          count: 3
+          successCondition: result == 1
+          provider: {prometheus: {address: "http://prometheus.example.com:9090", query: vector(1)}}
+  - apiVersion: argoproj.io/v1alpha1
+    kind: Rollout
+    metadata: {name: web}
+    spec:
+      replicas: 2
+      progressDeadlineSeconds: 10
+      progressDeadlineAbort: true
+      selector: {matchLabels: {app: web}}
+      template:
+        metadata: {labels: {app: web}}
+        spec: {containers: [{name: web, image: "web:1"}]}
+      strategy:
+        canary:
+          steps:
+            - setWeight: 50
+            - analysis: {templates: [{templateName: three-checks}]}
+            - setWeight: 50
+            - pause: {}
+cluster:
+  podStartup: 1s
+metrics:
+  three-checks: [{value: 1}]
+events:
+  - {at: 1m, setImage: {rollout: web, container: web, image: "web:2"}}
+"#;
+
+/// Argo's `RolloutProgressing` counts a step moving on as progress by itself. The deadline
+/// is not measured during the analysis step, which outlasts it; the next step (the same
+/// weight: no pod moves) then completes with nothing but the step index changing. That
+/// refreshes the Progressing condition, so the deadline does not fire and the update is
+/// not aborted.
+#[test]
+fn a_step_moving_on_is_progress_even_when_no_pod_moves() {
+    let sim = simulate(&parse_scenario(&format!("{STEP_ANALYSIS}until: 3m\n")).unwrap()).unwrap();
+    let last = &sim.final_state["web"];
+    assert_eq!((last.phase.as_str(), last.current_step_index, last.aborted), ("Paused", Some(3), false), "{last:?}");
+    let runs: Vec<_> = last.analysis_runs.iter().map(|r| r.phase.as_str()).collect();
+    assert_eq!(runs, ["Successful"]);
+}
+
+/// A fresh controller fed `objects` at `now`, the Rollout last (as after a restart); the
+/// rollout it ends with.
+fn restarted(objects: &[Object], now: Timestamp) -> Rollout {
+    let (rollouts, rest): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| matches!(o, Object::Rollout(_)));
+    let mut state = State::default();
+    for o in rest.into_iter().chain(rollouts) {
+        state = step(state, Event::Applied(o.clone()), now).0;
+    }
+    state.rollout.expect("the rollout")
+}
+
+/// `Healthy` needs every step done, not only the stable being the current template. A
+/// status whose `currentStepIndex` is behind the steps (set back by another writer: the
+/// controller itself moves the index to the end whenever the stable is its template) makes
+/// the canary walk its remaining steps again, and it is not healthy while it does.
+#[test]
+fn a_canary_whose_status_is_behind_its_steps_is_not_healthy() {
+    // The first deploy, healthy at 50s, its status set back to the analysis step.
+    let sim = simulate(&parse_scenario(&format!("{STEP_ANALYSIS}until: 50s\n")).unwrap()).unwrap();
+    let mut objects = sim.final_objects["web"].clone();
+    for o in &mut objects {
+        if let Object::Rollout(ro) = o {
+            let mut json = (**ro).clone();
+            assert_eq!(json["status"]["currentStepIndex"], 4);
+            json["status"]["currentStepIndex"] = 1.into();
+            *ro = std::sync::Arc::new(json);
+        }
+    }
+    let rollout = restarted(&objects, SIMULATION_EPOCH.plus(Seconds(sim.outcome.t)));
+    assert_eq!(rollout.status.current_step_index, Some(1));
+    assert_eq!(rollout.status.stable_rs, rollout.status.current_pod_hash);
+    let healthy = rollout.status.conditions.iter().find(|c| c.kind == ConditionType::Healthy).expect("a Healthy condition");
+    assert_eq!((healthy.status, healthy.message.as_str()), (ConditionStatus::False, "Rollout is not healthy"));
 }
