@@ -2,10 +2,12 @@
 //! `status.duration`'s manual-pause bookkeeping (Argo's `calculateStatusDuration`,
 //! scenarios PAU-01/02).
 
+mod common;
+
 use rollouts_core::api::{ConditionStatus, ConditionType, Rollout};
 use rollouts_core::sim::{parse_scenario, simulate, SIMULATION_EPOCH};
 use rollouts_core::time::Seconds;
-use rollouts_core::{step, Event, Object, State, Timestamp};
+use rollouts_core::{Object, Timestamp};
 
 /// A canary paused indefinitely at its second step from 1m10s (the update at 1m), promoted
 /// at 2m40s.
@@ -175,12 +177,7 @@ fn a_step_moving_on_is_progress_even_when_no_pod_moves() {
 /// A fresh controller fed `objects` at `now`, the Rollout last (as after a restart); the
 /// rollout it ends with.
 fn restarted(objects: &[Object], now: Timestamp) -> Rollout {
-    let (rollouts, rest): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| matches!(o, Object::Rollout(_)));
-    let mut state = State::default();
-    for o in rest.into_iter().chain(rollouts) {
-        state = step(state, Event::Applied(o.clone()), now).0;
-    }
-    state.rollout.expect("the rollout")
+    common::restart_controller(objects, now).0.rollout.expect("the rollout")
 }
 
 /// `Healthy` needs every step done, not only the stable being the current template. A

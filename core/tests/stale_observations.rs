@@ -6,6 +6,8 @@
 //! longer exists (the canary surge property found a second update over a paused one
 //! going 1 pod above `replicas + maxSurge` that way).
 
+mod common;
+
 use std::sync::Arc;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use rollouts_core::sim::{parse_scenario, simulate, SIMULATION_EPOCH};
@@ -39,11 +41,7 @@ fn paused_controller() -> (State, Vec<Object>, Timestamp) {
     let sim = simulate(&parse_scenario(PAUSED_AT_HALF).unwrap()).unwrap();
     let now = SIMULATION_EPOCH.plus(Seconds(sim.outcome.t));
     let objects = sim.final_objects["web"].clone();
-    let mut state = State::default();
-    let (rollouts, rest): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| matches!(o, Object::Rollout(_)));
-    for o in rest.into_iter().chain(rollouts) {
-        state = step(state, Event::Applied(o.clone()), now).0;
-    }
+    let state = common::restart_controller(&objects, now).0;
     (state, objects, now)
 }
 

@@ -14,19 +14,8 @@ fn run(text: &str) -> Simulation {
     simulate(&parse_scenario(text).unwrap()).unwrap()
 }
 
-/// Feeds a rollout's objects into a fresh controller, the rollout last (as after a
-/// restart, once the caches are synced). Returns the state and every action.
-fn restart_controller(objects: &[Object], now: Timestamp) -> (State, Vec<Action>) {
-    let mut state = State::default();
-    let mut actions = Vec::new();
-    let (rollouts, rest): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| matches!(o, Object::Rollout(_)));
-    for o in rest.into_iter().chain(rollouts) {
-        let (s, a) = step(state, Event::Applied(o.clone()), now);
-        state = s;
-        actions.extend(a);
-    }
-    (state, actions)
-}
+mod common;
+use common::restart_controller;
 
 fn end_time(sim: &Simulation) -> Timestamp {
     rollouts_core::sim::SIMULATION_EPOCH.plus(rollouts_core::time::Seconds(sim.outcome.t))

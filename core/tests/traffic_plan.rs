@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rollouts_core::sim::{parse_scenario, simulate, Simulation, SIMULATION_EPOCH};
 use rollouts_core::time::Seconds;
-use rollouts_core::{step, Action, Event, Object, State, Timestamp};
+use rollouts_core::{Action, Object, Timestamp};
 use serde_json::{json, Value};
 
 fn run(text: &str) -> Simulation {
@@ -16,18 +16,12 @@ fn run(text: &str) -> Simulation {
     sim
 }
 
+mod common;
+
 /// A fresh controller fed `objects` at `now`, the Rollout last (as after a restart); every
 /// action it took.
 fn restart_controller(objects: &[Object], now: Timestamp) -> Vec<Action> {
-    let (rollouts, rest): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| matches!(o, Object::Rollout(_)));
-    let mut state = State::default();
-    let mut actions = Vec::new();
-    for o in rest.into_iter().chain(rollouts) {
-        let (s, a) = step(state, Event::Applied(o.clone()), now);
-        state = s;
-        actions.extend(a);
-    }
-    actions
+    common::restart_controller(objects, now).1
 }
 
 /// Istio host-level routing with `pingPong` and neither `canaryService` nor
