@@ -131,11 +131,10 @@ type Listing = (ObjectKind, Option<String>);
 /// Services and the Deployments or PodTemplates a `workloadRef` may name — are kept as their
 /// JSON text, with their owner references beside it for routing. Parsed, an object is a
 /// tree of small allocations (a ReplicaSet with its pod template about a hundred, a Rollout
-/// with its status four times its text); the cache holds each for as long as it lives, and
-/// those small blocks, spread among the ones a burst of reconciles frees, kept the
-/// allocator's pages from being returned (at 1,000 rollouts the controller held ≈ 2.8 times
-/// its live heap). A worker parses what it is started with; a running worker holds the
-/// objects the watch delivered anyway.
+/// with its status four times its text), and the cache holds each for as long as it lives:
+/// as text, the live heap at 1,000 Healthy rollouts fell from 28.3 to 16.4 MiB (heaptrack;
+/// the RSS is set by the burst of reconciles, see the README). A worker parses what it is
+/// started with; a running worker holds the objects the watch delivered anyway.
 #[derive(Debug)]
 enum Cached {
     Object(Object),
