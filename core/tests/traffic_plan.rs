@@ -2,6 +2,8 @@
 //! with ping-pong Services, the header and mirror routes put in force, and the weight of a
 //! `dynamicStableScale` update that is aborted.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -10,18 +12,12 @@ use rollouts_core::time::Seconds;
 use rollouts_core::{Action, Object, Timestamp};
 use serde_json::{json, Value};
 
+use common::restart_controller;
+
 fn run(text: &str) -> Simulation {
     let sim = simulate(&parse_scenario(text).unwrap()).unwrap();
     assert_eq!(sim.outcome.failed_expectations, Vec::<String>::new());
     sim
-}
-
-mod common;
-
-/// A fresh controller fed `objects` at `now`, the Rollout last (as after a restart); every
-/// action it took.
-fn restart_controller(objects: &[Object], now: Timestamp) -> Vec<Action> {
-    common::restart_controller(objects, now).1
 }
 
 /// Istio host-level routing with `pingPong` and neither `canaryService` nor
@@ -111,7 +107,7 @@ fn virtual_service_patches(actions: &[Action]) -> Vec<&Value> {
 fn a_rollout_at_revision_one_puts_no_header_route_in_force() {
     let (objects, now) = istio_header_route_in_force();
     // Revision 2 as it is: a restarted controller keeps the route.
-    let actions = restart_controller(&objects, now);
+    let (_, actions) = restart_controller(&objects, now);
     assert_eq!(virtual_service_patches(&actions), Vec::<&Value>::new());
     // The same rollout numbered 1: the stable ReplicaSet has no revision, the update is 1.
     let mut objects = objects;
@@ -140,7 +136,7 @@ fn a_rollout_at_revision_one_puts_no_header_route_in_force() {
             _ => {}
         }
     }
-    let actions = restart_controller(&objects, now);
+    let (_, actions) = restart_controller(&objects, now);
     let patches = virtual_service_patches(&actions);
     assert_eq!(patches.len(), 1, "{actions:#?}");
     let names: Vec<&Value> = patches[0]["spec"]["http"].as_array().expect("the http routes").iter().map(|r| &r["name"]).collect();
