@@ -63,6 +63,21 @@ stop_component() {
     rm -f "$STATE/pids/$name" "$STATE/pids/$name.exe"
 }
 
+# Waits (up to 20 s) until nothing listens on 127.0.0.1:PORT any more. A killed process's
+# /proc/PID/exe goes before its sockets do (the kernel drops the memory map first, the file
+# table when the last thread has gone), so a restart on the same port waits for this too.
+wait_port_free() {
+    local port hex i
+    port=$1
+    printf -v hex '%04X' "$port"
+    for ((i = 0; i < 200; i++)); do
+        # /proc/net/tcp: "sl local_address rem_address st ..."; 0A is LISTEN.
+        awk -v want=":$hex" 'NR > 1 && substr($2, length($2) - 4) == want && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp || return 0
+        sleep 0.1
+    done
+    die "127.0.0.1:$port is still in use 20 s after its process stopped"
+}
+
 # Starts PROGRAM detached (own session, no inherited stdout/lock fds), logging to
 # $STATE/logs/NAME.log, and records its pid and program once it runs it.
 start_component() {
