@@ -99,6 +99,13 @@ pub struct ControllerArgs {
     /// cache. `0s`: never.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub worker_idle_timeout: Duration,
+    /// Rollout workers kept alive at most while they wait (for pods, a pause's end, the next
+    /// measurement). Over it, a rollout that had no event for a second and has nothing
+    /// pending but a timer gives its worker up; its next event or its timer starts one again
+    /// from the cache. Bounds the memory of a burst (every rollout updated at once). `0`: no
+    /// bound.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_workers: usize,
     /// Write every reconcile's events and actions to FILE as JSON lines (see `rollouts replay`).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
@@ -263,7 +270,11 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         recorder: events::EventRecorder::new(client.clone(), REPORTER, &identity()),
         trace,
         resync: args.rollout_resync,
-        dormancy: (!args.worker_idle_timeout.is_zero()).then(|| pool::Dormancy { after: args.worker_idle_timeout, tx: idle_tx }),
+        dormancy: (!args.worker_idle_timeout.is_zero() || args.max_workers > 0).then(|| pool::Dormancy {
+            after: args.worker_idle_timeout,
+            cap: args.max_workers,
+            tx: idle_tx,
+        }),
     });
 
     let scope = args.namespaced.then_some(namespace);
@@ -275,7 +286,7 @@ async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let mut extra_routes: BTreeSet<(ObjectKind, String)> = BTreeSet::new();
     drop(tx);
     let mut router = Router::new(kinds);
-    let mut workers = pool::Pool::default();
+    let mut workers = pool::Pool::new(args.max_workers);
     tracing::info!(scope = scope.as_deref().unwrap_or("all namespaces"), "controller started; listing objects");
     loop {
         let resync = workers.next_resync();

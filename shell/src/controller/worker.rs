@@ -94,6 +94,8 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
     let mut first = true;
     // Asked the pool to be let go (see `super::pool`); the rollout was deleted.
     let (mut asked, mut deleted) = (false, false);
+    // Told the pool it may let this worker go while it waits, since its last reconcile.
+    let mut offered = false;
     // One clone per measurement in flight: a worker never goes idle while one may answer.
     let measuring = Arc::new(());
     let live = std::sync::Mutex::new(LiveRollout::default());
@@ -121,29 +123,42 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
         if let Some(due) = held {
             sleep = sleep.min(due.saturating_duration_since(Instant::now()));
         }
-        let idle = is_idle(wake, held, &unread, &measuring);
-        let dormancy = shared.dormancy.as_ref().filter(|d| key.is_rollout() && idle && !asked && !first && d.after < sleep);
-        if let Some(d) = dormancy {
-            sleep = d.after;
+        let settled = is_settled(held, &unread, &measuring);
+        let dormancy = shared.dormancy.as_ref().filter(|_| key.is_rollout() && !first);
+        let mut timer = Timer::Tick;
+        if let Some(d) = dormancy.filter(|d| settled && wake.is_none() && !asked && !d.after.is_zero() && d.after < sleep) {
+            (timer, sleep) = (Timer::Ask(d), d.after);
+        }
+        if let Some(d) = dormancy.filter(|d| settled && d.cap > 0 && !offered && !asked && WAITING_QUIET < sleep && lock(&live).caught_up()) {
+            (timer, sleep) = (Timer::Offer(d), WAITING_QUIET);
         }
         tokio::select! {
             ev = rx.recv() => match ev {
                 Some(e) => events.push(*e),
                 None => break,
             },
-            () = tokio::time::sleep(sleep) => match dormancy {
-                Some(d) => {
+            () = tokio::time::sleep(sleep) => match timer {
+                Timer::Ask(d) => {
                     // Served until the pool closes the channel.
                     asked = true;
                     let _ = d.tx.send(super::pool::Idle::Ask(key.clone(), me.clone()));
                     continue;
                 }
-                None => events.push(Event::Tick),
+                Timer::Offer(d) => {
+                    // Served until the pool closes the channel, or an event comes.
+                    offered = true;
+                    let wake_at = wake.map(|at| Instant::now() + until(at));
+                    let _ = d.tx.send(super::pool::Idle::Waiting { key: key.clone(), channel: me.clone(), until: wake_at });
+                    continue;
+                }
+                Timer::Tick => events.push(Event::Tick),
             },
         }
         while let Ok(e) = rx.try_recv() {
             events.push(*e);
         }
+        // Anything that came withdrew an offer to go (the pool saw it pass).
+        offered = false;
         deleted |= events.iter().any(|e| matches!(e, Event::Deleted { kind, name } if *kind == key.object_kind() && *name == key.name));
         {
             let mut live = lock(&live);
@@ -199,10 +214,11 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
             tokio::time::sleep(backoff).await;
         }
     }
-    if let (true, false, Some(d)) = (asked, deleted, shared.dormancy.as_ref()) {
-        // Let go while idle: the rollout lives on in the cache and its series stay.
-        let idle = is_idle(wake, lock(&live).held_until(), &unread, &measuring);
-        let _ = d.tx.send(super::pool::Idle::Ended { key, idle });
+    if let (false, Some(d)) = (deleted, shared.dormancy.as_ref().filter(|_| key.is_rollout())) {
+        // Let go while idle or waiting: the rollout lives on in the cache and its series stay.
+        let settled = is_settled(lock(&live).held_until(), &unread, &measuring);
+        let wake_at = wake.map(|at| Instant::now() + until(at));
+        let _ = d.tx.send(super::pool::Idle::Ended { key, settled, until: wake_at });
         return;
     }
     if key.is_rollout() {
@@ -211,11 +227,27 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
     tracing::info!(rollout = %key, "deleted; worker stopped");
 }
 
-/// Whether a worker has nothing pending: no wake-up asked for, no status write held back, no
-/// object to read again, no measurement in flight (`measuring` is cloned into each).
-fn is_idle(wake: Option<Timestamp>, held: Option<Instant>, unread: &BTreeSet<(ObjectKind, String)>, measuring: &Arc<()>) -> bool {
-    wake.is_none() && held.is_none() && unread.is_empty() && Arc::strong_count(measuring) == 1
+/// Whether a worker has nothing pending but, perhaps, a wake-up: no status write held back, no
+/// object to read again, no measurement in flight (`measuring` is cloned into each). A
+/// worker let go then loses nothing: the wake-up is the pool's to keep.
+fn is_settled(held: Option<Instant>, unread: &BTreeSet<(ObjectKind, String)>, measuring: &Arc<()>) -> bool {
+    held.is_none() && unread.is_empty() && Arc::strong_count(measuring) == 1
 }
+
+/// What a worker's sleep ends with, when no event comes first.
+enum Timer<'a> {
+    /// A reconcile (the wake-up the core asked for, or the resync).
+    Tick,
+    /// Asking the pool to let it go: idle for `--worker-idle-timeout`.
+    Ask(&'a super::pool::Dormancy),
+    /// Telling the pool it may be let go while it waits (see [`super::pool`]).
+    Offer(&'a super::pool::Dormancy),
+}
+
+/// How long a worker waits without an event before it offers to be let go: the watch's echo
+/// of its last writes has come by then in all but a loaded cluster, and a wait shorter than
+/// this is not worth a restart from the cache.
+pub(super) const WAITING_QUIET: Duration = Duration::from_secs(1);
 
 /// Carries out one reconcile's actions.
 struct Executor<'a> {
@@ -238,6 +270,10 @@ struct Executor<'a> {
 pub(super) struct LiveRollout {
     /// `metadata.resourceVersion`, when it reads as the API server's counter.
     resource_version: Option<u64>,
+    /// The newest `resourceVersion` the watch delivered (the controller's cache holds that
+    /// one or a newer), and the newest one a write of ours returned.
+    observed: Option<u64>,
+    written: Option<u64>,
     /// The Rollout as the API server returned it, for its `status`: the watch's manifest,
     /// shared with the controller's cache, or the answer to a write of ours.
     manifest: Option<Arc<serde_json::Value>>,
@@ -272,6 +308,7 @@ impl LiveRollout {
                     }
                 }
                 self.resource_version = seen;
+                self.observed = self.observed.max(seen);
                 self.manifest = Some(value.clone());
                 true
             }
@@ -286,6 +323,7 @@ impl LiveRollout {
     /// Takes in the Rollout an API write returned.
     pub(super) fn wrote(&mut self, value: serde_json::Value) {
         let written = resource_version(&value);
+        self.written = self.written.max(written);
         if let (Some(known), Some(written)) = (self.resource_version, written) {
             if written < known {
                 return;
@@ -293,6 +331,17 @@ impl LiveRollout {
         }
         self.resource_version = written;
         self.manifest = Some(Arc::new(value));
+    }
+
+    /// Whether the controller's cache holds the Rollout as our last write left it (or
+    /// newer): a worker started again from the cache then reconciles from what this one
+    /// knows, and repeats none of its writes.
+    pub(super) fn caught_up(&self) -> bool {
+        match (self.written, self.observed) {
+            (None, _) => true,
+            (Some(written), Some(observed)) => observed >= written,
+            (Some(_), None) => false,
+        }
     }
 
     /// The status patches to write now for the core's `patch`, in order: none when it is
@@ -933,6 +982,23 @@ mod tests {
         // A deleted Rollout starts over.
         assert!(live.observe(&Event::Deleted { kind: ObjectKind::Rollout, name: "web".into() }));
         assert!(live.observe(&rollout("1", json!({}))));
+    }
+
+    #[test]
+    fn the_cache_has_caught_up_once_the_watch_delivered_our_last_write() {
+        let mut live = LiveRollout::default();
+        assert!(live.caught_up(), "nothing written");
+        assert!(live.observe(&rollout("10", json!({"phase": "Paused"}))));
+        assert!(live.caught_up());
+        live.wrote(json!({"metadata": {"resourceVersion": "12"}, "status": {"phase": "Progressing"}}));
+        assert!(!live.caught_up(), "the cache still holds 10");
+        assert!(!live.observe(&rollout("11", json!({"phase": "Paused"}))));
+        assert!(!live.caught_up(), "11 is older than our write");
+        assert!(live.observe(&rollout("12", json!({"phase": "Progressing"}))));
+        assert!(live.caught_up());
+        live.wrote(json!({"metadata": {"resourceVersion": "14"}, "status": {"phase": "Healthy"}}));
+        assert!(live.observe(&rollout("15", json!({"phase": "Healthy"}))), "someone else's write after ours");
+        assert!(live.caught_up());
     }
 
     fn paused_at_three() -> LiveRollout {
