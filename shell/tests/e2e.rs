@@ -785,3 +785,50 @@ spec:
     })
     .await;
 }
+
+/// More rollouts than `--max-workers` (here 1): those that wait (for their pods, for a timed
+/// pause to end) give their workers up, the pool wakes them at their timer or their next
+/// event, and each finishes as ever, with no ReplicaSet created twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_over_max_workers_give_up_their_workers_while_they_wait_and_finish_as_ever() {
+    let env = Env::new("e2e-cap").await;
+    let controller = env.controller(&["--leader-elect=false", "--max-workers=1"]);
+    let names = ["cap-a", "cap-b", "cap-c"];
+    for name in names {
+        env.apply(&format!(
+            r#"apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: {name}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: app, image: argoproj/rollouts-demo:blue}}]
+  strategy:
+    canary:
+      steps: [{{setWeight: 50}}, {{pause: {{duration: 4s}}}}]
+"#
+        ))
+        .await;
+    }
+    for name in names {
+        rollout_until(&env, name, "the first deploy", MINUTE, healthy).await;
+    }
+    for name in names {
+        env.cli_ok(&["set", "image", name, "app=argoproj/rollouts-demo:green"]);
+    }
+    for name in names {
+        rollout_until(&env, name, "the update to be Healthy on green", MINUTE, |ro| {
+            healthy(ro) && step(ro) == 2 && field(ro, "/status/stableRS") == field(ro, "/status/currentPodHash")
+        })
+        .await;
+        let sets = env.replica_sets(name).await;
+        assert_eq!(sets.len(), 2, "{name}: {:?}\n{}", sizes(&sets), controller.log_tail());
+    }
+    assert!(log_count(&controller, "too many workers; letting a waiting one go") >= 1, "no worker was let go\n{}", controller.log_tail());
+    assert!(log_count(&controller, "waking an idle rollout") >= 1, "no rollout was woken\n{}", controller.log_tail());
+    let creates = controller.requests(&["kind=\"replicasets\"", "verb=\"Create\""]);
+    assert_eq!(creates, 6, "one ReplicaSet per rollout and version, each created once\n{}", controller.log_tail());
+}
