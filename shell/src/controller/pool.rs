@@ -23,7 +23,7 @@
 //! closed; it ends and says whether it is still idle ([`Idle::Ended`]). An event routed to the
 //! rollout meanwhile only marks it wanted: its worker starts again once the old one ended.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,12 @@ struct Offer {
 /// time its channel closes.
 const WAKE_GUARD: Duration = Duration::from_millis(200);
 
+/// A rollout whose worker waits for room this long at most: started then even while
+/// `--max-workers` run (none of them could be let go: they all have something to do).
+const QUEUED_AT_MOST: Duration = Duration::from_secs(5);
+/// Starts over the bound, at most one per this long.
+const FORCED_GAP: Duration = Duration::from_millis(20);
+
 /// A rollout without a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dormant {
@@ -76,6 +82,9 @@ enum Dormant {
     Ending { wanted: bool },
     /// Its worker ended; a new one starts at the next event, or at `resync`.
     Asleep { resync: Instant },
+    /// It has something to do but `--max-workers` run: its worker starts, from the cache,
+    /// when one of them goes, or after [`QUEUED_AT_MOST`]. `seq`: its place in the queue.
+    Queued { seq: u64, since: Instant },
 }
 
 /// The running workers and the dormant rollouts.
@@ -87,6 +96,11 @@ pub struct Pool {
     offers: BTreeMap<RolloutKey, Offer>,
     order: BTreeMap<u64, RolloutKey>,
     next_seq: u64,
+    /// Asleep rollouts by their resync; queued ones in order.
+    schedule: BTreeSet<(Instant, RolloutKey)>,
+    queue: BTreeMap<u64, RolloutKey>,
+    /// The next start over the bound, not before.
+    next_forced: Option<Instant>,
     /// Workers kept while over it are those with something to do (0: no bound).
     cap: usize,
     /// Workers let go while waiting, since the start.
@@ -113,6 +127,11 @@ impl Pool {
     pub fn dispatch(&mut self, routed: Routed, router: &mut Router, shared: &Arc<worker::Shared>) {
         match routed {
             Routed::Start(key, events) => {
+                if self.cap > 0 && key.is_rollout() && self.running.len() >= self.cap && !self.running.contains_key(&key) {
+                    // The cache holds what `events` say: its worker gets them when it starts.
+                    self.enqueue(key, Instant::now());
+                    return;
+                }
                 let (tx, rx) = mpsc::unbounded_channel();
                 for e in events {
                     let _ = tx.send(Box::new(e));
@@ -126,7 +145,7 @@ impl Pool {
                         tokio::spawn(experiment::run(key.clone(), rx, shared.clone()));
                     }
                 }
-                self.dormant.remove(&key);
+                self.wake_up(&key);
                 self.withdraw(&key);
                 self.running.insert(key, tx);
                 self.make_room(Instant::now());
@@ -146,14 +165,14 @@ impl Pool {
                 match self.dormant.get_mut(&key) {
                     Some(Dormant::Ending { wanted }) => *wanted = true,
                     Some(Dormant::Asleep { .. }) => self.wake(key, router, shared),
-                    None => {}
+                    Some(Dormant::Queued { .. }) | None => {}
                 }
             }
             Routed::Stop(key) => {
                 self.withdraw(&key);
                 if let Some(tx) = self.running.remove(&key) {
                     let _ = tx.send(Box::new(Event::Deleted { kind: key.object_kind(), name: key.name.clone() }));
-                } else if self.dormant.remove(&key).is_some() {
+                } else if self.wake_up(&key).is_some() {
                     // No worker will see the deletion: its series go here (and again when an
                     // ending worker ends, see `idle`).
                     shared.metrics.observe_rollout(&key.namespace, &key.name, None, false);
@@ -164,6 +183,11 @@ impl Pool {
 
     /// Takes a message of an idle worker.
     pub fn idle(&mut self, message: Idle, router: &mut Router, shared: &Arc<worker::Shared>) {
+        self.take_idle(message, router, shared);
+        self.fill(router, shared);
+    }
+
+    fn take_idle(&mut self, message: Idle, router: &mut Router, shared: &Arc<worker::Shared>) {
         match message {
             Idle::Ask(key, channel) => {
                 if self.is_running(&key, &channel) {
@@ -177,9 +201,9 @@ impl Pool {
                     let now = Instant::now();
                     let resync = until.map_or(now + shared.resync, |at| at.min(now + shared.resync));
                     tracing::debug!(rollout = %key, "worker let go until the next event, its wake-up or the resync");
-                    self.dormant.insert(key, Dormant::Asleep { resync });
+                    self.sleep(key, resync);
                 }
-                Some(Dormant::Asleep { .. }) => {}
+                Some(Dormant::Asleep { .. } | Dormant::Queued { .. }) => {}
                 None if self.running.contains_key(&key) => {}
                 // Deleted while its worker was ending: that worker may have counted it again.
                 None => shared.metrics.observe_rollout(&key.namespace, &key.name, None, false),
@@ -221,7 +245,83 @@ impl Pool {
     fn let_go(&mut self, key: RolloutKey) {
         self.withdraw(&key);
         self.running.remove(&key);
+        self.wake_up(&key);
         self.dormant.insert(key, Dormant::Ending { wanted: false });
+    }
+
+    /// Puts a rollout to sleep until `resync`.
+    fn sleep(&mut self, key: RolloutKey, resync: Instant) {
+        self.wake_up(&key);
+        self.schedule.insert((resync, key.clone()));
+        self.dormant.insert(key, Dormant::Asleep { resync });
+    }
+
+    /// Queues a rollout for a worker.
+    fn enqueue(&mut self, key: RolloutKey, now: Instant) {
+        match self.dormant.get_mut(&key) {
+            // Already waiting for room.
+            Some(Dormant::Queued { .. }) => return,
+            // Its worker ends, then it starts again (and is queued then if need be).
+            Some(Dormant::Ending { wanted }) => {
+                *wanted = true;
+                return;
+            }
+            Some(Dormant::Asleep { .. }) | None => {}
+        }
+        self.wake_up(&key);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queue.insert(seq, key.clone());
+        self.dormant.insert(key, Dormant::Queued { seq, since: now });
+    }
+
+    /// Takes a rollout out of the dormant ones (and out of the schedule or the queue).
+    fn wake_up(&mut self, key: &RolloutKey) -> Option<Dormant> {
+        let dormant = self.dormant.remove(key)?;
+        match dormant {
+            Dormant::Asleep { resync } => {
+                self.schedule.remove(&(resync, key.clone()));
+            }
+            Dormant::Queued { seq, .. } => {
+                self.queue.remove(&seq);
+            }
+            Dormant::Ending { .. } => {}
+        }
+        Some(dormant)
+    }
+
+    /// The queued rollout to start now, if any: the first in the queue while fewer than
+    /// `cap` run, or the first that waited [`QUEUED_AT_MOST`] (one per [`FORCED_GAP`]).
+    fn next_queued(&mut self, now: Instant) -> Option<RolloutKey> {
+        let (_, key) = self.queue.first_key_value()?;
+        if self.running.len() < self.cap {
+            return Some(key.clone());
+        }
+        let Some(Dormant::Queued { since, .. }) = self.dormant.get(key) else { return Some(key.clone()) };
+        if *since + QUEUED_AT_MOST <= now && self.next_forced.is_none_or(|at| at <= now) {
+            self.next_forced = Some(now + FORCED_GAP);
+            return Some(key.clone());
+        }
+        None
+    }
+
+    /// Starts queued rollouts while there is room (or they waited long enough).
+    fn fill(&mut self, router: &mut Router, shared: &Arc<worker::Shared>) {
+        let now = Instant::now();
+        while let Some(key) = self.next_queued(now) {
+            // Out of the queue: each turn takes one, a rollout gone meanwhile starts nothing.
+            self.wake_up(&key);
+            for routed in router.restart(key) {
+                self.start_now(routed, router, shared);
+            }
+        }
+    }
+
+    /// Dispatches a start without queueing it (room was made for it).
+    fn start_now(&mut self, routed: Routed, router: &mut Router, shared: &Arc<worker::Shared>) {
+        let cap = std::mem::take(&mut self.cap);
+        self.dispatch(routed, router, shared);
+        self.cap = cap;
     }
 
     /// While more workers run than the cap, lets go of those waiting, in the order they
@@ -245,31 +345,26 @@ impl Pool {
 
     /// When the next dormant rollout is due for its resync.
     pub fn next_resync(&self) -> Option<Instant> {
-        self.dormant
-            .values()
-            .filter_map(|d| match d {
-                Dormant::Asleep { resync } => Some(*resync),
-                Dormant::Ending { .. } => None,
-            })
-            .min()
+        let asleep = self.schedule.first().map(|(at, _)| *at);
+        let queued = self.queue.first_key_value().and_then(|(_, key)| match self.dormant.get(key) {
+            Some(Dormant::Queued { since, .. }) => Some((*since + QUEUED_AT_MOST).max(self.next_forced.unwrap_or(*since))),
+            _ => None,
+        });
+        asleep.into_iter().chain(queued).min()
     }
 
     /// Starts the workers of the dormant rollouts whose resync is due.
     pub fn resync_due(&mut self, now: Instant, router: &mut Router, shared: &Arc<worker::Shared>) {
-        let due: Vec<RolloutKey> = self
-            .dormant
-            .iter()
-            .filter(|(_, d)| matches!(d, Dormant::Asleep { resync } if *resync <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let due: Vec<RolloutKey> = self.schedule.iter().take_while(|(at, _)| *at <= now).map(|(_, k)| k.clone()).collect();
         for key in due {
             self.wake(key, router, shared);
         }
+        self.fill(router, shared);
     }
 
     /// Starts a dormant rollout's worker again, from the router's cache.
     fn wake(&mut self, key: RolloutKey, router: &mut Router, shared: &Arc<worker::Shared>) {
-        self.dormant.remove(&key);
+        self.wake_up(&key);
         tracing::debug!(rollout = %key, "waking an idle rollout");
         for routed in router.restart(key) {
             self.dispatch(routed, router, shared);
@@ -357,6 +452,56 @@ mod tests {
         assert_eq!((pool.offers.len(), pool.order.len()), (1, 1));
         pool.withdraw(&key("a"));
         assert!(pool.offers.is_empty() && pool.order.is_empty());
+    }
+
+    #[test]
+    fn queued_rollouts_start_in_order_when_there_is_room_or_one_by_one_after_waiting_too_long() {
+        let now = Instant::now();
+        let mut pool = Pool::new(1);
+        let (_a, _) = run(&mut pool, "a");
+        for name in ["q1", "q2", "q3"] {
+            pool.enqueue(key(name), now);
+        }
+        pool.enqueue(key("q1"), now + Duration::from_secs(1));
+        assert_eq!(pool.queue.len(), 3, "queued once");
+        assert_eq!(pool.next_queued(now), None, "no room, not waited long enough");
+        assert_eq!(pool.next_resync(), Some(now + QUEUED_AT_MOST));
+        // Waited long enough: one now, the next one FORCED_GAP later.
+        let late = now + QUEUED_AT_MOST;
+        assert_eq!(pool.next_queued(late), Some(key("q1")));
+        pool.wake_up(&key("q1"));
+        assert_eq!(pool.next_queued(late), None);
+        assert_eq!(pool.next_resync(), Some(late + FORCED_GAP));
+        assert_eq!(pool.next_queued(late + FORCED_GAP), Some(key("q2")));
+        pool.wake_up(&key("q2"));
+        // Room: the next at once.
+        pool.running.clear();
+        assert_eq!(pool.next_queued(now), Some(key("q3")));
+        pool.wake_up(&key("q3"));
+        assert_eq!(pool.next_queued(now), None);
+        assert!(pool.dormant.is_empty() && pool.queue.is_empty());
+    }
+
+    #[test]
+    fn a_start_while_the_old_worker_ends_is_not_lost_and_asleep_rollouts_keep_their_order() {
+        let now = Instant::now();
+        let mut pool = Pool::new(1);
+        let (_a, a_tx) = run(&mut pool, "a");
+        pool.offer(key("a"), a_tx, None, now);
+        let (_b, _) = run(&mut pool, "b");
+        pool.make_room(now);
+        assert_eq!(pool.dormant.get(&key("a")), Some(&Dormant::Ending { wanted: false }));
+        pool.enqueue(key("a"), now);
+        assert_eq!(pool.dormant.get(&key("a")), Some(&Dormant::Ending { wanted: true }), "started again once it ended");
+        pool.wake_up(&key("a"));
+        pool.sleep(key("x"), now + Duration::from_secs(9));
+        pool.sleep(key("y"), now + Duration::from_secs(3));
+        pool.sleep(key("x"), now + Duration::from_secs(5));
+        assert_eq!(pool.schedule.len(), 2, "one entry per rollout");
+        assert_eq!(pool.next_resync(), Some(now + Duration::from_secs(3)));
+        pool.enqueue(key("y"), now);
+        assert_eq!(pool.next_resync(), Some(now + Duration::from_secs(5)), "queued, y left the schedule");
+        assert!(matches!(pool.dormant.get(&key("y")), Some(Dormant::Queued { .. })));
     }
 
     #[test]
