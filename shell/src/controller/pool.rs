@@ -172,6 +172,8 @@ impl Pool {
                 self.withdraw(&key);
                 if let Some(tx) = self.running.remove(&key) {
                     let _ = tx.send(Box::new(Event::Deleted { kind: key.object_kind(), name: key.name.clone() }));
+                    // Room for a queued one.
+                    self.fill(router, shared);
                 } else if self.wake_up(&key).is_some() {
                     // No worker will see the deletion: its series go here (and again when an
                     // ending worker ends, see `idle`).
