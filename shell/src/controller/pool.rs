@@ -15,12 +15,14 @@
 //! a wake-up, and the cache holding the Rollout as their last write left it) are let go,
 //! those that said so first before the others, and their wake-up becomes their resync. A
 //! burst (every rollout created or updated at once) then keeps about `--max-workers` States
-//! alive, not one per rollout: the memory measured at 1,000 rollouts was mostly theirs.
+//! alive, not one per rollout: the memory measured at 1,000 rollouts was mostly theirs. A
+//! rollout that needs a worker while `--max-workers` run waits in a queue ([`Dormant::Queued`])
+//! until one goes, [`QUEUED_AT_MOST`] at most.
 //!
 //! The hand-over has no window in which two workers act for one rollout or an event is
 //! lost: the worker asks ([`Idle::Ask`]) and goes on serving its channel; the pool drops the
 //! channel's sender, so the worker drains what was sent before and then sees the channel
-//! closed; it ends and says whether it is still idle ([`Idle::Ended`]). An event routed to the
+//! closed; it ends and says what it left pending ([`Idle::Ended`]). An event routed to the
 //! rollout meanwhile only marks it wanted: its worker starts again once the old one ended.
 
 use std::collections::{BTreeMap, BTreeSet};
