@@ -105,19 +105,12 @@ pub struct Pool {
     next_forced: Option<Instant>,
     /// Workers kept while over it are those with something to do (0: no bound).
     cap: usize,
-    /// Workers let go while waiting, since the start.
-    evicted: u64,
 }
 
 impl Pool {
     /// A pool that lets waiting workers go while more than `cap` run (0: never).
     pub fn new(cap: usize) -> Self {
         Pool { cap, ..Pool::default() }
-    }
-
-    /// Workers let go while they waited, since the start.
-    pub fn evicted(&self) -> u64 {
-        self.evicted
     }
 
     /// Running workers.
@@ -134,30 +127,13 @@ impl Pool {
                     self.enqueue(key, Instant::now());
                     return;
                 }
-                let (tx, rx) = mpsc::unbounded_channel();
-                for e in events {
-                    let _ = tx.send(Box::new(e));
-                }
-                tracing::debug!(rollout = %key, "worker started");
-                match key.kind {
-                    WorkerKind::Rollout | WorkerKind::AnalysisRun => {
-                        tokio::spawn(worker::run(key.clone(), rx, tx.downgrade(), shared.clone()));
-                    }
-                    WorkerKind::Experiment => {
-                        tokio::spawn(experiment::run(key.clone(), rx, shared.clone()));
-                    }
-                }
-                self.wake_up(&key);
-                self.withdraw(&key);
-                self.running.insert(key, tx);
-                self.make_room(Instant::now());
+                self.spawn(key, events, shared);
             }
             Routed::Deliver(key, events) => {
                 if self.running.contains_key(&key) {
                     // It has something to do again.
                     self.withdraw(&key);
-                }
-                if let Some(tx) = self.running.get(&key) {
+                    let tx = &self.running[&key];
                     for e in events {
                         let _ = tx.send(Box::new(e));
                     }
@@ -183,6 +159,28 @@ impl Pool {
                 }
             }
         }
+    }
+
+    /// Starts the worker of `key` with `events`, over the bound or not, and lets waiting
+    /// workers go if too many run.
+    fn spawn(&mut self, key: RolloutKey, events: Vec<Event>, shared: &Arc<worker::Shared>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        for e in events {
+            let _ = tx.send(Box::new(e));
+        }
+        tracing::debug!(rollout = %key, "worker started");
+        match key.kind {
+            WorkerKind::Rollout | WorkerKind::AnalysisRun => {
+                tokio::spawn(worker::run(key.clone(), rx, tx.downgrade(), shared.clone()));
+            }
+            WorkerKind::Experiment => {
+                tokio::spawn(experiment::run(key.clone(), rx, shared.clone()));
+            }
+        }
+        self.wake_up(&key);
+        self.withdraw(&key);
+        self.running.insert(key, tx);
+        self.make_room(Instant::now());
     }
 
     /// Takes a message of an idle worker.
@@ -316,16 +314,13 @@ impl Pool {
             // Out of the queue: each turn takes one, a rollout gone meanwhile starts nothing.
             self.wake_up(&key);
             for routed in router.restart(key) {
-                self.start_now(routed, router, shared);
+                match routed {
+                    // Room was made for it: not queued again.
+                    Routed::Start(key, events) => self.spawn(key, events, shared),
+                    other => self.dispatch(other, router, shared),
+                }
             }
         }
-    }
-
-    /// Dispatches a start without queueing it (room was made for it).
-    fn start_now(&mut self, routed: Routed, router: &mut Router, shared: &Arc<worker::Shared>) {
-        let cap = std::mem::take(&mut self.cap);
-        self.dispatch(routed, router, shared);
-        self.cap = cap;
     }
 
     /// While more workers run than the cap, lets go of those waiting, in the order they
@@ -342,7 +337,6 @@ impl Pool {
                 continue;
             }
             tracing::debug!(rollout = %key, running = self.running.len(), "too many workers; letting a waiting one go");
-            self.evicted += 1;
             self.let_go(key);
         }
     }
@@ -395,6 +389,11 @@ mod tests {
         (rx, weak)
     }
 
+    /// Rollouts whose worker was let go and has not ended yet.
+    fn ending(pool: &Pool) -> usize {
+        pool.dormant.values().filter(|d| matches!(d, Dormant::Ending { .. })).count()
+    }
+
     fn let_go(rx: &mut UnboundedReceiver<Box<Event>>) -> bool {
         matches!(rx.try_recv(), Err(TryRecvError::Disconnected))
     }
@@ -414,7 +413,7 @@ mod tests {
         assert!(let_go(&mut b), "b offered first");
         assert!(!let_go(&mut a) && !let_go(&mut c));
         assert_eq!(pool.dormant.get(&key("b")), Some(&Dormant::Ending { wanted: false }));
-        assert_eq!((pool.running(), pool.evicted()), (2, 1));
+        assert_eq!((pool.running(), ending(&pool)), (2, 1));
         // A fourth: a goes; then nobody else offered, so the fifth makes three running.
         let (mut d, _) = run(&mut pool, "d");
         pool.make_room(now);
@@ -422,7 +421,7 @@ mod tests {
         let (mut e, _) = run(&mut pool, "e");
         pool.make_room(now);
         assert!(!let_go(&mut c) && !let_go(&mut d) && !let_go(&mut e));
-        assert_eq!((pool.running(), pool.evicted()), (3, 2));
+        assert_eq!((pool.running(), ending(&pool)), (3, 2));
         assert!(pool.offers.is_empty() && pool.order.is_empty());
     }
 
@@ -441,7 +440,7 @@ mod tests {
         pool.offer(key("b"), b_tx, None, now);
         assert!(let_go(&mut b), "the old worker's sender was replaced");
         assert!(!let_go(&mut b2), "the new worker did not offer");
-        assert_eq!(pool.evicted(), 0);
+        assert_eq!(ending(&pool), 0);
         assert!(pool.offers.is_empty() && pool.order.is_empty());
     }
 
@@ -519,6 +518,6 @@ mod tests {
             receivers.push(rx);
         }
         assert!(receivers.iter_mut().all(|rx| !let_go(rx)));
-        assert_eq!(pool.evicted(), 0);
+        assert_eq!(ending(&pool), 0);
     }
 }
