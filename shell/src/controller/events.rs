@@ -20,7 +20,7 @@
 //! message patches the older Event and keeps the older message; it has no spam filter.
 //! Events are written as `events.k8s.io/v1`, as kube's recorder wrote them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -77,9 +77,12 @@ struct Seen {
     last: Instant,
 }
 
+/// The messages recently seen for one (object, type, reason), as hashes: the window of
+/// similar events needs only to tell them apart, and the texts are already the keys of
+/// [`Reason::seen`].
 #[derive(Debug)]
 struct Similar {
-    messages: BTreeSet<String>,
+    messages: BTreeSet<u64>,
     last: Instant,
 }
 
@@ -89,16 +92,38 @@ struct Bucket {
     at: Instant,
 }
 
-/// (object, warning?, reason, message or [`COMBINED`]).
-type SeenKey = (ObjectKey, bool, String, String);
+/// What the recorder remembers of one (object, type, reason).
+#[derive(Debug)]
+struct Reason {
+    similar: Similar,
+    /// The Events written, by message ([`COMBINED`] for the combined one).
+    seen: BTreeMap<String, Seen>,
+}
+
+/// What the recorder remembers of one object: its key is stored once, however many
+/// events it had (a thousand rollouts' keys, copied into every repeat and similar-message
+/// entry, were most of the recorder's memory).
+#[derive(Debug)]
+struct PerObject {
+    bucket: Bucket,
+    /// By (warning?, reason).
+    reasons: BTreeMap<(bool, String), Reason>,
+}
 
 /// The recorder's memory: plain bookkeeping, with the time as a parameter.
 #[derive(Debug, Default)]
 pub struct Correlator {
-    seen: HashMap<SeenKey, Seen>,
-    similar: HashMap<(ObjectKey, bool, String), Similar>,
-    buckets: HashMap<ObjectKey, Bucket>,
+    objects: HashMap<ObjectKey, PerObject>,
     pruned: Option<Instant>,
+}
+
+/// A message's hash for [`Similar`]: `DefaultHasher::new()` has fixed keys, so the same
+/// message always hashes the same.
+fn message_hash(note: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    note.hash(&mut h);
+    h.finish()
 }
 
 impl Correlator {
@@ -113,27 +138,31 @@ impl Correlator {
         name: impl FnOnce() -> String,
     ) -> Write {
         self.prune(now);
-        let obj = object_key(object);
+        let per = self
+            .objects
+            .entry(object_key(object))
+            .or_insert_with(|| PerObject { bucket: Bucket { tokens: SPAM_BURST, at: now }, reasons: BTreeMap::new() });
         let warning = matches!(kind, EventType::Warning);
-        let similar = self
-            .similar
-            .entry((obj.clone(), warning, reason.to_string()))
-            .or_insert_with(|| Similar { messages: BTreeSet::new(), last: now });
+        let entry = per
+            .reasons
+            .entry((warning, reason.to_string()))
+            .or_insert_with(|| Reason { similar: Similar { messages: BTreeSet::new(), last: now }, seen: BTreeMap::new() });
+        let similar = &mut entry.similar;
         if now.duration_since(similar.last) > REPEAT_WINDOW {
             similar.messages.clear();
         }
         similar.last = now;
-        let combined = !(similar.messages.contains(note) || similar.messages.len() < MAX_SIMILAR);
+        let hash = message_hash(note);
+        let combined = !(similar.messages.contains(&hash) || similar.messages.len() < MAX_SIMILAR);
         let (key_note, note) = if !combined {
-            similar.messages.insert(note.to_string());
-            (note.to_string(), note.to_string())
+            similar.messages.insert(hash);
+            (note, note.to_string())
         } else {
             // One Event stands for all the others: keyed by the prefix alone.
-            (COMBINED.to_string(), format!("{COMBINED}{note}"))
+            (COMBINED, format!("{COMBINED}{note}"))
         };
-        let key = (obj.clone(), warning, reason.to_string(), key_note);
-        let allowed = self.take_token(&obj, now);
-        match self.seen.get_mut(&key).filter(|s| now.duration_since(s.last) <= REPEAT_WINDOW) {
+        let allowed = per.bucket.take(now);
+        match entry.seen.get_mut(key_note).filter(|s| now.duration_since(s.last) <= REPEAT_WINDOW) {
             Some(seen) => {
                 // Counted even when dropped: the next write carries the true count.
                 seen.count += 1;
@@ -146,7 +175,7 @@ impl Correlator {
             }
             None if allowed => {
                 let name = name();
-                self.seen.insert(key, Seen { name: name.clone(), count: 1, last: now });
+                entry.seen.insert(key_note.to_string(), Seen { name: name.clone(), count: 1, last: now });
                 Write::Create { name, note }
             }
             None => Write::Drop,
@@ -156,39 +185,53 @@ impl Correlator {
     /// Forgets the Event `name` (its create failed, or the API server expired it): the next
     /// repeat creates a new one.
     pub fn forget(&mut self, name: &str) {
-        self.seen.retain(|_, s| s.name != name);
+        for per in self.objects.values_mut() {
+            for reason in per.reasons.values_mut() {
+                reason.seen.retain(|_, s| s.name != name);
+            }
+        }
     }
 
+    /// Drops what no longer matters, at most once a minute: repeats and similar messages
+    /// older than the window, objects with nothing left whose bucket has filled up again.
+    fn prune(&mut self, now: Instant) {
+        if self.pruned.is_some_and(|p| now.duration_since(p) < Duration::from_secs(60)) {
+            return;
+        }
+        self.pruned = Some(now);
+        self.objects.retain(|_, per| {
+            per.reasons.retain(|_, r| {
+                r.seen.retain(|_, s| now.duration_since(s.last) <= REPEAT_WINDOW);
+                if now.duration_since(r.similar.last) > REPEAT_WINDOW {
+                    r.similar.messages.clear();
+                }
+                !(r.seen.is_empty() && r.similar.messages.is_empty())
+            });
+            !per.reasons.is_empty() || !per.bucket.full_by(now)
+        });
+    }
+}
+
+impl Bucket {
     /// Client-go's token bucket: whether the object may write now.
-    fn take_token(&mut self, obj: &ObjectKey, now: Instant) -> bool {
-        let bucket = self.buckets.entry(obj.clone()).or_insert(Bucket { tokens: SPAM_BURST, at: now });
-        let refill = now.duration_since(bucket.at).as_secs_f64() / SPAM_REFILL.as_secs_f64();
-        bucket.tokens = (bucket.tokens + refill).min(SPAM_BURST);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = now.duration_since(self.at).as_secs_f64() / SPAM_REFILL.as_secs_f64();
+        self.tokens = (self.tokens + refill).min(SPAM_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
             true
         } else {
             false
         }
     }
 
-    /// Drops what no longer matters, at most once a minute: repeats and similar messages
-    /// older than the window, buckets that have filled up again.
-    fn prune(&mut self, now: Instant) {
-        if self.pruned.is_some_and(|p| now.duration_since(p) < Duration::from_secs(60)) {
-            return;
-        }
-        self.pruned = Some(now);
-        self.seen.retain(|_, s| now.duration_since(s.last) <= REPEAT_WINDOW);
-        self.similar.retain(|_, s| now.duration_since(s.last) <= REPEAT_WINDOW);
-        self.buckets.retain(|_, b| {
-            let full_at = SPAM_REFILL.as_secs_f64() * (SPAM_BURST - b.tokens);
-            now.duration_since(b.at).as_secs_f64() < full_at
-        });
+    /// Whether it has filled up again by `now` (and can be forgotten).
+    fn full_by(&self, now: Instant) -> bool {
+        let full_at = SPAM_REFILL.as_secs_f64() * (SPAM_BURST - self.tokens);
+        now.duration_since(self.at).as_secs_f64() >= full_at
     }
 }
-
 
 /// Records the controller's Events: queues them for a [`Writer`].
 pub struct EventRecorder {
@@ -405,6 +448,22 @@ mod tests {
         }
         assert_eq!(t.decide(&mut c, "web", "RolloutPaused", "paused", 1), Write::Drop);
         assert_eq!(t.decide(&mut c, "web", "RolloutPaused", "paused", 1 + SPAM_REFILL.as_secs()), Write::Repeat { name: "e1".into(), count: 3, note: None });
+    }
+
+    #[test]
+    fn objects_whose_events_are_past_the_window_are_forgotten() {
+        let (mut c, mut t) = (Correlator::default(), clock());
+        for i in 0..100 {
+            assert!(matches!(t.decide(&mut c, &format!("r{i}"), "RolloutPaused", "paused", 0), Write::Create { .. }));
+        }
+        assert!(matches!(t.decide(&mut c, "web", "RolloutPaused", "paused", 30), Write::Create { .. }));
+        assert_eq!(c.objects.len(), 101);
+        // Past the window, with their buckets full again, only `web` (seen within it) is left.
+        let later = REPEAT_WINDOW.as_secs() + 1;
+        assert!(matches!(t.decide(&mut c, "web", "RolloutPaused", "paused", later), Write::Repeat { count: 2, .. }));
+        assert_eq!(c.objects.keys().map(|k| k.2.as_str()).collect::<Vec<_>>(), ["web"]);
+        // A forgotten object starts afresh.
+        assert_eq!(t.decide(&mut c, "r1", "RolloutPaused", "paused", later), Write::Create { name: "e103".into(), note: "paused".into() });
     }
 
     #[test]
