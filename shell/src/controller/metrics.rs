@@ -30,45 +30,75 @@ pub struct RequestLabels {
     pub status_code: String,
 }
 
+/// A label value many series share (a rollout's namespace and name): cloning it shares one
+/// allocation, so a rollout's dozen series hold one copy of its name, not a dozen.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Label(Arc<str>);
+
+impl From<&str> for Label {
+    fn from(s: &str) -> Self {
+        Label(Arc::from(s))
+    }
+}
+
+impl std::ops::Deref for Label {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for Label {
+    fn encode(&self, encoder: &mut prometheus_client::encoding::LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        (&*self.0).encode(encoder)
+    }
+}
+
 /// Labels of the per-rollout series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct RolloutLabels {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Label,
+    pub name: Label,
+}
+
+impl RolloutLabels {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        RolloutLabels { namespace: namespace.into(), name: name.into() }
+    }
 }
 
 /// Labels of `rollout_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RolloutInfoLabels {
-    pub namespace: String,
-    pub name: String,
-    pub strategy: String,
-    pub traffic_router: String,
-    pub phase: String,
+    pub namespace: Label,
+    pub name: Label,
+    pub strategy: &'static str,
+    pub traffic_router: &'static str,
+    pub phase: &'static str,
 }
 
 /// Labels of `experiment_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ExperimentInfoLabels {
-    pub namespace: String,
-    pub name: String,
-    pub phase: String,
+    pub namespace: Label,
+    pub name: Label,
+    pub phase: &'static str,
 }
 
 /// Labels of `rollout_phase`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RolloutPhaseLabels {
-    pub namespace: String,
-    pub name: String,
-    pub strategy: String,
-    pub phase: String,
+    pub namespace: Label,
+    pub name: Label,
+    pub strategy: &'static str,
+    pub phase: &'static str,
 }
 
 /// Labels of `rollout_events_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Label,
+    pub name: Label,
     #[prometheus(flatten)]
     pub event: EventKind,
 }
@@ -76,7 +106,7 @@ pub struct EventLabels {
 /// Type and reason of a recorded event.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventKind {
-    pub r#type: String,
+    pub r#type: &'static str,
     pub reason: String,
 }
 
@@ -101,7 +131,7 @@ pub struct Metrics {
     desired: Family<RolloutLabels, Gauge>,
     updated: Family<RolloutLabels, Gauge>,
     /// The `rollout_info` labels last set per rollout, to remove the old series on change.
-    last_info: Mutex<std::collections::BTreeMap<RolloutLabels, (RolloutInfoLabels, String)>>,
+    last_info: Mutex<std::collections::BTreeMap<RolloutLabels, RolloutInfoLabels>>,
     /// Experiment reconciles: duration and failures (Argo's `experiment_reconcile`,
     /// `experiment_reconcile_error`).
     pub experiment_reconcile: Family<RolloutLabels, Histogram>,
@@ -215,18 +245,18 @@ impl Metrics {
 
     /// Updates the per-rollout gauges from the rollout as the core last saw it.
     pub fn observe_rollout(&self, namespace: &str, name: &str, rollout: Option<&Rollout>, invalid: bool) {
-        let key = RolloutLabels { namespace: namespace.to_string(), name: name.to_string() };
+        let key = RolloutLabels::new(namespace, name);
         let mut last = self.last_info.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((old, strategy)) = last.remove(&key) {
-            self.info.remove(&old);
-            for p in PHASES {
+        if let Some(old) = last.remove(&key) {
+            for phase in PHASES {
                 self.phase.remove(&RolloutPhaseLabels {
                     namespace: key.namespace.clone(),
                     name: key.name.clone(),
-                    strategy: strategy.clone(),
-                    phase: p.to_string(),
+                    strategy: old.strategy,
+                    phase,
                 });
             }
+            self.info.remove(&old);
         }
         let Some(ro) = rollout else {
             for g in [&self.available, &self.unavailable, &self.desired, &self.updated] {
@@ -245,17 +275,17 @@ impl Metrics {
         let labels = RolloutInfoLabels {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
-            strategy: strategy.to_string(),
-            traffic_router: traffic_router(ro).to_string(),
-            phase: phase.to_string(),
+            strategy,
+            traffic_router: traffic_router(ro),
+            phase,
         };
         self.info.get_or_create(&labels).set(1);
         for p in PHASES {
             let l = RolloutPhaseLabels {
                 namespace: key.namespace.clone(),
                 name: key.name.clone(),
-                strategy: strategy.to_string(),
-                phase: p.to_string(),
+                strategy,
+                phase: p,
             };
             self.phase.get_or_create(&l).set(i64::from(p == phase));
         }
@@ -264,7 +294,7 @@ impl Metrics {
         self.unavailable.get_or_create(&key).set(i64::from((s.replicas - s.available_replicas).max(0)));
         self.desired.get_or_create(&key).set(i64::from(ro.spec.replicas.unwrap_or(1)));
         self.updated.get_or_create(&key).set(i64::from(s.updated_replicas));
-        last.insert(key, (labels, strategy.to_string()));
+        last.insert(key, labels);
     }
 }
 
@@ -272,14 +302,14 @@ impl Metrics {
     /// Sets `experiment_info` (phase as Argo reports it: the status phase, `Pending` before
     /// the first one) from the Experiment as last seen; `None` removes its series.
     pub fn observe_experiment(&self, namespace: &str, name: &str, experiment: Option<&rollouts_core::api::Experiment>) {
-        let key = RolloutLabels { namespace: namespace.to_string(), name: name.to_string() };
+        let key = RolloutLabels::new(namespace, name);
         let mut last = self.last_experiment_info.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = last.remove(&key) {
             self.experiment_info.remove(&old);
         }
         let Some(ex) = experiment else { return };
         let phase = ex.status.phase.map_or("Pending", rollouts_core::api::AnalysisPhase::as_str);
-        let labels = ExperimentInfoLabels { namespace: key.namespace.clone(), name: key.name.clone(), phase: phase.to_string() };
+        let labels = ExperimentInfoLabels { namespace: key.namespace.clone(), name: key.name.clone(), phase };
         self.experiment_info.get_or_create(&labels).set(1);
         last.insert(key, labels);
     }

@@ -45,9 +45,9 @@ impl Shared {
             EventType::Warning => "Warning",
         };
         let labels = EventLabels {
-            namespace: namespace.to_string(),
-            name: object.name.clone().unwrap_or_default(),
-            event: EventKind { r#type: r#type.to_string(), reason: reason.to_string() },
+            namespace: namespace.into(),
+            name: object.name.as_deref().unwrap_or_default().into(),
+            event: EventKind { r#type, reason: reason.to_string() },
         };
         self.metrics.events.get_or_create(&labels).inc();
         self.recorder.record(object, kind, reason, note);
@@ -104,7 +104,7 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
     // and a reconcile from those would wait for them forever. Read again, with backoff,
     // before the next reconcile.
     let mut unread: BTreeSet<(ObjectKind, String)> = BTreeSet::new();
-    let labels = RolloutLabels { namespace: key.namespace.clone(), name: key.name.clone() };
+    let labels = RolloutLabels::new(&key.namespace, &key.name);
     loop {
         if !unread.is_empty() {
             let before = shared.notifier.before(&state);

@@ -219,9 +219,9 @@ impl Notifier {
             EventType::Warning => "Warning",
         };
         let event_labels = EventLabels {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            event: EventKind { r#type: type_label.to_string(), reason: reason.to_string() },
+            namespace: namespace.into(),
+            name: name.into(),
+            event: EventKind { r#type: type_label, reason: reason.to_string() },
         };
         let occurrence = {
             let digest = before.0.clone().unwrap_or_else(|| status_digest(rollout));
@@ -378,7 +378,7 @@ impl Delivery {
         let started = Instant::now();
         let result = self.attempt().await;
         if let Some(m) = &inner.metrics {
-            let labels = RolloutLabels { namespace: self.namespace.clone(), name: self.name.clone() };
+            let labels = RolloutLabels::new(&self.namespace, &self.name);
             m.notification_send.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         }
         let rollout = format!("{}/{}", self.namespace, self.name);

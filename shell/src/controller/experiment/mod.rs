@@ -56,7 +56,7 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, shared:
     let mut wake: Option<rollouts_core::Timestamp> = None;
     let mut backoff = Duration::ZERO;
     let mut retry = false;
-    let labels = RolloutLabels { namespace: key.namespace.clone(), name: key.name.clone() };
+    let labels = RolloutLabels::new(&key.namespace, &key.name);
     let exec = Executor { key: &key, shared: &shared };
     loop {
         let sleep = if std::mem::take(&mut retry) { Duration::ZERO } else { wake.map_or(shared.resync, until) };
