@@ -43,6 +43,10 @@ pub const SPAM_BURST: f64 = 25.0;
 pub const SPAM_REFILL: Duration = Duration::from_secs(300);
 /// Events waiting to be written (client-go's `maxQueuedEvents`).
 pub const QUEUE: usize = 1000;
+/// (object, type, reason) entries remembered at most (client-go's `maxLruCacheEntries`):
+/// past it the least recently seen go, so the recorder's memory stays bounded however many
+/// rollouts record events within the window. A repeat of a forgotten one is a new Event.
+pub const MAX_ENTRIES: usize = 4096;
 /// Prefix of a combined event's message (client-go's).
 const COMBINED: &str = "(combined from similar events): ";
 
@@ -114,6 +118,8 @@ struct PerObject {
 #[derive(Debug, Default)]
 pub struct Correlator {
     objects: HashMap<ObjectKey, PerObject>,
+    /// How many [`Reason`]s `objects` holds.
+    entries: usize,
     pruned: Option<Instant>,
 }
 
@@ -143,10 +149,10 @@ impl Correlator {
             .entry(object_key(object))
             .or_insert_with(|| PerObject { bucket: Bucket { tokens: SPAM_BURST, at: now }, reasons: BTreeMap::new() });
         let warning = matches!(kind, EventType::Warning);
-        let entry = per
-            .reasons
-            .entry((warning, reason.to_string()))
-            .or_insert_with(|| Reason { similar: Similar { messages: BTreeSet::new(), last: now }, seen: BTreeMap::new() });
+        let entry = per.reasons.entry((warning, reason.to_string())).or_insert_with(|| {
+            self.entries += 1;
+            Reason { similar: Similar { messages: BTreeSet::new(), last: now }, seen: BTreeMap::new() }
+        });
         let similar = &mut entry.similar;
         if now.duration_since(similar.last) > REPEAT_WINDOW {
             similar.messages.clear();
@@ -162,7 +168,7 @@ impl Correlator {
             (COMBINED, format!("{COMBINED}{note}"))
         };
         let allowed = per.bucket.take(now);
-        match entry.seen.get_mut(key_note).filter(|s| now.duration_since(s.last) <= REPEAT_WINDOW) {
+        let write = match entry.seen.get_mut(key_note).filter(|s| now.duration_since(s.last) <= REPEAT_WINDOW) {
             Some(seen) => {
                 // Counted even when dropped: the next write carries the true count.
                 seen.count += 1;
@@ -179,7 +185,11 @@ impl Correlator {
                 Write::Create { name, note }
             }
             None => Write::Drop,
+        };
+        if self.entries > MAX_ENTRIES {
+            self.evict();
         }
+        write
     }
 
     /// Forgets the Event `name` (its create failed, or the API server expired it): the next
@@ -192,6 +202,30 @@ impl Correlator {
         }
     }
 
+    /// Forgets the least recently seen eighth of the entries (one pass per
+    /// `MAX_ENTRIES / 8` new ones, not a scan per event); an object left with none goes too,
+    /// its budget with it (client-go's spam filter forgets it the same way).
+    fn evict(&mut self) {
+        let mut by_age: Vec<(Instant, &ObjectKey, &(bool, String))> = self
+            .objects
+            .iter()
+            .flat_map(|(obj, per)| per.reasons.iter().map(move |(key, r)| (r.similar.last, obj, key)))
+            .collect();
+        by_age.sort();
+        let go: Vec<(ObjectKey, (bool, String))> =
+            by_age.into_iter().take(MAX_ENTRIES / 8).map(|(_, obj, key)| (obj.clone(), key.clone())).collect();
+        for (obj, key) in go {
+            if let Some(per) = self.objects.get_mut(&obj) {
+                if per.reasons.remove(&key).is_some() {
+                    self.entries -= 1;
+                }
+                if per.reasons.is_empty() {
+                    self.objects.remove(&obj);
+                }
+            }
+        }
+    }
+
     /// Drops what no longer matters, at most once a minute: repeats and similar messages
     /// older than the window, objects with nothing left whose bucket has filled up again.
     fn prune(&mut self, now: Instant) {
@@ -199,13 +233,16 @@ impl Correlator {
             return;
         }
         self.pruned = Some(now);
+        let entries = &mut self.entries;
         self.objects.retain(|_, per| {
             per.reasons.retain(|_, r| {
                 r.seen.retain(|_, s| now.duration_since(s.last) <= REPEAT_WINDOW);
                 if now.duration_since(r.similar.last) > REPEAT_WINDOW {
                     r.similar.messages.clear();
                 }
-                !(r.seen.is_empty() && r.similar.messages.is_empty())
+                let keep = !(r.seen.is_empty() && r.similar.messages.is_empty());
+                *entries -= usize::from(!keep);
+                keep
             });
             !per.reasons.is_empty() || !per.bucket.full_by(now)
         });
@@ -464,6 +501,26 @@ mod tests {
         assert_eq!(c.objects.keys().map(|k| k.2.as_str()).collect::<Vec<_>>(), ["web"]);
         // A forgotten object starts afresh.
         assert_eq!(t.decide(&mut c, "r1", "RolloutPaused", "paused", later), Write::Create { name: "e103".into(), note: "paused".into() });
+    }
+
+    #[test]
+    fn at_most_max_entries_are_remembered_the_least_recently_seen_go() {
+        let (mut c, mut t) = (Correlator::default(), clock());
+        // Five reasons on each of 1,000 objects, a second for every fourth (within the window).
+        for i in 0..1000u64 {
+            for r in 0..5 {
+                let w = t.decide(&mut c, &format!("r{i}"), &format!("R{r}"), "m", i / 4);
+                assert!(matches!(w, Write::Create { .. }), "{w:?}");
+            }
+        }
+        assert!(c.entries <= MAX_ENTRIES, "{}", c.entries);
+        assert_eq!(c.entries, c.objects.values().map(|p| p.reasons.len()).sum::<usize>());
+        assert!(c.entries > MAX_ENTRIES - MAX_ENTRIES / 8 - 1, "{}", c.entries);
+        // The oldest objects went whole; the most recent repeats on its Event, the oldest is a
+        // new one.
+        assert!((0..100).all(|i| !c.objects.contains_key(&("Rollout".into(), "ns".into(), format!("r{i}"), format!("uid-r{i}")))));
+        assert!(matches!(t.decide(&mut c, "r999", "R4", "m", 250), Write::Repeat { count: 2, .. }));
+        assert!(matches!(t.decide(&mut c, "r0", "R0", "m", 250), Write::Create { .. }));
     }
 
     #[test]
