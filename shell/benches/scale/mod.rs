@@ -18,7 +18,9 @@
 //!    started; the time until it has listed everything (its "caches synced" log line) and
 //!    until all N are Healthy again, and its RSS then and once idle.
 //!
-//! `ROLLOUTS_BENCH_SCALE_ONLY=healthy` stops after the first deploy (1 and the series count).
+//! `ROLLOUTS_BENCH_SCALE_ONLY=healthy` stops after the first deploy (1, the series count and
+//! kube-controller-manager's RSS with the rollouts' ReplicaSets and pods);
+//! `ROLLOUTS_BENCH_SCALE_ONLY=update` after the update of all (1 in full).
 
 use std::time::{Duration, Instant};
 
@@ -321,8 +323,11 @@ pub async fn run(n: usize) {
     println!("controller RSS with {n} Healthy rollouts: {rss:.1} MiB (peak {hwm:.1} MiB; {})", parts(controller.pid()));
     once_idle(&controller, &format!("with {n} Healthy rollouts")).await;
     if std::env::var("ROLLOUTS_BENCH_SCALE_ONLY").as_deref() == Ok("healthy") {
-        // The first deploy alone (N = 10,000 takes long enough).
+        // The first deploy alone (N = 10,000 takes long enough). The yardstick then is the
+        // same plane's kube-controller-manager running the rollouts' ReplicaSets and pods.
         println!("series of controller_clientset_k8s_request_total: {}", series(&controller));
+        let (kcm, kcm_hwm) = memory(kcm_pid());
+        println!("kube-controller-manager RSS with the rollouts' ReplicaSets and pods: {kcm:.1} MiB (peak {kcm_hwm:.1} MiB)");
         return;
     }
 
@@ -338,6 +343,9 @@ pub async fn run(n: usize) {
     );
     once_idle(&controller, &format!("after the update of all {n}")).await;
     println!("series of controller_clientset_k8s_request_total: {}", series(&controller));
+    if std::env::var("ROLLOUTS_BENCH_SCALE_ONLY").as_deref() == Ok("update") {
+        return;
+    }
 
     // The yardstick: kube-controller-manager with N Deployments, beside the rollouts.
     let kcm = kcm_pid();
