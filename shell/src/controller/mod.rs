@@ -103,8 +103,8 @@ pub struct ControllerArgs {
     /// measurement). Over it, a rollout that had no event for a second and has nothing
     /// pending but a timer gives its worker up; its next event or its timer starts one again
     /// from the cache. Bounds the memory of a burst (every rollout updated at once). `0`: no
-    /// bound.
-    #[arg(long, default_value_t = 100, value_name = "N")]
+    /// bound. (Argo reconciles with 10 `--rollout-threads`.)
+    #[arg(long, default_value_t = 32, value_name = "N")]
     pub max_workers: usize,
     /// Write every reconcile's events and actions to FILE as JSON lines (see `rollouts replay`).
     #[arg(long, value_name = "FILE")]
