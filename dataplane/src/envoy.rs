@@ -4,8 +4,11 @@
 //! A static bootstrap (written once) holds the listener on `127.0.0.1:<port>`; its routes come
 //! from `xds/rds.json` and its clusters from `xds/cds.json`, read from files
 //! (`path_config_source` with `watched_directory`): each is replaced by an atomic rename, the
-//! clusters first, so that a route never names a cluster Envoy does not know yet. Nothing
-//! restarts, and a route change drains no connection.
+//! clusters first, so that a route never names a cluster Envoy does not know yet. A cluster
+//! the new routes no longer name (a backend whose weight went to 0) goes only once Envoy
+//! serves them: until then the routes it still serves may send requests there (they would
+//! answer 500, `cluster_not_found_response_code`). Nothing restarts, and a route change
+//! drains no connection.
 //!
 //! - a virtual host per hostname (`*` for routes without hostnames), `strip_any_host_port`;
 //! - a route per match, in precedence order: `path` / `path_separated_prefix` (element-wise
@@ -165,6 +168,30 @@ pub fn render(plan: &Plan, generation: u64) -> Config {
     }
 }
 
+/// The clusters of `old` that `new` drops, added to `new` (`None` when it drops none): what
+/// Envoy must know while it may still serve the routes that named them.
+fn with_dropped(old: &Value, new: &Value) -> Option<Value> {
+    let names = |v: &Value| -> Vec<Value> {
+        v["resources"].as_array().into_iter().flatten().map(|c| c["name"].clone()).collect()
+    };
+    let kept = names(new);
+    let dropped: Vec<Value> = old["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| !kept.contains(&c["name"]))
+        .cloned()
+        .collect();
+    if dropped.is_empty() {
+        return None;
+    }
+    let mut both = new.clone();
+    if let Some(resources) = both["resources"].as_array_mut() {
+        resources.extend(dropped);
+    }
+    Some(both)
+}
+
 /// The bootstrap: the listener, and where the routes and clusters come from.
 fn bootstrap(dir: &Path, port: u16) -> Value {
     let xds = dir.join("xds");
@@ -200,6 +227,8 @@ pub struct Envoy {
     dir: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// The clusters last written (`cds.json`'s JSON).
+    clusters: Option<Value>,
 }
 
 impl Envoy {
@@ -209,6 +238,7 @@ impl Envoy {
             dir,
             port,
             child: None,
+            clusters: None,
         }
     }
 
@@ -240,7 +270,14 @@ impl Proxy for Envoy {
         tokio::fs::create_dir_all(&xds)
             .await
             .map_err(|e| Error::io(&xds, e))?;
-        self.write("cds.json", &config.clusters).await?;
+        // Make before break: the clusters the served routes name stay until the new routes
+        // are served.
+        let bridge = self
+            .clusters
+            .as_ref()
+            .and_then(|old| with_dropped(old, &config.clusters));
+        self.write("cds.json", bridge.as_ref().unwrap_or(&config.clusters))
+            .await?;
         self.write("rds.json", &config.routes).await?;
         if self.child.is_none() {
             let path = self.dir.join("bootstrap.json");
@@ -273,7 +310,12 @@ impl Proxy for Envoy {
             generation,
             Duration::from_secs(30),
         )
-        .await
+        .await?;
+        if bridge.is_some() {
+            self.write("cds.json", &config.clusters).await?;
+        }
+        self.clusters = Some(config.clusters.clone());
+        Ok(())
     }
 
     fn child_mut(&mut self) -> Option<&mut Child> {

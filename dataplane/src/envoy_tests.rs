@@ -224,3 +224,43 @@ fn every_kind_of_route_passes_envoy_own_validation() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A canary whose weight goes to 0 loses its cluster; the routes Envoy still serves may name
+/// it, so the first clusters written keep it (and only then is it dropped).
+#[test]
+fn a_dropped_cluster_stays_until_the_new_routes_are_served() {
+    let both = render(
+        &plan_of(
+            json!({"hostnames": ["a.test"], "rules": [{"backendRefs": [{"name": "stable", "weight": 0}, {"name": "canary", "weight": 100}]}]}),
+        ),
+        1,
+    );
+    let stable_only = render(
+        &plan_of(
+            json!({"hostnames": ["a.test"], "rules": [{"backendRefs": [{"name": "stable", "weight": 100}, {"name": "canary", "weight": 0}]}]}),
+        ),
+        2,
+    );
+    let names = |clusters: &Value| -> Vec<String> {
+        clusters["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&both.clusters), ["ns/canary"]);
+    assert_eq!(names(&stable_only.clusters), ["ns/stable"]);
+    let bridge = with_dropped(&both.clusters, &stable_only.clusters).unwrap();
+    assert_eq!(names(&bridge), ["ns/stable", "ns/canary"]);
+    assert_eq!(bridge["version_info"], "2");
+    // Nothing dropped (the same, or more): nothing to bridge.
+    let half = render(
+        &plan_of(
+            json!({"hostnames": ["a.test"], "rules": [{"backendRefs": [{"name": "stable", "weight": 50}, {"name": "canary", "weight": 50}]}]}),
+        ),
+        3,
+    );
+    assert_eq!(with_dropped(&both.clusters, &half.clusters), None);
+    assert_eq!(with_dropped(&both.clusters, &both.clusters), None);
+}
