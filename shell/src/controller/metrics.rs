@@ -41,13 +41,6 @@ impl From<&str> for Label {
     }
 }
 
-impl std::ops::Deref for Label {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
 impl prometheus_client::encoding::EncodeLabelValue for Label {
     fn encode(&self, encoder: &mut prometheus_client::encoding::LabelValueEncoder) -> Result<(), std::fmt::Error> {
         (&*self.0).encode(encoder)
