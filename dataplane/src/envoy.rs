@@ -227,7 +227,7 @@ pub struct Envoy {
     dir: PathBuf,
     port: u16,
     child: Option<Child>,
-    /// The clusters last written (`cds.json`'s JSON).
+    /// The clusters last written (`cds.json`'s JSON): a bridge until the routes are served.
     clusters: Option<Value>,
 }
 
@@ -276,8 +276,10 @@ impl Proxy for Envoy {
             .clusters
             .as_ref()
             .and_then(|old| with_dropped(old, &config.clusters));
-        self.write("cds.json", bridge.as_ref().unwrap_or(&config.clusters))
-            .await?;
+        let first = bridge.unwrap_or_else(|| config.clusters.clone());
+        self.write("cds.json", &first).await?;
+        // What is on disk, should the wait below fail: the next bridge starts from it.
+        self.clusters = Some(first);
         self.write("rds.json", &config.routes).await?;
         if self.child.is_none() {
             let path = self.dir.join("bootstrap.json");
@@ -311,10 +313,10 @@ impl Proxy for Envoy {
             Duration::from_secs(30),
         )
         .await?;
-        if bridge.is_some() {
+        if self.clusters.as_ref() != Some(&config.clusters) {
             self.write("cds.json", &config.clusters).await?;
+            self.clusters = Some(config.clusters.clone());
         }
-        self.clusters = Some(config.clusters.clone());
         Ok(())
     }
 
