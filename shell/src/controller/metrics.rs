@@ -23,11 +23,11 @@ pub const MAX_NAMED_REQUEST_SERIES: usize = 10_000;
 /// Labels of `controller_clientset_k8s_request_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    pub verb: String,
-    pub status_code: String,
+    pub kind: Label,
+    pub namespace: Label,
+    pub name: Label,
+    pub verb: &'static str,
+    pub status_code: Label,
 }
 
 /// A label value many series share (a rollout's namespace and name): cloning it shares one
@@ -38,6 +38,13 @@ pub struct Label(Arc<str>);
 impl From<&str> for Label {
     fn from(s: &str) -> Self {
         Label(Arc::from(s))
+    }
+}
+
+/// Looks a [`Metrics::label`] up by its text (the derived `Hash` and `Eq` are the text's).
+impl std::borrow::Borrow<str> for Label {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
@@ -52,12 +59,6 @@ impl prometheus_client::encoding::EncodeLabelValue for Label {
 pub struct RolloutLabels {
     pub namespace: Label,
     pub name: Label,
-}
-
-impl RolloutLabels {
-    pub fn new(namespace: &str, name: &str) -> Self {
-        RolloutLabels { namespace: namespace.into(), name: name.into() }
-    }
 }
 
 /// Labels of `rollout_info`.
@@ -100,7 +101,7 @@ pub struct EventLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventKind {
     pub r#type: &'static str,
-    pub reason: String,
+    pub reason: Label,
 }
 
 /// Every metric the controller serves.
@@ -109,6 +110,10 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     /// How many series of `requests` carry a name.
     named_requests: Mutex<usize>,
+    /// Label values from small sets (namespaces, kinds, reasons, status codes), one copy of
+    /// each that every series shares ([`Metrics::label`]). Never emptied: it holds what the
+    /// series that are never removed (requests, events) hold anyway.
+    interned: Mutex<std::collections::HashSet<Label>>,
     pub reconcile: Family<RolloutLabels, Histogram>,
     pub reconcile_error: Family<RolloutLabels, Counter>,
     pub events: Family<EventLabels, Counter>,
@@ -187,6 +192,7 @@ impl Metrics {
             registry,
             requests,
             named_requests: Mutex::new(0),
+            interned: Mutex::default(),
             reconcile,
             reconcile_error,
             events,
@@ -211,14 +217,19 @@ impl Metrics {
     /// (every recorded or aggregated Event has a name of its own, so a name per Event would be a
     /// series per Event for the life of the process), and past [`MAX_NAMED_REQUEST_SERIES`]
     /// named series a new name is counted with an empty one.
-    pub fn count_request(&self, mut labels: RequestLabels) {
-        if labels.kind == "events" {
-            labels.name.clear();
-        }
-        if !labels.name.is_empty() && self.requests.get(&labels).is_none() {
+    pub fn count_request(&self, kind: &str, namespace: &str, name: &str, verb: &'static str, status_code: &str) {
+        let name = if kind == "events" { "" } else { name };
+        let mut labels = RequestLabels {
+            kind: self.label(kind),
+            namespace: self.label(namespace),
+            name: if name.is_empty() { self.label("") } else { name.into() },
+            verb,
+            status_code: self.label(status_code),
+        };
+        if !name.is_empty() && self.requests.get(&labels).is_none() {
             let mut named = self.named_requests.lock().unwrap_or_else(|e| e.into_inner());
             if *named >= MAX_NAMED_REQUEST_SERIES {
-                labels.name.clear();
+                labels.name = self.label("");
             } else if self.requests.get(&labels).is_none() {
                 *named += 1;
                 self.requests.get_or_create(&labels).inc();
@@ -226,6 +237,27 @@ impl Metrics {
             }
         }
         self.requests.get_or_create(&labels).inc();
+    }
+
+    /// The shared copy of a label value from a small set (a namespace, a kind, a reason).
+    pub fn label(&self, value: &str) -> Label {
+        let mut interned = self.interned.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(label) = interned.get(value) {
+            return label.clone();
+        }
+        let label = Label::from(value);
+        interned.insert(label.clone());
+        label
+    }
+
+    /// A rollout's (or Experiment's) labels, its namespace shared.
+    pub fn rollout_labels(&self, namespace: &str, name: &str) -> RolloutLabels {
+        RolloutLabels { namespace: self.label(namespace), name: name.into() }
+    }
+
+    /// The labels of `rollout_events_total` (and the notification counters).
+    pub fn event_labels(&self, namespace: &str, name: &str, r#type: &'static str, reason: &str) -> EventLabels {
+        EventLabels { namespace: self.label(namespace), name: name.into(), event: EventKind { r#type, reason: self.label(reason) } }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -238,9 +270,14 @@ impl Metrics {
 
     /// Updates the per-rollout gauges from the rollout as the core last saw it.
     pub fn observe_rollout(&self, namespace: &str, name: &str, rollout: Option<&Rollout>, invalid: bool) {
-        let key = RolloutLabels::new(namespace, name);
+        let key = self.rollout_labels(namespace, name);
         let mut last = self.last_info.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = last.remove(&key) {
+        // The series are made again below with the key they had (its name shared).
+        let (key, old) = match last.remove_entry(&key) {
+            Some((key, old)) => (key, Some(old)),
+            None => (key, None),
+        };
+        if let Some(old) = old {
             for phase in PHASES {
                 self.phase.remove(&RolloutPhaseLabels {
                     namespace: key.namespace.clone(),
@@ -295,7 +332,7 @@ impl Metrics {
     /// Sets `experiment_info` (phase as Argo reports it: the status phase, `Pending` before
     /// the first one) from the Experiment as last seen; `None` removes its series.
     pub fn observe_experiment(&self, namespace: &str, name: &str, experiment: Option<&rollouts_core::api::Experiment>) {
-        let key = RolloutLabels::new(namespace, name);
+        let key = self.rollout_labels(namespace, name);
         let mut last = self.last_experiment_info.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = last.remove(&key) {
             self.experiment_info.remove(&old);
@@ -387,7 +424,7 @@ where
                     Ok(r) => r.status().as_u16().to_string(),
                     Err(_) => "<error>".to_string(),
                 };
-                metrics.count_request(RequestLabels { kind, namespace, name, verb, status_code });
+                metrics.count_request(&kind, &namespace, &name, verb, &status_code);
                 res
             })
             .boxed()
@@ -396,7 +433,7 @@ where
 
 /// (kind, namespace, name, verb) of a request path such as
 /// `/apis/apps/v1/namespaces/ns/replicasets/name` or `/api/v1/pods?watch=true`.
-pub fn describe(method: &http::Method, uri: &http::Uri) -> (String, String, String, String) {
+pub fn describe(method: &http::Method, uri: &http::Uri) -> (String, String, String, &'static str) {
     let parts: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
     // Skip `api/v1` or `apis/group/version`.
     let rest: &[&str] = match parts.first() {
@@ -421,7 +458,7 @@ pub fn describe(method: &http::Method, uri: &http::Uri) -> (String, String, Stri
         http::Method::DELETE => "Delete",
         _ => "Unknown",
     };
-    (kind, namespace, name, verb.to_string())
+    (kind, namespace, name, verb)
 }
 
 /// Seconds since `start`, for histograms.
@@ -433,7 +470,7 @@ pub fn elapsed(start: Instant) -> f64 {
 mod tests {
     use super::*;
 
-    fn d(method: http::Method, uri: &str) -> (String, String, String, String) {
+    fn d(method: http::Method, uri: &str) -> (String, String, String, &'static str) {
         describe(&method, &uri.parse().unwrap())
     }
 
@@ -441,26 +478,26 @@ mod tests {
     fn request_paths_name_kind_namespace_and_verb() {
         assert_eq!(
             d(http::Method::PATCH, "/apis/apps/v1/namespaces/ns/replicasets/web-abc"),
-            ("replicasets".into(), "ns".into(), "web-abc".into(), "Patch".into())
+            ("replicasets".into(), "ns".into(), "web-abc".into(), "Patch")
         );
         assert_eq!(
             d(http::Method::PATCH, "/apis/argoproj.io/v1alpha1/namespaces/ns/rollouts/web/status"),
-            ("rollouts".into(), "ns".into(), "web".into(), "Patch".into())
+            ("rollouts".into(), "ns".into(), "web".into(), "Patch")
         );
         assert_eq!(
             d(http::Method::GET, "/api/v1/pods?labelSelector=x&watch=true&resourceVersion=1"),
-            ("pods".into(), "".into(), "".into(), "Watch".into())
+            ("pods".into(), "".into(), "".into(), "Watch")
         );
         assert_eq!(d(http::Method::GET, "/api/v1/namespaces/ns/services").3, "List");
         assert_eq!(d(http::Method::POST, "/apis/batch/v1/namespaces/ns/jobs").0, "jobs");
         assert_eq!(
             d(http::Method::GET, "/api/v1/namespaces/ns"),
-            ("namespaces".into(), "".into(), "ns".into(), "Get".into())
+            ("namespaces".into(), "".into(), "ns".into(), "Get")
         );
     }
 
-    fn request(kind: &str, name: &str) -> RequestLabels {
-        RequestLabels { kind: kind.into(), namespace: "ns".into(), name: name.into(), verb: "Patch".into(), status_code: "200".into() }
+    fn request(m: &Metrics, kind: &str, name: &str) {
+        m.count_request(kind, "ns", name, "Patch", "200");
     }
 
     fn series(m: &Metrics) -> Vec<String> {
@@ -471,21 +508,30 @@ mod tests {
     fn request_series_are_bounded_events_without_names_then_a_cap() {
         let m = Metrics::new();
         for i in 0..100 {
-            m.count_request(request("events", &format!("web.{i:x}")));
+            request(&m, "events", &format!("web.{i:x}"));
         }
         assert_eq!(
             series(&m),
             [r#"controller_clientset_k8s_request_total{kind="events",namespace="ns",name="",verb="Patch",status_code="200"} 100"#]
         );
         for i in 0..MAX_NAMED_REQUEST_SERIES + 50 {
-            m.count_request(request("replicasets", &format!("web-{i}")));
+            request(&m, "replicasets", &format!("web-{i}"));
         }
         // A name seen before keeps counting under its own series after the cap.
-        m.count_request(request("replicasets", "web-0"));
+        request(&m, "replicasets", "web-0");
         let all = series(&m);
         assert_eq!(all.len(), 1 + MAX_NAMED_REQUEST_SERIES + 1, "events, the named series, one unnamed");
         assert!(all.contains(&r#"controller_clientset_k8s_request_total{kind="replicasets",namespace="ns",name="web-0",verb="Patch",status_code="200"} 2"#.to_string()));
         assert!(all.contains(&r#"controller_clientset_k8s_request_total{kind="replicasets",namespace="ns",name="",verb="Patch",status_code="200"} 50"#.to_string()));
+    }
+
+    #[test]
+    fn label_values_from_small_sets_are_shared() {
+        let m = Metrics::new();
+        let (a, b) = (m.event_labels("ns", "web", "Normal", "RolloutUpdated"), m.event_labels("ns", "api", "Normal", "RolloutUpdated"));
+        assert!(Arc::ptr_eq(&a.namespace.0, &b.namespace.0) && Arc::ptr_eq(&a.event.reason.0, &b.event.reason.0));
+        assert!(Arc::ptr_eq(&m.rollout_labels("ns", "web").namespace.0, &a.namespace.0));
+        assert!(!Arc::ptr_eq(&m.label("other").0, &a.namespace.0));
     }
 
     fn rollout(traffic: serde_json::Value) -> Rollout {
@@ -544,7 +590,7 @@ mod tests {
                 kind: "rollouts".into(),
                 namespace: "ns".into(),
                 name: "web".into(),
-                verb: "Get".into(),
+                verb: "Get",
                 status_code: "200".into(),
             })
             .inc();

@@ -17,7 +17,7 @@ use rollouts_core::state::{Action, Event, EventType, Object, ObjectKind, State};
 use rollouts_core::{step_batch, Timestamp};
 use tokio::sync::mpsc::{UnboundedReceiver, WeakUnboundedSender};
 
-use super::metrics::{EventKind, EventLabels, Metrics, RolloutLabels};
+use super::metrics::Metrics;
 use super::router::RolloutKey;
 use super::trace::Trace;
 use crate::kubeapi::{analysis_run_resource, experiment_resource, rollout_resource, route_resource};
@@ -44,11 +44,7 @@ impl Shared {
             EventType::Normal => "Normal",
             EventType::Warning => "Warning",
         };
-        let labels = EventLabels {
-            namespace: namespace.into(),
-            name: object.name.as_deref().unwrap_or_default().into(),
-            event: EventKind { r#type, reason: reason.to_string() },
-        };
+        let labels = self.metrics.event_labels(namespace, object.name.as_deref().unwrap_or_default(), r#type, reason);
         self.metrics.events.get_or_create(&labels).inc();
         self.recorder.record(object, kind, reason, note);
     }
@@ -104,7 +100,7 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, me: Wea
     // and a reconcile from those would wait for them forever. Read again, with backoff,
     // before the next reconcile.
     let mut unread: BTreeSet<(ObjectKind, String)> = BTreeSet::new();
-    let labels = RolloutLabels::new(&key.namespace, &key.name);
+    let labels = shared.metrics.rollout_labels(&key.namespace, &key.name);
     loop {
         if !unread.is_empty() {
             let before = shared.notifier.before(&state);

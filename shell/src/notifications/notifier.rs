@@ -32,7 +32,7 @@ use super::sent::{self, Sent};
 use super::services::{Http, SendError};
 use super::subscriptions::{self, Destination};
 use super::templates::{self, Notification};
-use crate::controller::metrics::{EventKind, EventLabels, Metrics, RolloutLabels};
+use crate::controller::metrics::{EventKind, EventLabels, Metrics};
 use crate::kubeapi::rollout_resource;
 
 /// Jobs waiting for the delivery task; beyond this, notifications are dropped.
@@ -221,7 +221,7 @@ impl Notifier {
         let event_labels = EventLabels {
             namespace: namespace.into(),
             name: name.into(),
-            event: EventKind { r#type: type_label, reason: reason.to_string() },
+            event: EventKind { r#type: type_label, reason: reason.into() },
         };
         let occurrence = {
             let digest = before.0.clone().unwrap_or_else(|| status_digest(rollout));
@@ -378,7 +378,7 @@ impl Delivery {
         let started = Instant::now();
         let result = self.attempt().await;
         if let Some(m) = &inner.metrics {
-            let labels = RolloutLabels::new(&self.namespace, &self.name);
+            let labels = m.rollout_labels(&self.namespace, &self.name);
             m.notification_send.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         }
         let rollout = format!("{}/{}", self.namespace, self.name);

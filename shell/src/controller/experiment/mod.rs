@@ -42,7 +42,7 @@ use rollouts_core::state::{Action, Event, EventType, Object, ObjectKind};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::metrics::{elapsed, RolloutLabels};
+use super::metrics::elapsed;
 use super::router::RolloutKey;
 use super::worker::{action_name, already_exists, code, message, now, until, Failure, Shared, MAX_BACKOFF};
 use crate::kubeapi::{analysis_run_resource, experiment_resource};
@@ -56,7 +56,7 @@ pub async fn run(key: RolloutKey, mut rx: UnboundedReceiver<Box<Event>>, shared:
     let mut wake: Option<rollouts_core::Timestamp> = None;
     let mut backoff = Duration::ZERO;
     let mut retry = false;
-    let labels = RolloutLabels::new(&key.namespace, &key.name);
+    let labels = shared.metrics.rollout_labels(&key.namespace, &key.name);
     let exec = Executor { key: &key, shared: &shared };
     loop {
         let sleep = if std::mem::take(&mut retry) { Duration::ZERO } else { wake.map_or(shared.resync, until) };
