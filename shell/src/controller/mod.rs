@@ -437,11 +437,11 @@ fn typed_json<K: serde::Serialize>(o: &K) -> serde_json::Value {
 }
 
 /// A Pod as the core reads it: its metadata (owner, labels and annotations for ephemeral
-/// metadata, creation and deletion times for restarts) and its conditions (readiness). The
-/// spec and the rest of the status are most of a pod, and every pod of every rollout is
-/// cached: they are dropped.
+/// metadata, creation and deletion times for restarts) and its `Ready` condition
+/// ([`rollouts_core::objects::pod_ready_since`]). The spec, the other conditions and the rest
+/// of the status are most of a pod, and every pod of every rollout is cached: they are dropped.
 fn trim_pod(pod: Pod) -> Pod {
-    let conditions = pod.status.and_then(|s| s.conditions);
+    let conditions = pod.status.and_then(|s| s.conditions).map(|c| c.into_iter().filter(|c| c.type_ == "Ready").collect());
     Pod { metadata: pod.metadata, spec: None, status: Some(PodStatus { conditions, ..PodStatus::default() }) }
 }
 
@@ -714,7 +714,11 @@ mod tests {
             "spec": {"containers": [{"name": "app", "image": "argoproj/rollouts-demo:blue", "env": [{"name": "X", "value": "y"}]}]},
             "status": {
                 "phase": "Running", "podIP": "10.88.0.1",
-                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:05Z"}],
+                "conditions": [
+                    {"type": "Initialized", "status": "True", "lastTransitionTime": "2026-01-01T00:00:01Z"},
+                    {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:05Z"},
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+                ],
                 "containerStatuses": [{"name": "app", "image": "i", "imageID": "", "ready": true, "restartCount": 0}]
             }
         }))
@@ -724,6 +728,8 @@ mod tests {
         assert_eq!(trimmed.spec, None);
         let status = trimmed.status.clone().unwrap();
         assert_eq!((status.phase, status.pod_ip, status.container_statuses), (None, None, None));
+        let kept: Vec<String> = status.conditions.unwrap_or_default().into_iter().map(|c| c.type_).collect();
+        assert_eq!(kept, ["Ready"]);
         assert_eq!(rollouts_core::objects::pod_owner(&trimmed), Some("web-abc"));
         assert_eq!(rollouts_core::objects::pod_ready_since(&trimmed), rollouts_core::objects::pod_ready_since(&pod));
         assert!(rollouts_core::objects::pod_ready_since(&trimmed).is_some());
