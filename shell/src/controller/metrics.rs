@@ -111,8 +111,8 @@ pub struct Metrics {
     /// How many series of `requests` carry a name.
     named_requests: Mutex<usize>,
     /// Label values from small sets (namespaces, kinds, reasons, status codes), one copy of
-    /// each that every series shares ([`Metrics::label`]). Never emptied: it holds what the
-    /// series that are never removed (requests, events) hold anyway.
+    /// each that every series shares ([`Metrics::label`]). Never emptied: it grows with the
+    /// namespaces the controller has seen, like the request and event series (never removed).
     interned: Mutex<std::collections::HashSet<Label>>,
     pub reconcile: Family<RolloutLabels, Histogram>,
     pub reconcile_error: Family<RolloutLabels, Counter>,
