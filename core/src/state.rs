@@ -769,6 +769,16 @@ pub enum EventType {
     Warning,
 }
 
+impl EventType {
+    /// The type as Kubernetes writes it (`Normal`, `Warning`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
 /// Why the core wants to be woken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum WakeReason {

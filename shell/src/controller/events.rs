@@ -414,10 +414,7 @@ impl Writer {
             metadata: ObjectMeta { namespace: object.namespace.clone(), name: Some(name), ..ObjectMeta::default() },
             reporting_controller: Some(self.controller.clone()),
             reporting_instance: Some(self.instance.clone()),
-            type_: Some(match kind {
-                EventType::Normal => "Normal".to_string(),
-                EventType::Warning => "Warning".to_string(),
-            }),
+            type_: Some(kind.as_str().to_string()),
             ..K8sEvent::default()
         }
     }

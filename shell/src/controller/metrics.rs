@@ -14,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use rollouts_core::api::{ConditionStatus, ConditionType, Rollout};
+use rollouts_core::state::EventType;
 
 /// At most this many `controller_clientset_k8s_request_total` series carry an object name;
 /// requests that would open another named series are counted with an empty name instead
@@ -219,17 +220,18 @@ impl Metrics {
     /// named series a new name is counted with an empty one.
     pub fn count_request(&self, kind: &str, namespace: &str, name: &str, verb: &'static str, status_code: &str) {
         let name = if kind == "events" { "" } else { name };
+        let [kind, namespace, status_code, unnamed] = self.labels([kind, namespace, status_code, ""]);
         let mut labels = RequestLabels {
-            kind: self.label(kind),
-            namespace: self.label(namespace),
-            name: if name.is_empty() { self.label("") } else { name.into() },
+            kind,
+            namespace,
+            name: if name.is_empty() { unnamed.clone() } else { name.into() },
             verb,
-            status_code: self.label(status_code),
+            status_code,
         };
         if !name.is_empty() && self.requests.get(&labels).is_none() {
             let mut named = self.named_requests.lock().unwrap_or_else(|e| e.into_inner());
             if *named >= MAX_NAMED_REQUEST_SERIES {
-                labels.name = self.label("");
+                labels.name = unnamed;
             } else if self.requests.get(&labels).is_none() {
                 *named += 1;
                 self.requests.get_or_create(&labels).inc();
@@ -241,13 +243,21 @@ impl Metrics {
 
     /// The shared copy of a label value from a small set (a namespace, a kind, a reason).
     pub fn label(&self, value: &str) -> Label {
-        let mut interned = self.interned.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(label) = interned.get(value) {
-            return label.clone();
-        }
-        let label = Label::from(value);
-        interned.insert(label.clone());
+        let [label] = self.labels([value]);
         label
+    }
+
+    /// [`Metrics::label`] of several values, under one lock (a request counts four).
+    fn labels<const N: usize>(&self, values: [&str; N]) -> [Label; N] {
+        let mut interned = self.interned.lock().unwrap_or_else(|e| e.into_inner());
+        values.map(|value| match interned.get(value) {
+            Some(label) => label.clone(),
+            None => {
+                let label = Label::from(value);
+                interned.insert(label.clone());
+                label
+            }
+        })
     }
 
     /// A rollout's (or Experiment's) labels, its namespace shared.
@@ -256,8 +266,9 @@ impl Metrics {
     }
 
     /// The labels of `rollout_events_total` (and the notification counters).
-    pub fn event_labels(&self, namespace: &str, name: &str, r#type: &'static str, reason: &str) -> EventLabels {
-        EventLabels { namespace: self.label(namespace), name: name.into(), event: EventKind { r#type, reason: self.label(reason) } }
+    pub fn event_labels(&self, namespace: &str, name: &str, kind: EventType, reason: &str) -> EventLabels {
+        let [namespace, reason] = self.labels([namespace, reason]);
+        EventLabels { namespace, name: name.into(), event: EventKind { r#type: kind.as_str(), reason } }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -528,7 +539,7 @@ mod tests {
     #[test]
     fn label_values_from_small_sets_are_shared() {
         let m = Metrics::new();
-        let (a, b) = (m.event_labels("ns", "web", "Normal", "RolloutUpdated"), m.event_labels("ns", "api", "Normal", "RolloutUpdated"));
+        let (a, b) = (m.event_labels("ns", "web", EventType::Normal, "RolloutUpdated"), m.event_labels("ns", "api", EventType::Normal, "RolloutUpdated"));
         assert!(Arc::ptr_eq(&a.namespace.0, &b.namespace.0) && Arc::ptr_eq(&a.event.reason.0, &b.event.reason.0));
         assert!(Arc::ptr_eq(&m.rollout_labels("ns", "web").namespace.0, &a.namespace.0));
         assert!(!Arc::ptr_eq(&m.label("other").0, &a.namespace.0));

@@ -40,11 +40,7 @@ impl Shared {
     /// Counts an Event on `object` in `rollout_events_total` and queues it for writing
     /// (the recorder writes it in the background, best effort).
     pub(super) fn record_event(&self, namespace: &str, object: &ObjectReference, kind: EventType, reason: &str, note: &str) {
-        let r#type = match kind {
-            EventType::Normal => "Normal",
-            EventType::Warning => "Warning",
-        };
-        let labels = self.metrics.event_labels(namespace, object.name.as_deref().unwrap_or_default(), r#type, reason);
+        let labels = self.metrics.event_labels(namespace, object.name.as_deref().unwrap_or_default(), kind, reason);
         self.metrics.events.get_or_create(&labels).inc();
         self.recorder.record(object, kind, reason, note);
     }

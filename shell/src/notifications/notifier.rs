@@ -214,14 +214,10 @@ impl Notifier {
             tracing::debug!(rollout = %format!("{namespace}/{name}"), %trigger, "subscribed trigger is not configured; nothing to send");
             return;
         }
-        let type_label = match kind {
-            EventType::Normal => "Normal",
-            EventType::Warning => "Warning",
-        };
         let event_labels = EventLabels {
             namespace: namespace.into(),
             name: name.into(),
-            event: EventKind { r#type: type_label, reason: reason.into() },
+            event: EventKind { r#type: kind.as_str(), reason: reason.into() },
         };
         let occurrence = {
             let digest = before.0.clone().unwrap_or_else(|| status_digest(rollout));
